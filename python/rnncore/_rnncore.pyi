@@ -1,0 +1,91 @@
+"""Compiled kernels of rnncore (Rust). Private: use :mod:`rnncore.nn`.
+
+Conventions (PyTorch's): ``T`` steps, ``N`` batch, ``D`` input size, ``H`` hidden
+size, ``G`` gates (``rnn_*`` 1, ``lstm`` 4 in order i,f,g,o, ``gru`` 3 in order
+r,z,n). Every float array of one call has the same dtype, float32 or float64.
+Arrays that are not C-contiguous are copied; inputs are never modified.
+"""
+
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+Mode = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
+FloatArray = NDArray[np.float32] | NDArray[np.float64]
+
+__version__: str
+
+def gate_count(mode: Mode) -> int:
+    """Number of gates ``G`` of a cell mode (1, 4 or 3)."""
+
+def forward(
+    mode: Mode,
+    x: FloatArray,
+    h0: FloatArray,
+    c0: FloatArray | None,
+    w_ih: FloatArray,
+    w_hh: FloatArray,
+    b_ih: FloatArray | None,
+    b_hh: FloatArray | None,
+    lengths: NDArray[np.integer] | None = None,
+    reverse: bool = False,
+) -> tuple[FloatArray, FloatArray, FloatArray | None, dict[str, FloatArray]]:
+    """One direction of one recurrent layer over a whole sequence.
+
+    Args:
+        x: ``(T, N, D)`` inputs.
+        h0: ``(N, H)`` initial hidden state.
+        c0: ``(N, H)`` initial cell state for ``lstm``; ``None`` otherwise.
+        w_ih: ``(G*H, D)`` input weights, gates stacked as in PyTorch.
+        w_hh: ``(G*H, H)`` recurrent weights.
+        b_ih, b_hh: ``(G*H,)`` biases, or both ``None`` for a layer without bias.
+        lengths: ``(N,)`` integers in ``1..T``, or ``None`` (every sequence has T
+            steps). Need not be sorted.
+        reverse: run from each sequence's own last step down to step 0.
+
+    Returns:
+        ``(output, h_n, c_n, cache)``: output ``(T, N, H)`` (zero at steps
+        ``t >= lengths[n]``), final hidden state ``(N, H)`` (each sequence's state
+        after its own last step), final cell state ``(N, H)`` or ``None``, and the
+        cache that :func:`backward` needs (``gates (T, N, G*H)`` holds the activated
+        gates, ``states (T+1, N, H)`` the hidden states, plus ``cells (T+1, N, H)``
+        for lstm and ``hn (T, N, H)`` = ``W_hn h + b_hn`` for gru).
+    """
+
+def backward(
+    mode: Mode,
+    x: FloatArray,
+    w_ih: FloatArray,
+    w_hh: FloatArray,
+    b_ih: FloatArray | None,
+    b_hh: FloatArray | None,
+    lengths: NDArray[np.integer] | None,
+    reverse: bool,
+    cache: dict[str, FloatArray],
+    d_output: FloatArray,
+    d_h_n: FloatArray | None = None,
+    d_c_n: FloatArray | None = None,
+) -> tuple[
+    FloatArray,
+    FloatArray,
+    FloatArray | None,
+    FloatArray,
+    FloatArray,
+    FloatArray | None,
+    FloatArray | None,
+]:
+    """Backpropagation through time for one :func:`forward` call.
+
+    Args:
+        x, w_ih, w_hh, b_ih, b_hh, lengths, reverse: as given to :func:`forward`.
+        cache: the cache :func:`forward` returned.
+        d_output: ``(T, N, H)`` gradient of the output (ignored at padded steps).
+        d_h_n: ``(N, H)`` gradient of the final hidden state, or ``None`` (zero).
+        d_c_n: ``(N, H)`` gradient of the final cell state (lstm), or ``None``.
+
+    Returns:
+        ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)`` with the shapes of
+        ``x, h0, c0, w_ih, w_hh, b_ih, b_hh``; ``dc0`` is ``None`` unless lstm,
+        the bias gradients are ``None`` when the layer has no bias.
+    """
