@@ -1,1 +1,21 @@
-//! rnncore
+//! rnncore: CPU kernels for recurrent neural networks.
+//!
+//! The kernels (forward and backpropagation through time for the Elman, LSTM
+//! and GRU cells, in `f32` and `f64`) are plain Rust over slices and know nothing
+//! of Python. The optional `python` feature adds the PyO3 binding that NumPy
+//! arrays go through.
+
+pub mod cells;
+pub mod error;
+pub mod linalg;
+pub mod mode;
+pub mod real;
+pub mod sequence;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::{Result, RnnError};
+pub use mode::Mode;
+pub use real::Real;
+pub use sequence::{backward, forward, Cache, CacheRef, Dims, Forward, Grads, Spec, Weights};

@@ -1,0 +1,44 @@
+"""NumPy reference of the rnncore kernels: the float64 oracle they are tested against.
+
+This package computes exactly what the compiled kernels in :mod:`rnncore._rnncore`
+compute, with the same functions, argument names and return values, so a test can
+run ``impl.forward(...)`` and ``impl.backward(...)`` for ``impl`` in (reference,
+compiled) and compare. It is written to be read, not to be fast: every step is a
+few lines of NumPy, always in float64 whatever dtype comes in, and its own tests
+check every gradient against central finite differences.
+
+- :mod:`.cells`: one time step of each cell (``rnn_tanh``, ``rnn_relu``, ``lstm``,
+  ``gru``, with PyTorch's equations and gate order), each backward right under its
+  forward.
+- :mod:`.sequence`: :func:`forward` and :func:`backward` over a whole sequence, with
+  variable lengths and the reverse direction (PyTorch's packed-sequence semantics).
+
+Conventions: ``T`` steps, ``N`` batch, ``D`` input size, ``H`` hidden size, ``G``
+gates; ``x (T, N, D)``, ``h0 (N, H)``, ``w_ih (G*H, D)``, ``w_hh (G*H, H)``,
+biases ``(G*H,)``.
+"""
+
+from __future__ import annotations
+
+from rnncore.reference.cells import (
+    gate_count,
+    gru_step,
+    gru_step_backward,
+    lstm_step,
+    lstm_step_backward,
+    rnn_step,
+    rnn_step_backward,
+)
+from rnncore.reference.sequence import backward, forward
+
+__all__ = [
+    "backward",
+    "forward",
+    "gate_count",
+    "gru_step",
+    "gru_step_backward",
+    "lstm_step",
+    "lstm_step_backward",
+    "rnn_step",
+    "rnn_step_backward",
+]

@@ -1,0 +1,227 @@
+"""One time step of each recurrent cell, forward and backward, in float64 NumPy.
+
+A cell receives its input already projected, ``x_proj = x_t @ w_ih.T + b_ih`` of
+shape ``(N, G*H)``: :mod:`rnncore.reference.sequence` computes that product for all
+T steps at once and turns ``dx_proj`` back into ``dx``, ``dw_ih`` and ``db_ih`` the
+same way. The cell owns the recurrent half, ``h_prev @ w_hh.T + b_hh``.
+
+Each ``*_step`` returns the next state and a ``step_cache`` tuple. The matching
+``*_step_backward``, right below it, takes the gradient of the next state, that
+cache and ``w_hh``, and returns the gradient of every input of the step:
+``(dx_proj, dh_prev, [dc_prev,] dw_hh, db_hh)``. ``db_hh`` is always computed (it
+is the gradient of a bias of zero when the layer has none; the caller drops it).
+
+Shapes: N batch, H hidden, G gates (``rnn_*`` 1, ``lstm`` 4 in order i,f,g,o,
+``gru`` 3 in order r,z,n); ``x_proj (N, G*H)``, ``h_prev``, ``h_next``, ``c_prev``,
+``c_next (N, H)``, ``w_hh (G*H, H)``, ``b_hh (G*H,)`` or None.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnncore.errors import ArgumentError
+
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+
+
+def gate_count(mode: str) -> int:
+    """Number of gates ``G`` of a cell mode: 1 (``rnn_tanh``, ``rnn_relu``), 4 (``lstm``)
+    or 3 (``gru``). Raises :class:`~rnncore.errors.ArgumentError` for any other mode."""
+    if mode not in GATES:
+        raise ArgumentError(f"unknown mode {mode!r}; expected one of {sorted(GATES)}")
+    return GATES[mode]
+
+
+def sigmoid(a: np.ndarray) -> np.ndarray:
+    """Logistic function ``1 / (1 + exp(-a))``, written with tanh so it never overflows."""
+    return 0.5 * (1.0 + np.tanh(0.5 * a))
+
+
+def project(h_prev: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray | None) -> np.ndarray:
+    """Recurrent projection ``h_prev @ w_hh.T + b_hh``: ``(N, H) -> (N, G*H)``."""
+    h_proj = h_prev @ w_hh.T  # (N, G*H)
+    return h_proj if b_hh is None else h_proj + b_hh
+
+
+def project_backward(
+    dh_proj: np.ndarray, h_prev: np.ndarray, w_hh: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward of :func:`project`: ``dh_proj (N, G*H)`` ->
+    ``(dh_prev (N, H), dw_hh (G*H, H), db_hh (G*H,))``."""
+    return dh_proj @ w_hh, dh_proj.T @ h_prev, dh_proj.sum(axis=0)
+
+
+# --- Elman RNN: h_next = act(x_proj + W_hh h_prev + b_hh), act = tanh or relu ---------
+
+
+def rnn_step(
+    x_proj: np.ndarray,
+    h_prev: np.ndarray,
+    w_hh: np.ndarray,
+    b_hh: np.ndarray | None,
+    nonlinearity: str = "tanh",
+) -> tuple[np.ndarray, tuple]:
+    """One Elman RNN step.
+
+    ``h_next = act(x_proj + h_prev @ w_hh.T + b_hh)`` with ``act`` tanh or relu.
+
+    Args:
+        x_proj: ``(N, H)`` projected input ``x_t @ w_ih.T + b_ih``.
+        h_prev: ``(N, H)`` previous hidden state.
+        w_hh: ``(H, H)``; b_hh: ``(H,)`` or None.
+        nonlinearity: ``"tanh"`` or ``"relu"``.
+
+    Returns:
+        ``(h_next (N, H), step_cache)``.
+    """
+    a = x_proj + project(h_prev, w_hh, b_hh)  # (N, H) pre-activation
+    h_next = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0.0)  # (N, H)
+    return h_next, (h_prev, h_next, nonlinearity)
+
+
+def rnn_step_backward(
+    dh_next: np.ndarray, step_cache: tuple, w_hh: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Backward of :func:`rnn_step`.
+
+    Args:
+        dh_next: ``(N, H)`` gradient of ``h_next``.
+        step_cache: what :func:`rnn_step` returned.
+        w_hh: ``(H, H)``.
+
+    Returns:
+        ``(dx_proj (N, H), dh_prev (N, H), dw_hh (H, H), db_hh (H,))``.
+    """
+    h_prev, h_next, nonlinearity = step_cache
+    if nonlinearity == "tanh":
+        da = dh_next * (1.0 - h_next**2)  # (N, H)
+    else:
+        da = dh_next * (h_next > 0.0)  # (N, H) relu passes the gradient where a > 0
+    dh_prev, dw_hh, db_hh = project_backward(da, h_prev, w_hh)
+    return da, dh_prev, dw_hh, db_hh
+
+
+# --- LSTM: gates i, f, g, o; c_next = f*c_prev + i*g; h_next = o*tanh(c_next) ---------
+
+
+def lstm_step(
+    x_proj: np.ndarray,
+    h_prev: np.ndarray,
+    c_prev: np.ndarray,
+    w_hh: np.ndarray,
+    b_hh: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """One LSTM step (PyTorch's equations)::
+
+        i, f, g, o = split(x_proj + h_prev @ w_hh.T + b_hh, 4)
+        i, f, g, o = sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
+        c_next = f * c_prev + i * g
+        h_next = o * tanh(c_next)
+
+    Args:
+        x_proj: ``(N, 4H)`` projected input ``x_t @ w_ih.T + b_ih``.
+        h_prev, c_prev: ``(N, H)`` previous hidden and cell states.
+        w_hh: ``(4H, H)``; b_hh: ``(4H,)`` or None.
+
+    Returns:
+        ``(h_next (N, H), c_next (N, H), step_cache)``.
+    """
+    a = x_proj + project(h_prev, w_hh, b_hh)  # (N, 4H) pre-activations
+    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)  # each (N, H)
+    i = sigmoid(a_i)  # (N, H) input gate
+    f = sigmoid(a_f)  # (N, H) forget gate
+    g = np.tanh(a_g)  # (N, H) candidate cell
+    o = sigmoid(a_o)  # (N, H) output gate
+    c_next = f * c_prev + i * g  # (N, H)
+    tanh_c = np.tanh(c_next)  # (N, H)
+    h_next = o * tanh_c  # (N, H)
+    return h_next, c_next, (h_prev, c_prev, i, f, g, o, tanh_c)
+
+
+def lstm_step_backward(
+    dh_next: np.ndarray, dc_next: np.ndarray, step_cache: tuple, w_hh: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Backward of :func:`lstm_step`.
+
+    Args:
+        dh_next, dc_next: ``(N, H)`` gradients of ``h_next`` and ``c_next``.
+        step_cache: what :func:`lstm_step` returned.
+        w_hh: ``(4H, H)``.
+
+    Returns:
+        ``(dx_proj (N, 4H), dh_prev (N, H), dc_prev (N, H), dw_hh (4H, H), db_hh (4H,))``.
+    """
+    h_prev, c_prev, i, f, g, o, tanh_c = step_cache
+    do = dh_next * tanh_c  # (N, H)
+    dc = dc_next + dh_next * o * (1.0 - tanh_c**2)  # (N, H) total gradient of c_next
+    di = dc * g  # (N, H)
+    df = dc * c_prev  # (N, H)
+    dg = dc * i  # (N, H)
+    dc_prev = dc * f  # (N, H)
+    da = np.concatenate(  # (N, 4H) gradient of the pre-activations, order i, f, g, o
+        [di * i * (1.0 - i), df * f * (1.0 - f), dg * (1.0 - g**2), do * o * (1.0 - o)],
+        axis=1,
+    )
+    dh_prev, dw_hh, db_hh = project_backward(da, h_prev, w_hh)
+    return da, dh_prev, dc_prev, dw_hh, db_hh
+
+
+# --- GRU ("reset after", as PyTorch): gates r, z, n; h_next = (1-z)*n + z*h_prev -------
+
+
+def gru_step(
+    x_proj: np.ndarray, h_prev: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray | None
+) -> tuple[np.ndarray, tuple]:
+    """One GRU step (PyTorch's equations, reset gate applied after ``W_hn``)::
+
+        r = sigmoid(W_ir x + b_ir + W_hr h_prev + b_hr)
+        z = sigmoid(W_iz x + b_iz + W_hz h_prev + b_hz)
+        n = tanh(W_in x + b_in + r * (W_hn h_prev + b_hn))
+        h_next = (1 - z) * n + z * h_prev
+
+    Args:
+        x_proj: ``(N, 3H)`` projected input ``x_t @ w_ih.T + b_ih``.
+        h_prev: ``(N, H)`` previous hidden state.
+        w_hh: ``(3H, H)``; b_hh: ``(3H,)`` or None.
+
+    Returns:
+        ``(h_next (N, H), step_cache)``.
+    """
+    x_r, x_z, x_n = np.split(x_proj, 3, axis=1)  # each (N, H)
+    h_r, h_z, h_n = np.split(project(h_prev, w_hh, b_hh), 3, axis=1)  # each (N, H)
+    r = sigmoid(x_r + h_r)  # (N, H) reset gate
+    z = sigmoid(x_z + h_z)  # (N, H) update gate
+    n = np.tanh(x_n + r * h_n)  # (N, H) candidate state
+    h_next = (1.0 - z) * n + z * h_prev  # (N, H)
+    return h_next, (h_prev, r, z, n, h_n)
+
+
+def gru_step_backward(
+    dh_next: np.ndarray, step_cache: tuple, w_hh: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Backward of :func:`gru_step`.
+
+    The input and recurrent projections differ only in the n block: the gradient of
+    ``W_in x + b_in`` is ``dn_pre``, that of ``W_hn h_prev + b_hn`` is ``dn_pre * r``.
+
+    Args:
+        dh_next: ``(N, H)`` gradient of ``h_next``.
+        step_cache: what :func:`gru_step` returned.
+        w_hh: ``(3H, H)``.
+
+    Returns:
+        ``(dx_proj (N, 3H), dh_prev (N, H), dw_hh (3H, H), db_hh (3H,))``.
+    """
+    h_prev, r, z, n, h_n = step_cache
+    dn = dh_next * (1.0 - z)  # (N, H)
+    dz = dh_next * (h_prev - n)  # (N, H)
+    dn_pre = dn * (1.0 - n**2)  # (N, H) gradient of W_in x + b_in + r * h_n
+    dr = dn_pre * h_n  # (N, H)
+    dr_pre = dr * r * (1.0 - r)  # (N, H)
+    dz_pre = dz * z * (1.0 - z)  # (N, H)
+    dx_proj = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)  # (N, 3H)
+    dh_proj = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)  # (N, 3H)
+    dh_prev, dw_hh, db_hh = project_backward(dh_proj, h_prev, w_hh)
+    dh_prev = dh_prev + dh_next * z  # (N, H) plus the direct path z * h_prev
+    return dx_proj, dh_prev, dw_hh, db_hh

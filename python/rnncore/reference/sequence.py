@@ -1,0 +1,219 @@
+"""One direction of one recurrent layer over a whole sequence: the time loop, the
+variable-length masking and the reverse direction, on top of :mod:`.cells`.
+
+Masking (PyTorch's packed-sequence semantics): sequence ``b`` is active at step ``t``
+iff ``t < lengths[b]``, in both directions. At an inactive step its state stays as it
+was and its output is 0. Forward, the loop runs ``t = 0 .. T-1`` and ``h_n`` is the
+state after step ``lengths[b] - 1``. Reverse, the loop runs ``t = T-1 .. 0``, so a
+sequence keeps ``h0`` through its padded steps, starts at its own last step
+``lengths[b] - 1`` and ends after step 0.
+
+The backward runs the same loop the other way: at an inactive step the gradient of
+the state passes through unchanged and ``d_output`` is ignored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnncore.errors import ArgumentError, DTypeError, ShapeError
+from rnncore.reference.cells import (
+    gate_count,
+    gru_step,
+    gru_step_backward,
+    lstm_step,
+    lstm_step_backward,
+    rnn_step,
+    rnn_step_backward,
+)
+
+
+def forward(
+    mode: str,
+    x: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray | None,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: np.ndarray | None,
+    b_hh: np.ndarray | None,
+    lengths: np.ndarray | None = None,
+    reverse: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
+    """Run one direction of one layer over ``T`` steps, in float64.
+
+    Args:
+        mode: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``.
+        x: ``(T, N, D)`` inputs.
+        h0: ``(N, H)`` initial hidden state.
+        c0: ``(N, H)`` initial cell state for lstm, None otherwise.
+        w_ih: ``(G*H, D)``; w_hh: ``(G*H, H)``, gates stacked as in PyTorch.
+        b_ih, b_hh: ``(G*H,)`` each, or both None.
+        lengths: ``(N,)`` integers in ``1..T`` in any order, or None (all ``T``).
+        reverse: run from each sequence's own last step down to step 0.
+
+    Returns:
+        ``(output (T, N, H), h_n (N, H), c_n (N, H) or None, cache)``; output is 0 at
+        steps ``t >= lengths[b]``; ``cache`` is for :func:`backward` only.
+    """
+    G = gate_count(mode)
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh = _float64(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    T, N, H = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh)
+    _check_shape("h0", h0, (N, H))
+    if (c0 is not None) != (mode == "lstm"):
+        raise ArgumentError("c0 must be given for lstm and only for lstm")
+    if c0 is not None:
+        _check_shape("c0", c0, (N, H))
+    lengths = _lengths(lengths, N, T)
+
+    x_proj = x @ w_ih.T  # (T, N, G*H) input projection of every step at once
+    if b_ih is not None:
+        x_proj = x_proj + b_ih
+    output = np.zeros((T, N, H))
+    h, c = h0, c0  # (N, H) each; c is None unless lstm
+    step_caches = [None] * T
+    for t in _time_steps(T, reverse):
+        active = (t < lengths)[:, None]  # (N, 1) which sequences run step t
+        h_next, c_next, step_caches[t] = _step(mode, x_proj[t], h, c, w_hh, b_hh)
+        output[t] = np.where(active, h_next, 0.0)  # (N, H)
+        h = np.where(active, h_next, h)  # (N, H) frozen where inactive
+        if c is not None:
+            c = np.where(active, c_next, c)  # (N, H)
+    return output, h, c, {"step_caches": step_caches}
+
+
+def backward(
+    mode: str,
+    x: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: np.ndarray | None,
+    b_hh: np.ndarray | None,
+    lengths: np.ndarray | None,
+    reverse: bool,
+    cache: dict,
+    d_output: np.ndarray,
+    d_h_n: np.ndarray | None = None,
+    d_c_n: np.ndarray | None = None,
+) -> tuple:
+    """Backpropagation through time for one :func:`forward` call, in float64.
+
+    Args:
+        mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse: as given to :func:`forward`.
+        cache: the cache :func:`forward` returned.
+        d_output: ``(T, N, H)`` gradient of the output (ignored at padded steps).
+        d_h_n: ``(N, H)`` gradient of ``h_n``, or None (zero).
+        d_c_n: ``(N, H)`` gradient of ``c_n`` (lstm), or None (zero).
+
+    Returns:
+        ``(dx (T, N, D), dh0 (N, H), dc0 (N, H) or None, dw_ih (G*H, D),
+        dw_hh (G*H, H), db_ih (G*H,) or None, db_hh (G*H,) or None)``; ``dc0`` is
+        None unless lstm, the bias gradients are None for a layer without bias.
+    """
+    G = gate_count(mode)
+    x, w_ih, w_hh, b_ih, b_hh = _float64(x, w_ih, w_hh, b_ih, b_hh)
+    d_output, d_h_n, d_c_n = _float64(d_output, d_h_n, d_c_n)
+    T, N, H = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh)
+    _check_shape("d_output", d_output, (T, N, H))
+    lengths = _lengths(lengths, N, T)
+
+    dh = np.zeros((N, H)) if d_h_n is None else d_h_n  # (N, H) gradient of the state
+    dc = None  # (N, H) gradient of the cell state, lstm only
+    if mode == "lstm":
+        dc = np.zeros((N, H)) if d_c_n is None else d_c_n
+    _check_shape("d_h_n", dh, (N, H))
+    if dc is not None:
+        _check_shape("d_c_n", dc, (N, H))
+    dx_proj = np.zeros((T, N, G * H))  # gradient of x @ w_ih.T + b_ih
+    dw_hh = np.zeros((G * H, H))
+    db_hh = np.zeros(G * H)
+    for t in reversed(_time_steps(T, reverse)):
+        active = (t < lengths)[:, None]  # (N, 1) which sequences ran step t
+        dh_next = np.where(active, dh + d_output[t], 0.0)  # (N, H)
+        dc_next = None if dc is None else np.where(active, dc, 0.0)  # (N, H)
+        step_cache = cache["step_caches"][t]
+        dx_proj[t], dh_prev, dc_prev, dw_hh_t, db_hh_t = _step_backward(
+            mode, dh_next, dc_next, step_cache, w_hh
+        )
+        dh = np.where(active, dh_prev, dh)  # (N, H) passes through where inactive
+        if dc is not None:
+            dc = np.where(active, dc_prev, dc)  # (N, H)
+        dw_hh += dw_hh_t
+        db_hh += db_hh_t
+
+    dx = dx_proj @ w_ih  # (T, N, D)
+    dw_ih = np.einsum("tng,tnd->gd", dx_proj, x)  # (G*H, D)
+    db_ih = dx_proj.sum(axis=(0, 1))  # (G*H,)
+    if b_ih is None:
+        db_ih = db_hh = None
+    return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh
+
+
+def _step(mode, x_proj, h_prev, c_prev, w_hh, b_hh):
+    """One step of any mode: ``(h_next (N, H), c_next (N, H) or None, step_cache)``."""
+    if mode == "lstm":
+        return lstm_step(x_proj, h_prev, c_prev, w_hh, b_hh)
+    if mode == "gru":
+        h_next, step_cache = gru_step(x_proj, h_prev, w_hh, b_hh)
+    else:
+        nonlinearity = "relu" if mode == "rnn_relu" else "tanh"
+        h_next, step_cache = rnn_step(x_proj, h_prev, w_hh, b_hh, nonlinearity)
+    return h_next, None, step_cache
+
+
+def _step_backward(mode, dh_next, dc_next, step_cache, w_hh):
+    """Backward of :func:`_step`: ``(dx_proj (N, G*H), dh_prev (N, H),
+    dc_prev (N, H) or None, dw_hh (G*H, H), db_hh (G*H,))``."""
+    if mode == "lstm":
+        return lstm_step_backward(dh_next, dc_next, step_cache, w_hh)
+    if mode == "gru":
+        dx_proj, dh_prev, dw_hh, db_hh = gru_step_backward(dh_next, step_cache, w_hh)
+    else:
+        dx_proj, dh_prev, dw_hh, db_hh = rnn_step_backward(dh_next, step_cache, w_hh)
+    return dx_proj, dh_prev, None, dw_hh, db_hh
+
+
+def _time_steps(T: int, reverse: bool) -> range:
+    """The order in which the forward visits the steps."""
+    return range(T - 1, -1, -1) if reverse else range(T)
+
+
+def _float64(*arrays):
+    """A float64 copy of each array (so nothing returned aliases an input); None stays None."""
+    return [None if a is None else np.array(a, dtype=np.float64) for a in arrays]
+
+
+def _check_shape(name: str, array: np.ndarray, shape: tuple) -> None:
+    if array.shape != shape:
+        raise ShapeError(f"{name} has shape {array.shape}, expected {shape}")
+
+
+def _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh) -> tuple[int, int, int]:
+    """Check the shapes every call shares and return ``(T, N, H)``."""
+    if x.ndim != 3:
+        raise ShapeError(f"x must be (T, N, D), got shape {x.shape}")
+    T, N, D = x.shape
+    if w_hh.ndim != 2 or w_hh.shape[0] != G * w_hh.shape[1]:
+        raise ShapeError(f"w_hh must be (G*H, H) with G={G} for {mode}, got {w_hh.shape}")
+    H = w_hh.shape[1]
+    _check_shape("w_ih", w_ih, (G * H, D))
+    if (b_ih is None) != (b_hh is None):
+        raise ArgumentError("b_ih and b_hh must both be given or both be None")
+    if b_ih is not None:
+        _check_shape("b_ih", b_ih, (G * H,))
+        _check_shape("b_hh", b_hh, (G * H,))
+    return T, N, H
+
+
+def _lengths(lengths, N: int, T: int) -> np.ndarray:
+    """``(N,)`` integer lengths, checked to lie in ``1..T``; all ``T`` when None."""
+    if lengths is None:
+        return np.full(N, T)
+    lengths = np.asarray(lengths)
+    if lengths.shape != (N,):
+        raise ShapeError(f"lengths has shape {lengths.shape}, expected ({N},)")
+    if not np.issubdtype(lengths.dtype, np.integer):
+        raise DTypeError(f"lengths must be integers, got {lengths.dtype}")
+    if N > 0 and (lengths.min() < 1 or lengths.max() > T):
+        raise ArgumentError(f"lengths must lie in 1..{T}, got {lengths.tolist()}")
+    return lengths

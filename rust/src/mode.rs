@@ -1,0 +1,77 @@
+//! The four recurrent cells and what differs between them.
+
+use crate::error::{Result, RnnError};
+
+/// A recurrent cell, named as in PyTorch (`RNN_TANH`, `RNN_RELU`, `LSTM`, `GRU`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Elman cell, `h' = tanh(W_ih x + b_ih + W_hh h + b_hh)`.
+    RnnTanh,
+    /// Elman cell with ReLU.
+    RnnRelu,
+    /// LSTM, gates `i, f, g, o`.
+    Lstm,
+    /// GRU, gates `r, z, n`, PyTorch's "reset after" form.
+    Gru,
+}
+
+impl Mode {
+    /// Parse the name the Python layer uses (`"rnn_tanh"`, `"rnn_relu"`, `"lstm"`, `"gru"`).
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "rnn_tanh" => Ok(Self::RnnTanh),
+            "rnn_relu" => Ok(Self::RnnRelu),
+            "lstm" => Ok(Self::Lstm),
+            "gru" => Ok(Self::Gru),
+            other => Err(RnnError::argument(
+                "mode",
+                format!("unknown cell mode {other:?}; expected rnn_tanh, rnn_relu, lstm or gru"),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RnnTanh => "rnn_tanh",
+            Self::RnnRelu => "rnn_relu",
+            Self::Lstm => "lstm",
+            Self::Gru => "gru",
+        }
+    }
+
+    /// Number of gates `G`: the weights have `G * H` rows.
+    pub fn gates(self) -> usize {
+        match self {
+            Self::RnnTanh | Self::RnnRelu => 1,
+            Self::Lstm => 4,
+            Self::Gru => 3,
+        }
+    }
+
+    /// Whether the cell carries a cell state `c` besides `h`.
+    pub fn has_cell_state(self) -> bool {
+        self == Self::Lstm
+    }
+
+    /// Whether `W_hh h + b_hh` must be kept apart from the input projection
+    /// (GRU: the reset gate multiplies its `n` block).
+    pub fn separate_recurrent_projection(self) -> bool {
+        self == Self::Gru
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for m in [Mode::RnnTanh, Mode::RnnRelu, Mode::Lstm, Mode::Gru] {
+            assert_eq!(Mode::from_name(m.name()), Ok(m));
+        }
+        assert!(matches!(
+            Mode::from_name("LSTM"),
+            Err(RnnError::Argument { .. })
+        ));
+    }
+}

@@ -1,0 +1,182 @@
+//! Turning Python arguments into checked, contiguous slices, and vectors back
+//! into NumPy arrays without a copy.
+
+use std::borrow::Cow;
+
+use numpy::ndarray::{Array, IxDyn};
+use numpy::{
+    Element, IntoPyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn,
+    PyUntypedArray, PyUntypedArrayMethods,
+};
+use pyo3::prelude::*;
+
+use crate::error::RnnError;
+use crate::real::Real;
+
+/// A shape as Python prints it: `(3, 4)`, `(5,)`.
+pub fn fmt_shape(shape: &[usize]) -> String {
+    match shape {
+        [one] => format!("({one},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// A float argument borrowed from NumPy for the length of a call.
+pub struct FloatArg<'py, F: Element> {
+    name: &'static str,
+    array: PyReadonlyArrayDyn<'py, F>,
+}
+
+/// The NumPy array behind `obj`, or a `DTypeError` naming `name`.
+pub fn ndarray<'a, 'py>(
+    obj: &'a Bound<'py, PyAny>,
+    name: &str,
+) -> Result<&'a Bound<'py, PyUntypedArray>, RnnError> {
+    obj.cast::<PyUntypedArray>().map_err(|_| {
+        let type_name = obj
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".to_owned());
+        RnnError::dtype(name, format!("must be a numpy.ndarray, got {type_name}"))
+    })
+}
+
+/// The dtype name of an array (`"float32"`, `"int64"`, ...).
+pub fn dtype_name(array: &Bound<'_, PyUntypedArray>) -> String {
+    array
+        .dtype()
+        .str()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+impl<'py, F: Real + Element> FloatArg<'py, F> {
+    /// Borrow `obj` as an array of `F` (no conversion: another dtype is an error).
+    pub fn extract(obj: &Bound<'py, PyAny>, name: &'static str) -> Result<Self, RnnError> {
+        let untyped = ndarray(obj, name)?;
+        let typed = untyped.cast::<PyArrayDyn<F>>().map_err(|_| {
+            RnnError::dtype(
+                name,
+                format!(
+                    "must have dtype {} like the other arrays of this call, got {}",
+                    F::NAME,
+                    dtype_name(untyped)
+                ),
+            )
+        })?;
+        let array = typed.try_readonly().map_err(|_| {
+            RnnError::argument(name, "is being written elsewhere and cannot be read now")
+        })?;
+        Ok(Self { name, array })
+    }
+
+    /// `Some` of [`extract`](Self::extract) unless `obj` is `None`.
+    pub fn extract_opt(
+        obj: Option<&Bound<'py, PyAny>>,
+        name: &'static str,
+    ) -> Result<Option<Self>, RnnError> {
+        obj.filter(|o| !o.is_none())
+            .map(|o| Self::extract(o, name))
+            .transpose()
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        self.array.shape()
+    }
+
+    /// Error unless the array has `ndim` dimensions; returns the shape.
+    pub fn dims(&self, ndim: usize, meaning: &str) -> Result<&[usize], RnnError> {
+        let shape = self.shape();
+        if shape.len() == ndim {
+            Ok(shape)
+        } else {
+            Err(RnnError::shape(
+                self.name,
+                format!(
+                    "must be {ndim}-D {meaning}, got a {}-D array of shape {}",
+                    shape.len(),
+                    fmt_shape(shape)
+                ),
+            ))
+        }
+    }
+
+    /// Error unless the shape is exactly `want`; `meaning` names the axes.
+    pub fn expect(&self, want: &[usize], meaning: &str) -> Result<(), RnnError> {
+        if self.shape() == want {
+            Ok(())
+        } else {
+            Err(RnnError::shape(
+                self.name,
+                format!(
+                    "must have shape {} = {meaning}, got {}",
+                    fmt_shape(want),
+                    fmt_shape(self.shape())
+                ),
+            ))
+        }
+    }
+
+    /// The elements in C order: borrowed when the array is C-contiguous,
+    /// copied otherwise.
+    pub fn data(&self) -> Cow<'_, [F]> {
+        match self.array.as_slice() {
+            Ok(slice) => Cow::Borrowed(slice),
+            Err(_) => Cow::Owned(self.array.as_array().iter().copied().collect()),
+        }
+    }
+}
+
+/// Sequence lengths: a 1-D integer array (any integer dtype) of values >= 0.
+pub fn lengths_arg(obj: Option<&Bound<'_, PyAny>>) -> Result<Option<Vec<usize>>, RnnError> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    let untyped = ndarray(obj, "lengths")?;
+    let kind = untyped.dtype().kind();
+    if kind != b'i' && kind != b'u' {
+        return Err(RnnError::dtype(
+            "lengths",
+            format!("must hold integers, got dtype {}", dtype_name(untyped)),
+        ));
+    }
+    if untyped.ndim() != 1 {
+        return Err(RnnError::shape(
+            "lengths",
+            format!("must be 1-D (N,), got shape {}", fmt_shape(untyped.shape())),
+        ));
+    }
+    let as_i64 = untyped
+        .call_method1("astype", ("int64",))
+        .map_err(|e| RnnError::dtype("lengths", e.to_string()))?;
+    let typed = as_i64
+        .cast::<PyArrayDyn<i64>>()
+        .map_err(|_| RnnError::dtype("lengths", "could not be read as int64"))?;
+    let values = typed
+        .try_readonly()
+        .map_err(|_| RnnError::argument("lengths", "cannot be read now"))?
+        .as_array()
+        .iter()
+        .map(|&l| usize::try_from(l).unwrap_or(0)) // negative: reported as out of range
+        .collect();
+    Ok(Some(values))
+}
+
+/// Hand a vector to NumPy as an array of `shape`, without copying.
+pub fn to_numpy<'py, F: Element>(
+    py: Python<'py>,
+    data: Vec<F>,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyArrayDyn<F>>> {
+    let array = Array::from_shape_vec(IxDyn(shape), data)
+        .map_err(|e| RnnError::Internal(format!("result shape {shape:?}: {e}")))?;
+    Ok(array.into_pyarray(py))
+}

@@ -1,0 +1,328 @@
+//! `forward`, `backward` and `gate_count`: convert and validate the arguments,
+//! release the GIL, call the kernel, hand the results to NumPy.
+//!
+//! Signatures and shapes are documented in `python/rnncore/_rnncore.pyi`.
+
+use numpy::{Element, PyArrayDescrMethods, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use super::arrays::{dtype_name, lengths_arg, ndarray, to_numpy, FloatArg};
+use super::errors::run_detached;
+use crate::error::RnnError;
+use crate::mode::Mode;
+use crate::real::Real;
+use crate::sequence::{self, CacheRef, Dims, Spec, Weights};
+
+/// Which float type `x` holds; every other array of the call must match it.
+enum Precision {
+    F32,
+    F64,
+}
+
+fn precision_of(py: Python<'_>, x: &Bound<'_, PyAny>) -> Result<Precision, RnnError> {
+    let x = ndarray(x, "x")?;
+    let dtype = x.dtype();
+    if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
+        Ok(Precision::F32)
+    } else if dtype.is_equiv_to(&numpy::dtype::<f64>(py)) {
+        Ok(Precision::F64)
+    } else {
+        Err(RnnError::dtype(
+            "x",
+            format!("must be float32 or float64, got {}", dtype_name(x)),
+        ))
+    }
+}
+
+/// The arrays every call takes, borrowed and shape-checked against `x (T, N, D)`
+/// and `H` (from `h0` in the forward, from `w_hh` in the backward).
+struct Layer<'py, F: Element> {
+    dims: Dims,
+    x: FloatArg<'py, F>,
+    w_ih: FloatArg<'py, F>,
+    w_hh: FloatArg<'py, F>,
+    b_ih: Option<FloatArg<'py, F>>,
+    b_hh: Option<FloatArg<'py, F>>,
+}
+
+impl<'py, F: Real + Element> Layer<'py, F> {
+    #[allow(clippy::too_many_arguments)]
+    fn extract(
+        mode: Mode,
+        x: &Bound<'py, PyAny>,
+        h: Option<usize>,
+        w_ih: &Bound<'py, PyAny>,
+        w_hh: &Bound<'py, PyAny>,
+        b_ih: Option<&Bound<'py, PyAny>>,
+        b_hh: Option<&Bound<'py, PyAny>>,
+    ) -> Result<Self, RnnError> {
+        let x = FloatArg::<F>::extract(x, "x")?;
+        let xs = x.dims(3, "(T, N, D)")?;
+        let (t, n, d) = (xs[0], xs[1], xs[2]);
+        let w_hh = FloatArg::<F>::extract(w_hh, "w_hh")?;
+        let ws = w_hh.dims(2, "(G*H, H)")?;
+        let h = h.unwrap_or(ws[1]);
+        let gh = mode
+            .gates()
+            .checked_mul(h)
+            .ok_or_else(|| RnnError::shape("h0", "hidden size is too large"))?;
+        w_hh.expect(&[gh, h], "(G*H, H)")?;
+        let w_ih = FloatArg::<F>::extract(w_ih, "w_ih")?;
+        w_ih.expect(&[gh, d], "(G*H, D)")?;
+        let b_ih = FloatArg::<F>::extract_opt(b_ih, "b_ih")?;
+        let b_hh = FloatArg::<F>::extract_opt(b_hh, "b_hh")?;
+        for b in b_ih.iter().chain(b_hh.iter()) {
+            b.expect(&[gh], "(G*H,)")?;
+        }
+        Ok(Self {
+            dims: Dims { t, n, d, h },
+            x,
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn forward_typed<'py, F: Real + Element>(
+    py: Python<'py>,
+    mode: Mode,
+    x: &Bound<'py, PyAny>,
+    h0: &Bound<'py, PyAny>,
+    c0: Option<&Bound<'py, PyAny>>,
+    w_ih: &Bound<'py, PyAny>,
+    w_hh: &Bound<'py, PyAny>,
+    b_ih: Option<&Bound<'py, PyAny>>,
+    b_hh: Option<&Bound<'py, PyAny>>,
+    lengths: Option<&Bound<'py, PyAny>>,
+    reverse: bool,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let h0 = FloatArg::<F>::extract(h0, "h0")?;
+    let hs = h0.dims(2, "(N, H)")?.to_vec();
+    let layer = Layer::<F>::extract(mode, x, Some(hs[1]), w_ih, w_hh, b_ih, b_hh)?;
+    let Dims { t, n, h, .. } = layer.dims;
+    h0.expect(&[n, h], "(N, H) with N from x")?;
+    let c0 = FloatArg::<F>::extract_opt(c0, "c0")?;
+    if let Some(c0) = &c0 {
+        c0.expect(&[n, h], "(N, H)")?;
+    }
+    let lengths = lengths_arg(lengths)?;
+    let spec = Spec {
+        mode,
+        dims: layer.dims,
+        lengths: lengths.as_deref(),
+        reverse,
+    };
+    let (x_d, h0_d, c0_d) = (layer.x.data(), h0.data(), c0.as_ref().map(|a| a.data()));
+    let (w_ih_d, w_hh_d) = (layer.w_ih.data(), layer.w_hh.data());
+    let (b_ih_d, b_hh_d) = (
+        layer.b_ih.as_ref().map(|a| a.data()),
+        layer.b_hh.as_ref().map(|a| a.data()),
+    );
+    let weights = Weights {
+        w_ih: &w_ih_d,
+        w_hh: &w_hh_d,
+        b_ih: b_ih_d.as_deref(),
+        b_hh: b_hh_d.as_deref(),
+    };
+    let out = run_detached(py, || {
+        sequence::forward(&spec, &x_d, &h0_d, c0_d.as_deref(), &weights)
+    })?;
+
+    let gh = spec.gh();
+    let cache = PyDict::new(py);
+    cache.set_item("gates", to_numpy(py, out.cache.gates, &[t, n, gh])?)?;
+    cache.set_item("states", to_numpy(py, out.cache.states, &[t + 1, n, h])?)?;
+    if let Some(cells) = out.cache.cells {
+        cache.set_item("cells", to_numpy(py, cells, &[t + 1, n, h])?)?;
+    }
+    if let Some(hn) = out.cache.hn {
+        cache.set_item("hn", to_numpy(py, hn, &[t, n, h])?)?;
+    }
+    let c_n = out.c_n.map(|c| to_numpy(py, c, &[n, h])).transpose()?;
+    (
+        to_numpy(py, out.output, &[t, n, h])?,
+        to_numpy(py, out.h_n, &[n, h])?,
+        c_n,
+        cache,
+    )
+        .into_pyobject(py)
+}
+
+/// One array of the forward's cache, shape-checked.
+fn cache_entry<'py, F: Real + Element>(
+    cache: &Bound<'py, PyDict>,
+    key: &str,
+    name: &'static str,
+    shape: &[usize],
+) -> PyResult<Option<FloatArg<'py, F>>> {
+    let Some(obj) = cache.get_item(key)? else {
+        return Ok(None);
+    };
+    let arg = FloatArg::<F>::extract(&obj, name)?;
+    arg.expect(shape, "what the forward returned")?;
+    Ok(Some(arg))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_typed<'py, F: Real + Element>(
+    py: Python<'py>,
+    mode: Mode,
+    x: &Bound<'py, PyAny>,
+    w_ih: &Bound<'py, PyAny>,
+    w_hh: &Bound<'py, PyAny>,
+    b_ih: Option<&Bound<'py, PyAny>>,
+    b_hh: Option<&Bound<'py, PyAny>>,
+    lengths: Option<&Bound<'py, PyAny>>,
+    reverse: bool,
+    cache: &Bound<'py, PyAny>,
+    d_output: &Bound<'py, PyAny>,
+    d_h_n: Option<&Bound<'py, PyAny>>,
+    d_c_n: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let layer = Layer::<F>::extract(mode, x, None, w_ih, w_hh, b_ih, b_hh)?;
+    let Dims { t, n, d, h } = layer.dims;
+    let gh = mode.gates() * h;
+    let cache = cache
+        .cast::<PyDict>()
+        .map_err(|_| RnnError::dtype("cache", "must be the dict that forward returned"))?;
+    let missing = |key: &str| RnnError::argument("cache", format!("has no '{key}' entry"));
+    let gates = cache_entry::<F>(cache, "gates", "cache['gates']", &[t, n, gh])?
+        .ok_or_else(|| missing("gates"))?;
+    let states = cache_entry::<F>(cache, "states", "cache['states']", &[t + 1, n, h])?
+        .ok_or_else(|| missing("states"))?;
+    let cells = cache_entry::<F>(cache, "cells", "cache['cells']", &[t + 1, n, h])?;
+    let hn = cache_entry::<F>(cache, "hn", "cache['hn']", &[t, n, h])?;
+    let d_output = FloatArg::<F>::extract(d_output, "d_output")?;
+    d_output.expect(&[t, n, h], "(T, N, H)")?;
+    let d_h_n = FloatArg::<F>::extract_opt(d_h_n, "d_h_n")?;
+    let d_c_n = FloatArg::<F>::extract_opt(d_c_n, "d_c_n")?;
+    for g in d_h_n.iter().chain(d_c_n.iter()) {
+        g.expect(&[n, h], "(N, H)")?;
+    }
+    let lengths = lengths_arg(lengths)?;
+    let spec = Spec {
+        mode,
+        dims: layer.dims,
+        lengths: lengths.as_deref(),
+        reverse,
+    };
+
+    let (x_d, w_ih_d, w_hh_d) = (layer.x.data(), layer.w_ih.data(), layer.w_hh.data());
+    let (b_ih_d, b_hh_d) = (
+        layer.b_ih.as_ref().map(|a| a.data()),
+        layer.b_hh.as_ref().map(|a| a.data()),
+    );
+    let (gates_d, states_d) = (gates.data(), states.data());
+    let (cells_d, hn_d) = (
+        cells.as_ref().map(|a| a.data()),
+        hn.as_ref().map(|a| a.data()),
+    );
+    let (dy_d, dh_d, dc_d) = (
+        d_output.data(),
+        d_h_n.as_ref().map(|a| a.data()),
+        d_c_n.as_ref().map(|a| a.data()),
+    );
+    let weights = Weights {
+        w_ih: &w_ih_d,
+        w_hh: &w_hh_d,
+        b_ih: b_ih_d.as_deref(),
+        b_hh: b_hh_d.as_deref(),
+    };
+    let cache_ref = CacheRef {
+        gates: &gates_d,
+        states: &states_d,
+        cells: cells_d.as_deref(),
+        hn: hn_d.as_deref(),
+    };
+    let g = run_detached(py, || {
+        sequence::backward(
+            &spec,
+            &x_d,
+            &weights,
+            &cache_ref,
+            &dy_d,
+            dh_d.as_deref(),
+            dc_d.as_deref(),
+        )
+    })?;
+
+    let opt = |v: Option<Vec<F>>, shape: &[usize]| v.map(|v| to_numpy(py, v, shape)).transpose();
+    (
+        to_numpy(py, g.dx, &[t, n, d])?,
+        to_numpy(py, g.dh0, &[n, h])?,
+        opt(g.dc0, &[n, h])?,
+        to_numpy(py, g.dw_ih, &[gh, d])?,
+        to_numpy(py, g.dw_hh, &[gh, h])?,
+        opt(g.db_ih, &[gh])?,
+        opt(g.db_hh, &[gh])?,
+    )
+        .into_pyobject(py)
+}
+
+/// Number of gates of a cell mode.
+#[pyfunction]
+pub fn gate_count(mode: &str) -> PyResult<usize> {
+    Ok(Mode::from_name(mode)?.gates())
+}
+
+/// One direction of one recurrent layer over a sequence (see the stub).
+#[pyfunction]
+#[pyo3(signature = (mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, reverse=false))]
+#[allow(clippy::too_many_arguments)]
+pub fn forward<'py>(
+    py: Python<'py>,
+    mode: &str,
+    x: &Bound<'py, PyAny>,
+    h0: &Bound<'py, PyAny>,
+    c0: Option<&Bound<'py, PyAny>>,
+    w_ih: &Bound<'py, PyAny>,
+    w_hh: &Bound<'py, PyAny>,
+    b_ih: Option<&Bound<'py, PyAny>>,
+    b_hh: Option<&Bound<'py, PyAny>>,
+    lengths: Option<&Bound<'py, PyAny>>,
+    reverse: bool,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let mode = Mode::from_name(mode)?;
+    match precision_of(py, x)? {
+        Precision::F32 => forward_typed::<f32>(
+            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
+        ),
+        Precision::F64 => forward_typed::<f64>(
+            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
+        ),
+    }
+}
+
+/// Backpropagation through time for one `forward` call (see the stub).
+#[pyfunction]
+#[pyo3(signature = (mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n=None, d_c_n=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn backward<'py>(
+    py: Python<'py>,
+    mode: &str,
+    x: &Bound<'py, PyAny>,
+    w_ih: &Bound<'py, PyAny>,
+    w_hh: &Bound<'py, PyAny>,
+    b_ih: Option<&Bound<'py, PyAny>>,
+    b_hh: Option<&Bound<'py, PyAny>>,
+    lengths: Option<&Bound<'py, PyAny>>,
+    reverse: bool,
+    cache: &Bound<'py, PyAny>,
+    d_output: &Bound<'py, PyAny>,
+    d_h_n: Option<&Bound<'py, PyAny>>,
+    d_c_n: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let mode = Mode::from_name(mode)?;
+    match precision_of(py, x)? {
+        Precision::F32 => backward_typed::<f32>(
+            py, mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n, d_c_n,
+        ),
+        Precision::F64 => backward_typed::<f64>(
+            py, mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n, d_c_n,
+        ),
+    }
+}

@@ -1,0 +1,32 @@
+//! One direction of one recurrent layer over a whole sequence: forward and
+//! backpropagation through time, for every [`Mode`](crate::mode::Mode).
+//!
+//! Layout (PyTorch's): `x (T, N, D)`, states `(N, H)`, `w_ih (G*H, D)`,
+//! `w_hh (G*H, H)`, biases `(G*H,)`, all row-major.
+//!
+//! Cost and structure of the forward:
+//! 1. one GEMM for the input projection of all steps, `x (T*N, D) @ w_ih^T`,
+//!    biases added once (`b_hh` too, except for GRU);
+//! 2. per step one GEMM `h_prev (N, H) @ w_hh^T` accumulated into that step's
+//!    `(N, G*H)` slice (GRU: into a scratch buffer, since `r` multiplies its `n`
+//!    block), then the fused pointwise cell update of `cells`;
+//! 3. no allocation inside the time loop.
+//!
+//! The backward walks the steps in the opposite order, computing per step only
+//! the gate gradients and `dh_prev` (one GEMM with `w_hh`); `dx`, `dw_ih`,
+//! `dw_hh` are single GEMMs over all `T*N` rows after the loop.
+//!
+//! Memory saved for the backward: `gates (T, N, G*H)` (activated),
+//! `states (T+1, N, H)`, plus `cells (T+1, N, H)` for LSTM and `hn (T, N, H)`
+//! for GRU.
+
+mod backward;
+mod forward;
+mod spec;
+
+pub use backward::{backward, Grads};
+pub use forward::{forward, Forward};
+pub use spec::{Cache, CacheRef, Dims, Spec, Weights};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,261 @@
+//! What a sequence call is about (mode, sizes, lengths, direction), its
+//! validation, and the buffers that pass from the forward to the backward.
+
+use crate::error::{Result, RnnError};
+use crate::mode::Mode;
+use crate::real::Real;
+
+/// Sizes of one call: `T` steps, batch `N`, input `D`, hidden `H`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    pub t: usize,
+    pub n: usize,
+    pub d: usize,
+    pub h: usize,
+}
+
+/// The parameters of one direction of one layer (borrowed, row-major).
+#[derive(Clone, Copy, Debug)]
+pub struct Weights<'a, F> {
+    /// `(G*H, D)`.
+    pub w_ih: &'a [F],
+    /// `(G*H, H)`.
+    pub w_hh: &'a [F],
+    /// `(G*H,)`, or `None` for a layer without bias (then `b_hh` is `None` too).
+    pub b_ih: Option<&'a [F]>,
+    /// `(G*H,)` or `None`.
+    pub b_hh: Option<&'a [F]>,
+}
+
+/// Everything about a call except the arrays.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec<'a> {
+    pub mode: Mode,
+    pub dims: Dims,
+    /// `(N,)` steps of each sequence, each in `1..=T`; `None` means all `T`.
+    pub lengths: Option<&'a [usize]>,
+    /// Run from each sequence's last step down to step 0.
+    pub reverse: bool,
+}
+
+/// What the forward saves for the backward (owned).
+#[derive(Debug)]
+pub struct Cache<F> {
+    /// `(T, N, G*H)` activated gates.
+    pub gates: Vec<F>,
+    /// `(T+1, N, H)` hidden states; see [`Spec::prev_slot`] for the indexing.
+    pub states: Vec<F>,
+    /// `(T+1, N, H)` cell states (LSTM only).
+    pub cells: Option<Vec<F>>,
+    /// `(T, N, H)` `W_hn h + b_hn` (GRU only).
+    pub hn: Option<Vec<F>>,
+}
+
+/// Borrowed view of a [`Cache`], as the backward takes it.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheRef<'a, F> {
+    pub gates: &'a [F],
+    pub states: &'a [F],
+    pub cells: Option<&'a [F]>,
+    pub hn: Option<&'a [F]>,
+}
+
+impl<F> Cache<F> {
+    pub fn view(&self) -> CacheRef<'_, F> {
+        CacheRef {
+            gates: &self.gates,
+            states: &self.states,
+            cells: self.cells.as_deref(),
+            hn: self.hn.as_deref(),
+        }
+    }
+}
+
+/// `a * b * ...` or a shape error if the element count overflows.
+pub(crate) fn product(arg: &str, factors: &[usize]) -> Result<usize> {
+    factors
+        .iter()
+        .try_fold(1usize, |acc, &f| acc.checked_mul(f))
+        .ok_or_else(|| RnnError::shape(arg, format!("shape {factors:?} is too large")))
+}
+
+/// A zeroed buffer, or an error (not an abort) when memory runs out.
+pub(crate) fn zeros<F: Real>(len: usize, what: &str) -> Result<Vec<F>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        RnnError::argument(
+            what,
+            format!("cannot allocate {len} elements of {}", F::NAME),
+        )
+    })?;
+    v.resize(len, F::ZERO);
+    Ok(v)
+}
+
+/// Error unless `slice` holds exactly `want` elements.
+pub(crate) fn check_len<F>(arg: &str, slice: &[F], want: usize) -> Result<()> {
+    if slice.len() == want {
+        Ok(())
+    } else {
+        Err(RnnError::shape(
+            arg,
+            format!("expected {want} elements, got {}", slice.len()),
+        ))
+    }
+}
+
+/// Error naming `arg` if any element is NaN or infinite.
+pub(crate) fn check_finite<F: Real>(arg: &str, slice: &[F]) -> Result<()> {
+    if slice.iter().all(|v| v.is_finite()) {
+        Ok(())
+    } else {
+        Err(RnnError::non_finite(arg))
+    }
+}
+
+impl Spec<'_> {
+    /// Check sizes (all at least 1, element counts that fit) and lengths.
+    pub fn validate(&self) -> Result<()> {
+        let Dims { t, n, d, h } = self.dims;
+        for (v, arg, what) in [
+            (t, "x", "time (T)"),
+            (n, "x", "batch (N)"),
+            (d, "x", "input (D)"),
+            (h, "h0", "hidden (H)"),
+        ] {
+            if v == 0 {
+                return Err(RnnError::shape(
+                    arg,
+                    format!("the {what} dimension is empty; every size must be at least 1"),
+                ));
+            }
+        }
+        let gh = product("w_ih", &[self.mode.gates(), h])?;
+        product("x", &[t, n, d])?;
+        product("gates", &[t + 1, n, gh])?;
+        product("w_ih", &[gh, d])?;
+        product("w_hh", &[gh, h])?;
+        if let Some(lengths) = self.lengths {
+            if lengths.len() != n {
+                return Err(RnnError::shape(
+                    "lengths",
+                    format!(
+                        "expected {n} lengths (one per sequence), got {}",
+                        lengths.len()
+                    ),
+                ));
+            }
+            if let Some((b, &l)) = lengths.iter().enumerate().find(|(_, &l)| l < 1 || l > t) {
+                return Err(RnnError::argument(
+                    "lengths",
+                    format!("lengths[{b}] = {l} is outside 1..={t} (T)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of gate columns `G * H`.
+    pub fn gh(&self) -> usize {
+        self.mode.gates() * self.dims.h
+    }
+
+    /// The time index of the `k`-th step taken (`k = 0` first).
+    pub fn time_of_step(&self, k: usize) -> usize {
+        if self.reverse {
+            self.dims.t - 1 - k
+        } else {
+            k
+        }
+    }
+
+    /// Slot of the `(T+1, N, H)` state buffer holding the state that step `t`
+    /// reads: forward `t` (slot 0 is `h0`), reverse `t + 1` (slot `T` is `h0`).
+    pub fn prev_slot(&self, t: usize) -> usize {
+        if self.reverse {
+            t + 1
+        } else {
+            t
+        }
+    }
+
+    /// Slot that step `t` writes: forward `t + 1`, reverse `t`.
+    pub fn next_slot(&self, t: usize) -> usize {
+        if self.reverse {
+            t
+        } else {
+            t + 1
+        }
+    }
+
+    /// Slot of the initial state (`h0`): 0 forward, `T` reverse.
+    pub fn initial_slot(&self) -> usize {
+        if self.reverse {
+            self.dims.t
+        } else {
+            0
+        }
+    }
+
+    /// Slot of the final state (`h_n`): `T` forward, 0 reverse.
+    pub fn final_slot(&self) -> usize {
+        if self.reverse {
+            0
+        } else {
+            self.dims.t
+        }
+    }
+
+    /// Fill `active (N,)` with whether each sequence runs at time `t`.
+    pub fn fill_active(&self, t: usize, active: &mut [bool]) {
+        match self.lengths {
+            None => active.fill(true),
+            Some(lengths) => {
+                for (a, &l) in active.iter_mut().zip(lengths) {
+                    *a = t < l;
+                }
+            }
+        }
+    }
+
+    /// Check every weight and bias slice against the dims.
+    pub(crate) fn check_weights<F>(&self, w: &Weights<'_, F>) -> Result<()> {
+        let Dims { d, h, .. } = self.dims;
+        let gh = self.gh();
+        check_len("w_ih", w.w_ih, gh * d)?;
+        check_len("w_hh", w.w_hh, gh * h)?;
+        match (w.b_ih, w.b_hh) {
+            (Some(b_ih), Some(b_hh)) => {
+                check_len("b_ih", b_ih, gh)?;
+                check_len("b_hh", b_hh, gh)
+            }
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(RnnError::argument(
+                "b_hh",
+                "b_ih is given but b_hh is None; pass both biases or neither",
+            )),
+            (None, Some(_)) => Err(RnnError::argument(
+                "b_ih",
+                "b_hh is given but b_ih is None; pass both biases or neither",
+            )),
+        }
+    }
+}
+
+/// Split one `(slots, N, H)` buffer into the slot a step reads and the distinct
+/// slot it writes.
+pub(crate) fn read_write_slots<F>(
+    buf: &mut [F],
+    read: usize,
+    write: usize,
+    slot_len: usize,
+) -> (&[F], &mut [F]) {
+    debug_assert_ne!(read, write);
+    if read < write {
+        let (lo, hi) = buf.split_at_mut(write * slot_len);
+        (&lo[read * slot_len..][..slot_len], &mut hi[..slot_len])
+    } else {
+        let (lo, hi) = buf.split_at_mut(read * slot_len);
+        (&hi[..slot_len], &mut lo[write * slot_len..][..slot_len])
+    }
+}

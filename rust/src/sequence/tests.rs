@@ -1,0 +1,362 @@
+//! Finite-difference checks of every gradient, and the error paths.
+
+use super::*;
+use crate::error::RnnError;
+use crate::mode::Mode;
+
+/// `None` for an empty (absent) array.
+fn opt<F>(v: &[F]) -> Option<&[F]> {
+    if v.is_empty() {
+        None
+    } else {
+        Some(v)
+    }
+}
+
+/// Deterministic values in (-1, 1) (a small LCG; no dependency needed).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    }
+    fn vec(&mut self, len: usize, scale: f64) -> Vec<f64> {
+        (0..len).map(|_| self.next() * scale).collect()
+    }
+}
+
+const MODES: [Mode; 4] = [Mode::RnnTanh, Mode::RnnRelu, Mode::Lstm, Mode::Gru];
+
+/// All inputs of one call, owned, so single entries can be perturbed.
+#[derive(Clone)]
+struct Problem {
+    mode: Mode,
+    dims: Dims,
+    lengths: Option<Vec<usize>>,
+    reverse: bool,
+    /// x, h0, c0, w_ih, w_hh, b_ih, b_hh (c0 and biases may be empty = absent).
+    arrays: [Vec<f64>; 7],
+    /// Weights of the scalar loss: on output, h_n, c_n.
+    r: [Vec<f64>; 3],
+}
+
+const NAMES: [&str; 7] = ["x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"];
+
+impl Problem {
+    fn new(
+        mode: Mode,
+        dims: Dims,
+        lengths: Option<Vec<usize>>,
+        reverse: bool,
+        bias: bool,
+        seed: u64,
+    ) -> Self {
+        let mut rng = Lcg(seed);
+        let Dims { t, n, d, h } = dims;
+        let gh = mode.gates() * h;
+        let cell = mode.has_cell_state();
+        Self {
+            mode,
+            dims,
+            lengths,
+            reverse,
+            arrays: [
+                rng.vec(t * n * d, 1.0),
+                rng.vec(n * h, 0.5),
+                if cell {
+                    rng.vec(n * h, 0.5)
+                } else {
+                    Vec::new()
+                },
+                rng.vec(gh * d, 0.6),
+                rng.vec(gh * h, 0.6),
+                if bias { rng.vec(gh, 0.3) } else { Vec::new() },
+                if bias { rng.vec(gh, 0.3) } else { Vec::new() },
+            ],
+            r: [
+                rng.vec(t * n * h, 1.0),
+                rng.vec(n * h, 1.0),
+                rng.vec(n * h, 1.0),
+            ],
+        }
+    }
+
+    fn spec(&self) -> Spec<'_> {
+        Spec {
+            mode: self.mode,
+            dims: self.dims,
+            lengths: self.lengths.as_deref(),
+            reverse: self.reverse,
+        }
+    }
+
+    fn weights(&self) -> Weights<'_, f64> {
+        Weights {
+            w_ih: &self.arrays[3],
+            w_hh: &self.arrays[4],
+            b_ih: opt(&self.arrays[5]),
+            b_hh: opt(&self.arrays[6]),
+        }
+    }
+
+    fn run(&self) -> Forward<f64> {
+        let c0 = if self.arrays[2].is_empty() {
+            None
+        } else {
+            Some(self.arrays[2].as_slice())
+        };
+        forward(
+            &self.spec(),
+            &self.arrays[0],
+            &self.arrays[1],
+            c0,
+            &self.weights(),
+        )
+        .unwrap()
+    }
+
+    fn loss(&self) -> f64 {
+        let f = self.run();
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        dot(&f.output, &self.r[0])
+            + dot(&f.h_n, &self.r[1])
+            + f.c_n.map_or(0.0, |c| dot(&c, &self.r[2]))
+    }
+
+    fn grads(&self) -> Grads<f64> {
+        let f = self.run();
+        let d_c_n = if self.mode.has_cell_state() {
+            Some(self.r[2].as_slice())
+        } else {
+            None
+        };
+        backward(
+            &self.spec(),
+            &self.arrays[0],
+            &self.weights(),
+            &f.cache.view(),
+            &self.r[0],
+            Some(&self.r[1]),
+            d_c_n,
+        )
+        .unwrap()
+    }
+
+    /// Largest relative difference between analytic and central-difference gradients.
+    fn check(&self) {
+        let g = self.grads();
+        let analytic: [Option<&Vec<f64>>; 7] = [
+            Some(&g.dx),
+            Some(&g.dh0),
+            g.dc0.as_ref(),
+            Some(&g.dw_ih),
+            Some(&g.dw_hh),
+            g.db_ih.as_ref(),
+            g.db_hh.as_ref(),
+        ];
+        let eps = 1e-6;
+        for (k, grad) in analytic.iter().enumerate() {
+            assert_eq!(
+                grad.map_or(0, |v| v.len()),
+                self.arrays[k].len(),
+                "{}",
+                NAMES[k]
+            );
+            let Some(grad) = grad else { continue };
+            for i in 0..grad.len() {
+                let mut p = self.clone();
+                p.arrays[k][i] += eps;
+                let up = p.loss();
+                p.arrays[k][i] -= 2.0 * eps;
+                let down = p.loss();
+                let numeric = (up - down) / (2.0 * eps);
+                let err = (numeric - grad[i]).abs() / (1e-3 + numeric.abs().max(grad[i].abs()));
+                assert!(
+                    err < 1e-6,
+                    "{:?} reverse={} lengths={:?}: d{}[{i}] analytic {} numeric {numeric}",
+                    self.mode,
+                    self.reverse,
+                    self.lengths,
+                    NAMES[k],
+                    grad[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_gradient_matches_finite_differences() {
+    let dims = Dims {
+        t: 4,
+        n: 3,
+        d: 2,
+        h: 3,
+    };
+    let mut seed = 1;
+    for mode in MODES {
+        for reverse in [false, true] {
+            for lengths in [None, Some(vec![4, 1, 2])] {
+                for bias in [true, false] {
+                    seed += 1;
+                    Problem::new(mode, dims, lengths.clone(), reverse, bias, seed).check();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sizes_of_one_work() {
+    let dims = Dims {
+        t: 1,
+        n: 1,
+        d: 1,
+        h: 1,
+    };
+    for mode in MODES {
+        Problem::new(mode, dims, Some(vec![1]), true, true, 7).check();
+    }
+}
+
+#[test]
+fn padded_steps_are_zero_and_state_is_frozen() {
+    for mode in MODES {
+        for reverse in [false, true] {
+            let dims = Dims {
+                t: 5,
+                n: 2,
+                d: 3,
+                h: 4,
+            };
+            let p = Problem::new(mode, dims, Some(vec![2, 5]), reverse, true, 11);
+            let f = p.run();
+            // sequence 0 has 2 steps: outputs at t = 2, 3, 4 are zero
+            for t in 2..5 {
+                assert!(f.output[t * 8..t * 8 + 4].iter().all(|&v| v == 0.0));
+            }
+            // its final state equals running it alone over its 2 steps
+            let mut alone = p.clone();
+            alone.dims = Dims {
+                t: 2,
+                n: 1,
+                d: 3,
+                h: 4,
+            };
+            alone.lengths = None;
+            let x: Vec<f64> = (0..2)
+                .flat_map(|t| p.arrays[0][t * 6..t * 6 + 3].to_vec())
+                .collect();
+            alone.arrays[0] = x;
+            alone.arrays[1].truncate(4);
+            alone.arrays[2].truncate(if mode == Mode::Lstm { 4 } else { 0 });
+            let fa = alone.run();
+            for (a, b) in fa.h_n.iter().zip(&f.h_n[..4]) {
+                assert!((a - b).abs() < 1e-14, "{mode:?} reverse={reverse}");
+            }
+            if reverse {
+                // the reverse direction's output at its first step (t=1) matches too
+                for (a, b) in fa.output[4..8].iter().zip(&f.output[8..12]) {
+                    assert!((a - b).abs() < 1e-14);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn f32_agrees_with_f64() {
+    for mode in MODES {
+        let dims = Dims {
+            t: 30,
+            n: 3,
+            d: 5,
+            h: 9,
+        };
+        let p = Problem::new(mode, dims, Some(vec![30, 7, 19]), false, true, 3);
+        let f64_out = p.run();
+        let to32 = |v: &Vec<f64>| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let a: Vec<Vec<f32>> = p.arrays.iter().map(to32).collect();
+        let w = Weights {
+            w_ih: &a[3],
+            w_hh: &a[4],
+            b_ih: opt(&a[5]),
+            b_hh: opt(&a[6]),
+        };
+        let f32_out = forward(&p.spec(), &a[0], &a[1], opt(&a[2]), &w).unwrap();
+        for (x, y) in f32_out.output.iter().zip(&f64_out.output) {
+            assert!((*x as f64 - y).abs() < 1e-4, "{mode:?}: {x} vs {y}");
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_give_errors_naming_the_argument() {
+    let dims = Dims {
+        t: 3,
+        n: 2,
+        d: 2,
+        h: 2,
+    };
+    let p = Problem::new(Mode::Lstm, dims, None, false, true, 5);
+    let w = p.weights();
+    let c0 = Some(p.arrays[2].as_slice());
+    let run = |spec: &Spec<'_>, x: &[f64], w: &Weights<'_, f64>| {
+        forward(spec, x, &p.arrays[1], c0, w).unwrap_err()
+    };
+
+    let lengths = [4usize, 1];
+    let spec = Spec {
+        lengths: Some(&lengths),
+        ..p.spec()
+    };
+    assert!(
+        matches!(run(&spec, &p.arrays[0], &w), RnnError::Argument { arg, .. } if arg == "lengths")
+    );
+    let lengths = [0usize, 1];
+    let spec = Spec {
+        lengths: Some(&lengths),
+        ..p.spec()
+    };
+    assert!(
+        matches!(run(&spec, &p.arrays[0], &w), RnnError::Argument { arg, .. } if arg == "lengths")
+    );
+    let lengths = [1usize];
+    let spec = Spec {
+        lengths: Some(&lengths),
+        ..p.spec()
+    };
+    assert!(
+        matches!(run(&spec, &p.arrays[0], &w), RnnError::Shape { arg, .. } if arg == "lengths")
+    );
+
+    let mut x = p.arrays[0].clone();
+    x[3] = f64::NAN;
+    assert_eq!(run(&p.spec(), &x, &w), RnnError::non_finite("x"));
+    let mut w_hh = p.arrays[4].clone();
+    w_hh[0] = f64::INFINITY;
+    let bad = Weights { w_hh: &w_hh, ..w };
+    assert_eq!(
+        run(&p.spec(), &p.arrays[0], &bad),
+        RnnError::non_finite("w_hh")
+    );
+    assert!(matches!(run(&p.spec(), &x[..5], &w), RnnError::Shape { arg, .. } if arg == "x"));
+
+    let empty = Spec {
+        dims: Dims { t: 0, ..dims },
+        ..p.spec()
+    };
+    assert!(matches!(run(&empty, &[], &w), RnnError::Shape { arg, .. } if arg == "x"));
+    let huge = Spec {
+        dims: Dims {
+            t: usize::MAX / 2,
+            ..dims
+        },
+        ..p.spec()
+    };
+    assert!(matches!(run(&huge, &[], &w), RnnError::Shape { .. }));
+}
