@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
+
 from rnncore import reference
 from rnncore.errors import ArgumentError, ShapeError
 

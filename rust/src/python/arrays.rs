@@ -128,10 +128,13 @@ impl<'py, F: Real + Element> FloatArg<'py, F> {
     /// The elements in C order: borrowed when the array is C-contiguous,
     /// copied otherwise.
     pub fn data(&self) -> Cow<'_, [F]> {
-        match self.array.as_slice() {
-            Ok(slice) => Cow::Borrowed(slice),
-            Err(_) => Cow::Owned(self.array.as_array().iter().copied().collect()),
+        // `as_slice` also accepts Fortran order, whose memory order is not ours.
+        if self.array.is_c_contiguous() {
+            if let Ok(slice) = self.array.as_slice() {
+                return Cow::Borrowed(slice);
+            }
         }
+        Cow::Owned(self.array.as_array().iter().copied().collect())
     }
 }
 

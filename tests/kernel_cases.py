@@ -1,0 +1,96 @@
+"""Random problems for the kernel tests: one direction of one layer, with
+PyTorch-style uniform weights, in a given dtype."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnncore import reference
+
+MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+
+
+@dataclass
+class Case:
+    """All arguments of a forward/backward call, plus upstream gradients."""
+
+    mode: str
+    x: np.ndarray  # (T, N, D)
+    h0: np.ndarray  # (N, H)
+    c0: np.ndarray | None  # (N, H), lstm only
+    w_ih: np.ndarray  # (G*H, D)
+    w_hh: np.ndarray  # (G*H, H)
+    b_ih: np.ndarray | None  # (G*H,)
+    b_hh: np.ndarray | None  # (G*H,)
+    lengths: np.ndarray | None  # (N,)
+    reverse: bool
+    d_output: np.ndarray  # (T, N, H)
+    d_h_n: np.ndarray  # (N, H)
+    d_c_n: np.ndarray | None  # (N, H), lstm only
+
+    def forward(self, impl):
+        return impl.forward(
+            self.mode, self.x, self.h0, self.c0, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
+            self.lengths, self.reverse,
+        )  # fmt: skip
+
+    def backward(self, impl, cache):
+        return impl.backward(
+            self.mode, self.x, self.w_ih, self.w_hh, self.b_ih, self.b_hh, self.lengths,
+            self.reverse, cache, self.d_output, self.d_h_n, self.d_c_n,
+        )  # fmt: skip
+
+    def run(self, impl):
+        """``(output, h_n, c_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)``."""
+        output, h_n, c_n, cache = self.forward(impl)
+        return (output, h_n, c_n, *self.backward(impl, cache))
+
+
+RESULT_NAMES = ("output", "h_n", "c_n", "dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh")
+
+
+def make_case(
+    mode: str,
+    T: int,
+    N: int,
+    D: int,
+    H: int,
+    *,
+    dtype=np.float64,
+    lengths: list[int] | None = None,
+    reverse: bool = False,
+    bias: bool = True,
+    seed: int = 0,
+) -> Case:
+    rng = np.random.default_rng(seed)
+    G = reference.gate_count(mode)
+    k = 1.0 / np.sqrt(H)
+
+    def u(*shape, scale=k):
+        return rng.uniform(-scale, scale, shape).astype(dtype)
+
+    lstm = mode == "lstm"
+    return Case(
+        mode=mode,
+        x=u(T, N, D, scale=1.0),
+        h0=u(N, H, scale=0.5),
+        c0=u(N, H, scale=0.5) if lstm else None,
+        w_ih=u(G * H, D),
+        w_hh=u(G * H, H),
+        b_ih=u(G * H) if bias else None,
+        b_hh=u(G * H) if bias else None,
+        lengths=None if lengths is None else np.asarray(lengths, dtype=np.int64),
+        reverse=reverse,
+        d_output=u(T, N, H, scale=1.0),
+        d_h_n=u(N, H, scale=1.0),
+        d_c_n=u(N, H, scale=1.0) if lstm else None,
+    )
+
+
+def max_rel_error(got, want) -> float:
+    """Largest ``|got - want|`` relative to the scale of ``want`` (at least 1)."""
+    want = np.asarray(want, dtype=np.float64)
+    scale = max(1.0, float(np.abs(want).max()))
+    return float(np.abs(np.asarray(got, dtype=np.float64) - want).max()) / scale
