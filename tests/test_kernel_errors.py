@@ -116,7 +116,7 @@ def test_empty_dimensions(case, name, shape, what):
         kw.update(h0=np.zeros((0, 6)), c0=np.zeros((0, 6)))
     if what == "input":
         kw.update(w_ih=np.zeros((24, 0)))
-    with pytest.raises(ShapeError, match=f"x.*{what}"):
+    with pytest.raises(ShapeError, match=rf"x.*{what}"):
         _rnncore.forward(**kw)
 
 
@@ -141,10 +141,10 @@ def test_mode_and_state_mismatches(case):
 
 
 def test_mixed_dtypes(case):
-    with pytest.raises(DTypeError, match="h0.*float64"):
+    with pytest.raises(DTypeError, match=r"h0.*float64"):
         _rnncore.forward(**forward_kwargs(case, h0=case.h0.astype(np.float32)))
     f32 = {name: getattr(case, name).astype(np.float32) for name in FORWARD_ARGS}
-    with pytest.raises(DTypeError, match="w_hh.*float32"):
+    with pytest.raises(DTypeError, match=r"w_hh.*float32"):
         _rnncore.forward(**forward_kwargs(case, **{**f32, "w_hh": case.w_hh}))
 
 
@@ -177,7 +177,7 @@ def test_backward_checks_its_arguments(case):
         _rnncore.backward(**{**args, "d_output": case.d_output[:2]})
     with pytest.raises(ShapeError, match="d_h_n"):
         _rnncore.backward(**{**args, "d_h_n": case.d_h_n[:, :2]})
-    with pytest.raises(ArgumentError, match="cache.*cells"):
+    with pytest.raises(ArgumentError, match=r"cache.*cells"):
         _rnncore.backward(**{**args, "cache": {k: v for k, v in cache.items() if k != "cells"}})
     with pytest.raises(ShapeError, match=r"cache\['gates'\]"):
         _rnncore.backward(**{**args, "cache": {**cache, "gates": cache["gates"][:1]}})
