@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rnncore import errors
+from rnncore import errors, nn, reference
 from rnncore.errors import (
     ArgumentError,
     CheckpointError,
@@ -10,6 +10,7 @@ from rnncore.errors import (
     NonFiniteError,
     RnnCoreError,
     ShapeError,
+    StateError,
 )
 
 __all__ = [
@@ -19,5 +20,8 @@ __all__ = [
     "NonFiniteError",
     "RnnCoreError",
     "ShapeError",
+    "StateError",
     "errors",
+    "nn",
+    "reference",
 ]

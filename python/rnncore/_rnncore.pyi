@@ -11,26 +11,28 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-Mode = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
-FloatArray = NDArray[np.float32] | NDArray[np.float64]
+_Mode = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
+_FloatArray = NDArray[np.float32] | NDArray[np.float64]
+
+__all__ = ["__version__", "backward", "forward", "gate_count"]
 
 __version__: str
 
-def gate_count(mode: Mode) -> int:
+def gate_count(mode: _Mode) -> int:
     """Number of gates ``G`` of a cell mode (1, 4 or 3)."""
 
 def forward(
-    mode: Mode,
-    x: FloatArray,
-    h0: FloatArray,
-    c0: FloatArray | None,
-    w_ih: FloatArray,
-    w_hh: FloatArray,
-    b_ih: FloatArray | None,
-    b_hh: FloatArray | None,
+    mode: _Mode,
+    x: _FloatArray,
+    h0: _FloatArray,
+    c0: _FloatArray | None,
+    w_ih: _FloatArray,
+    w_hh: _FloatArray,
+    b_ih: _FloatArray | None,
+    b_hh: _FloatArray | None,
     lengths: NDArray[np.integer] | None = None,
     reverse: bool = False,
-) -> tuple[FloatArray, FloatArray, FloatArray | None, dict[str, FloatArray]]:
+) -> tuple[_FloatArray, _FloatArray, _FloatArray | None, dict[str, _FloatArray]]:
     """One direction of one recurrent layer over a whole sequence.
 
     Args:
@@ -54,26 +56,26 @@ def forward(
     """
 
 def backward(
-    mode: Mode,
-    x: FloatArray,
-    w_ih: FloatArray,
-    w_hh: FloatArray,
-    b_ih: FloatArray | None,
-    b_hh: FloatArray | None,
+    mode: _Mode,
+    x: _FloatArray,
+    w_ih: _FloatArray,
+    w_hh: _FloatArray,
+    b_ih: _FloatArray | None,
+    b_hh: _FloatArray | None,
     lengths: NDArray[np.integer] | None,
     reverse: bool,
-    cache: dict[str, FloatArray],
-    d_output: FloatArray,
-    d_h_n: FloatArray | None = None,
-    d_c_n: FloatArray | None = None,
+    cache: dict[str, _FloatArray],
+    d_output: _FloatArray,
+    d_h_n: _FloatArray | None = None,
+    d_c_n: _FloatArray | None = None,
 ) -> tuple[
-    FloatArray,
-    FloatArray,
-    FloatArray | None,
-    FloatArray,
-    FloatArray,
-    FloatArray | None,
-    FloatArray | None,
+    _FloatArray,
+    _FloatArray,
+    _FloatArray | None,
+    _FloatArray,
+    _FloatArray,
+    _FloatArray | None,
+    _FloatArray | None,
 ]:
     """Backpropagation through time for one :func:`forward` call.
 

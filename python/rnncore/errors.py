@@ -16,6 +16,7 @@ __all__ = [
     "NonFiniteError",
     "RnnCoreError",
     "ShapeError",
+    "StateError",
 ]
 
 
@@ -43,3 +44,8 @@ class ArgumentError(RnnCoreError, ValueError):
 
 class CheckpointError(RnnCoreError, ValueError):
     """A checkpoint is missing, truncated, corrupted or does not match the model."""
+
+
+class StateError(RnnCoreError, RuntimeError):
+    """An operation was called out of order (for instance ``backward`` before any
+    forward call it could backpropagate through)."""

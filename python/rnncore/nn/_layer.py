@@ -1,0 +1,276 @@
+"""The machinery of the multi-layer, optionally bidirectional sequence layers.
+
+:class:`_RNNBase` is everything :class:`~rnncore.nn.RNN`, :class:`~rnncore.nn.LSTM`
+and :class:`~rnncore.nn.GRU` do; they only choose the kernel mode. A layer runs the
+kernels one direction of one layer at a time and does the rest in NumPy:
+concatenating the directions, feeding each layer's output to the next, dropout
+between layers, and the chain rule of all that in :meth:`_RNNBase.backward`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from rnncore import _validate
+from rnncore.errors import ArgumentError, StateError
+from rnncore.nn._base import GATES, Array, Module, State
+
+SUFFIXES = ("", "_reverse")  # parameter-name suffix of direction 0 (forward), 1 (reverse)
+
+
+@dataclass
+class _Trace:
+    """What :meth:`_RNNBase.backward` needs from the most recent forward call."""
+
+    inputs: list[Array]  # input of layer k, (T, N, D) for k = 0 else (T, N, dirs*H)
+    caches: list[Any]  # kernel cache of layer k, direction d at index k*dirs + d
+    masks: list[Array | None]  # dropout mask on layer k's output (T, N, dirs*H), or None
+    lengths: Array | None  # (N,) int64, or None when every sequence has T steps
+    batched: bool  # False for unbatched (T, D) input
+    out_shape: tuple[int, ...]  # shape of the output as returned to the caller
+    state_shape: tuple[int, ...]  # shape of h_n (and c_n) as returned to the caller
+    state_meaning: str  # state_shape in symbols, for messages
+
+
+class _RNNBase(Module):
+    """Shared by :class:`RNN`, :class:`LSTM` and :class:`GRU`; see their docstrings."""
+
+    def __init__(
+        self,
+        mode: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        dtype: Any = np.float32,
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+        backend: ModuleType | None = None,
+    ) -> None:
+        super().__init__(hidden_size, dtype=dtype, seed=seed, rng=rng, backend=backend)
+        self._mode = mode
+        self.input_size = _validate.positive_int("input_size", input_size)
+        self.num_layers = _validate.positive_int("num_layers", num_layers)
+        self.bias = _validate.flag("bias", bias)
+        self.batch_first = _validate.flag("batch_first", batch_first)
+        self.dropout = _validate.probability("dropout", dropout)
+        self.bidirectional = _validate.flag("bidirectional", bidirectional)
+        self._trace: _Trace | None = None
+        G, H, dirs = GATES[mode], self.hidden_size, self._dirs
+        for k in range(self.num_layers):
+            D_k = self.input_size if k == 0 else H * dirs
+            for sfx in SUFFIXES[:dirs]:
+                self._add_parameter(f"weight_ih_l{k}{sfx}", (G * H, D_k))
+                self._add_parameter(f"weight_hh_l{k}{sfx}", (G * H, H))
+                if self.bias:
+                    self._add_parameter(f"bias_ih_l{k}{sfx}", (G * H,))
+                    self._add_parameter(f"bias_hh_l{k}{sfx}", (G * H,))
+
+    @property
+    def _dirs(self) -> int:
+        """Number of directions, 2 if bidirectional else 1."""
+        return 2 if self.bidirectional else 1
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self._mode == "rnn_relu":
+            s += ", nonlinearity='relu'"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout != 0:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s
+
+    def clear_cache(self) -> None:
+        """Forget the most recent forward call (frees its saved activations)."""
+        self._trace = None
+
+    # ----------------------------------------------------------------- forward
+
+    def forward(self, x: Any, hx: State = None, lengths: Any = None) -> tuple[Array, State]:
+        """Run the layer over whole sequences; also ``layer(x, hx, lengths)``.
+
+        Args:
+            x: ``(T, N, D)``, ``(N, T, D)`` if ``batch_first``, or unbatched ``(T, D)``.
+            hx: initial state ``h_0`` of shape ``(num_layers*num_directions, N, H)``
+                (``(num_layers*num_directions, H)`` when unbatched), a tuple
+                ``(h_0, c_0)`` of two such arrays for :class:`LSTM`; None for zeros.
+            lengths: optional ``(N,)`` integers in ``1..T``, in any order: sequence
+                ``n`` is ``x[:lengths[n], n]``, as with torch's packed sequences.
+
+        Returns:
+            ``(output, h_n)``, or ``(output, (h_n, c_n))`` for :class:`LSTM`: output
+            ``(T, N, num_directions*H)`` (``(N, T, ...)`` if ``batch_first``; zero at
+            steps ``t >= lengths[n]``) holds the last layer's states, directions
+            concatenated [forward, reverse]; ``h_n``/``c_n`` have the shape of
+            ``h_0`` and hold every layer's and direction's final state.
+        """
+        x = _validate.float_array("x", x, self.dtype)
+        layout = "(N, T, D)" if self.batch_first else "(T, N, D)"
+        _validate.ndim("x", x, (2, 3), f"3-D {layout} or 2-D unbatched (T, D)")
+        batched = x.ndim == 3
+        t_axis, n_axis = (1, 0) if batched and self.batch_first else (0, 1)
+        axes = [(t_axis, "time", "T")] + ([(n_axis, "batch", "N")] if batched else [])
+        _validate.nonempty("x", x, axes)
+        _validate.features("x", x, self.input_size)
+        _validate.finite("x", x)
+        if lengths is not None and not batched:
+            raise ArgumentError(f"lengths needs batched input, got unbatched x of shape {x.shape}")
+        if not batched:
+            x = x[:, None]  # (T, D) -> (T, 1, D)
+        elif self.batch_first:
+            x = x.transpose(1, 0, 2)  # (N, T, D) -> (T, N, D)
+        T, N, _ = x.shape
+        H, LD = self.hidden_size, self.num_layers * self._dirs
+        state_shape = (LD, N, H) if batched else (LD, H)
+        meaning = "(num_layers*num_directions, " + ("N, H)" if batched else "H)")
+        h0, c0 = self._state("hx", hx, ("h_0", "c_0"), state_shape, meaning)
+        lens = None if lengths is None else _validate.lengths(lengths, N, T)
+        h0 = np.zeros((LD, N, H), self.dtype) if h0 is None else h0.reshape(LD, N, H)
+        if self._mode == "lstm":
+            c0 = np.zeros((LD, N, H), self.dtype) if c0 is None else c0.reshape(LD, N, H)
+
+        output, h_n, c_n, inputs, caches, masks = self._forward_layers(x, h0, c0, lens)
+
+        if not batched:
+            output, h_n = output[:, 0], h_n[:, 0]  # (T, dirs*H), (LD, H)
+            c_n = None if c_n is None else c_n[:, 0]
+        elif self.batch_first:
+            output = output.transpose(1, 0, 2)  # (T, N, dirs*H) -> (N, T, dirs*H)
+        self._trace = _Trace(
+            inputs, caches, masks, lens, batched, output.shape, state_shape, meaning
+        )
+        return output, self._pack(h_n, c_n)
+
+    def _forward_layers(
+        self, x: Array, h0: Array, c0: Array | None, lens: Array | None
+    ) -> tuple[Array, Array, Array | None, list[Array], list[Any], list[Array | None]]:
+        """Time-major stack: x (T, N, D), h0 and c0 (L*dirs, N, H).
+
+        Returns ``output (T, N, dirs*H), h_n, c_n (L*dirs, N, H)`` and the trace lists.
+        """
+        dirs = self._dirs
+        h_n = np.empty_like(h0)  # (L*dirs, N, H)
+        c_n = None if c0 is None else np.empty_like(c0)
+        inputs: list[Array] = []
+        caches: list[Any] = []
+        masks: list[Array | None] = []
+        for k in range(self.num_layers):
+            inputs.append(x)
+            outs = []
+            for d, sfx in enumerate(SUFFIXES[:dirs]):
+                i = k * dirs + d
+                c0_i = None if c0 is None else c0[i]
+                out, h_n[i], c_i, cache = self._kernel_forward(
+                    f"_l{k}{sfx}", x, h0[i], c0_i, lens, reverse=d == 1
+                )
+                if c_n is not None:
+                    c_n[i] = c_i
+                outs.append(out)  # (T, N, H)
+                caches.append(cache)
+            x = outs[0] if dirs == 1 else np.concatenate(outs, axis=-1)  # (T, N, dirs*H)
+            mask = None
+            if self.training and self.dropout > 0 and k < self.num_layers - 1:
+                keep = self.rng.random(x.shape) >= self.dropout  # (T, N, dirs*H)
+                mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
+                x = x * mask
+            masks.append(mask)
+        return x, h_n, c_n, inputs, caches, masks
+
+    # ----------------------------------------------------------------- backward
+
+    def backward(self, d_output: Any, d_hx: State = None) -> tuple[Array, State]:
+        """Backpropagate through the most recent forward call.
+
+        Parameter gradients are added to :attr:`grads` (call :meth:`zero_grad` to
+        reset them). The same forward call may be backpropagated more than once, and
+        in eval mode too (without dropout). The forward keeps a reference to ``x``:
+        do not modify it in place before the backward.
+
+        Args:
+            d_output: gradient of the loss with respect to ``output``, same shape.
+            d_hx: gradient with respect to ``h_n`` (same shape), a tuple
+                ``(d_h_n, d_c_n)`` for :class:`LSTM` (either may be None), or None.
+
+        Returns:
+            ``(dx, d_hx0)``: the gradient of ``x`` (its shape) and of the initial
+            state, ``d_h_0`` or ``(d_h_0, d_c_0)`` with the shape of ``h_0``
+            (returned even when ``hx`` was None).
+        """
+        tr = self._trace
+        if tr is None:
+            raise StateError(
+                f"{type(self).__name__}.backward() needs a forward() call first: it "
+                "backpropagates through the most recent forward"
+            )
+        d_out = _validate.float_array("d_output", d_output, self.dtype)
+        meaning = "the shape of output"
+        _validate.shape("d_output", d_out, tr.out_shape, meaning)
+        _validate.finite("d_output", d_out)
+        labels = ("d_h_n", "d_c_n")
+        d_h_n, d_c_n = self._state("d_hx", d_hx, labels, tr.state_shape, tr.state_meaning, True)
+        LD, H = self.num_layers * self._dirs, self.hidden_size
+        if not tr.batched:
+            d_out = d_out[:, None]  # (T, dirs*H) -> (T, 1, dirs*H)
+        elif self.batch_first:
+            d_out = d_out.transpose(1, 0, 2)  # (N, T, dirs*H) -> (T, N, dirs*H)
+        N = d_out.shape[1]
+        d_h_n = None if d_h_n is None else d_h_n.reshape(LD, N, H)
+        d_c_n = None if d_c_n is None else d_c_n.reshape(LD, N, H)
+
+        dx, dh0, dc0 = self._backward_layers(tr, d_out, d_h_n, d_c_n)
+
+        if not tr.batched:
+            dx, dh0 = dx[:, 0], dh0[:, 0]  # (T, D), (LD, H)
+            dc0 = None if dc0 is None else dc0[:, 0]
+        elif self.batch_first:
+            dx = dx.transpose(1, 0, 2)  # (T, N, D) -> (N, T, D)
+        return dx, self._pack(dh0, dc0)
+
+    def _backward_layers(
+        self, tr: _Trace, d_out: Array, d_h_n: Array | None, d_c_n: Array | None
+    ) -> tuple[Array, Array, Array | None]:
+        """Time-major chain rule: d_out (T, N, dirs*H), d_h_n and d_c_n (L*dirs, N, H).
+
+        Returns ``dx (T, N, D)``, ``dh0`` and ``dc0`` (L*dirs, N, H).
+        """
+        dirs, H = self._dirs, self.hidden_size
+        N = d_out.shape[1]
+        dh0 = np.empty((self.num_layers * dirs, N, H), self.dtype)
+        dc0 = np.empty_like(dh0) if self._mode == "lstm" else None
+        d_layer = d_out  # gradient of layer k's (dropped-out) output
+        for k in reversed(range(self.num_layers)):
+            if tr.masks[k] is not None:
+                d_layer = d_layer * tr.masks[k]
+            dxs = []  # dx of each direction, (T, N, D_k)
+            for d, sfx in enumerate(SUFFIXES[:dirs]):
+                i = k * dirs + d
+                d_dir = np.ascontiguousarray(d_layer[..., d * H : (d + 1) * H])  # (T, N, H)
+                dx_d, dh0[i], dc0_i = self._kernel_backward(
+                    f"_l{k}{sfx}",
+                    tr.inputs[k],
+                    tr.lengths,
+                    d == 1,
+                    tr.caches[i],
+                    d_dir,
+                    None if d_h_n is None else d_h_n[i],
+                    None if d_c_n is None else d_c_n[i],
+                )
+                if dc0 is not None:
+                    dc0[i] = dc0_i
+                dxs.append(dx_d)
+            d_layer = dxs[0] if dirs == 1 else dxs[0] + dxs[1]  # (T, N, D_k)
+        return d_layer, dh0, dc0

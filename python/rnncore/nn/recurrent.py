@@ -1,0 +1,238 @@
+"""Multi-layer, optionally bidirectional RNN, LSTM and GRU: drop-ins for torch.nn.
+
+Same constructor arguments, parameter names, shapes, gate layout and
+initialisation as :class:`torch.nn.RNN`, :class:`torch.nn.LSTM` and
+:class:`torch.nn.GRU`, on NumPy arrays, with an explicit :meth:`backward`.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from rnncore import _validate
+from rnncore.nn._layer import _RNNBase
+
+_COMMON_DOC = """
+    Args:
+        input_size: ``D``, features of the input ``x``.
+        hidden_size: ``H``, features of the hidden state.
+        num_layers: stacked layers; layer ``k > 0`` reads the output of layer ``k - 1``.
+        bias: if False, the layer has no ``bias_ih_l{{k}}``/``bias_hh_l{{k}}``.
+        batch_first: input and output are ``(N, T, ...)`` instead of ``(T, N, ...)``
+            (``hx`` is not affected).
+        dropout: if non-zero, inverted dropout with this probability on the outputs
+            of every layer except the last, in training mode only.
+        bidirectional: add a reverse direction to every layer (suffix ``_reverse``).
+        dtype: ``np.float32`` (default) or ``np.float64``; inputs must have it.
+        seed, rng: where the random numbers come from (initialisation and dropout
+            masks): a ``numpy.random.Generator`` ``rng``, else
+            ``np.random.default_rng(seed)``. The same seed gives the same weights.
+            The generator is the attribute ``rng`` and may be replaced.
+        backend: the kernel module; None (default) uses the compiled kernels
+            ``rnncore._rnncore``. For debugging, ``backend=rnncore.reference`` runs
+            the NumPy float64 reference instead (slow; results are cast to ``dtype``).
+
+    Inputs: ``x, hx=None, lengths=None``
+        - **x**: ``(T, N, D)``, ``(N, T, D)`` if ``batch_first``, or ``(T, D)`` unbatched.
+        - **hx**: {hx} None means zeros.
+        - **lengths**: ``(N,)`` integers in ``1..T``, any order, or None: sequence
+          ``n`` is ``x[:lengths[n], n]`` (torch's packed-sequence semantics; the
+          reverse direction starts at each sequence's own last step).
+
+    Outputs: ``output, {out}``
+        - **output**: ``(T, N, num_directions*H)`` (``(N, T, ...)`` if ``batch_first``,
+          ``(T, ...)`` unbatched): the last layer's ``h_t``, forward and reverse
+          directions concatenated; zero at padded steps ``t >= lengths[n]``.
+        - {out_desc}
+
+    Backward: ``dx, d_hx0 = layer.backward(d_output, d_hx=None)`` backpropagates
+    through the most recent forward call, returns the gradients of ``x`` and of
+    ``hx`` (same structure and shapes) and adds the parameter gradients to
+    ``layer.grads`` (keyed like ``state_dict()``; :meth:`zero_grad` resets them).
+
+    Attributes:
+        weight_ih_l[k]: ``(G*H, D)`` for ``k = 0``, ``(G*H, num_directions*H)`` otherwise.
+        weight_hh_l[k]: ``(G*H, H)``.
+        bias_ih_l[k], bias_hh_l[k]: ``(G*H,)``.
+        All drawn from ``U(-1/sqrt(H), 1/sqrt(H))``; {G}.
+"""
+
+_H0 = (  # the shape of h_0 and c_0, continued on a new line of the docstring
+    "``(num_layers*num_directions, N, H)``\n"
+    "          (``(num_layers*num_directions, H)`` unbatched)."
+)
+_HN = "**h_n**: the final state of every layer and direction, the shape of ``h_0``."
+
+
+class RNN(_RNNBase):
+    __doc__ = r"""Multi-layer Elman RNN with tanh or ReLU non-linearity.
+
+    For each element of the input sequence each layer computes
+
+    .. math::
+        h_t = \tanh(x_t W_{ih}^T + b_{ih} + h_{t-1} W_{hh}^T + b_{hh})
+
+    where ``h_t`` is the hidden state at time ``t``, ``x_t`` the input of the layer
+    at time ``t`` and ``h_{t-1}`` the state at ``t - 1`` (or ``h_0``). With
+    ``nonlinearity='relu'``, ReLU replaces tanh.
+
+    Example::
+
+        >>> rnn = RNN(10, 20, num_layers=2, seed=0)
+        >>> output, h_n = rnn(np.zeros((5, 3, 10), np.float32))   # (T, N, D)
+        >>> output.shape, h_n.shape
+        ((5, 3, 20), (2, 3, 20))
+""" + _COMMON_DOC.format(hx="``h_0`` " + _H0, out="h_n", out_desc=_HN, G="G = 1")
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        dtype: Any = np.float32,
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+        backend: ModuleType | None = None,
+    ) -> None:
+        self.nonlinearity = _validate.choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        super().__init__(
+            f"rnn_{nonlinearity}",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype=dtype,
+            seed=seed,
+            rng=rng,
+            backend=backend,
+        )
+
+
+class LSTM(_RNNBase):
+    __doc__ = r"""Multi-layer long short-term memory (LSTM) RNN.
+
+    For each element of the input sequence each layer computes
+
+    .. math::
+        \begin{array}{ll}
+        i_t = \sigma(W_{ii} x_t + b_{ii} + W_{hi} h_{t-1} + b_{hi}) \\
+        f_t = \sigma(W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf}) \\
+        g_t = \tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg}) \\
+        o_t = \sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho}) \\
+        c_t = f_t \odot c_{t-1} + i_t \odot g_t \\
+        h_t = o_t \odot \tanh(c_t)
+        \end{array}
+
+    with input, forget, cell and output gates ``i, f, g, o`` stacked in this order
+    in ``weight_ih_l[k] = W_ii|W_if|W_ig|W_io`` (and likewise the others), ``sigma``
+    the sigmoid and ``odot`` the elementwise product.
+
+    Example::
+
+        >>> lstm = LSTM(10, 20, num_layers=2, bidirectional=True, seed=0)
+        >>> output, (h_n, c_n) = lstm(np.zeros((5, 3, 10), np.float32))
+        >>> output.shape, h_n.shape
+        ((5, 3, 40), (4, 3, 20))
+""" + _COMMON_DOC.format(
+        hx="a tuple ``(h_0, c_0)``, each " + _H0,
+        out="(h_n, c_n)",
+        out_desc=_HN + "\n        - **c_n**: the final cell states, the same shape.",
+        G="G = 4 (gates i|f|g|o)",
+    )
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        dtype: Any = np.float32,
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+        backend: ModuleType | None = None,
+    ) -> None:
+        super().__init__(
+            "lstm",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype=dtype,
+            seed=seed,
+            rng=rng,
+            backend=backend,
+        )
+
+
+class GRU(_RNNBase):
+    __doc__ = r"""Multi-layer gated recurrent unit (GRU) RNN.
+
+    For each element of the input sequence each layer computes
+
+    .. math::
+        \begin{array}{ll}
+        r_t = \sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr}) \\
+        z_t = \sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz}) \\
+        n_t = \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn})) \\
+        h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+        \end{array}
+
+    with reset, update and new gates ``r, z, n`` stacked in this order in
+    ``weight_ih_l[k] = W_ir|W_iz|W_in`` (and likewise the others).
+
+    Example::
+
+        >>> gru = GRU(10, 20, batch_first=True, seed=0)
+        >>> output, h_n = gru(np.zeros((3, 5, 10), np.float32))   # (N, T, D)
+        >>> output.shape, h_n.shape
+        ((3, 5, 20), (1, 3, 20))
+""" + _COMMON_DOC.format(hx="``h_0`` " + _H0, out="h_n", out_desc=_HN, G="G = 3 (gates r|z|n)")
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        dtype: Any = np.float32,
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+        backend: ModuleType | None = None,
+    ) -> None:
+        super().__init__(
+            "gru",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype=dtype,
+            seed=seed,
+            rng=rng,
+            backend=backend,
+        )
