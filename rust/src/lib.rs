@@ -11,6 +11,7 @@ pub mod linalg;
 pub mod mode;
 pub mod real;
 pub mod sequence;
+pub mod simd;
 
 #[cfg(feature = "python")]
 mod python;

@@ -11,3 +11,6 @@
 pub mod gru;
 pub mod lstm;
 pub mod rnn;
+
+#[cfg(test)]
+mod tests;

@@ -6,6 +6,7 @@ use crate::error::{Result, RnnError};
 use crate::linalg::{matmul, MatMut, MatRef};
 use crate::mode::Mode;
 use crate::real::Real;
+use crate::simd;
 
 /// Gradients of one direction of one layer (owned, row-major).
 #[derive(Debug)]
@@ -106,6 +107,7 @@ pub fn backward<F: Real>(
     let mut dh_prev = zeros::<F>(nh, "dh")?; // (N, H)
     let mut active = vec![true; n];
     let w_hh = MatRef::row_major(w.w_hh, gh, h); // (G*H, H)
+    let level = simd::best_level();
 
     for k in (0..t_len).rev() {
         let t = spec.time_of_step(k);
@@ -127,13 +129,14 @@ pub fn backward<F: Real>(
         match mode {
             Mode::RnnTanh | Mode::RnnRelu => {
                 let relu = mode == Mode::RnnRelu;
-                rnn::backward_step(h, relu, &active, gates_t, &dh, dgx_t, &mut dh_prev);
+                rnn::backward_step(level, h, relu, &active, gates_t, &dh, dgx_t, &mut dh_prev);
             }
             Mode::Lstm => {
                 let cells = cache.cells.expect("checked by check_cache");
                 let c_prev = &cells[prev * nh..][..nh];
                 let c_next = &cells[next * nh..][..nh];
                 lstm::backward_step(
+                    level,
                     h,
                     &active,
                     gates_t,
@@ -150,6 +153,7 @@ pub fn backward<F: Real>(
                 let h_prev = &cache.states[prev * nh..][..nh];
                 let dgh_t = &mut dgh[t * n * gh..][..n * gh];
                 gru::backward_step(
+                    level,
                     h,
                     &active,
                     gates_t,

@@ -6,6 +6,7 @@ use crate::error::{Result, RnnError};
 use crate::linalg::{matmul, MatMut, MatRef};
 use crate::mode::Mode;
 use crate::real::Real;
+use crate::simd;
 
 /// What a forward call returns.
 #[derive(Debug)]
@@ -111,6 +112,7 @@ pub fn forward<F: Real>(
     let mut output = zeros::<F>(t_len * nh, "output")?; // (T, N, H)
     let mut active = vec![true; n];
     let w_hh_t = MatRef::row_major(w.w_hh, gh, h).t(); // (H, G*H)
+    let level = simd::best_level();
 
     for k in 0..t_len {
         let t = spec.time_of_step(k);
@@ -121,13 +123,13 @@ pub fn forward<F: Real>(
         match mode {
             Mode::RnnTanh | Mode::RnnRelu => {
                 matmul(MatMut::row_major(g_t, n, gh), h_prev_m, w_hh_t, true);
-                rnn::forward_step(mode == Mode::RnnRelu, g_t, h_next);
+                rnn::forward_step(level, mode == Mode::RnnRelu, g_t, h_next);
             }
             Mode::Lstm => {
                 matmul(MatMut::row_major(g_t, n, gh), h_prev_m, w_hh_t, true);
                 let cells = cells.as_mut().expect("lstm has a cell buffer");
                 let (c_prev, c_next) = read_write_slots(cells, prev, next, nh);
-                lstm::forward_step(h, g_t, c_prev, c_next, h_next);
+                lstm::forward_step(level, h, g_t, c_prev, c_next, h_next);
             }
             Mode::Gru => {
                 matmul(MatMut::row_major(&mut hg, n, gh), h_prev_m, w_hh_t, false);
@@ -139,7 +141,7 @@ pub fn forward<F: Real>(
                     }
                 }
                 let hn_t = &mut hn.as_mut().expect("gru has an hn buffer")[t * nh..][..nh];
-                gru::forward_step(h, g_t, &hg, h_prev, hn_t, h_next);
+                gru::forward_step(level, h, g_t, &hg, h_prev, hn_t, h_next);
             }
         }
 
