@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Contender, machine, matmul_gflops, race, rnn_flops  # noqa: E402
+from harness import Contender, machine, matmul_gflops, race, rnn_flops
 
-import rnncore  # noqa: E402
-from rnncore import nn  # noqa: E402
+import rnncore
+from rnncore import nn
 
 GRID = [(128, 32), (512, 1), (512, 32), (512, 128), (1024, 32)]  # (H, N)
 CLASSES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
@@ -40,16 +40,20 @@ def contenders(cell: str, H: int, N: int, T: int, train: bool, threads: list[int
     out: list[Contender] = []
 
     for n in threads:
+
         def setup(n=n):
             rnncore.set_num_threads(n)
 
         if train:
+
             def run():
                 ours(x)
                 ours.backward(dy)
         else:
+
             def run():
                 ours(x)
+
         out.append(Contender(f"rnncore/{n}t", run, setup))
 
     if torch is not None:
@@ -58,20 +62,24 @@ def contenders(cell: str, H: int, N: int, T: int, train: bool, threads: list[int
         tx = torch.from_numpy(x)
         tdy = torch.from_numpy(dy)
         for n in (1, 2):
+
             def tsetup(n=n):
                 torch.set_num_threads(n)
                 for p in layer.parameters():
                     p.grad = None
 
             if train:
+
                 def trun():
                     xi = tx.detach().requires_grad_(True)
                     o, _ = layer(xi)
                     o.backward(tdy)
             else:
+
                 def trun():
                     with torch.no_grad():
                         layer(tx)
+
             out.append(Contender(f"torch/{n}t", trun, tsetup))
     return out
 
@@ -91,7 +99,8 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"numpy float32 matmul 2048^3: {matmul_gflops():.0f} GFLOP/s "
           f"(numpy's BLAS, its default threads)")  # fmt: skip
-    print(f"torch: {torch.__version__ if torch else 'not installed'}; rnncore {rnncore.__version__}")
+    torch_version = torch.__version__ if torch else "not installed"
+    print(f"torch: {torch_version}; rnncore {rnncore.__version__}")
     print()
     header = (f"{'cell':5} {'mode':5} {'H':>5} {'N':>4} | {'contender':12} {'ms':>9} "
               f"{'spread':>6} {'tok/s':>10} {'GFLOP/s':>8} | ratio vs best torch")  # fmt: skip
