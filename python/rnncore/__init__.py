@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rnncore import errors, nn, reference
+from rnncore._rnncore import __version__, get_num_threads, set_num_threads, simd_level
 from rnncore.errors import (
     ArgumentError,
     CheckpointError,
@@ -21,7 +22,11 @@ __all__ = [
     "RnnCoreError",
     "ShapeError",
     "StateError",
+    "__version__",
     "errors",
+    "get_num_threads",
     "nn",
     "reference",
+    "set_num_threads",
+    "simd_level",
 ]

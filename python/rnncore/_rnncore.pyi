@@ -14,9 +14,29 @@ from numpy.typing import NDArray
 _Mode = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
 _FloatArray = NDArray[np.float32] | NDArray[np.float64]
 
-__all__ = ["__version__", "backward", "forward", "gate_count"]
+__all__ = [
+    "__version__",
+    "backward",
+    "forward",
+    "gate_count",
+    "get_num_threads",
+    "set_num_threads",
+    "simd_level",
+]
 
 __version__: str
+
+def set_num_threads(n: int | None = None) -> None:
+    """Use ``n >= 1`` threads for the kernels; ``None`` restores the default
+    (``RNNCORE_NUM_THREADS``, else every core). Results are bitwise the same at
+    any thread count."""
+
+def get_num_threads() -> int:
+    """The number of threads the kernels use."""
+
+def simd_level() -> str:
+    """The SIMD instruction set the pointwise kernels use here: ``"avx512"``,
+    ``"avx2+fma"`` or ``"scalar"``."""
 
 def gate_count(mode: _Mode) -> int:
     """Number of gates ``G`` of a cell mode (1, 4 or 3)."""

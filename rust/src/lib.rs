@@ -5,12 +5,15 @@
 //! of Python. The optional `python` feature adds the PyO3 binding that NumPy
 //! arrays go through.
 
+pub mod buffer;
 pub mod cells;
 pub mod error;
 pub mod linalg;
 pub mod mode;
+pub mod parallel;
 pub mod real;
 pub mod sequence;
+mod shared;
 pub mod simd;
 
 #[cfg(feature = "python")]

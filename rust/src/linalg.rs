@@ -63,6 +63,17 @@ impl<'a, F> MatRef<'a, F> {
         }
     }
 
+    /// Rows `r0 .. r0 + len` as a view.
+    pub fn row_block(self, r0: usize, len: usize) -> Self {
+        assert!(
+            r0 + len <= self.rows,
+            "row block {r0}+{len} of {}",
+            self.rows
+        );
+        let start = (r0 * self.rs).min(self.data.len());
+        Self::strided(&self.data[start..], len, self.cols, self.rs, self.cs)
+    }
+
     /// The transpose, without copying.
     pub fn t(self) -> Self {
         Self {
@@ -159,6 +170,172 @@ pub fn matmul<F: Real>(
     }
 }
 
+/// Height of the row tiles the large products are cut into; fixed, so the
+/// result does not depend on how many threads share the tiles.
+pub const TILE: usize = 256;
+
+/// `dst (m, n) = a (m, k) @ b (k, n)` (or `+=`), `dst` row-major, computed in
+/// tiles of [`TILE`] rows, in parallel on the kernel thread pool.
+pub fn matmul_tiled<F: Real>(dst: &mut [F], a: MatRef<'_, F>, b: MatRef<'_, F>, accumulate: bool) {
+    let (m, n) = (a.rows, b.cols);
+    assert!(dst.len() >= m * n, "matmul_tiled: dst too short");
+    if n == 0 {
+        return;
+    }
+    let tiles: Vec<(usize, &mut [F])> = dst[..m * n].chunks_mut(TILE * n).enumerate().collect();
+    crate::parallel::for_each(tiles, |(i, tile)| {
+        let rows = tile.len() / n;
+        matmul(
+            MatMut::row_major(tile, rows, n),
+            a.row_block(i * TILE, rows),
+            b,
+            accumulate,
+        );
+    });
+}
+
+/// Rows of a packed matrix that one GEMM call of the per-step product covers:
+/// 128 rows of a 512..1024-long row span 256..512 KiB of `f32`, which stay in
+/// L2 while the call sweeps the batch. Fixed, so results never depend on how
+/// the blocks are scheduled.
+pub const ROW_BLOCK: usize = 128;
+
+/// A matrix `M (rows, cols)` stored column-major with a padded leading
+/// dimension, the layout the GEMM microkernels read in place (no packing per
+/// call). The padding keeps the column stride off powers of two, which would
+/// make the columns of a block collide in the same cache sets.
+#[derive(Debug)]
+pub struct Packed<F> {
+    data: Vec<F>,
+    rows: usize,
+    cols: usize,
+    ld: usize,
+}
+
+impl<F: Real> Packed<F> {
+    /// Copy `m` (any strides) into the packed layout.
+    pub fn pack(m: MatRef<'_, F>) -> crate::error::Result<Self> {
+        let ld = m.rows.div_ceil(16) * 16 + 16;
+        let mut data = crate::buffer::zeros::<F>(ld * m.cols, "packed weights")?;
+        for c in 0..m.cols {
+            for r in 0..m.rows {
+                data[c * ld + r] = m.data[r * m.rs + c * m.cs];
+            }
+        }
+        Ok(Self {
+            data,
+            rows: m.rows,
+            cols: m.cols,
+            ld,
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Rows `r0 .. r0 + len` as a view.
+    fn block(&self, r0: usize, len: usize) -> MatRef<'_, F> {
+        MatRef::strided(&self.data[r0..], len, self.cols, 1, self.ld)
+    }
+}
+
+/// `dst (+)= x @ M^T` for row-major `dst (n, m)` and `x (n, k)` and a packed
+/// `M (m, k)`: the per-step recurrent product (`h_prev @ W_hh^T` forward,
+/// `dgates @ W_hh` backward). Computed as `dst^T = M @ x^T` in blocks of
+/// [`ROW_BLOCK`] rows of `M`, each block one GEMM call.
+pub fn mul_packed_t<F: Real>(dst: &mut [F], x: &[F], w: &Packed<F>, n: usize, accumulate: bool) {
+    let (m, k) = (w.rows, w.cols);
+    assert!(
+        dst.len() >= n * m && x.len() >= n * k,
+        "mul_packed_t: buffers too short"
+    );
+    let xt = MatRef::strided(x, k, n, 1, k); // (k, n)
+    for r0 in (0..m).step_by(ROW_BLOCK) {
+        let len = ROW_BLOCK.min(m - r0);
+        // dst^T rows r0.., all n columns: element (r, b) at b * m + r.
+        let block = MatMut {
+            data: &mut dst[r0..],
+            rows: len,
+            cols: n,
+            rs: 1,
+            cs: m,
+        };
+        assert!(extent(len, n, 1, m) <= block.data.len());
+        matmul(block, w.block(r0, len), xt, accumulate);
+    }
+}
+
+/// [`mul_packed_t`] with the row blocks spread over the kernel thread pool.
+/// Each block is the same GEMM call either way, so the result is bitwise that
+/// of the sequential version. Used when one step's product is large enough to
+/// be worth a synchronisation (and each core then keeps its blocks of `M` in
+/// its own cache from step to step).
+pub fn mul_packed_t_parallel<F: Real>(
+    dst: &mut [F],
+    x: &[F],
+    w: &Packed<F>,
+    n: usize,
+    accumulate: bool,
+) {
+    let (m, k) = (w.rows, w.cols);
+    assert!(
+        dst.len() >= n * m && x.len() >= n * k,
+        "mul_packed_t: buffers too short"
+    );
+    if n == 0 || m == 0 {
+        return;
+    }
+    let xt = MatRef::strided(x, k, n, 1, k); // (k, n)
+    let dst_ptr = SendPtr(dst.as_mut_ptr());
+    crate::parallel::for_each(0..m.div_ceil(ROW_BLOCK), |b| {
+        let r0 = b * ROW_BLOCK;
+        let len = ROW_BLOCK.min(m - r0);
+        let lhs = w.block(r0, len);
+        // SAFETY: block `b` writes elements (r, col) of dst^T with r in
+        // r0..r0+len, i.e. dst[col * m + r]: inside `dst` (asserted above) and
+        // disjoint from every other block's rows; `x` and `w` are only read.
+        // The views were bounds-checked; `F` is f32 or f64.
+        unsafe {
+            gemm::gemm(
+                len,
+                n,
+                k,
+                dst_ptr.get().add(r0),
+                m as isize,
+                1,
+                accumulate,
+                lhs.data.as_ptr(),
+                lhs.cs as isize,
+                lhs.rs as isize,
+                xt.data.as_ptr(),
+                xt.cs as isize,
+                xt.rs as isize,
+                F::ONE,
+                F::ONE,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    });
+}
+
+/// A raw pointer that may cross threads; see the SAFETY note at its use.
+#[derive(Clone, Copy)]
+struct SendPtr<F>(*mut F);
+// SAFETY: only used to write disjoint blocks of one buffer from several threads.
+unsafe impl<F> Send for SendPtr<F> {}
+// SAFETY: as above.
+unsafe impl<F> Sync for SendPtr<F> {}
+
+impl<F> SendPtr<F> {
+    fn get(self) -> *mut F {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +395,69 @@ mod tests {
         for (x, y) in c.iter().zip(&want) {
             assert!((x - (y + 1.0)).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn packed_product_matches_plain_product() {
+        for &(n, m, k) in &[(1, 1, 1), (3, 130, 7), (5, 257, 33), (2, 128, 16)] {
+            let x = ramp(n * k, 0.3);
+            let w = ramp(m * k, 0.9); // (m, k) row-major
+            let packed = Packed::pack(MatRef::row_major(&w, m, k)).unwrap();
+            let mut got = vec![1.0; n * m];
+            mul_packed_t(&mut got, &x, &packed, n, true);
+            let mut want = vec![1.0; n * m];
+            matmul(
+                MatMut::row_major(&mut want, n, m),
+                MatRef::row_major(&x, n, k),
+                MatRef::row_major(&w, m, k).t(),
+                true,
+            );
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-12, "({n},{m},{k})");
+            }
+            let mut par = vec![1.0; n * m];
+            crate::parallel::set_num_threads(Some(3));
+            mul_packed_t_parallel(&mut par, &x, &packed, n, true);
+            crate::parallel::set_num_threads(None);
+            assert_eq!(par, got);
+            // a transposed view packs to the transposed product
+            let packed_t = Packed::pack(MatRef::row_major(&w, m, k).t()).unwrap(); // (k, m)
+            let y = ramp(n * m, 0.1);
+            let mut got_t = vec![0.0; n * k];
+            mul_packed_t(&mut got_t, &y, &packed_t, n, false);
+            for b in 0..n {
+                for c in 0..k {
+                    let want: f64 = (0..m).map(|r| y[b * m + r] * w[r * k + c]).sum();
+                    assert!((got_t[b * k + c] - want).abs() < 1e-12);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tiled_product_is_the_same_at_any_thread_count() {
+        let (m, n, k) = (700, 9, 13);
+        let a = ramp(m * k, 0.2);
+        let b = ramp(k * n, 0.7);
+        let mut want = vec![0.0; m * n];
+        matmul(
+            MatMut::row_major(&mut want, m, n),
+            MatRef::row_major(&a, m, k),
+            MatRef::row_major(&b, k, n),
+            false,
+        );
+        for threads in [1, 2, 5] {
+            crate::parallel::set_num_threads(Some(threads));
+            let mut got = vec![0.0; m * n];
+            matmul_tiled(
+                &mut got,
+                MatRef::row_major(&a, m, k),
+                MatRef::row_major(&b, k, n),
+                false,
+            );
+            assert!(got.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-12));
+        }
+        crate::parallel::set_num_threads(None);
     }
 
     #[test]

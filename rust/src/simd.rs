@@ -1,10 +1,11 @@
 //! Runtime SIMD dispatch for the pointwise kernels.
 //!
 //! The pointwise loops are written once, as plain Rust over slices with no calls
-//! and no branches in the inner loop (see [`Real::tanh_fast`]). This module
-//! compiles each of them several times, with AVX-512, with AVX2 + FMA and with
-//! no extra features, and picks one at run time from what the CPU supports, so
-//! one wheel runs on any x86-64 CPU at the speed of the one it is on.
+//! and no branches in the inner loop (see [`Real::tanh_fast`]). The
+//! [`multiversion!`] macro compiles each of them several times, with AVX-512,
+//! with AVX2 + FMA and with no extra features, and the caller picks one at run
+//! time from what the CPU supports ([`best_level`]), so one wheel runs on any
+//! x86-64 CPU at the speed of the one it is on.
 //!
 //! All variants perform the same IEEE operations per element (Rust never fuses
 //! a multiply and an add on its own), so they give bitwise the same results;
@@ -67,37 +68,60 @@ pub fn best_level() -> Level {
     })
 }
 
-/// Run `body` compiled for `level`, or for the best supported level below it.
-///
-/// `body` must be `#[inline(always)]` code (closures are): it is inlined into a
-/// function compiled with the level's target features.
-#[inline(always)]
-pub fn dispatch_at<R>(level: Level, body: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-        unsafe fn avx512<R>(body: impl FnOnce() -> R) -> R {
-            body()
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2<R>(body: impl FnOnce() -> R) -> R {
-            body()
-        }
-        if level == Level::Avx512 && Level::Avx512.supported() {
-            // SAFETY: the CPU reports every feature `avx512` is compiled with.
-            return unsafe { avx512(body) };
-        }
-        if level != Level::Scalar && Level::Avx2.supported() {
-            // SAFETY: the CPU reports AVX2 and FMA.
-            return unsafe { avx2(body) };
-        }
+/// The level to run at when `level` is asked for: the best supported level
+/// that is not above it.
+pub fn effective(level: Level) -> Level {
+    match level {
+        Level::Avx512 if Level::Avx512.supported() => Level::Avx512,
+        Level::Avx512 | Level::Avx2 if Level::Avx2.supported() => Level::Avx2,
+        _ => Level::Scalar,
     }
-    let _ = level;
-    body()
 }
 
-/// Run `body` compiled for the best level this CPU supports.
-#[inline(always)]
-pub fn dispatch<R>(body: impl FnOnce() -> R) -> R {
-    dispatch_at(best_level(), body)
+/// Define `pub fn name<F: Real>(level: Level, args...)` whose body is compiled
+/// three times: as an `#[inline(always)]` function, inlined into a twin
+/// compiled with AVX-512 and one with AVX2 + FMA. `level` picks the twin (never
+/// one the CPU lacks: see [`effective`]). Inlining a plain function into a
+/// function with more target features is what lets LLVM vectorise the body for
+/// those features.
+macro_rules! multiversion {
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident<F: Real>($($arg:ident : $ty:ty),* $(,)?) $body:block
+    ) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name<F: $crate::real::Real>(level: $crate::simd::Level, $($arg: $ty),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body<F: $crate::real::Real>($($arg: $ty),*) $body
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx512<F: $crate::real::Real>($($arg: $ty),*) {
+                body($($arg),*)
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx2<F: $crate::real::Real>($($arg: $ty),*) {
+                body($($arg),*)
+            }
+
+            match $crate::simd::effective(level) {
+                // SAFETY: `effective` returns a level only if the CPU reports
+                // every feature its twin is compiled with.
+                #[cfg(target_arch = "x86_64")]
+                $crate::simd::Level::Avx512 => unsafe { avx512($($arg),*) },
+                // SAFETY: as above, AVX2 and FMA are present.
+                #[cfg(target_arch = "x86_64")]
+                $crate::simd::Level::Avx2 => unsafe { avx2($($arg),*) },
+                _ => body($($arg),*),
+            }
+        }
+    };
 }
+
+pub(crate) use multiversion;

@@ -8,22 +8,22 @@
 //! ```
 //!
 //! The forward overwrites the pre-activations with the activated gates; with
-//! `c` and `c'` that is all the backward needs.
+//! `c` and `c'` that is all the backward needs. Inner loops run over slices cut
+//! to exactly `H`, so they have no bounds checks and vectorise.
 
 use crate::real::Real;
-use crate::simd::{dispatch_at, Level};
+use crate::simd::multiversion;
 
-/// Forward. `gates (N, 4H)`: pre-activations in, activations out;
-/// `c_prev (N, H)`; writes `c_next (N, H)` and `h_next (N, H)`.
-pub fn forward_step<F: Real>(
-    level: Level,
-    h: usize,
-    gates: &mut [F],
-    c_prev: &[F],
-    c_next: &mut [F],
-    h_next: &mut [F],
-) {
-    dispatch_at(level, || {
+multiversion! {
+    /// Forward. `gates (N, 4H)`: pre-activations in, activations out;
+    /// `c_prev (N, H)`; writes `c_next (N, H)` and `h_next (N, H)`.
+    pub fn forward_step<F: Real>(
+        h: usize,
+        gates: &mut [F],
+        c_prev: &[F],
+        c_next: &mut [F],
+        h_next: &mut [F],
+    ) {
         let rows = gates
             .chunks_exact_mut(4 * h)
             .zip(c_prev.chunks_exact(h))
@@ -33,45 +33,28 @@ pub fn forward_step<F: Real>(
             let (i, rest) = g.split_at_mut(h); // (H,) each
             let (f, rest) = rest.split_at_mut(h);
             let (gg, o) = rest.split_at_mut(h);
-            let lanes = i
-                .iter_mut()
-                .zip(f.iter_mut())
-                .zip(gg.iter_mut())
-                .zip(o.iter_mut());
-            for ((((((i, f), g), o), &cp), cn), hn) in lanes.zip(cp).zip(cn.iter_mut()).zip(hn) {
-                let (iv, fv, gv, ov) = (
-                    i.sigmoid_fast(),
-                    f.sigmoid_fast(),
-                    g.tanh_fast(),
-                    o.sigmoid_fast(),
-                );
-                (*i, *f, *g, *o) = (iv, fv, gv, ov);
-                let c = fv * cp + iv * gv;
-                *cn = c;
-                *hn = ov * c.tanh_fast();
-            }
+            forward_row(h, i, f, gg, o, cp, cn, hn);
         }
-    })
+    }
 }
 
-/// Backward. `gates (N, 4H)` activations; `c_prev, c_next (N, H)`; `dh (N, H)`
-/// gradient of `h'`; `dc (N, H)` gradient of `c'` in, of `c` out. Writes
-/// `dgates (N, 4H)` (gradient of the pre-activations) and `dh_direct (N, H)`
-/// (zero for active rows, `dh` for inactive ones, whose `dc` passes unchanged).
-#[allow(clippy::too_many_arguments)]
-pub fn backward_step<F: Real>(
-    level: Level,
-    h: usize,
-    active: &[bool],
-    gates: &[F],
-    c_prev: &[F],
-    c_next: &[F],
-    dh: &[F],
-    dc: &mut [F],
-    dgates: &mut [F],
-    dh_direct: &mut [F],
-) {
-    dispatch_at(level, || {
+multiversion! {
+    /// Backward. `gates (N, 4H)` activations; `c_prev, c_next (N, H)`;
+    /// `dh (N, H)` gradient of `h'`; `dc (N, H)` gradient of `c'` in, of `c`
+    /// out. Writes `dgates (N, 4H)` (gradient of the pre-activations) and
+    /// `dh_direct (N, H)` (zero for active rows, `dh` for inactive ones, whose
+    /// `dc` passes unchanged).
+    pub fn backward_step<F: Real>(
+        h: usize,
+        active: &[bool],
+        gates: &[F],
+        c_prev: &[F],
+        c_next: &[F],
+        dh: &[F],
+        dc: &mut [F],
+        dgates: &mut [F],
+        dh_direct: &mut [F],
+    ) {
         let rows = gates
             .chunks_exact(4 * h)
             .zip(c_prev.chunks_exact(h))
@@ -92,25 +75,70 @@ pub fn backward_step<F: Real>(
             let (di, rest) = dg.split_at_mut(h);
             let (df, rest) = rest.split_at_mut(h);
             let (dgg, d_o) = rest.split_at_mut(h);
-            let acts = gi.iter().zip(gf).zip(gg).zip(go);
-            let states = cp.iter().zip(cn).zip(dhr).zip(dcr.iter_mut());
-            let outs = di
-                .iter_mut()
-                .zip(df.iter_mut())
-                .zip(dgg.iter_mut())
-                .zip(d_o.iter_mut());
-            for (((((&iv, &fv), &gv), &ov), (((&cp, &cn), &dh), dc)), (((di, df), dg), d_o)) in
-                acts.zip(states).zip(outs)
-            {
-                let tc = cn.tanh_fast();
-                let dc_next = *dc + dh * ov * (F::ONE - tc * tc);
-                *di = dc_next * gv * iv * (F::ONE - iv);
-                *df = dc_next * cp * fv * (F::ONE - fv);
-                *dg = dc_next * iv * (F::ONE - gv * gv);
-                *d_o = dh * tc * ov * (F::ONE - ov);
-                *dc = dc_next * fv;
-            }
+            backward_row(h, gi, gf, gg, go, cp, cn, dhr, dcr, di, df, dgg, d_o);
             dd.fill(F::ZERO);
         }
-    })
+    }
+}
+
+/// One row of the forward over `H` units. Every slice is a separate argument,
+/// so LLVM knows they do not overlap and vectorises the loop.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn forward_row<F: Real>(
+    h: usize,
+    i: &mut [F],
+    f: &mut [F],
+    gg: &mut [F],
+    o: &mut [F],
+    cp: &[F],
+    cn: &mut [F],
+    hn: &mut [F],
+) {
+    let (i, f, gg, o) = (&mut i[..h], &mut f[..h], &mut gg[..h], &mut o[..h]);
+    let (cp, cn, hn) = (&cp[..h], &mut cn[..h], &mut hn[..h]);
+    for j in 0..h {
+        let iv = i[j].sigmoid_fast();
+        let fv = f[j].sigmoid_fast();
+        let gv = gg[j].tanh_fast();
+        let ov = o[j].sigmoid_fast();
+        (i[j], f[j], gg[j], o[j]) = (iv, fv, gv, ov);
+        let c = fv * cp[j] + iv * gv;
+        cn[j] = c;
+        hn[j] = ov * c.tanh_fast();
+    }
+}
+
+/// One row of the backward: gates `i f g o`, states, and the four gate
+/// gradients, each `(H,)` and each its own argument (see `forward_row`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn backward_row<F: Real>(
+    h: usize,
+    gi: &[F],
+    gf: &[F],
+    gg: &[F],
+    go: &[F],
+    cp: &[F],
+    cn: &[F],
+    dhr: &[F],
+    dcr: &mut [F],
+    di: &mut [F],
+    df: &mut [F],
+    dgg: &mut [F],
+    d_o: &mut [F],
+) {
+    let (gi, gf, gg, go) = (&gi[..h], &gf[..h], &gg[..h], &go[..h]);
+    let (di, df, dgg, d_o) = (&mut di[..h], &mut df[..h], &mut dgg[..h], &mut d_o[..h]);
+    let (cp, cn, dhr, dcr) = (&cp[..h], &cn[..h], &dhr[..h], &mut dcr[..h]);
+    for j in 0..h {
+        let (iv, fv, gv, ov) = (gi[j], gf[j], gg[j], go[j]);
+        let tc = cn[j].tanh_fast();
+        let dc_next = dcr[j] + dhr[j] * ov * (F::ONE - tc * tc);
+        di[j] = dc_next * gv * iv * (F::ONE - iv);
+        df[j] = dc_next * cp[j] * fv * (F::ONE - fv);
+        dgg[j] = dc_next * iv * (F::ONE - gv * gv);
+        d_o[j] = dhr[j] * tc * ov * (F::ONE - ov);
+        dcr[j] = dc_next * fv;
+    }
 }

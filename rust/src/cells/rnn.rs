@@ -5,37 +5,36 @@
 //! activation overwrites the pre-activation: the backward needs only `h'`
 //! (`tanh' = 1 - h'^2`, `relu' = [h' > 0]`).
 
-use crate::real::Real;
-use crate::simd::{dispatch_at, Level};
+use crate::simd::multiversion;
 
-/// Forward. `gates (N, H)`: pre-activations in, activations out;
-/// `h_next (N, H)` receives the activations.
-pub fn forward_step<F: Real>(level: Level, relu: bool, gates: &mut [F], h_next: &mut [F]) {
-    dispatch_at(level, || {
-        for (g, hn) in gates.iter_mut().zip(h_next.iter_mut()) {
-            let a = if relu { g.relu() } else { g.tanh_fast() };
-            *g = a;
-            *hn = a;
+multiversion! {
+    /// Forward. `gates (N, H)`: pre-activations in, activations out;
+    /// `h_next (N, H)` receives the activations.
+    pub fn forward_step<F: Real>(relu: bool, gates: &mut [F], h_next: &mut [F]) {
+        let len = gates.len().min(h_next.len());
+        let (gates, h_next) = (&mut gates[..len], &mut h_next[..len]);
+        for j in 0..len {
+            let a = if relu { gates[j].relu() } else { gates[j].tanh_fast() };
+            gates[j] = a;
+            h_next[j] = a;
         }
-    })
+    }
 }
 
-/// Backward. `gates (N, H)` activations from the forward, `dh (N, H)` gradient of
-/// `h'`; writes `dgates (N, H)` (gradient of the pre-activation) and
-/// `dh_direct (N, H)` (the part of the gradient of `h` that bypasses `W_hh`:
-/// zero for active rows, `dh` for inactive ones).
-#[allow(clippy::too_many_arguments)]
-pub fn backward_step<F: Real>(
-    level: Level,
-    h: usize,
-    relu: bool,
-    active: &[bool],
-    gates: &[F],
-    dh: &[F],
-    dgates: &mut [F],
-    dh_direct: &mut [F],
-) {
-    dispatch_at(level, || {
+multiversion! {
+    /// Backward. `gates (N, H)` activations from the forward, `dh (N, H)`
+    /// gradient of `h'`; writes `dgates (N, H)` (gradient of the pre-activation)
+    /// and `dh_direct (N, H)` (the part of the gradient of `h` that bypasses
+    /// `W_hh`: zero for active rows, `dh` for inactive ones).
+    pub fn backward_step<F: Real>(
+        h: usize,
+        relu: bool,
+        active: &[bool],
+        gates: &[F],
+        dh: &[F],
+        dgates: &mut [F],
+        dh_direct: &mut [F],
+    ) {
         let rows = gates
             .chunks_exact(h)
             .zip(dh.chunks_exact(h))
@@ -47,19 +46,20 @@ pub fn backward_step<F: Real>(
                 dd.copy_from_slice(dhr);
                 continue;
             }
-            for ((dg, &a), &d) in dg.iter_mut().zip(a).zip(dhr) {
+            let (a, dhr, dg) = (&a[..h], &dhr[..h], &mut dg[..h]);
+            for j in 0..h {
                 let da = if relu {
-                    if a > F::ZERO {
+                    if a[j] > F::ZERO {
                         F::ONE
                     } else {
                         F::ZERO
                     }
                 } else {
-                    F::ONE - a * a
+                    F::ONE - a[j] * a[j]
                 };
-                *dg = d * da;
+                dg[j] = dhr[j] * da;
             }
             dd.fill(F::ZERO);
         }
-    })
+    }
 }

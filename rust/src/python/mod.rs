@@ -7,6 +7,37 @@ mod kernels;
 
 use pyo3::prelude::*;
 
+use crate::error::RnnError;
+use crate::simd;
+
+/// Use `n` threads for the kernels (`None`: the default, `RNNCORE_NUM_THREADS` or
+/// every core). Results are bitwise the same at any thread count.
+#[pyfunction]
+#[pyo3(signature = (n=None))]
+fn set_num_threads(n: Option<i64>) -> PyResult<()> {
+    let n = match n {
+        Some(n) if n < 1 => {
+            return Err(RnnError::argument("n", format!("must be at least 1, got {n}")).into())
+        }
+        Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        None => None,
+    };
+    crate::parallel::set_num_threads(n);
+    Ok(())
+}
+
+/// The number of threads the kernels use.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    crate::parallel::num_threads()
+}
+
+/// The SIMD instruction set the pointwise kernels run with on this CPU.
+#[pyfunction]
+fn simd_level() -> &'static str {
+    simd::best_level().name()
+}
+
 #[pymodule]
 #[pyo3(name = "_rnncore")]
 fn rnncore_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -14,5 +45,8 @@ fn rnncore_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kernels::gate_count, m)?)?;
     m.add_function(wrap_pyfunction!(kernels::forward, m)?)?;
     m.add_function(wrap_pyfunction!(kernels::backward, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     Ok(())
 }

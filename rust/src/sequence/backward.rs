@@ -1,12 +1,16 @@
-//! Backpropagation through time for one [`forward`](super::forward) call.
+//! Backpropagation through time for one [`forward`](super::forward) call: the
+//! time loop per batch shard, then the weight and input gradients as tiled GEMMs.
 
-use super::spec::{check_finite, check_len, zeros, CacheRef, Spec, Weights};
+use super::spec::{check_finite, check_len, CacheRef, Spec, Weights};
+use crate::buffer::zeros;
 use crate::cells::{gru, lstm, rnn};
 use crate::error::{Result, RnnError};
-use crate::linalg::{matmul, MatMut, MatRef};
+use crate::linalg::{matmul_tiled, mul_packed_t, mul_packed_t_parallel, MatRef, Packed};
 use crate::mode::Mode;
+use crate::parallel;
 use crate::real::Real;
-use crate::simd;
+use crate::shared::SharedMut;
+use crate::simd::{self, Level};
 
 /// Gradients of one direction of one layer (owned, row-major).
 #[derive(Debug)]
@@ -41,13 +45,32 @@ fn check_cache<F>(spec: &Spec<'_>, cache: &CacheRef<'_, F>) -> Result<()> {
     }
 }
 
-/// Column sums of a `(rows, cols)` row-major matrix.
+/// Column sums of a `(rows, cols)` row-major matrix, in row order.
 fn column_sums<F: Real>(m: &[F], cols: usize, out: &mut [F]) {
     for row in m.chunks_exact(cols) {
         for (o, &v) in out.iter_mut().zip(row) {
             *o += v;
         }
     }
+}
+
+/// The buffers every shard writes its own rows of.
+struct Shared<'a, F> {
+    dgx: SharedMut<'a, F>,         // (T, N, G*H) gradient of the input projection
+    dgh: Option<SharedMut<'a, F>>, // (T, N, G*H) of the recurrent projection (GRU)
+    dh0: SharedMut<'a, F>,         // (N, H)
+    dc0: Option<SharedMut<'a, F>>, // (N, H), LSTM
+}
+
+/// What every shard reads.
+struct Inputs<'a, F> {
+    spec: &'a Spec<'a>,
+    level: Level,
+    cache: &'a CacheRef<'a, F>,
+    w_hh_t: &'a Packed<F>,
+    d_output: &'a [F],
+    d_h_n: Option<&'a [F]>,
+    d_c_n: Option<&'a [F]>,
 }
 
 /// Gradients of `sum(d_output * output) + sum(d_h_n * h_n) + sum(d_c_n * c_n)`
@@ -73,142 +96,76 @@ pub fn backward<F: Real>(
     check_cache(spec, cache)?;
     check_len("d_output", d_output, t_len * nh)?;
     check_finite("d_output", d_output)?;
-    let mut dh = match d_h_n {
-        Some(g) => {
-            check_len("d_h_n", g, nh)?;
-            check_finite("d_h_n", g)?;
-            g.to_vec()
-        }
-        None => zeros::<F>(nh, "d_h_n")?,
-    }; // (N, H) gradient of the state the current step writes
-    let mut dc = match (mode.has_cell_state(), d_c_n) {
+    if let Some(g) = d_h_n {
+        check_len("d_h_n", g, nh)?;
+        check_finite("d_h_n", g)?;
+    }
+    match (mode.has_cell_state(), d_c_n) {
         (true, Some(g)) => {
             check_len("d_c_n", g, nh)?;
             check_finite("d_c_n", g)?;
-            g.to_vec()
         }
-        (true, None) => zeros::<F>(nh, "d_c_n")?,
         (false, Some(_)) => {
             return Err(RnnError::argument(
                 "d_c_n",
                 format!("{} has no cell state; pass None", mode.name()),
             ))
         }
-        (false, None) => Vec::new(),
-    }; // (N, H), LSTM only
-
-    let separate = mode.separate_recurrent_projection();
-    let mut dgx = zeros::<F>(t_len * n * gh, "dgates")?; // (T, N, G*H) input side
-    let mut dgh = if separate {
-        zeros::<F>(t_len * n * gh, "dgates")?
-    } else {
-        Vec::new()
-    }; // GRU: recurrent side
-    let mut dh_prev = zeros::<F>(nh, "dh")?; // (N, H)
-    let mut active = vec![true; n];
-    let w_hh = MatRef::row_major(w.w_hh, gh, h); // (G*H, H)
-    let level = simd::best_level();
-
-    for k in (0..t_len).rev() {
-        let t = spec.time_of_step(k);
-        let (prev, next) = (spec.prev_slot(t), spec.next_slot(t));
-        spec.fill_active(t, &mut active);
-        let dy_t = &d_output[t * nh..][..nh];
-        for (b, &on) in active.iter().enumerate() {
-            if on {
-                for (g, &v) in dh[b * h..(b + 1) * h]
-                    .iter_mut()
-                    .zip(&dy_t[b * h..(b + 1) * h])
-                {
-                    *g += v;
-                }
-            }
-        }
-        let gates_t = &cache.gates[t * n * gh..][..n * gh]; // (N, G*H)
-        let dgx_t = &mut dgx[t * n * gh..][..n * gh];
-        match mode {
-            Mode::RnnTanh | Mode::RnnRelu => {
-                let relu = mode == Mode::RnnRelu;
-                rnn::backward_step(level, h, relu, &active, gates_t, &dh, dgx_t, &mut dh_prev);
-            }
-            Mode::Lstm => {
-                let cells = cache.cells.expect("checked by check_cache");
-                let c_prev = &cells[prev * nh..][..nh];
-                let c_next = &cells[next * nh..][..nh];
-                lstm::backward_step(
-                    level,
-                    h,
-                    &active,
-                    gates_t,
-                    c_prev,
-                    c_next,
-                    &dh,
-                    &mut dc,
-                    dgx_t,
-                    &mut dh_prev,
-                );
-            }
-            Mode::Gru => {
-                let hn_t = &cache.hn.expect("checked by check_cache")[t * nh..][..nh];
-                let h_prev = &cache.states[prev * nh..][..nh];
-                let dgh_t = &mut dgh[t * n * gh..][..n * gh];
-                gru::backward_step(
-                    level,
-                    h,
-                    &active,
-                    gates_t,
-                    hn_t,
-                    h_prev,
-                    &dh,
-                    dgx_t,
-                    dgh_t,
-                    &mut dh_prev,
-                );
-            }
-        }
-        // dh_prev = dh_direct + d(recurrent projection) @ w_hh
-        let dgr_t = if separate {
-            &dgh[t * n * gh..][..n * gh]
-        } else {
-            &dgx[t * n * gh..][..n * gh]
-        };
-        matmul(
-            MatMut::row_major(&mut dh_prev, n, h),
-            MatRef::row_major(dgr_t, n, gh),
-            w_hh,
-            true,
-        );
-        std::mem::swap(&mut dh, &mut dh_prev);
+        _ => {}
     }
 
-    // Everything that does not depend on the step order: one GEMM each over T*N rows.
+    let separate = mode.separate_recurrent_projection();
+    let mut dgx = zeros::<F>(t_len * n * gh, "dgates")?;
+    let mut dgh = if separate {
+        Some(zeros::<F>(t_len * n * gh, "dgates")?)
+    } else {
+        None
+    };
+    let mut dh0 = zeros::<F>(nh, "dh0")?;
+    let mut dc0 = if mode.has_cell_state() {
+        Some(zeros::<F>(nh, "dc0")?)
+    } else {
+        None
+    };
+    let w_hh_t = Packed::pack(MatRef::row_major(w.w_hh, gh, h).t())?; // W_hh^T (H, G*H), packed once
+    let inputs = Inputs {
+        spec,
+        level: simd::best_level(),
+        cache,
+        w_hh_t: &w_hh_t,
+        d_output,
+        d_h_n,
+        d_c_n,
+    };
+    {
+        let shared = Shared {
+            dgx: SharedMut::new(&mut dgx),
+            dgh: dgh.as_deref_mut().map(SharedMut::new),
+            dh0: SharedMut::new(&mut dh0),
+            dc0: dc0.as_deref_mut().map(SharedMut::new),
+        };
+        let (shards, wide) = parallel::plan(n, h);
+        parallel::for_each(shards, |(b0, b1)| {
+            run_shard(&inputs, &shared, b0, b1, wide);
+        });
+    }
+
+    // Everything that does not depend on the step order: tiled GEMMs over T*N rows.
     let rows = t_len * n;
     let dg_in = MatRef::row_major(&dgx, rows, gh); // (T*N, G*H)
-    let dg_rec = if separate {
-        MatRef::row_major(&dgh, rows, gh)
-    } else {
-        dg_in
-    };
+    let dg_rec = dgh
+        .as_deref()
+        .map_or(dg_in, |g| MatRef::row_major(g, rows, gh));
     let mut dx = zeros::<F>(rows * d, "dx")?;
-    matmul(
-        MatMut::row_major(&mut dx, rows, d),
-        dg_in,
-        MatRef::row_major(w.w_ih, gh, d),
-        false,
-    );
+    matmul_tiled(&mut dx, dg_in, MatRef::row_major(w.w_ih, gh, d), false);
     let mut dw_ih = zeros::<F>(gh * d, "dw_ih")?;
-    matmul(
-        MatMut::row_major(&mut dw_ih, gh, d),
-        dg_in.t(),
-        MatRef::row_major(x, rows, d),
-        false,
-    );
+    matmul_tiled(&mut dw_ih, dg_in.t(), MatRef::row_major(x, rows, d), false);
     // The states each step read, in time order: slots 0..T forward, 1..T+1 reverse.
     let first_prev = if spec.reverse { 1 } else { 0 };
     let h_prevs = &cache.states[first_prev * nh..][..rows * h]; // (T*N, H)
     let mut dw_hh = zeros::<F>(gh * h, "dw_hh")?;
-    matmul(
-        MatMut::row_major(&mut dw_hh, gh, h),
+    matmul_tiled(
+        &mut dw_hh,
         dg_rec.t(),
         MatRef::row_major(h_prevs, rows, h),
         false,
@@ -216,12 +173,13 @@ pub fn backward<F: Real>(
     let (db_ih, db_hh) = if w.b_ih.is_some() {
         let mut db_ih = zeros::<F>(gh, "db_ih")?;
         column_sums(&dgx, gh, &mut db_ih);
-        let db_hh = if separate {
-            let mut db_hh = zeros::<F>(gh, "db_hh")?;
-            column_sums(&dgh, gh, &mut db_hh);
-            db_hh
-        } else {
-            db_ih.clone()
+        let db_hh = match dgh.as_deref() {
+            Some(g) => {
+                let mut db_hh = zeros::<F>(gh, "db_hh")?;
+                column_sums(g, gh, &mut db_hh);
+                db_hh
+            }
+            None => db_ih.clone(),
         };
         (Some(db_ih), Some(db_hh))
     } else {
@@ -229,15 +187,143 @@ pub fn backward<F: Real>(
     };
     Ok(Grads {
         dx,
-        dh0: dh,
-        dc0: if mode.has_cell_state() {
-            Some(dc)
-        } else {
-            None
-        },
+        dh0,
+        dc0,
         dw_ih,
         dw_hh,
         db_ih,
         db_hh,
     })
+}
+
+/// Run `f(r0, r1)` over row groups `r0..r1` covering `0..rows`: in parallel
+/// when `wide`, else as one call.
+fn for_row_groups(rows: usize, wide: bool, f: impl Fn(usize, usize) + Send + Sync) {
+    if wide && rows > parallel::ROW_GROUP {
+        let groups: Vec<usize> = (0..rows).step_by(parallel::ROW_GROUP).collect();
+        parallel::for_each(groups, |r0| f(r0, (r0 + parallel::ROW_GROUP).min(rows)));
+    } else {
+        f(0, rows);
+    }
+}
+
+/// The reversed time loop for sequences `b0..b1`: gate gradients of every step
+/// and the gradient of the initial state. Touches only those rows of `shared`.
+/// With `wide`, each step's work is itself spread over the thread pool.
+fn run_shard<F: Real>(
+    inp: &Inputs<'_, F>,
+    shared: &Shared<'_, F>,
+    b0: usize,
+    b1: usize,
+    wide: bool,
+) {
+    let spec = inp.spec;
+    let mode = spec.mode;
+    let (n, h, gh) = (spec.dims.n, spec.dims.h, spec.gh());
+    let s = b1 - b0;
+    let ours = b0 * h..b1 * h; // our rows of an (N, H) array
+    let mut dh = inp
+        .d_h_n
+        .map_or_else(|| vec![F::ZERO; s * h], |g| g[ours.clone()].to_vec()); // (S, H)
+    let mut dc = match (mode.has_cell_state(), inp.d_c_n) {
+        (true, Some(g)) => g[ours.clone()].to_vec(),
+        (true, None) => vec![F::ZERO; s * h],
+        (false, _) => Vec::new(),
+    }; // (S, H), LSTM
+    let mut dh_prev = vec![F::ZERO; s * h];
+    let mut active = vec![true; n];
+
+    for k in (0..spec.dims.t).rev() {
+        let t = spec.time_of_step(k);
+        let (prev, next) = (spec.prev_slot(t), spec.next_slot(t));
+        spec.fill_active(t, &mut active);
+        let active = &active[b0..b1];
+        let (dh_s, dc_s, dhp_s) = (
+            SharedMut::new(&mut dh),
+            SharedMut::new(&mut dc),
+            SharedMut::new(&mut dh_prev),
+        );
+        let step = (t * n + b0) * gh; // first element of our rows of a (T, N, G*H) buffer
+
+        for_row_groups(s, wide, |r0, r1| {
+            let m = r1 - r0;
+            let g0 = r0 * h; // where our group starts in an (S, H) array
+            let rows = (t * n + b0 + r0) * h..(t * n + b0 + r1) * h; // of a (T, N, H) array
+                                                                     // SAFETY: row groups are disjoint, and only this shard touches rows
+                                                                     // b0..b1 of the shared buffers.
+            let (dh, dh_direct, dgx_t) = unsafe {
+                (
+                    dh_s.piece(g0, m * h),
+                    dhp_s.piece(g0, m * h),
+                    shared.dgx.piece(step + r0 * gh, m * gh),
+                )
+            };
+            for (b, &on) in active[r0..r1].iter().enumerate() {
+                if on {
+                    let dy = &inp.d_output[rows.start + b * h..][..h];
+                    for (g, &v) in dh[b * h..(b + 1) * h].iter_mut().zip(dy) {
+                        *g += v;
+                    }
+                }
+            }
+            let gates_t = &inp.cache.gates[step + r0 * gh..][..m * gh]; // (m, G*H)
+            let act = &active[r0..r1];
+            let slot = |sl: usize| (sl * n + b0 + r0) * h..(sl * n + b0 + r1) * h;
+            match mode {
+                Mode::RnnTanh | Mode::RnnRelu => {
+                    let relu = mode == Mode::RnnRelu;
+                    rnn::backward_step(inp.level, h, relu, act, gates_t, dh, dgx_t, dh_direct);
+                }
+                Mode::Lstm => {
+                    let cells = inp.cache.cells.expect("checked by check_cache");
+                    // SAFETY: as above.
+                    let dc = unsafe { dc_s.piece(g0, m * h) };
+                    lstm::backward_step(
+                        inp.level,
+                        h,
+                        act,
+                        gates_t,
+                        &cells[slot(prev)],
+                        &cells[slot(next)],
+                        dh,
+                        dc,
+                        dgx_t,
+                        dh_direct,
+                    );
+                }
+                Mode::Gru => {
+                    let hn_t = &inp.cache.hn.expect("checked by check_cache")[rows.clone()];
+                    let h_prev = &inp.cache.states[slot(prev)];
+                    let dgh = shared
+                        .dgh
+                        .as_ref()
+                        .expect("gru has a recurrent-gradient buffer");
+                    // SAFETY: as above.
+                    let dgh_t = unsafe { dgh.piece(step + r0 * gh, m * gh) };
+                    gru::backward_step(
+                        inp.level, h, act, gates_t, hn_t, h_prev, dh, dgx_t, dgh_t, dh_direct,
+                    );
+                }
+            }
+        });
+
+        // dh_prev = dh_direct + d(recurrent projection) @ W_hh, over all our rows.
+        let grads = shared.dgh.as_ref().unwrap_or(&shared.dgx);
+        // SAFETY: the row-group pieces of this step are gone; read-only now.
+        let dgr_t = unsafe { &*grads.piece(step, s * gh) };
+        if wide {
+            mul_packed_t_parallel(&mut dh_prev, dgr_t, inp.w_hh_t, s, true);
+        } else {
+            mul_packed_t(&mut dh_prev, dgr_t, inp.w_hh_t, s, true);
+        }
+        std::mem::swap(&mut dh, &mut dh_prev);
+    }
+
+    // SAFETY: rows b0..b1 of dh0/dc0 belong to this shard alone.
+    unsafe {
+        shared.dh0.piece(b0 * h, s * h).copy_from_slice(&dh);
+        if let Some(dc0) = shared.dc0.as_ref() {
+            dc0.piece(b0 * h, s * h).copy_from_slice(&dc);
+        }
+    }
 }

@@ -1,12 +1,16 @@
-//! Sequence forward: input projection as one GEMM, then the time loop.
+//! Sequence forward: the input projection as tiled GEMMs, then the time loop,
+//! one batch shard per task.
 
-use super::spec::{check_finite, check_len, read_write_slots, zeros, Cache, Spec, Weights};
+use super::spec::{check_finite, check_len, Cache, Spec, Weights};
+use crate::buffer::zeros;
 use crate::cells::{gru, lstm, rnn};
 use crate::error::{Result, RnnError};
-use crate::linalg::{matmul, MatMut, MatRef};
+use crate::linalg::{matmul_tiled, mul_packed_t, mul_packed_t_parallel, MatRef, Packed};
 use crate::mode::Mode;
+use crate::parallel;
 use crate::real::Real;
-use crate::simd;
+use crate::shared::SharedMut;
+use crate::simd::{self, Level};
 
 /// What a forward call returns.
 #[derive(Debug)]
@@ -19,6 +23,15 @@ pub struct Forward<F> {
     pub c_n: Option<Vec<F>>,
     /// Saved for the backward.
     pub cache: Cache<F>,
+}
+
+/// The buffers every shard writes its own rows of.
+struct Shared<'a, F> {
+    gates: SharedMut<'a, F>,         // (T, N, G*H)
+    states: SharedMut<'a, F>,        // (T+1, N, H)
+    cells: Option<SharedMut<'a, F>>, // (T+1, N, H), LSTM
+    hn: Option<SharedMut<'a, F>>,    // (T, N, H), GRU
+    output: SharedMut<'a, F>,        // (T, N, H)
 }
 
 /// Run one direction of one layer over `x (T, N, D)` from `h0 (N, H)` (and
@@ -72,94 +85,57 @@ pub fn forward<F: Real>(
 
     // Input projection for every step at once: gates (T*N, G*H) = x @ w_ih^T + biases.
     let mut gates = zeros::<F>(t_len * n * gh, "gates")?;
-    matmul(
-        MatMut::row_major(&mut gates, t_len * n, gh),
+    matmul_tiled(
+        &mut gates,
         MatRef::row_major(x, t_len * n, d),
         MatRef::row_major(w.w_ih, gh, d).t(),
         false,
     );
     if let (Some(b_ih), Some(b_hh)) = (w.b_ih, w.b_hh) {
         let fold_hh = !mode.separate_recurrent_projection();
+        let bias: Vec<F> = b_ih
+            .iter()
+            .zip(b_hh)
+            .map(|(&bi, &bh)| if fold_hh { bi + bh } else { bi })
+            .collect();
         for row in gates.chunks_exact_mut(gh) {
-            for ((g, &bi), &bh) in row.iter_mut().zip(b_ih).zip(b_hh) {
-                *g += if fold_hh { bi + bh } else { bi };
+            for (g, &b) in row.iter_mut().zip(&bias) {
+                *g += b;
             }
         }
     }
 
-    let mut states = zeros::<F>((t_len + 1) * nh, "states")?; // (T+1, N, H)
+    let mut states = zeros::<F>((t_len + 1) * nh, "states")?;
     let init = spec.initial_slot();
     states[init * nh..][..nh].copy_from_slice(h0);
     let mut cells = match c0 {
         Some(c0) => {
-            let mut c = zeros::<F>((t_len + 1) * nh, "cells")?; // (T+1, N, H)
+            let mut c = zeros::<F>((t_len + 1) * nh, "cells")?;
             c[init * nh..][..nh].copy_from_slice(c0);
             Some(c)
         }
         None => None,
     };
-    let gru_mode = mode == Mode::Gru;
-    let mut hn = if gru_mode {
+    let mut hn = if mode == Mode::Gru {
         Some(zeros::<F>(t_len * nh, "hn")?)
     } else {
         None
-    }; // (T, N, H)
-    let mut hg = if gru_mode {
-        zeros::<F>(n * gh, "hg")?
-    } else {
-        Vec::new()
-    }; // (N, 3H)
-    let mut output = zeros::<F>(t_len * nh, "output")?; // (T, N, H)
-    let mut active = vec![true; n];
-    let w_hh_t = MatRef::row_major(w.w_hh, gh, h).t(); // (H, G*H)
+    };
+    let mut output = zeros::<F>(t_len * nh, "output")?;
+    let w_hh = Packed::pack(MatRef::row_major(w.w_hh, gh, h))?; // W_hh (G*H, H), packed once
     let level = simd::best_level();
-
-    for k in 0..t_len {
-        let t = spec.time_of_step(k);
-        let (prev, next) = (spec.prev_slot(t), spec.next_slot(t));
-        let (h_prev, h_next) = read_write_slots(&mut states, prev, next, nh);
-        let g_t = &mut gates[t * n * gh..][..n * gh]; // (N, G*H)
-        let h_prev_m = MatRef::row_major(h_prev, n, h);
-        match mode {
-            Mode::RnnTanh | Mode::RnnRelu => {
-                matmul(MatMut::row_major(g_t, n, gh), h_prev_m, w_hh_t, true);
-                rnn::forward_step(level, mode == Mode::RnnRelu, g_t, h_next);
-            }
-            Mode::Lstm => {
-                matmul(MatMut::row_major(g_t, n, gh), h_prev_m, w_hh_t, true);
-                let cells = cells.as_mut().expect("lstm has a cell buffer");
-                let (c_prev, c_next) = read_write_slots(cells, prev, next, nh);
-                lstm::forward_step(level, h, g_t, c_prev, c_next, h_next);
-            }
-            Mode::Gru => {
-                matmul(MatMut::row_major(&mut hg, n, gh), h_prev_m, w_hh_t, false);
-                if let Some(b_hh) = w.b_hh {
-                    for row in hg.chunks_exact_mut(gh) {
-                        for (v, &b) in row.iter_mut().zip(b_hh) {
-                            *v += b;
-                        }
-                    }
-                }
-                let hn_t = &mut hn.as_mut().expect("gru has an hn buffer")[t * nh..][..nh];
-                gru::forward_step(level, h, g_t, &hg, h_prev, hn_t, h_next);
-            }
-        }
-
-        // Sequences that have ended keep their state; their output stays zero.
-        spec.fill_active(t, &mut active);
-        let out_t = &mut output[t * nh..][..nh];
-        for (b, &on) in active.iter().enumerate() {
-            let row = b * h..(b + 1) * h;
-            if on {
-                out_t[row.clone()].copy_from_slice(&h_next[row]);
-            } else {
-                h_next[row.clone()].copy_from_slice(&h_prev[row.clone()]);
-                if let Some(cells) = cells.as_mut() {
-                    let (c_prev, c_next) = read_write_slots(cells, prev, next, nh);
-                    c_next[row.clone()].copy_from_slice(&c_prev[row]);
-                }
-            }
-        }
+    {
+        let shared = Shared {
+            gates: SharedMut::new(&mut gates),
+            states: SharedMut::new(&mut states),
+            cells: cells.as_deref_mut().map(SharedMut::new),
+            hn: hn.as_deref_mut().map(SharedMut::new),
+            output: SharedMut::new(&mut output),
+        };
+        let (shards, wide) = parallel::plan(n, h);
+        parallel::for_each(shards, |(b0, b1)| {
+            run_shard(spec, level, &w_hh, w.b_hh, &shared, b0, b1, wide);
+        });
     }
 
     let fin = spec.final_slot();
@@ -176,4 +152,126 @@ pub fn forward<F: Real>(
             hn,
         },
     })
+}
+
+/// Run `f(r0, r1)` over row groups `r0..r1` covering `0..rows`: in parallel
+/// when `wide`, else as one call.
+fn for_row_groups(rows: usize, wide: bool, f: impl Fn(usize, usize) + Send + Sync) {
+    if wide && rows > parallel::ROW_GROUP {
+        let groups: Vec<usize> = (0..rows).step_by(parallel::ROW_GROUP).collect();
+        parallel::for_each(groups, |r0| f(r0, (r0 + parallel::ROW_GROUP).min(rows)));
+    } else {
+        f(0, rows);
+    }
+}
+
+/// The time loop for sequences `b0..b1`. Touches only those rows of every
+/// buffer in `shared`, so shards run concurrently. With `wide`, each step's
+/// products and pointwise work are themselves spread over the thread pool.
+#[allow(clippy::too_many_arguments)]
+fn run_shard<F: Real>(
+    spec: &Spec<'_>,
+    level: Level,
+    w_hh: &Packed<F>,
+    b_hh: Option<&[F]>,
+    shared: &Shared<'_, F>,
+    b0: usize,
+    b1: usize,
+    wide: bool,
+) {
+    let mode = spec.mode;
+    let (n, h, gh) = (spec.dims.n, spec.dims.h, spec.gh());
+    let s = b1 - b0; // rows of this shard
+    let mut active = vec![true; n];
+    let mut hg = if mode == Mode::Gru {
+        vec![F::ZERO; s * gh]
+    } else {
+        Vec::new()
+    }; // (S, 3H)
+    let row = |slot: usize, width: usize| (slot * n + b0) * width; // first element of our rows
+    let recurrent = |dst: &mut [F], h_prev: &[F], accumulate: bool| {
+        if wide {
+            mul_packed_t_parallel(dst, h_prev, w_hh, s, accumulate);
+        } else {
+            mul_packed_t(dst, h_prev, w_hh, s, accumulate);
+        }
+    };
+
+    for k in 0..spec.dims.t {
+        let t = spec.time_of_step(k);
+        let (prev, next) = (spec.prev_slot(t), spec.next_slot(t));
+        {
+            // SAFETY: this shard is the only one touching rows b0..b1 of any step
+            // or slot, and `prev != next`, so the pieces are disjoint.
+            let (h_prev, g_t) = unsafe {
+                (
+                    &*shared.states.piece(row(prev, h), s * h),
+                    shared.gates.piece(row(t, gh), s * gh),
+                )
+            };
+            match mode {
+                Mode::Gru => {
+                    recurrent(&mut hg, h_prev, false); // h_prev @ W_hh^T
+                    if let Some(b_hh) = b_hh {
+                        for r in hg.chunks_exact_mut(gh) {
+                            for (v, &b) in r.iter_mut().zip(b_hh) {
+                                *v += b;
+                            }
+                        }
+                    }
+                }
+                _ => recurrent(g_t, h_prev, true), // += h_prev @ W_hh^T
+            }
+        }
+        spec.fill_active(t, &mut active);
+        let (active, hg) = (&active[b0..b1], &hg);
+
+        for_row_groups(s, wide, |r0, r1| {
+            let m = r1 - r0;
+            // Rows r0..r1 of this shard at step t; disjoint across groups.
+            let at = |slot: usize, width: usize| row(slot, width) + r0 * width;
+            // SAFETY: as above, and row groups do not overlap.
+            let (h_prev, h_next, g_t, out_t) = unsafe {
+                (
+                    &*shared.states.piece(at(prev, h), m * h),
+                    shared.states.piece(at(next, h), m * h),
+                    shared.gates.piece(at(t, gh), m * gh),
+                    shared.output.piece(at(t, h), m * h),
+                )
+            };
+            // SAFETY: as above.
+            let mut cells = shared
+                .cells
+                .as_ref()
+                .map(|c| unsafe { (&*c.piece(at(prev, h), m * h), c.piece(at(next, h), m * h)) });
+            match mode {
+                Mode::RnnTanh | Mode::RnnRelu => {
+                    rnn::forward_step(level, mode == Mode::RnnRelu, g_t, h_next);
+                }
+                Mode::Lstm => {
+                    let (c_prev, c_next) = cells.as_mut().expect("lstm has a cell buffer");
+                    lstm::forward_step(level, h, g_t, c_prev, c_next, h_next);
+                }
+                Mode::Gru => {
+                    let hn = shared.hn.as_ref().expect("gru has an hn buffer");
+                    // SAFETY: as above.
+                    let hn_t = unsafe { hn.piece(at(t, h), m * h) };
+                    let hg = &hg[r0 * gh..r1 * gh];
+                    gru::forward_step(level, h, g_t, hg, h_prev, hn_t, h_next);
+                }
+            }
+            // Sequences that have ended keep their state; their output stays zero.
+            for (b, &on) in active[r0..r1].iter().enumerate() {
+                let r = b * h..(b + 1) * h;
+                if on {
+                    out_t[r.clone()].copy_from_slice(&h_next[r]);
+                } else {
+                    h_next[r.clone()].copy_from_slice(&h_prev[r.clone()]);
+                    if let Some((c_prev, c_next)) = cells.as_mut() {
+                        c_next[r.clone()].copy_from_slice(&c_prev[r]);
+                    }
+                }
+            }
+        });
+    }
 }

@@ -79,19 +79,6 @@ pub(crate) fn product(arg: &str, factors: &[usize]) -> Result<usize> {
         .ok_or_else(|| RnnError::shape(arg, format!("shape {factors:?} is too large")))
 }
 
-/// A zeroed buffer, or an error (not an abort) when memory runs out.
-pub(crate) fn zeros<F: Real>(len: usize, what: &str) -> Result<Vec<F>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| {
-        RnnError::argument(
-            what,
-            format!("cannot allocate {len} elements of {}", F::NAME),
-        )
-    })?;
-    v.resize(len, F::ZERO);
-    Ok(v)
-}
-
 /// Error unless `slice` holds exactly `want` elements.
 pub(crate) fn check_len<F>(arg: &str, slice: &[F], want: usize) -> Result<()> {
     if slice.len() == want {
@@ -239,23 +226,5 @@ impl Spec<'_> {
                 "b_hh is given but b_ih is None; pass both biases or neither",
             )),
         }
-    }
-}
-
-/// Split one `(slots, N, H)` buffer into the slot a step reads and the distinct
-/// slot it writes.
-pub(crate) fn read_write_slots<F>(
-    buf: &mut [F],
-    read: usize,
-    write: usize,
-    slot_len: usize,
-) -> (&[F], &mut [F]) {
-    debug_assert_ne!(read, write);
-    if read < write {
-        let (lo, hi) = buf.split_at_mut(write * slot_len);
-        (&lo[read * slot_len..][..slot_len], &mut hi[..slot_len])
-    } else {
-        let (lo, hi) = buf.split_at_mut(read * slot_len);
-        (&hi[..slot_len], &mut lo[write * slot_len..][..slot_len])
     }
 }

@@ -360,3 +360,108 @@ fn bad_inputs_give_errors_naming_the_argument() {
     };
     assert!(matches!(run(&huge, &[], &w), RnnError::Shape { .. }));
 }
+
+/// Several shards (N = 35 > 2 * SHARD) with uneven lengths: sampled gradients
+/// against finite differences, and bitwise the same results at 1, 2 and 3 threads.
+#[test]
+fn sharded_batches_are_correct_and_thread_count_independent() {
+    let dims = Dims {
+        t: 5,
+        n: 35,
+        d: 3,
+        h: 4,
+    };
+    let lengths: Vec<usize> = (0..35).map(|b| 1 + (b * 7) % 5).collect();
+    for mode in MODES {
+        for reverse in [false, true] {
+            let p = Problem::new(mode, dims, Some(lengths.clone()), reverse, true, 99);
+            let mut runs = Vec::new();
+            for threads in [1, 2, 3] {
+                crate::parallel::set_num_threads(Some(threads));
+                let f = p.run();
+                let g = p.grads();
+                runs.push((f.output, f.h_n, g.dx, g.dh0, g.dw_ih, g.dw_hh, g.db_ih));
+            }
+            crate::parallel::set_num_threads(None);
+            assert!(
+                runs.windows(2).all(|w| w[0] == w[1]),
+                "{mode:?} differs across threads"
+            );
+
+            let g = p.grads();
+            let eps = 1e-6;
+            for (k, grad) in [(0, &g.dx), (1, &g.dh0), (3, &g.dw_ih), (4, &g.dw_hh)] {
+                for i in (0..grad.len()).step_by(11) {
+                    let mut q = p.clone();
+                    q.arrays[k][i] += eps;
+                    let up = q.loss();
+                    q.arrays[k][i] -= 2.0 * eps;
+                    let numeric = (up - q.loss()) / (2.0 * eps);
+                    let err = (numeric - grad[i]).abs() / (1e-3 + numeric.abs().max(grad[i].abs()));
+                    // The loss sums 700 outputs: central-difference roundoff is ~1e-9
+                    // absolute here, hence a looser bound than the small problems'.
+                    assert!(
+                        err < 1e-5,
+                        "{mode:?} d{}[{i}]: {} vs {numeric}",
+                        NAMES[k],
+                        grad[i]
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `H >= WIDE_H`: one shard whose steps run in parallel blocks and row groups.
+/// Sampled gradients against finite differences, and thread-count independence.
+#[test]
+fn wide_steps_are_correct_and_thread_count_independent() {
+    let h = crate::parallel::WIDE_H;
+    let dims = Dims {
+        t: 3,
+        n: 6,
+        d: 2,
+        h,
+    };
+    for mode in MODES {
+        let p = Problem::new(
+            mode,
+            dims,
+            Some(vec![3, 1, 2, 3, 3, 2]),
+            mode == Mode::Gru,
+            true,
+            5,
+        );
+        let mut runs = Vec::new();
+        for threads in [1, 2, 3] {
+            crate::parallel::set_num_threads(Some(threads));
+            let (f, g) = (p.run(), p.grads());
+            runs.push((
+                f.output, f.h_n, f.c_n, g.dx, g.dh0, g.dc0, g.dw_ih, g.dw_hh, g.db_hh,
+            ));
+        }
+        crate::parallel::set_num_threads(None);
+        assert!(
+            runs.windows(2).all(|w| w[0] == w[1]),
+            "{mode:?} differs across threads"
+        );
+        let g = p.grads();
+        let eps = 1e-6;
+        for (k, grad) in [(0, &g.dx), (1, &g.dh0), (3, &g.dw_ih), (4, &g.dw_hh)] {
+            for i in (0..grad.len()).step_by(grad.len() / 9 + 1) {
+                let mut q = p.clone();
+                q.arrays[k][i] += eps;
+                let up = q.loss();
+                q.arrays[k][i] -= 2.0 * eps;
+                let numeric = (up - q.loss()) / (2.0 * eps);
+                let err = (numeric - grad[i]).abs() / (1e-3 + numeric.abs().max(grad[i].abs()));
+                assert!(
+                    err < 1e-5,
+                    "{mode:?} d{}[{i}]: {} vs {numeric}",
+                    NAMES[k],
+                    grad[i]
+                );
+            }
+        }
+    }
+}

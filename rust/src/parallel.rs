@@ -1,0 +1,150 @@
+//! The thread pool the kernels run on, and how work is cut for it.
+//!
+//! Results never depend on the number of threads: work is cut into pieces whose
+//! size depends only on the problem (batch shards of at most [`SHARD`] sequences,
+//! GEMM tiles of fixed height), every piece is computed the same way whichever
+//! thread runs it, and nothing is summed across pieces in an order that threads
+//! could change. So 1, 2 or 16 threads give bitwise the same numbers.
+//!
+//! The pool is rnncore's own (never rayon's global one, which the host program
+//! may size differently), rebuilt when the thread count changes and after a
+//! `fork` (a child inherits no threads).
+
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
+use rayon::ThreadPool;
+
+/// Most sequences one shard carries through the recurrence.
+pub const SHARD: usize = 16;
+
+struct PoolState {
+    threads: usize,
+    pid: u32,
+    pool: Arc<ThreadPool>,
+}
+
+static POOL: Mutex<Option<PoolState>> = Mutex::new(None);
+static REQUESTED: Mutex<Option<usize>> = Mutex::new(None);
+
+/// Threads used when none were requested: `RNNCORE_NUM_THREADS` if set to a
+/// positive integer, else the cores this process may use.
+fn default_threads() -> usize {
+    std::env::var("RNNCORE_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Use `n` threads from now on (`n >= 1`); `None` restores the default.
+pub fn set_num_threads(n: Option<usize>) {
+    *REQUESTED.lock().unwrap_or_else(|e| e.into_inner()) = n.map(|n| n.max(1));
+}
+
+/// The number of threads the kernels use.
+pub fn num_threads() -> usize {
+    REQUESTED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(default_threads)
+}
+
+/// The pool, built on first use and rebuilt after a change of thread count or a fork.
+fn pool() -> Option<Arc<ThreadPool>> {
+    let threads = num_threads();
+    if threads <= 1 {
+        return None;
+    }
+    let pid = std::process::id();
+    let mut state = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let stale = state
+        .as_ref()
+        .is_none_or(|s| s.threads != threads || s.pid != pid);
+    if stale {
+        let built = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("rnncore-{i}"))
+            .build()
+            .ok()?; // cannot start threads: run on the caller's thread
+        *state = Some(PoolState {
+            threads,
+            pid,
+            pool: Arc::new(built),
+        });
+    }
+    state.as_ref().map(|s| Arc::clone(&s.pool))
+}
+
+/// Run `f` on every item, in parallel on the pool when there is more than one
+/// thread and more than one item; items are independent.
+pub fn for_each<T: Send, I: IntoParallelIterator<Item = T> + IntoIterator<Item = T> + Send>(
+    items: I,
+    f: impl Fn(T) + Send + Sync,
+) {
+    match pool() {
+        Some(pool) => pool.install(|| items.into_par_iter().for_each(f)),
+        None => items.into_iter().for_each(f),
+    }
+}
+
+/// Hidden sizes from which one step's products are split across threads by
+/// weight blocks (each core keeps its blocks of `W_hh` in its cache) instead of
+/// running batch shards side by side.
+pub const WIDE_H: usize = 256;
+
+/// How a sequence call is cut, from its sizes alone: batch shards of at most
+/// [`SHARD`] sequences that run concurrently (small `H`), or one shard whose
+/// steps are parallel inside (`wide`, `H >= WIDE_H`).
+pub fn plan(n: usize, h: usize) -> (Vec<(usize, usize)>, bool) {
+    if h >= WIDE_H {
+        (vec![(0, n)], true)
+    } else {
+        (shards(n), false)
+    }
+}
+
+/// Row groups of a step's pointwise work when it runs in parallel.
+pub const ROW_GROUP: usize = 4;
+
+/// Batch shards `[b0, b1)` covering `0..n`: `ceil(n / SHARD)` shards of nearly
+/// equal size. Depends on `n` only.
+pub fn shards(n: usize) -> Vec<(usize, usize)> {
+    let count = n.div_ceil(SHARD).max(1);
+    (0..count)
+        .map(|s| (s * n / count, (s + 1) * n / count))
+        .filter(|(a, b)| a < b)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_the_batch_evenly() {
+        for n in [1, 2, 15, 16, 17, 32, 50, 128, 1000] {
+            let s = shards(n);
+            assert_eq!(s.first().unwrap().0, 0);
+            assert_eq!(s.last().unwrap().1, n);
+            assert!(s.windows(2).all(|w| w[0].1 == w[1].0));
+            assert!(s.iter().all(|(a, b)| b - a <= SHARD && b > a));
+        }
+        assert_eq!(shards(50), vec![(0, 12), (12, 25), (25, 37), (37, 50)]);
+    }
+
+    #[test]
+    fn thread_count_can_be_set_and_reset() {
+        set_num_threads(Some(3));
+        assert_eq!(num_threads(), 3);
+        let sum = std::sync::atomic::AtomicUsize::new(0);
+        for_each(0..100usize, |i| {
+            sum.fetch_add(i, std::sync::atomic::Ordering::Relaxed);
+        });
+        assert_eq!(sum.into_inner(), 4950);
+        set_num_threads(Some(0));
+        assert_eq!(num_threads(), 1);
+        set_num_threads(None);
+        assert!(num_threads() >= 1);
+    }
+}
