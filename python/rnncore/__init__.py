@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rnncore import errors, nn, reference
+from rnncore import checkpoint, corpus, data, errors, models, nn, optim, reference, train
 from rnncore._rnncore import __version__, get_num_threads, set_num_threads, simd_level
 from rnncore.errors import (
     ArgumentError,
@@ -23,10 +23,16 @@ __all__ = [
     "ShapeError",
     "StateError",
     "__version__",
+    "checkpoint",
+    "corpus",
+    "data",
     "errors",
     "get_num_threads",
+    "models",
     "nn",
+    "optim",
     "reference",
     "set_num_threads",
     "simd_level",
+    "train",
 ]

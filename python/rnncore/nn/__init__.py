@@ -5,11 +5,33 @@ variable-length) sequences; ``RNNCell``, ``LSTMCell`` and ``GRUCell`` run one st
 Parameters have PyTorch's names, shapes and gate layout, so state dicts move both
 ways unchanged. Every layer and cell has an explicit ``backward`` that adds the
 parameter gradients to ``grads``.
+
+``Embedding``, ``Linear`` and ``Dropout`` follow the same conventions, and
+``SoftmaxCrossEntropy`` (or :func:`rnncore.nn.functional.softmax_cross_entropy`)
+returns a loss together with its gradient; models in :mod:`rnncore.models` are
+built from these pieces.
 """
 
 from __future__ import annotations
 
+from rnncore.nn import functional
 from rnncore.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnncore.nn.dropout import Dropout
+from rnncore.nn.embedding import Embedding
+from rnncore.nn.linear import Linear
+from rnncore.nn.loss import SoftmaxCrossEntropy
 from rnncore.nn.recurrent import GRU, LSTM, RNN
 
-__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "Dropout",
+    "Embedding",
+    "GRUCell",
+    "LSTMCell",
+    "Linear",
+    "RNNCell",
+    "SoftmaxCrossEntropy",
+    "functional",
+]

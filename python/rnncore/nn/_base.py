@@ -1,10 +1,12 @@
 """What every layer and cell of :mod:`rnncore.nn` shares.
 
-:class:`Module` owns the parameters (NumPy arrays under PyTorch's names), their
-gradients, the state dict, the training flag, the random generator and the
-kernel backend, and it is the only place that calls the kernels: one direction of
-one layer at a time, through :meth:`Module._kernel_forward` and
-:meth:`Module._kernel_backward`.
+:class:`Layer` owns the parameters (NumPy arrays under PyTorch's names), their
+gradients, the state dict, the training flag, the dtype and the random generator:
+everything :class:`~rnncore.nn.Linear`, :class:`~rnncore.nn.Embedding` and
+:class:`~rnncore.nn.Dropout` need. :class:`Module` adds the kernel backend and is
+the base of the recurrent layers and cells; it is the only place that calls the
+kernels: one direction of one layer at a time, through
+:meth:`Module._kernel_forward` and :meth:`Module._kernel_backward`.
 """
 
 from __future__ import annotations
@@ -41,46 +43,32 @@ def _to_numpy(value: Any) -> Array:
     return np.asarray(value)
 
 
-class Module:
-    """Parameters, gradients, state dict, train/eval mode and kernel backend.
+class Layer:
+    """Parameters, gradients, state dict, train/eval mode, dtype and random generator.
 
-    Subclasses set ``self._mode`` (a key of :data:`GATES`) and register their
-    parameters with :meth:`_add_parameter` in PyTorch's order.
+    Subclasses register their parameters with :meth:`_register` in PyTorch's order;
+    :attr:`grads` then holds a zero array of the same shape under the same name.
     """
-
-    _mode: str
 
     def __init__(
         self,
-        hidden_size: int,
         *,
         dtype: Any = np.float32,
         seed: int | None = None,
         rng: np.random.Generator | None = None,
-        backend: ModuleType | None = None,
     ) -> None:
-        if backend is not None and not all(
-            callable(getattr(backend, f, None)) for f in ("forward", "backward")
-        ):
-            raise ArgumentError(
-                "backend must be None (the compiled kernels) or a module with forward() and "
-                f"backward() such as rnncore.reference, got {backend!r}"
-            )
         self._params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
-        self.hidden_size = _validate.positive_int("hidden_size", hidden_size)
         self.dtype = _validate.float_dtype(dtype)
         self.rng = _validate.generator(seed, rng)
         self.training = True
-        self._backend = backend
 
     # ----------------------------------------------------------------- parameters
 
-    def _add_parameter(self, name: str, shape: tuple[int, ...]) -> None:
-        """Register a parameter drawn from U(-1/sqrt(H), 1/sqrt(H)), like torch."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        self._params[name] = self.rng.uniform(-bound, bound, size=shape).astype(self.dtype)
-        self.grads[name] = np.zeros(shape, dtype=self.dtype)
+    def _register(self, name: str, value: Array) -> None:
+        """Register parameter ``name`` with initial ``value`` (cast to the layer's dtype)."""
+        self._params[name] = np.ascontiguousarray(value, dtype=self.dtype)
+        self.grads[name] = np.zeros(value.shape, dtype=self.dtype)
 
     def __getattr__(self, name: str) -> Any:
         params = self.__dict__.get("_params")
@@ -160,12 +148,12 @@ class Module:
 
     # ----------------------------------------------------------------- modes
 
-    def train(self, mode: bool = True) -> Module:
+    def train(self, mode: bool = True) -> Layer:
         """Training mode (dropout active, steps cached for backward); returns self."""
         self.training = _validate.flag("train(mode)", mode)
         return self
 
-    def eval(self) -> Module:
+    def eval(self) -> Layer:
         """Evaluation mode, the same as ``train(False)``; returns self."""
         return self.train(False)
 
@@ -179,6 +167,41 @@ class Module:
         if self.dtype != np.float32:
             extra += f", dtype={self.dtype}"
         return f"{type(self).__name__}({extra})"
+
+
+class Module(Layer):
+    """A :class:`Layer` that runs the recurrent kernels: the base of RNNs and cells.
+
+    Subclasses set ``self._mode`` (a key of :data:`GATES`) and register their
+    parameters with :meth:`_add_parameter` in PyTorch's order.
+    """
+
+    _mode: str
+
+    def __init__(
+        self,
+        hidden_size: int,
+        *,
+        dtype: Any = np.float32,
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+        backend: ModuleType | None = None,
+    ) -> None:
+        if backend is not None and not all(
+            callable(getattr(backend, f, None)) for f in ("forward", "backward")
+        ):
+            raise ArgumentError(
+                "backend must be None (the compiled kernels) or a module with forward() and "
+                f"backward() such as rnncore.reference, got {backend!r}"
+            )
+        self.hidden_size = _validate.positive_int("hidden_size", hidden_size)
+        super().__init__(dtype=dtype, seed=seed, rng=rng)
+        self._backend = backend
+
+    def _add_parameter(self, name: str, shape: tuple[int, ...]) -> None:
+        """Register a parameter drawn from U(-1/sqrt(H), 1/sqrt(H)), like torch."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        self._register(name, self.rng.uniform(-bound, bound, size=shape))
 
     # ----------------------------------------------------------------- inputs
 

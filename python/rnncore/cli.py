@@ -1,0 +1,350 @@
+"""The ``rnncore`` command: train a language model on text, sample from it.
+
+    rnncore train [--data FILE] [--model lstm|gru|rnn] [--rnn-size H] ... [--out DIR]
+    rnncore train --init-from DIR/latest         # continue a run (exactly, same data)
+    rnncore sample --checkpoint DIR [--length 500] [--temperature 1.0] [--prime TEXT]
+
+Every training setting is resolved in this order: the command line, then (with
+``--init-from``) the settings stored in the checkpoint, then the
+``--min-char-rnn`` preset, then :data:`DEFAULTS`. Errors print one line and
+exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnncore.checkpoint import (
+    STATE_FILE,
+    Checkpoint,
+    build_model,
+    checkpoint_vocab,
+    load_checkpoint,
+    load_model,
+    resolve,
+)
+from rnncore.corpus import default_corpus
+from rnncore.data import CharVocab, StreamBatcher, WordVocab, build_vocab, encode_file
+from rnncore.errors import ArgumentError, RnnCoreError
+from rnncore.models import CharLM, LMConfig
+from rnncore.models.min_char_rnn import FROZEN, min_char_rnn
+from rnncore.optim import create
+from rnncore.train import TrainConfig, Trainer, sample, temperature_picker
+
+__all__ = ["DEFAULTS", "MIN_CHAR_RNN", "build_parser", "main"]
+
+CELLS = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh"}
+MEMMAP_BYTES = 64 << 20  # text files above this size are encoded to an id file and memory-mapped
+
+# Defaults of `rnncore train` (char-rnn's where it has one).
+DEFAULTS: dict[str, Any] = {
+    "data": None,  # None: rnncore.corpus.default_corpus()
+    "model": "lstm",
+    "rnn_size": 128,
+    "num_layers": 2,
+    "embedding_size": 0,  # 0: one-hot input
+    "seq_length": 50,
+    "batch_size": 50,
+    "dropout": 0.0,
+    "grad_clip": 5.0,
+    "clip_mode": "norm",
+    "optimizer": "adam",
+    "lr": 2e-3,
+    "lr_decay": 0.97,
+    "lr_decay_every": 1,
+    "lr_decay_after": 10,
+    "max_epochs": None,  # None: 10 epochs, unless --max-steps or --minutes limit the run
+    "max_steps": None,
+    "minutes": None,
+    "eval_every": 200,
+    "checkpoint_every": None,  # None: eval_every
+    "patience": None,
+    "val_fraction": 0.05,
+    "test_fraction": 0.05,
+    "seed": 0,
+    "dtype": "float32",
+    "word_level": False,
+    "min_count": 1,
+    "min_char_rnn": False,
+}
+# --min-char-rnn: Karpathy's min-char-rnn (a tanh RNN on one-hot characters, summed
+# loss, Adagrad with eps inside the square root, entries clipped to [-5, 5], float64).
+MIN_CHAR_RNN: dict[str, Any] = {
+    "model": "rnn",
+    "rnn_size": 100,
+    "num_layers": 1,
+    "embedding_size": 0,
+    "seq_length": 25,
+    "batch_size": 1,
+    "dropout": 0.0,
+    "grad_clip": 5.0,
+    "clip_mode": "value",
+    "optimizer": "adagrad",
+    "lr": 0.1,
+    "lr_decay": 1.0,
+    "dtype": "float64",
+}
+ARCHITECTURE = {  # setting -> field of the model config, fixed by --init-from
+    "model": "cell",
+    "rnn_size": "hidden_size",
+    "num_layers": "num_layers",
+    "embedding_size": "embedding_dim",
+    "dropout": "dropout",
+    "dtype": "dtype",
+    "seed": "seed",
+}
+MIN_CHAR_RNN_HELP = "min-char-rnn's set-up: tanh RNN H=100, T=25, N=1, Adagrad 0.1, clip 5"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``rnncore`` (subcommands ``train`` and ``sample``)."""
+    parser = argparse.ArgumentParser(prog="rnncore", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a character- or word-level language model")
+    t.add_argument("--data", help="UTF-8 text file (default: Python's help() topics)")
+    t.add_argument("--model", choices=sorted(CELLS), help="recurrent cell (default lstm)")
+    t.add_argument("--rnn-size", type=int, help="hidden size H (default 128)")
+    t.add_argument("--num-layers", type=int, help="stacked layers (default 2)")
+    t.add_argument("--embedding-size", type=int, help="embedding size E; 0 = one-hot (default)")
+    t.add_argument("--seq-length", type=int, help="T, steps per chunk (default 50)")
+    t.add_argument("--batch-size", type=int, help="N, parallel streams (default 50)")
+    t.add_argument("--dropout", type=float, help="dropout probability (default 0)")
+    t.add_argument("--grad-clip", type=float, help="gradient clip, 0 = off (default 5)")
+    t.add_argument("--clip-mode", choices=["norm", "value"], help="global norm or per entry")
+    t.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop", "adagrad"])
+    t.add_argument("--lr", type=float, help="learning rate (default 2e-3)")
+    t.add_argument("--lr-decay", type=float, help="lr factor per decay (default 0.97)")
+    t.add_argument("--lr-decay-every", type=int, help="epochs between decays (default 1)")
+    t.add_argument("--lr-decay-after", type=int, help="epoch of the first decay (default 10)")
+    t.add_argument("--max-epochs", type=int, help="epochs to train (default 10 if no other limit)")
+    t.add_argument("--max-steps", type=int, help="total steps to train")
+    t.add_argument("--minutes", type=float, help="time budget of this run")
+    t.add_argument("--eval-every", type=int, help="steps between validations (default 200)")
+    t.add_argument("--checkpoint-every", type=int, help="steps between saves of latest/")
+    t.add_argument("--patience", type=int, help="stop after this many validations without gain")
+    t.add_argument("--val-fraction", type=float, help="validation part (default 0.05)")
+    t.add_argument("--test-fraction", type=float, help="test part (default 0.05)")
+    t.add_argument("--seed", type=int, help="seed of weights and dropout (default 0)")
+    t.add_argument("--out", help="output directory (default: rnncore-run)")
+    t.add_argument("--init-from", help="checkpoint (or run directory: its latest/) to continue")
+    t.add_argument("--word-level", action="store_true", default=None, help="words, not chars")
+    t.add_argument("--min-count", type=int, help="words seen fewer times become <unk>")
+    t.add_argument("--min-char-rnn", action="store_true", default=None, help=MIN_CHAR_RNN_HELP)
+    t.add_argument("--dtype", choices=["float32", "float64"])
+    t.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    t.set_defaults(run=_train)
+
+    s = sub.add_parser("sample", help="print text drawn from a trained model")
+    s.add_argument("--checkpoint", required=True, help="checkpoint or run directory")
+    s.add_argument("--length", type=int, default=500, help="symbols to draw (default 500)")
+    s.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1)")
+    s.add_argument("--prime", default="", help="text that starts the sample")
+    s.add_argument("--seed", type=int, default=None, help="seed of the draws")
+    s.set_defaults(run=_sample)
+    return parser
+
+
+def _settings(args: argparse.Namespace, saved: dict[str, Any]) -> dict[str, Any]:
+    """Command line over stored settings over the preset over the defaults."""
+    given = {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
+    if "data" in given:
+        given["data"] = str(Path(given["data"]).resolve())  # usable from any directory
+    preset = given.get("min_char_rnn", saved.get("min_char_rnn", False))
+    merged = {**DEFAULTS, **(MIN_CHAR_RNN if preset else {}), **saved, **given}
+    return {k: merged[k] for k in DEFAULTS}
+
+
+def _architecture(s: dict[str, Any]) -> dict[str, Any]:
+    """The model settings of ``s`` as :class:`LMConfig` fields."""
+    return {
+        "cell": CELLS[s["model"]],
+        "hidden_size": s["rnn_size"],
+        "num_layers": s["num_layers"],
+        "embedding_dim": s["embedding_size"] or None,
+        "dropout": s["dropout"],
+        "dtype": s["dtype"],
+        "seed": s["seed"],
+    }
+
+
+def _check_flags(
+    args: argparse.Namespace, s: dict[str, Any], saved: dict[str, Any], ckpt: Checkpoint | None
+) -> None:
+    """Refuse flags that would be ignored: a model other than the checkpoint's or
+    than min-char-rnn's, or another optimizer than the checkpoint's."""
+    if ckpt is not None:
+        stored, wanted = ckpt.state.get("model_config") or {}, _architecture(s)
+        for setting, field in ARCHITECTURE.items():
+            if getattr(args, setting) is not None and wanted[field] != stored.get(field):
+                raise ArgumentError(
+                    f"--{setting.replace('_', '-')} differs from the checkpoint's {field}="
+                    f"{stored.get(field)!r}; the model of --init-from is kept as it is"
+                )
+        if args.optimizer is not None and args.optimizer != saved.get("optimizer"):
+            raise ArgumentError("--optimizer differs from the checkpoint's; its state is kept")
+    elif s["min_char_rnn"]:
+        fixed = [
+            k
+            for k in ("model", "num_layers", "embedding_size", "dropout", "optimizer")
+            if getattr(args, k) not in (None, MIN_CHAR_RNN[k])
+        ]
+        if fixed:
+            names = ", ".join("--" + k.replace("_", "-") for k in fixed)
+            raise ArgumentError(f"--min-char-rnn fixes {names}; leave them out")
+
+
+def _load_data(s: dict[str, Any], vocab: Any, out: Path) -> tuple[np.ndarray, Any]:
+    """The corpus ids ``(L,)`` and vocabulary (``vocab`` if given, else built)."""
+    if s["data"] is None:
+        text = default_corpus()
+    else:
+        path = Path(s["data"])
+        if path.stat().st_size > MEMMAP_BYTES:
+            if vocab is None:
+                vocab = build_vocab(path, s["word_level"], **_word_options(s))
+            out.mkdir(parents=True, exist_ok=True)
+            return encode_file(path, vocab, out / "corpus-ids.npy"), vocab
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ArgumentError(
+                f"{path}: not UTF-8 text ({err.reason} at byte {err.start})"
+            ) from None
+    if vocab is None:
+        if s["word_level"]:
+            vocab = WordVocab.from_text(text, **_word_options(s))
+        else:
+            vocab = CharVocab.from_text(text)
+    return vocab.encode(text), vocab
+
+
+def _word_options(s: dict[str, Any]) -> dict[str, Any]:
+    return {"min_count": s["min_count"]} if s["word_level"] else {}
+
+
+def _build(
+    s: dict[str, Any], V: int, ckpt: Checkpoint | None, frozen: list[str]
+) -> tuple[Any, Any, list[str]]:
+    """The model, its optimizer and the names of frozen parameters (those of the
+    checkpoint when there is one)."""
+    if ckpt is not None:
+        model = build_model(ckpt)
+    elif s["min_char_rnn"]:
+        # Its N(0, 0.01^2) weights and Adagrad; T, N and clipping are the trainer's.
+        setup = min_char_rnn(
+            V, hidden_size=s["rnn_size"], learning_rate=s["lr"], dtype=s["dtype"], seed=s["seed"]
+        )
+        return setup.model, setup.optimizer, list(FROZEN)
+    else:
+        config = LMConfig(
+            vocab_size=V,
+            cell=CELLS[s["model"]],
+            hidden_size=s["rnn_size"],
+            num_layers=s["num_layers"],
+            dropout=s["dropout"],
+            embedding_dim=s["embedding_size"] or None,
+            dtype=s["dtype"],
+            seed=s["seed"],
+        )
+        model, frozen = CharLM(config), []
+    params = {k: p for k, p in model.named_parameters() if k not in frozen}
+    return model, create(s["optimizer"], params, lr=s["lr"]), frozen
+
+
+def _max_epochs(s: dict[str, Any]) -> int | None:
+    """The epoch limit: as given, else 10 when no step or time limit is set."""
+    if s["max_epochs"] is not None:
+        return s["max_epochs"]
+    return 10 if s["max_steps"] is None and s["minutes"] is None else None
+
+
+def _train(args: argparse.Namespace) -> int:
+    ckpt = load_checkpoint(_find_checkpoint(args.init_from, "latest")) if args.init_from else None
+    saved = (ckpt.state.get("extra") or {}).get("settings", {}) if ckpt else {}
+    s = _settings(args, saved)
+    _check_flags(args, s, saved, ckpt)
+    out = Path(args.out) if args.out else (ckpt.path.parent if ckpt else Path("rnncore-run"))
+    ids, vocab = _load_data(s, checkpoint_vocab(ckpt) if ckpt else None, out)
+    model, optimizer, frozen = _build(s, len(vocab), ckpt, list(saved.get("frozen", [])))
+    s["frozen"] = frozen
+    if s["val_fraction"] + s["test_fraction"] >= 1:
+        raise ArgumentError("--val-fraction plus --test-fraction must be below 1")
+    split = (1.0 - s["val_fraction"] - s["test_fraction"], s["val_fraction"], s["test_fraction"])
+    batcher = StreamBatcher(ids, s["batch_size"], s["seq_length"], split)
+    clip = s["grad_clip"] or None
+    config = TrainConfig(
+        max_epochs=_max_epochs(s),
+        max_steps=s["max_steps"],
+        minutes=s["minutes"],
+        loss_reduction="sum" if s["min_char_rnn"] else "mean",
+        grad_clip_norm=clip if s["clip_mode"] == "norm" else None,
+        grad_clip_value=clip if s["clip_mode"] == "value" else None,
+        lr_decay=s["lr_decay"],
+        lr_decay_every=s["lr_decay_every"],
+        lr_decay_after=s["lr_decay_after"],
+        eval_every=s["eval_every"],
+        checkpoint_every=s["checkpoint_every"],
+        patience=s["patience"],
+        out_dir=str(out),
+        progress=not args.no_progress,
+    )
+    trainer = Trainer(model, optimizer, batcher, config, vocab=vocab, extra={"settings": s})
+    notes = []
+    if ckpt is not None:
+        exact = trainer.restore(ckpt)
+        if args.lr is not None:
+            trainer.base_lr = args.lr
+        how = "same data: exact" if exact else "other data: from its start"
+        notes.append(f"resuming {ckpt.path} at step {trainer.step} ({how})")
+    notes.append(f"{batcher}, vocabulary {len(vocab)}, model {model.config}")
+    if not args.no_progress:
+        print("\n".join(notes), file=sys.stderr)
+    result = trainer.fit()
+    best = "-" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
+    final = "-" if result.final_val_loss is None else f"{result.final_val_loss:.4f}"
+    print(
+        f"stopped at step {result.steps} (epoch {result.epoch}, {result.stop_reason}) after "
+        f"{result.seconds:.1f} s; val loss {final}, best {best}; checkpoints in {out}"
+    )
+    return 0
+
+
+def _find_checkpoint(path: str, first: str) -> Path:
+    """A checkpoint directory, or for a run directory its ``first`` checkpoint
+    ('best' or 'latest'), else the other one."""
+    p = Path(path)
+    if (resolve(p) / STATE_FILE).exists() or not p.is_dir():
+        return p
+    for name in (first, "latest" if first == "best" else "best"):
+        if (resolve(p / name) / STATE_FILE).exists():
+            return p / name
+    return p
+
+
+def _sample(args: argparse.Namespace) -> int:
+    if args.length < 0:
+        raise ArgumentError(f"--length must be >= 0, got {args.length}")
+    pick = temperature_picker(args.temperature)
+    model, vocab, _ = load_model(_find_checkpoint(args.checkpoint, "best"))
+    text = sample(model, vocab, args.length, args.prime, pick, np.random.default_rng(args.seed))
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (RnnCoreError, OSError, UnicodeDecodeError) as err:
+        print(f"rnncore: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnncore: interrupted", file=sys.stderr)
+        return 130

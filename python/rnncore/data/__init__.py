@@ -1,0 +1,35 @@
+"""Text data for recurrent models: vocabularies, batching and id files.
+
+- :class:`CharVocab`, :class:`WordVocab`: symbols <-> ids, saved as JSON.
+- :class:`StreamBatcher`: char-rnn batching, ``N`` parallel streams read ``T``
+  symbols at a time, with train/val/test parts and a resumable position.
+- :func:`pad_batch`, :class:`BucketBatcher`: padded batches of variable-length
+  sequences for classification and tagging.
+- :func:`encode_file`, :func:`open_ids`: corpora larger than memory, encoded
+  once and read through ``np.memmap``.
+"""
+
+from __future__ import annotations
+
+from rnncore.data.idfile import build_vocab, encode_file, open_ids, read_text_chunks
+from rnncore.data.padding import BucketBatcher, PaddedBatch, pad_batch
+from rnncore.data.stream import SPLITS, Batch, StreamBatcher, fingerprint
+from rnncore.data.vocab import CharVocab, Vocab, WordVocab, vocab_from_dict
+
+__all__ = [
+    "SPLITS",
+    "Batch",
+    "BucketBatcher",
+    "CharVocab",
+    "PaddedBatch",
+    "StreamBatcher",
+    "Vocab",
+    "WordVocab",
+    "build_vocab",
+    "encode_file",
+    "fingerprint",
+    "open_ids",
+    "pad_batch",
+    "read_text_chunks",
+    "vocab_from_dict",
+]

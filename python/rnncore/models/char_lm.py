@@ -1,0 +1,223 @@
+"""A recurrent language model over any vocabulary: characters (char-rnn) or words.
+
+``ids (N, T) -> one-hot or Embedding (T, N, D) -> RNN/LSTM/GRU stack (T, N, H)
+-> Dropout -> Linear head (T, N, V) -> softmax cross-entropy`` against the next
+ids. The API is batch-first; the recurrent kernels run time-major, so ids are
+transposed once on the way in. Training runs truncated backpropagation through
+time: :meth:`CharLM.loss` returns the final state, which the caller passes into
+the next chunk; no gradient flows between chunks.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from rnncore import _validate, nn
+from rnncore.errors import ArgumentError, StateError
+from rnncore.models._base import Config, Model, check_common, check_ids, check_same_shape, make_rnn
+from rnncore.nn._base import Array, State
+from rnncore.nn.functional import log_softmax, softmax_cross_entropy
+
+__all__ = ["CharLM", "LMConfig"]
+
+
+@dataclass
+class LMConfig(Config):
+    """What :class:`CharLM` is; ``dataclasses.asdict(config)`` is JSON."""
+
+    vocab_size: int  # V: number of distinct tokens (characters, words, ...)
+    cell: str = "lstm"  # 'lstm' | 'gru' | 'rnn_tanh' | 'rnn_relu'
+    hidden_size: int = 128  # H: features of each layer's state (char-rnn's rnn_size)
+    num_layers: int = 2  # stacked recurrent layers (char-rnn's default)
+    dropout: float = 0.0  # between recurrent layers and before the head, training only
+    embedding_dim: int | None = None  # None: one-hot input (char-rnn); E: an Embedding(V, E)
+    dtype: str = "float32"  # 'float32' | 'float64', of parameters and activations
+    forget_bias: float = 0.0  # added to the LSTM forget-gate bias_ih at init; 0 keeps torch's
+    seed: int | None = 0  # initial weights and dropout masks; None: fresh OS entropy
+
+    def __post_init__(self) -> None:
+        check_common(self)
+        if isinstance(self.forget_bias, bool) or not isinstance(self.forget_bias, numbers.Real):
+            raise ArgumentError(f"forget_bias must be a number, got {self.forget_bias!r}")
+        if self.forget_bias != 0 and self.cell != "lstm":
+            raise ArgumentError(f"forget_bias is for cell='lstm', not {self.cell!r}")
+
+
+class CharLM(Model):
+    """Next-token language model: embedding/one-hot, recurrent stack, dropout, linear head.
+
+    Parameters (``named_parameters()``): ``embedding.weight (V, E)`` if
+    ``embedding_dim`` is set, ``rnn.weight_ih_l{k}``, ``rnn.weight_hh_l{k}``,
+    ``rnn.bias_ih_l{k}``, ``rnn.bias_hh_l{k}`` (torch's LSTM/GRU/RNN names and
+    shapes), ``head.weight (V, H)`` and ``head.bias (V,)``. Initialisation is
+    torch's, plus ``forget_bias``. One-hot input costs ``T*N*V`` floats per chunk:
+    for a large vocabulary (words) set ``embedding_dim``.
+
+    Args:
+        config: the :class:`LMConfig`.
+        backend: kernel module; None for the compiled kernels,
+            ``rnncore.reference`` for the NumPy reference (slow, for checks).
+
+    Example::
+
+        >>> model = CharLM(LMConfig(vocab_size=65, hidden_size=32, seed=0))
+        >>> x = np.zeros((4, 10), np.int64)                  # (N, T) ids
+        >>> loss, state = model.loss(x, x)                   # state for the next chunk
+        >>> model.zero_grad(); model.backward()              # fills model.grads
+    """
+
+    def __init__(self, config: LMConfig, *, backend: ModuleType | None = None) -> None:
+        if not isinstance(config, LMConfig):
+            raise ArgumentError(
+                f"config must be an LMConfig (LMConfig.from_dict(d) for a dict), "
+                f"got {type(config).__name__}"
+            )
+        super().__init__(config.seed)
+        self.config = config
+        self.dtype = np.dtype(config.dtype)
+        V, E, H = config.vocab_size, config.embedding_dim, config.hidden_size
+        kw: dict[str, Any] = {"dtype": self.dtype, "rng": self.rng}
+        if E is not None:
+            self.embedding = self._add("embedding", nn.Embedding(V, E, **kw))
+        self.rnn = self._add(
+            "rnn", make_rnn(config.cell, V if E is None else E, config, self.rng, backend)
+        )
+        self.dropout = self._add("dropout", nn.Dropout(config.dropout, **kw))
+        self.head = self._add("head", nn.Linear(H, V, **kw))
+        if config.forget_bias != 0:
+            for name, p in self.rnn.named_parameters():
+                if name.startswith("bias_ih"):
+                    p[H : 2 * H] += self.dtype.type(config.forget_bias)  # gates i|f|g|o
+        self._cache: tuple[Array, int, int] | None = None  # (dlogits (T*N, V), T, N)
+
+    # ----------------------------------------------------------------- state
+
+    def initial_state(self, N: int) -> State:
+        """Zeros: ``(h, c)`` for LSTM, else ``h``, each ``(num_layers, N, H)``."""
+        N = _validate.positive_int("N", N)
+        shape = (self.config.num_layers, N, self.config.hidden_size)
+        h = np.zeros(shape, self.dtype)
+        return (h, np.zeros(shape, self.dtype)) if self.config.cell == "lstm" else h
+
+    def _check_state(self, state: State, N: int) -> State:
+        """``state`` as the recurrent layer takes it, checked under the name ``state``."""
+        if state is None:
+            return None
+        shape = (self.config.num_layers, N, self.config.hidden_size)
+        lstm = self.config.cell == "lstm"
+        if lstm != isinstance(state, tuple) or (lstm and len(state) != 2):
+            want = "a tuple (h, c)" if lstm else "a single array h"
+            raise ArgumentError(f"state must be {want} for cell={self.config.cell!r}")
+        parts = []
+        for i, s in enumerate(state if lstm else (state,)):
+            name = f"state[{i}]" if lstm else "state"
+            s = _validate.float_array(name, s, self.dtype)
+            _validate.shape(name, s, shape, "(num_layers, N, H)")
+            _validate.finite(name, s)
+            parts.append(s)
+        return tuple(parts) if lstm else parts[0]
+
+    # ----------------------------------------------------------------- forward
+
+    def _run(self, ids: Array, state: State) -> tuple[Array, State]:
+        """``ids (T, N)`` checked -> ``logits (T, N, V)`` and the final state."""
+        x = self._encode(ids, self.config.vocab_size, self.dtype)  # (T, N, D)
+        out, state = self.rnn(x, state)  # (T, N, H)
+        return self.head._forward(self.dropout._forward(out)), state  # (T, N, V)
+
+    def forward(self, inputs: Any, state: State = None) -> tuple[Array, State]:
+        """``inputs (N, T)`` ids -> ``(logits (N, T, V), state)``; forgets the last loss."""
+        ids = check_ids("inputs", inputs, self.config.vocab_size, 2, "(N, T)")
+        state = self._check_state(state, ids.shape[0])
+        self._cache = None
+        logits, state = self._run(ids.T, state)
+        return logits.transpose(1, 0, 2), state  # (T, N, V) -> (N, T, V)
+
+    __call__ = forward
+
+    def loss(
+        self,
+        inputs: Any,
+        targets: Any,
+        state: State = None,
+        mask: Any = None,
+        *,
+        reduction: str = "mean",
+    ) -> tuple[float, State]:
+        """Cross-entropy of predicting ``targets`` from ``inputs``; kept for :meth:`backward`.
+
+        Args:
+            inputs: ``(N, T)`` integer ids in ``0..V-1``.
+            targets: ``(N, T)`` the next ids (``inputs`` shifted by one in the text).
+            state: the state the previous chunk returned, or None for zeros.
+            mask: ``(N, T)`` bool or 0/1 (or non-negative weights): positions to
+                count, e.g. False on padding; None counts all ``N*T`` positions.
+            reduction: ``"mean"`` over counted positions, or ``"sum"``
+                (min-char-rnn's loss).
+
+        Returns:
+            ``(loss, state)``: a float, and the final recurrent state (``(h, c)`` for
+            LSTM, else ``h``; each ``(num_layers, N, H)``) to pass to the next chunk.
+            A non-finite loss is returned, not raised (see ``NonFiniteGuard``).
+        """
+        ids = check_ids("inputs", inputs, self.config.vocab_size, 2, "(N, T)")
+        N, T = ids.shape
+        tgt = check_same_shape("targets", targets, (N, T), "(N, T) like inputs")
+        if mask is not None:
+            mask = np.asarray(mask)
+            _validate.shape("mask", mask, (N, T), "(N, T) like inputs")
+            mask = mask.T.reshape(-1)  # (T*N,) time-major like the logits
+        state = self._check_state(state, N)
+        self._cache = None
+        logits, state = self._run(ids.T, state)  # (T, N, V)
+        V = self.config.vocab_size
+        loss, dlogits = softmax_cross_entropy(
+            logits.reshape(T * N, V), tgt.T.reshape(-1), mask=mask, reduction=reduction
+        )
+        self._cache = (dlogits, T, N)
+        return loss, state
+
+    # ----------------------------------------------------------------- backward
+
+    def backward(self) -> None:
+        """Backpropagate the most recent :meth:`loss`, adding to :attr:`grads`.
+
+        Call :meth:`zero_grad` first unless accumulating over several chunks. If
+        that loss (or an upstream gradient) was not finite, every gradient is set
+        to NaN instead, as autograd would, so ``NonFiniteGuard`` skips the step.
+        """
+        if self._cache is None:
+            raise StateError(
+                "CharLM.backward() needs a loss() call first (forward() and step() "
+                "do not keep what backward needs)"
+            )
+        dlogits, T, N = self._cache
+        if not np.isfinite(dlogits).all():
+            self._poison_grads()
+            return
+        d_top = self.head._backward(dlogits.reshape(T, N, -1))  # (T, N, H)
+        d_top = self.dropout._backward(d_top)
+        if not np.isfinite(d_top).all():
+            self._poison_grads()
+            return
+        dx, _ = self.rnn.backward(d_top)  # (T, N, D); no gradient into the given state
+        self._encode_backward(dx)
+
+    # ----------------------------------------------------------------- sampling
+
+    def step(self, ids: Any, state: State = None) -> tuple[Array, State]:
+        """One token per sequence: ``ids (N,)`` -> ``(log_probs (N, V), state)``.
+
+        For sampling; call :meth:`eval` first (in training mode dropout is applied,
+        as in torch). Forgets the most recent :meth:`loss`.
+        """
+        arr = check_ids("ids", ids, self.config.vocab_size, 1, "(N,)")
+        state = self._check_state(state, arr.shape[0])
+        self._cache = None
+        logits, state = self._run(arr[None, :], state)  # (1, N, V)
+        return log_softmax(logits[0]), state

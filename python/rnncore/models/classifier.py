@@ -1,0 +1,161 @@
+"""One label per variable-length sequence: sentiment, topic, spam, ...
+
+``ids (N, T) -> Embedding or one-hot (T, N, D) -> RNN/LSTM/GRU stack with
+lengths (T, N, dirs*H) -> pooling (N, dirs*H) -> Dropout -> Linear (N, C)``.
+Pooling ``"last"`` takes each sequence's final state: the forward direction at
+step ``lengths[n] - 1`` and, if bidirectional, the reverse direction at step 0
+(where it ends); ``"mean"`` averages the output over the valid steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from rnncore import _validate, nn
+from rnncore.errors import ArgumentError, StateError
+from rnncore.models._base import (
+    Config,
+    Model,
+    check_common,
+    check_ids,
+    check_lengths,
+    check_same_shape,
+    make_rnn,
+)
+from rnncore.nn._base import Array
+from rnncore.nn.functional import _in_range, softmax_cross_entropy
+
+__all__ = ["ClassifierConfig", "SequenceClassifier"]
+
+POOLINGS = ("last", "mean")
+
+
+@dataclass
+class ClassifierConfig(Config):
+    """What :class:`SequenceClassifier` is; ``dataclasses.asdict(config)`` is JSON."""
+
+    vocab_size: int  # V: number of distinct tokens
+    num_classes: int  # C: number of labels
+    cell: str = "lstm"  # 'lstm' | 'gru' | 'rnn_tanh' | 'rnn_relu'
+    embedding_dim: int | None = 64  # E of the Embedding(V, E); None: one-hot input
+    hidden_size: int = 128  # H: features of each direction's state
+    num_layers: int = 1  # stacked recurrent layers
+    bidirectional: bool = False  # add a reverse direction to every layer
+    dropout: float = 0.0  # between recurrent layers and before the head, training only
+    pooling: str = "last"  # 'last' (final states) | 'mean' (over valid steps)
+    dtype: str = "float32"  # 'float32' | 'float64'
+    seed: int | None = 0  # initial weights and dropout masks; None: fresh OS entropy
+
+    def __post_init__(self) -> None:
+        check_common(self)
+        _validate.positive_int("num_classes", self.num_classes)
+        _validate.flag("bidirectional", self.bidirectional)
+        _validate.choice("pooling", self.pooling, POOLINGS)
+
+
+class SequenceClassifier(Model):
+    """Recurrent encoder, pooling and a linear head: ``(ids, lengths) -> logits (N, C)``.
+
+    Parameters: ``embedding.weight (V, E)`` (if ``embedding_dim``), ``rnn.*``
+    (torch's names), ``head.weight (C, dirs*H)``, ``head.bias (C,)``.
+
+    Args:
+        config: the :class:`ClassifierConfig`.
+        backend: kernel module; None for the compiled kernels.
+    """
+
+    def __init__(self, config: ClassifierConfig, *, backend: ModuleType | None = None) -> None:
+        if not isinstance(config, ClassifierConfig):
+            raise ArgumentError(f"config must be a ClassifierConfig, got {type(config).__name__}")
+        super().__init__(config.seed)
+        self.config = config
+        self.dtype = np.dtype(config.dtype)
+        V, E, H = config.vocab_size, config.embedding_dim, config.hidden_size
+        dirs = 2 if config.bidirectional else 1
+        kw: dict[str, Any] = {"dtype": self.dtype, "rng": self.rng}
+        if E is not None:
+            self.embedding = self._add("embedding", nn.Embedding(V, E, **kw))
+        D = V if E is None else E
+        rnn = make_rnn(config.cell, D, config, self.rng, backend, config.bidirectional)
+        self.rnn = self._add("rnn", rnn)
+        self.dropout = self._add("dropout", nn.Dropout(config.dropout, **kw))
+        self.head = self._add("head", nn.Linear(dirs * H, config.num_classes, **kw))
+        # (dlogits (N, C) or None, lengths (N,), T) of the most recent loss
+        self._cache: tuple[Array, Array, int] | None = None
+
+    def _inputs(self, ids: Any, lengths: Any) -> tuple[Array, Array]:
+        """Checked ``ids (N, T)`` and lengths ``(N,)`` (all ``T`` when None)."""
+        arr = check_ids("ids", ids, self.config.vocab_size, 2, "(N, T)")
+        N, T = arr.shape
+        lens = check_lengths(lengths, N, T)
+        return arr, np.full(N, T, np.int64) if lens is None else lens
+
+    def _pool(self, out: Array, lens: Array) -> Array:
+        """``out (T, N, dirs*H)`` (zero past each length) -> ``(N, dirs*H)``."""
+        if self.config.pooling == "mean":
+            return out.sum(axis=0) / lens[:, None].astype(self.dtype)
+        H, n = self.config.hidden_size, np.arange(out.shape[1])
+        pooled = out[lens - 1, n].copy()  # (N, dirs*H): forward state at the last step
+        if self.config.bidirectional:
+            pooled[:, H:] = out[0, :, H:]  # reverse direction ends at step 0
+        return pooled
+
+    def _pool_backward(self, d_pooled: Array, lens: Array, T: int) -> Array:
+        """Backward of :meth:`_pool`: ``d_pooled (N, dirs*H)`` -> ``d_out (T, N, dirs*H)``."""
+        N = d_pooled.shape[0]
+        if self.config.pooling == "mean":
+            valid = np.arange(T)[:, None] < lens[None, :]  # (T, N)
+            scale = valid / lens[None, :].astype(self.dtype)  # (T, N)
+            return (scale[..., None] * d_pooled[None]).astype(self.dtype)
+        H, n = self.config.hidden_size, np.arange(N)
+        d_out = np.zeros((T, *d_pooled.shape), self.dtype)
+        d_out[lens - 1, n, :H] = d_pooled[:, :H]
+        if self.config.bidirectional:
+            d_out[0, :, H:] += d_pooled[:, H:]
+        return d_out
+
+    def _run(self, ids: Array, lens: Array) -> Array:
+        """Checked ``ids (N, T)``, ``lens (N,)`` -> ``logits (N, C)``."""
+        x = self._encode(ids.T, self.config.vocab_size, self.dtype)  # (T, N, D)
+        out, _ = self.rnn(x, lengths=lens)  # (T, N, dirs*H)
+        return self.head._forward(self.dropout._forward(self._pool(out, lens)))  # (N, C)
+
+    def forward(self, ids: Any, lengths: Any = None) -> Array:
+        """``ids (N, T)``, ``lengths (N,)`` in ``1..T`` (None: all T) -> ``logits (N, C)``."""
+        arr, lens = self._inputs(ids, lengths)
+        self._cache = None
+        return self._run(arr, lens)
+
+    __call__ = forward
+
+    def predict(self, ids: Any, lengths: Any = None) -> Array:
+        """The most likely class of each sequence, ``(N,)`` int64 (in the current mode)."""
+        return self.forward(ids, lengths).argmax(axis=1)
+
+    def loss(self, ids: Any, lengths: Any, labels: Any) -> float:
+        """Mean cross-entropy of ``labels (N,)`` (in ``0..C-1``); kept for :meth:`backward`."""
+        arr, lens = self._inputs(ids, lengths)
+        N, T = arr.shape
+        y = check_same_shape("labels", labels, (N,), "(N,)")
+        _in_range("labels", y, self.config.num_classes)
+        self._cache = None
+        logits = self._run(arr, lens)
+        loss, dlogits = softmax_cross_entropy(logits, y)
+        self._cache = (dlogits, lens, T)
+        return loss
+
+    def backward(self) -> None:
+        """Backpropagate the most recent :meth:`loss`, adding to :attr:`grads`."""
+        if self._cache is None:
+            raise StateError("SequenceClassifier.backward() needs a loss() call first")
+        dlogits, lens, T = self._cache
+        d_pooled = self.dropout._backward(self.head._backward(dlogits))  # (N, dirs*H)
+        if not np.isfinite(d_pooled).all():
+            self._poison_grads()
+            return
+        dx, _ = self.rnn.backward(self._pool_backward(d_pooled, lens, T))  # (T, N, D)
+        self._encode_backward(dx)

@@ -1,0 +1,91 @@
+"""``metrics.csv``: one row per logging interval of a training run.
+
+Columns (exactly): ``step, epoch, train_loss, val_loss, lr, chars_per_s``.
+``train_loss`` is the mean training loss (nats per symbol) of the steps since
+the previous row, ``val_loss`` is empty unless a validation pass ran at that
+step. Rows are flushed as they are written. On resume, rows after the
+checkpoint's step are dropped first, so the file reads as one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["COLUMNS", "MetricsLog", "read_metrics"]
+
+COLUMNS = ("step", "epoch", "train_loss", "val_loss", "lr", "chars_per_s")
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a metrics file, numbers parsed (``val_loss`` None when empty)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise ValueError(f"{path}: expected the columns {', '.join(COLUMNS)}")
+        rows = []
+        for row in reader:
+            rows.append(
+                {
+                    "step": int(row["step"]),
+                    "epoch": int(row["epoch"]),
+                    "train_loss": float(row["train_loss"]) if row["train_loss"] else None,
+                    "val_loss": float(row["val_loss"]) if row["val_loss"] else None,
+                    "lr": float(row["lr"]),
+                    "chars_per_s": float(row["chars_per_s"]),
+                }
+            )
+    return rows
+
+
+class MetricsLog:
+    """Appends rows to ``path``.
+
+    Args:
+        path: the CSV file.
+        resume_step: None starts a new file; a step keeps the existing rows up
+            to that step (and the header) and appends after them.
+    """
+
+    def __init__(self, path: str | os.PathLike, resume_step: int | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept: list[list[str]] = []
+        if resume_step is not None and self.path.exists():
+            with open(self.path, newline="", encoding="utf-8") as f:
+                rows = list(csv.reader(f))
+            if rows and tuple(rows[0]) == COLUMNS:
+                kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= resume_step]
+        fresh = self.path.with_name(self.path.name + ".tmp")
+        with open(fresh, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([COLUMNS, *kept])
+        os.replace(fresh, self.path)  # a kill here leaves the old or the new file
+        self._file = open(self.path, "a", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file)
+
+    def write(
+        self,
+        step: int,
+        epoch: int,
+        train_loss: float | None,
+        val_loss: float | None,
+        lr: float,
+        chars_per_s: float,
+    ) -> None:
+        """Append one row and flush it to the file."""
+        self._writer.writerow(
+            [
+                step,
+                epoch,
+                "" if train_loss is None else repr(float(train_loss)),
+                "" if val_loss is None else repr(float(val_loss)),
+                repr(float(lr)),
+                f"{chars_per_s:.1f}",
+            ]
+        )
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()

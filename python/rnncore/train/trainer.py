@@ -1,0 +1,336 @@
+"""The training loop: truncated BPTT over a stream batcher, with checkpoints.
+
+One step reads the next chunk ``(N, T)`` of the training stream, computes the
+loss from the recurrent state carried over from the previous chunk (reset at
+the start of each epoch), backpropagates within the chunk, guards against
+non-finite values, clips, sets the scheduled learning rate and updates::
+
+    batch = batcher.next_batch()                       # (N, T) inputs, targets
+    loss, state = model.loss(batch.inputs, batch.targets, state)
+    model.backward(); clip(model.grads); opt.step(model.grads)
+
+Every ``eval_every`` steps the validation part is read once (state carried
+within the pass) and a new best is saved to ``best/``; every
+``checkpoint_every`` steps (and at the end) everything needed to continue is
+saved to ``latest/``. A run restored from ``latest/`` continues bit for bit as
+if it had never stopped: the weights, optimizer state, carried state, batcher
+position, dropout generator, guard counters and pending log sums are all saved.
+The trainer knows the model only through ``loss``, ``backward``, ``grads``,
+``zero_grad``, ``state_dict``/``load_state_dict``, ``train``/``eval``, ``rng``
+and ``config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnncore.checkpoint import (
+    MODEL_CONFIG_KEY,
+    MODEL_FILE,
+    OPTIMIZER_FILE,
+    STATE_FILE,
+    TRAIN_FILE,
+    VOCAB_KEY,
+    Checkpoint,
+    check_tensors,
+    flatten,
+    save_checkpoint,
+    unflatten,
+)
+from rnncore.data.stream import StreamBatcher
+from rnncore.errors import CheckpointError, RnnCoreError
+from rnncore.optim import Cosine, NonFiniteGuard, StepDecay, clip_grad_norm_, clip_grad_value_
+from rnncore.train.config import TrainConfig
+from rnncore.train.metrics import MetricsLog
+from rnncore.train.plotting import plot_losses
+from rnncore.train.progress import Progress
+
+__all__ = ["TrainResult", "Trainer"]
+
+TRAINER_KEY = "trainer"
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` did."""
+
+    steps: int  # steps done in total, counting those before a resume
+    epoch: int  # epoch of the next training chunk
+    stop_reason: str  # "max_steps", "max_epochs", "minutes" or "patience"
+    last_train_loss: float | None  # loss of the last step (None if it was skipped or none ran)
+    best_val_loss: float | None  # best scheduled validation loss so far
+    final_val_loss: float | None  # validation loss of the final weights (None: no val part)
+    seconds: float  # wall-clock time of this call
+
+
+class Trainer:
+    """Train ``model`` with ``optimizer`` on ``batcher`` as ``config`` says.
+
+    Args:
+        model: a language model (see the module docstring for what is used).
+        optimizer: an :class:`rnncore.optim.Optimizer` over the model's parameters;
+            its current ``lr`` is the base rate of the schedule.
+        batcher: the :class:`~rnncore.data.StreamBatcher` of the corpus.
+        config: the :class:`TrainConfig`.
+        vocab: the vocabulary, stored in checkpoints for sampling (optional).
+        extra: more JSON-ready data to store in checkpoints (e.g. how the CLI
+            built the run).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        optimizer: Any,
+        batcher: StreamBatcher,
+        config: TrainConfig | None = None,
+        vocab: Any = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.model, self.optimizer, self.batcher = model, optimizer, batcher
+        self.config = config or TrainConfig()
+        self.vocab, self.extra = vocab, dict(extra or {})
+        self.base_lr = float(optimizer.lr)
+        self.guard = NonFiniteGuard(self.config.max_nonfinite)
+        self.step = 0  # steps done
+        self.state: Any = None  # recurrent state carried into the next chunk
+        self.best_val_loss: float | None = None
+        self.evals_since_best = 0  # validations without a new best
+        self._log = {"loss_sum": 0.0, "steps": 0}  # train losses since the last metrics row
+        self._resumed_at: int | None = None  # step restored from a checkpoint
+
+    # ------------------------------------------------------------------ one step
+
+    def lr_at(self, epoch: int, step: int) -> float:
+        """The scheduled learning rate of ``step`` in ``epoch``."""
+        cfg = self.config
+        if cfg.cosine:
+            return Cosine(cfg.max_steps, cfg.warmup_steps, cfg.min_lr).lr_at(self.base_lr, step)
+        decay = StepDecay(cfg.lr_decay_every, cfg.lr_decay, cfg.lr_decay_after)
+        return decay.lr_at(self.base_lr, epoch)
+
+    def train_step(self) -> tuple[float | None, int, int]:
+        """One chunk: ``(loss or None if skipped, symbols read, epoch of the chunk)``."""
+        batch = self.batcher.next_batch()
+        if batch.index == 0:
+            self.state = None  # the streams start over
+        self.optimizer.lr = self.lr_at(batch.epoch, self.step)
+        self.model.train()
+        self.model.zero_grad()
+        if self.config.loss_reduction == "sum":  # min-char-rnn's loss; reported per symbol
+            loss, state = self.model.loss(batch.inputs, batch.targets, self.state, reduction="sum")
+            loss = loss / batch.inputs.size
+        else:
+            loss, state = self.model.loss(batch.inputs, batch.targets, self.state)
+        self.model.backward()
+        grads = self.model.grads
+        self.step += 1
+        if not self.guard.check(loss, grads):
+            self.state = None  # do not carry a state that produced NaN
+            return None, batch.inputs.size, batch.epoch
+        if self.config.grad_clip_norm is not None:
+            clip_grad_norm_(grads, self.config.grad_clip_norm)
+        if self.config.grad_clip_value is not None:
+            clip_grad_value_(grads, self.config.grad_clip_value)
+        self.optimizer.step(grads)
+        self.state = state
+        return float(loss), batch.inputs.size, batch.epoch
+
+    def evaluate(self, split: str = "val") -> float | None:
+        """Mean loss per symbol over ``split`` (state carried through the pass),
+        or None if the part is too short for one chunk. Leaves the model's
+        generator and training state as they were."""
+        count = self.batcher.num_chunks(split)
+        if self.config.max_val_chunks is not None:
+            count = min(count, self.config.max_val_chunks)
+        if count == 0:
+            return None
+        rng_state = self.model.rng.bit_generator.state
+        self.model.eval()
+        total, symbols, state = 0.0, 0, None
+        try:
+            for k in range(count):
+                inputs, targets = self.batcher.chunk(split, k)  # (N, T')
+                loss, state = self.model.loss(inputs, targets, state)
+                total += float(loss) * inputs.size
+                symbols += inputs.size
+        finally:
+            self.model.train()
+            self.model.rng.bit_generator.state = rng_state
+        return total / symbols
+
+    # ------------------------------------------------------------------ the loop
+
+    def _stop_reason(self, started: float) -> str | None:
+        cfg = self.config
+        if cfg.max_steps is not None and self.step >= cfg.max_steps:
+            return "max_steps"
+        if cfg.max_epochs is not None and self.batcher.epoch >= cfg.max_epochs:
+            return "max_epochs"
+        if cfg.minutes is not None and time.perf_counter() - started >= 60.0 * cfg.minutes:
+            return "minutes"
+        if cfg.patience is not None and self.evals_since_best >= cfg.patience:
+            return "patience"
+        return None
+
+    def _validate(self) -> tuple[float | None, bool]:
+        """A scheduled validation: ``(val loss or None, whether it is a new best)``."""
+        val = self.evaluate("val")
+        if val is None:
+            return None, False
+        if self.best_val_loss is None or val < self.best_val_loss:
+            self.best_val_loss, self.evals_since_best = val, 0
+            return val, True
+        self.evals_since_best += 1
+        return val, False
+
+    def _total_steps(self) -> int | None:
+        cfg = self.config
+        by_epochs = None
+        if cfg.max_epochs is not None:
+            by_epochs = cfg.max_epochs * self.batcher.num_chunks("train")
+        limits = [n for n in (cfg.max_steps, by_epochs) if n is not None]
+        return min(limits) if limits and cfg.minutes is None else None
+
+    def _write_row(
+        self, log: MetricsLog | None, epoch: int, val: float | None, speed: float
+    ) -> None:
+        """Append a metrics row with the mean train loss since the last one."""
+        steps = self._log["steps"]
+        mean = self._log["loss_sum"] / steps if steps else None
+        if log is not None:
+            log.write(self.step, epoch, mean, val, self.optimizer.lr, speed)
+        self._log = {"loss_sum": 0.0, "steps": 0}
+
+    def fit(self) -> TrainResult:
+        """Train until a limit of the config is reached; returns what happened."""
+        cfg = self.config
+        out = Path(cfg.out_dir) if cfg.out_dir else None
+        log = MetricsLog(out / "metrics.csv", self._resumed_at) if out else None
+        started = time.perf_counter()
+        progress = Progress(self._total_steps(), self.step, cfg.progress)
+        saved_at, last_loss, reason = -1, None, None
+        row_time, row_symbols, run_symbols = started, 0, 0  # for the speeds shown
+        try:
+            while (reason := self._stop_reason(started)) is None:
+                loss, symbols, epoch = self.train_step()
+                last_loss = loss
+                if loss is not None:
+                    self._log["loss_sum"] += loss
+                    self._log["steps"] += 1
+                row_symbols += symbols
+                run_symbols += symbols
+                val, improved = None, False
+                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                    val, improved = self._validate()
+                    if val is not None:
+                        progress.write(f"step {self.step} (epoch {epoch}): val loss {val:.4f}")
+                now = time.perf_counter()
+                speed = row_symbols / max(now - row_time, 1e-9)  # since the last row
+                if self.step % cfg.log_every == 0 or val is not None:
+                    self._write_row(log, epoch, val, speed)
+                    row_time, row_symbols = now, 0
+                if out is not None and improved:
+                    self.save(out / "best")
+                if out is not None and cfg.save_every and self.step % cfg.save_every == 0:
+                    self.save(out / "latest")
+                    saved_at = self.step
+                progress.update(1, loss, run_symbols / max(now - started, 1e-9))
+        finally:
+            progress.close()
+            if log is not None:
+                log.close()
+        if out is not None and saved_at != self.step:
+            self.save(out / "latest")
+        final_val = self.evaluate("val")
+        if out is not None and cfg.plot:
+            plot_losses(out / "metrics.csv", out / "loss.png")
+        return TrainResult(
+            steps=self.step,
+            epoch=self.batcher.epoch,
+            stop_reason=reason,
+            last_train_loss=last_loss,
+            best_val_loss=self.best_val_loss,
+            final_val_loss=final_val,
+            seconds=time.perf_counter() - started,
+        )
+
+    # ------------------------------------------------------------ checkpoints
+
+    def checkpoint(self) -> Checkpoint:
+        """Everything needed to continue this run exactly."""
+        opt_tensors, opt_meta = self.optimizer.state_dict()
+        carried, spec = flatten("state", self.state)
+        trainer = {
+            "step": self.step,
+            "base_lr": self.base_lr,
+            "lr": self.optimizer.lr,
+            "best_val_loss": self.best_val_loss,
+            "evals_since_best": self.evals_since_best,
+            "batcher": self.batcher.state_dict(),
+            "carried_state": spec,
+            "model_rng": self.model.rng.bit_generator.state,
+            "guard": self.guard.state_dict(),
+            "log": dict(self._log),
+        }
+        state = {
+            MODEL_CONFIG_KEY: dataclasses.asdict(self.model.config),
+            VOCAB_KEY: self.vocab.to_dict() if self.vocab is not None else None,
+            "optimizer": {"meta": opt_meta},
+            "train_config": dataclasses.asdict(self.config),
+            TRAINER_KEY: trainer,
+            "extra": self.extra,
+        }
+        weights = {k: np.array(v, copy=True) for k, v in self.model.state_dict().items()}
+        return Checkpoint(model=weights, optimizer=opt_tensors, train=carried, state=state)
+
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`checkpoint` to directory ``path`` atomically."""
+        return save_checkpoint(path, self.checkpoint())
+
+    def restore(self, ckpt: Checkpoint, data_position: bool = True) -> bool:
+        """Continue from ``ckpt``: weights, optimizer, counters, generator, and,
+        if ``data_position`` and the batcher reads the same data the same way,
+        the batcher position and carried state. Returns whether the data
+        position was restored (the resume is then exact)."""
+
+        def named(file: str) -> str:
+            return str(ckpt.path / file) if ckpt.path else file
+
+        where = named(STATE_FILE)
+        check_tensors(named(MODEL_FILE), ckpt.model, dict(self.model.state_dict()))
+        t, opt = ckpt.state.get(TRAINER_KEY), ckpt.state.get("optimizer")
+        meta = opt.get("meta") if isinstance(opt, dict) else None
+        if not isinstance(t, dict) or not isinstance(meta, dict):
+            raise CheckpointError(f"{where}: no training state (not written by a Trainer?)")
+        try:
+            self.optimizer.load_state_dict(ckpt.optimizer, meta)
+        except CheckpointError as err:
+            raise CheckpointError(f"{named(OPTIMIZER_FILE)}: {err}") from None
+        try:
+            self.model.load_state_dict(ckpt.model)
+            self.model.rng.bit_generator.state = t["model_rng"]
+            self.guard.load_state_dict(t["guard"])
+            self.step, self.base_lr = int(t["step"]), float(t["base_lr"])
+            best = t["best_val_loss"]
+            self.best_val_loss = None if best is None else float(best)
+            self.evals_since_best = int(t["evals_since_best"])
+            log = t["log"]
+            self._log = {"loss_sum": float(log["loss_sum"]), "steps": int(log["steps"])}
+            exact = data_position and self.batcher.compatible(t["batcher"])
+            if exact:
+                self.batcher.load_state_dict(t["batcher"])
+                self.state = unflatten("state", ckpt.train, t["carried_state"], named(TRAIN_FILE))
+            else:
+                self.state = None
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, RnnCoreError) as err:
+            raise CheckpointError(f"{where}: invalid training state ({err!r})") from None
+        self._resumed_at = self.step
+        return exact
