@@ -174,6 +174,9 @@ pub fn matmul<F: Real>(
 /// result does not depend on how many threads share the tiles.
 pub const TILE: usize = 256;
 
+/// Multiply-adds below which a tiled product is not worth handing to the pool.
+const SMALL_PRODUCT: usize = 1 << 20;
+
 /// `dst (m, n) = a (m, k) @ b (k, n)` (or `+=`), `dst` row-major, computed in
 /// tiles of [`TILE`] rows, in parallel on the kernel thread pool.
 pub fn matmul_tiled<F: Real>(dst: &mut [F], a: MatRef<'_, F>, b: MatRef<'_, F>, accumulate: bool) {
@@ -182,8 +185,7 @@ pub fn matmul_tiled<F: Real>(dst: &mut [F], a: MatRef<'_, F>, b: MatRef<'_, F>, 
     if n == 0 {
         return;
     }
-    let tiles: Vec<(usize, &mut [F])> = dst[..m * n].chunks_mut(TILE * n).enumerate().collect();
-    crate::parallel::for_each(tiles, |(i, tile)| {
+    let tile_product = |(i, tile): (usize, &mut [F])| {
         let rows = tile.len() / n;
         matmul(
             MatMut::row_major(tile, rows, n),
@@ -191,14 +193,36 @@ pub fn matmul_tiled<F: Real>(dst: &mut [F], a: MatRef<'_, F>, b: MatRef<'_, F>, 
             b,
             accumulate,
         );
-    });
+    };
+    let tiles = dst[..m * n].chunks_mut(TILE * n).enumerate();
+    // Small products stay on the calling thread: the same tiles, so the same result.
+    if m * n * a.cols < SMALL_PRODUCT {
+        tiles.for_each(tile_product);
+    } else {
+        crate::parallel::for_each(tiles.collect(), tile_product);
+    }
 }
 
-/// Rows of a packed matrix that one GEMM call of the per-step product covers:
-/// 128 rows of a 512..1024-long row span 256..512 KiB of `f32`, which stay in
-/// L2 while the call sweeps the batch. Fixed, so results never depend on how
-/// the blocks are scheduled.
+/// Rows of a packed matrix that one GEMM call of the per-step product covers
+/// when the batch is wider than [`NARROW`]: 128 rows of a 512..1024-long row
+/// span 256..512 KiB of `f32`, which stay in L2 while the call sweeps the batch.
 pub const ROW_BLOCK: usize = 128;
+
+/// Batch widths up to this are matrix-vector products: memory-bound, where the
+/// cost of a GEMM call matters more than cache blocking, so they use blocks of
+/// [`NARROW_ROW_BLOCK`] rows (fewer calls per step).
+pub const NARROW: usize = 4;
+pub const NARROW_ROW_BLOCK: usize = 512;
+
+/// Block height of the per-step product for a batch of `n`: a function of the
+/// problem only, so results never depend on how blocks are scheduled.
+pub fn row_block(n: usize) -> usize {
+    if n <= NARROW {
+        NARROW_ROW_BLOCK
+    } else {
+        ROW_BLOCK
+    }
+}
 
 /// A matrix `M (rows, cols)` stored column-major with a padded leading
 /// dimension, the layout the GEMM microkernels read in place (no packing per
@@ -243,40 +267,18 @@ impl<F: Real> Packed<F> {
 /// `dst (+)= x @ M^T` for row-major `dst (n, m)` and `x (n, k)` and a packed
 /// `M (m, k)`: the per-step recurrent product (`h_prev @ W_hh^T` forward,
 /// `dgates @ W_hh` backward). Computed as `dst^T = M @ x^T` in blocks of
-/// [`ROW_BLOCK`] rows of `M`, each block one GEMM call.
-pub fn mul_packed_t<F: Real>(dst: &mut [F], x: &[F], w: &Packed<F>, n: usize, accumulate: bool) {
-    let (m, k) = (w.rows, w.cols);
-    assert!(
-        dst.len() >= n * m && x.len() >= n * k,
-        "mul_packed_t: buffers too short"
-    );
-    let xt = MatRef::strided(x, k, n, 1, k); // (k, n)
-    for r0 in (0..m).step_by(ROW_BLOCK) {
-        let len = ROW_BLOCK.min(m - r0);
-        // dst^T rows r0.., all n columns: element (r, b) at b * m + r.
-        let block = MatMut {
-            data: &mut dst[r0..],
-            rows: len,
-            cols: n,
-            rs: 1,
-            cs: m,
-        };
-        assert!(extent(len, n, 1, m) <= block.data.len());
-        matmul(block, w.block(r0, len), xt, accumulate);
-    }
-}
-
-/// [`mul_packed_t`] with the row blocks spread over the kernel thread pool.
-/// Each block is the same GEMM call either way, so the result is bitwise that
-/// of the sequential version. Used when one step's product is large enough to
-/// be worth a synchronisation (and each core then keeps its blocks of `M` in
-/// its own cache from step to step).
-pub fn mul_packed_t_parallel<F: Real>(
+/// [`row_block`] rows of `M`, each block one GEMM call; with `parallel` the
+/// blocks are spread over the kernel thread pool (worth it when one step's
+/// product is large; each core then keeps its blocks of `M` in its own cache
+/// from step to step). Each block is the same call either way, so the result
+/// does not depend on `parallel` or on the number of threads.
+pub fn mul_packed_t<F: Real>(
     dst: &mut [F],
     x: &[F],
     w: &Packed<F>,
     n: usize,
     accumulate: bool,
+    parallel: bool,
 ) {
     let (m, k) = (w.rows, w.cols);
     assert!(
@@ -288,9 +290,10 @@ pub fn mul_packed_t_parallel<F: Real>(
     }
     let xt = MatRef::strided(x, k, n, 1, k); // (k, n)
     let dst_ptr = SendPtr(dst.as_mut_ptr());
-    crate::parallel::for_each(0..m.div_ceil(ROW_BLOCK), |b| {
-        let r0 = b * ROW_BLOCK;
-        let len = ROW_BLOCK.min(m - r0);
+    let rb = row_block(n);
+    let block = |b: usize| {
+        let r0 = b * rb;
+        let len = rb.min(m - r0);
         let lhs = w.block(r0, len);
         // SAFETY: block `b` writes elements (r, col) of dst^T with r in
         // r0..r0+len, i.e. dst[col * m + r]: inside `dst` (asserted above) and
@@ -319,7 +322,13 @@ pub fn mul_packed_t_parallel<F: Real>(
                 gemm::Parallelism::None,
             );
         }
-    });
+    };
+    let blocks = 0..m.div_ceil(rb);
+    if parallel {
+        crate::parallel::for_each(blocks.collect(), block);
+    } else {
+        blocks.for_each(block);
+    }
 }
 
 /// A raw pointer that may cross threads; see the SAFETY note at its use.
@@ -399,12 +408,19 @@ mod tests {
 
     #[test]
     fn packed_product_matches_plain_product() {
-        for &(n, m, k) in &[(1, 1, 1), (3, 130, 7), (5, 257, 33), (2, 128, 16)] {
+        for &(n, m, k) in &[
+            (1, 1, 1),
+            (3, 130, 7),
+            (5, 257, 33),
+            (2, 128, 16),
+            (2, 1030, 5),
+            (6, 300, 3),
+        ] {
             let x = ramp(n * k, 0.3);
             let w = ramp(m * k, 0.9); // (m, k) row-major
             let packed = Packed::pack(MatRef::row_major(&w, m, k)).unwrap();
             let mut got = vec![1.0; n * m];
-            mul_packed_t(&mut got, &x, &packed, n, true);
+            mul_packed_t(&mut got, &x, &packed, n, true, false);
             let mut want = vec![1.0; n * m];
             matmul(
                 MatMut::row_major(&mut want, n, m),
@@ -417,14 +433,14 @@ mod tests {
             }
             let mut par = vec![1.0; n * m];
             crate::parallel::set_num_threads(Some(3));
-            mul_packed_t_parallel(&mut par, &x, &packed, n, true);
+            mul_packed_t(&mut par, &x, &packed, n, true, true);
             crate::parallel::set_num_threads(None);
             assert_eq!(par, got);
             // a transposed view packs to the transposed product
             let packed_t = Packed::pack(MatRef::row_major(&w, m, k).t()).unwrap(); // (k, m)
             let y = ramp(n * m, 0.1);
             let mut got_t = vec![0.0; n * k];
-            mul_packed_t(&mut got_t, &y, &packed_t, n, false);
+            mul_packed_t(&mut got_t, &y, &packed_t, n, false, false);
             for b in 0..n {
                 for c in 0..k {
                     let want: f64 = (0..m).map(|r| y[b * m + r] * w[r * k + c]).sum();

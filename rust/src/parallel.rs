@@ -77,11 +77,13 @@ fn pool() -> Option<Arc<ThreadPool>> {
 }
 
 /// Run `f` on every item, in parallel on the pool when there is more than one
-/// thread and more than one item; items are independent.
-pub fn for_each<T: Send, I: IntoParallelIterator<Item = T> + IntoIterator<Item = T> + Send>(
-    items: I,
-    f: impl Fn(T) + Send + Sync,
-) {
+/// thread and more than one item (otherwise on the calling thread, which
+/// spares the pool's hand-off for small problems); items are independent.
+pub fn for_each<T: Send>(items: Vec<T>, f: impl Fn(T) + Send + Sync) {
+    if items.len() <= 1 {
+        items.into_iter().for_each(f);
+        return;
+    }
     match pool() {
         Some(pool) => pool.install(|| items.into_par_iter().for_each(f)),
         None => items.into_iter().for_each(f),
@@ -106,6 +108,18 @@ pub fn plan(n: usize, h: usize) -> (Vec<(usize, usize)>, bool) {
 
 /// Row groups of a step's pointwise work when it runs in parallel.
 pub const ROW_GROUP: usize = 4;
+
+/// Run `f(r0, r1)` over row groups of [`ROW_GROUP`] rows covering `0..rows`: in
+/// parallel when `wide`, else as one call. The groups only split independent
+/// rows, so the result is the same either way.
+pub fn for_row_groups(rows: usize, wide: bool, f: impl Fn(usize, usize) + Send + Sync) {
+    if wide && rows > ROW_GROUP {
+        let groups: Vec<usize> = (0..rows).step_by(ROW_GROUP).collect();
+        for_each(groups, |r0| f(r0, (r0 + ROW_GROUP).min(rows)));
+    } else {
+        f(0, rows);
+    }
+}
 
 /// Batch shards `[b0, b1)` covering `0..n`: `ceil(n / SHARD)` shards of nearly
 /// equal size. Depends on `n` only.
@@ -138,7 +152,7 @@ mod tests {
         set_num_threads(Some(3));
         assert_eq!(num_threads(), 3);
         let sum = std::sync::atomic::AtomicUsize::new(0);
-        for_each(0..100usize, |i| {
+        for_each((0..100usize).collect(), |i| {
             sum.fetch_add(i, std::sync::atomic::Ordering::Relaxed);
         });
         assert_eq!(sum.into_inner(), 4950);

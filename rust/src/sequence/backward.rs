@@ -5,7 +5,7 @@ use super::spec::{check_finite, check_len, CacheRef, Spec, Weights};
 use crate::buffer::zeros;
 use crate::cells::{gru, lstm, rnn};
 use crate::error::{Result, RnnError};
-use crate::linalg::{matmul_tiled, mul_packed_t, mul_packed_t_parallel, MatRef, Packed};
+use crate::linalg::{matmul_tiled, mul_packed_t, MatRef, Packed};
 use crate::mode::Mode;
 use crate::parallel;
 use crate::real::Real;
@@ -196,17 +196,6 @@ pub fn backward<F: Real>(
     })
 }
 
-/// Run `f(r0, r1)` over row groups `r0..r1` covering `0..rows`: in parallel
-/// when `wide`, else as one call.
-fn for_row_groups(rows: usize, wide: bool, f: impl Fn(usize, usize) + Send + Sync) {
-    if wide && rows > parallel::ROW_GROUP {
-        let groups: Vec<usize> = (0..rows).step_by(parallel::ROW_GROUP).collect();
-        parallel::for_each(groups, |r0| f(r0, (r0 + parallel::ROW_GROUP).min(rows)));
-    } else {
-        f(0, rows);
-    }
-}
-
 /// The reversed time loop for sequences `b0..b1`: gate gradients of every step
 /// and the gradient of the initial state. Touches only those rows of `shared`.
 /// With `wide`, each step's work is itself spread over the thread pool.
@@ -245,7 +234,7 @@ fn run_shard<F: Real>(
         );
         let step = (t * n + b0) * gh; // first element of our rows of a (T, N, G*H) buffer
 
-        for_row_groups(s, wide, |r0, r1| {
+        parallel::for_row_groups(s, wide, |r0, r1| {
             let m = r1 - r0;
             let g0 = r0 * h; // where our group starts in an (S, H) array
             let rows = (t * n + b0 + r0) * h..(t * n + b0 + r1) * h; // of a (T, N, H) array
@@ -311,11 +300,7 @@ fn run_shard<F: Real>(
         let grads = shared.dgh.as_ref().unwrap_or(&shared.dgx);
         // SAFETY: the row-group pieces of this step are gone; read-only now.
         let dgr_t = unsafe { &*grads.piece(step, s * gh) };
-        if wide {
-            mul_packed_t_parallel(&mut dh_prev, dgr_t, inp.w_hh_t, s, true);
-        } else {
-            mul_packed_t(&mut dh_prev, dgr_t, inp.w_hh_t, s, true);
-        }
+        mul_packed_t(&mut dh_prev, dgr_t, inp.w_hh_t, s, true, wide);
         std::mem::swap(&mut dh, &mut dh_prev);
     }
 

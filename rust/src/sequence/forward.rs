@@ -5,7 +5,7 @@ use super::spec::{check_finite, check_len, Cache, Spec, Weights};
 use crate::buffer::zeros;
 use crate::cells::{gru, lstm, rnn};
 use crate::error::{Result, RnnError};
-use crate::linalg::{matmul_tiled, mul_packed_t, mul_packed_t_parallel, MatRef, Packed};
+use crate::linalg::{matmul_tiled, mul_packed_t, MatRef, Packed};
 use crate::mode::Mode;
 use crate::parallel;
 use crate::real::Real;
@@ -154,17 +154,6 @@ pub fn forward<F: Real>(
     })
 }
 
-/// Run `f(r0, r1)` over row groups `r0..r1` covering `0..rows`: in parallel
-/// when `wide`, else as one call.
-fn for_row_groups(rows: usize, wide: bool, f: impl Fn(usize, usize) + Send + Sync) {
-    if wide && rows > parallel::ROW_GROUP {
-        let groups: Vec<usize> = (0..rows).step_by(parallel::ROW_GROUP).collect();
-        parallel::for_each(groups, |r0| f(r0, (r0 + parallel::ROW_GROUP).min(rows)));
-    } else {
-        f(0, rows);
-    }
-}
-
 /// The time loop for sequences `b0..b1`. Touches only those rows of every
 /// buffer in `shared`, so shards run concurrently. With `wide`, each step's
 /// products and pointwise work are themselves spread over the thread pool.
@@ -190,11 +179,7 @@ fn run_shard<F: Real>(
     }; // (S, 3H)
     let row = |slot: usize, width: usize| (slot * n + b0) * width; // first element of our rows
     let recurrent = |dst: &mut [F], h_prev: &[F], accumulate: bool| {
-        if wide {
-            mul_packed_t_parallel(dst, h_prev, w_hh, s, accumulate);
-        } else {
-            mul_packed_t(dst, h_prev, w_hh, s, accumulate);
-        }
+        mul_packed_t(dst, h_prev, w_hh, s, accumulate, wide);
     };
 
     for k in 0..spec.dims.t {
@@ -226,7 +211,7 @@ fn run_shard<F: Real>(
         spec.fill_active(t, &mut active);
         let (active, hg) = (&active[b0..b1], &hg);
 
-        for_row_groups(s, wide, |r0, r1| {
+        parallel::for_row_groups(s, wide, |r0, r1| {
             let m = r1 - r0;
             // Rows r0..r1 of this shard at step t; disjoint across groups.
             let at = |slot: usize, width: usize| row(slot, width) + r0 * width;
