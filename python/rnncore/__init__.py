@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rnncore import checkpoint, corpus, data, errors, models, nn, optim, reference, train
+from rnncore import checkpoint, corpus, data, decode, errors, models, nn, optim, reference, train
 from rnncore._rnncore import __version__, get_num_threads, set_num_threads, simd_level
 from rnncore.errors import (
     ArgumentError,
@@ -26,6 +26,7 @@ __all__ = [
     "checkpoint",
     "corpus",
     "data",
+    "decode",
     "errors",
     "get_num_threads",
     "models",

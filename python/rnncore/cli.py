@@ -1,9 +1,14 @@
-"""The ``rnncore`` command: train a language model on text, sample from it.
+"""The ``rnncore`` command: train a language model on text, sample from it, score text.
 
     rnncore train [--data FILE] [--model lstm|gru|rnn] [--rnn-size H] ... [--out DIR]
     rnncore train --init-from DIR/latest         # continue a run (exactly, same data)
-    rnncore sample --checkpoint DIR [--length 500] [--temperature 1.0] [--prime TEXT]
+    rnncore sample --checkpoint DIR [--length 500] [--temperature 1.0] [--top-k K]
+                   [--top-p P] [--prime TEXT] [--seed S] [--num-samples N] [--eos SYMBOL]
+    rnncore sample --checkpoint DIR --beam B [--n-best K] [--length-penalty A] ...
+    rnncore score --checkpoint DIR (--text TEXT | --file FILE) [--prime TEXT]
 
+``sample`` and ``score`` also take ``--ensemble DIR ...``: more checkpoints with
+the same vocabulary, whose predictions are averaged with the first one's.
 Every training setting is resolved in this order: the command line, then (with
 ``--init-from``) the settings stored in the checkpoint, then the
 ``--min-char-rnn`` preset, then :data:`DEFAULTS`. Errors print one line and
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +36,12 @@ from rnncore.checkpoint import (
 )
 from rnncore.corpus import default_corpus
 from rnncore.data import CharVocab, StreamBatcher, WordVocab, build_vocab, encode_file
+from rnncore.decode import commands
 from rnncore.errors import ArgumentError, RnnCoreError
 from rnncore.models import CharLM, LMConfig
 from rnncore.models.min_char_rnn import FROZEN, min_char_rnn
 from rnncore.optim import create
-from rnncore.train import TrainConfig, Trainer, sample, temperature_picker
+from rnncore.train import TrainConfig, Trainer
 
 __all__ = ["DEFAULTS", "MIN_CHAR_RNN", "build_parser", "main"]
 
@@ -102,7 +109,7 @@ MIN_CHAR_RNN_HELP = "min-char-rnn's set-up: tanh RNN H=100, T=25, N=1, Adagrad 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``rnncore`` (subcommands ``train`` and ``sample``)."""
+    """The argument parser of ``rnncore`` (subcommands ``train``, ``sample`` and ``score``)."""
     parser = argparse.ArgumentParser(prog="rnncore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -140,13 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     t.set_defaults(run=_train)
 
-    s = sub.add_parser("sample", help="print text drawn from a trained model")
-    s.add_argument("--checkpoint", required=True, help="checkpoint or run directory")
-    s.add_argument("--length", type=int, default=500, help="symbols to draw (default 500)")
-    s.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1)")
-    s.add_argument("--prime", default="", help="text that starts the sample")
-    s.add_argument("--seed", type=int, default=None, help="seed of the draws")
-    s.set_defaults(run=_sample)
+    commands.add_sample_parser(sub).set_defaults(run=partial(commands.run_sample, load=_load))
+    commands.add_score_parser(sub).set_defaults(run=partial(commands.run_score, load=_load))
     return parser
 
 
@@ -327,14 +329,10 @@ def _find_checkpoint(path: str, first: str) -> Path:
     return p
 
 
-def _sample(args: argparse.Namespace) -> int:
-    if args.length < 0:
-        raise ArgumentError(f"--length must be >= 0, got {args.length}")
-    pick = temperature_picker(args.temperature)
-    model, vocab, _ = load_model(_find_checkpoint(args.checkpoint, "best"))
-    text = sample(model, vocab, args.length, args.prime, pick, np.random.default_rng(args.seed))
-    sys.stdout.write(text + "\n")
-    return 0
+def _load(path: str) -> tuple[Any, Any]:
+    """The model and vocabulary of a checkpoint, or of a run directory's best one."""
+    model, vocab, _ = load_model(_find_checkpoint(path, "best"))
+    return model, vocab
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from rnncore import _validate, nn
+from rnncore import _validate, decode, nn
 from rnncore.errors import ArgumentError, StateError
 from rnncore.models._base import Config, Model, check_common, check_ids, check_same_shape, make_rnn
 from rnncore.nn._base import Array, State
@@ -221,3 +221,28 @@ class CharLM(Model):
         self._cache = None
         logits, state = self._run(arr[None, :], state)  # (1, N, V)
         return log_softmax(logits[0]), state
+
+    # ----------------------------------------------------------------- decoding
+
+    def sample(self, *, length: int, **options: Any) -> list[list[int]]:
+        """Draw continuations: :func:`rnncore.decode.sample` on this model (options
+        ``prime_ids``, ``temperature``, ``top_k``, ``top_p``, ``stop_id``,
+        ``num_samples``, ``seed`` or ``rng``)."""
+        return decode.sample(self, length=length, **options)
+
+    def greedy(self, *, length: int, **options: Any) -> list[int]:
+        """Argmax decoding: :func:`rnncore.decode.greedy` on this model (options
+        ``prime_ids``, ``stop_id``)."""
+        return decode.greedy(self, length=length, **options)
+
+    def beam_search(
+        self, *, beam_size: int, max_length: int, **options: Any
+    ) -> list[decode.Hypothesis]:
+        """The best continuations: :func:`rnncore.decode.beam_search` on this model
+        (options ``prime_ids``, ``min_length``, ``eos_id``, ``length_penalty``,
+        ``n_best``, ``no_repeat_ngram_size``)."""
+        return decode.beam_search(self, beam_size=beam_size, max_length=max_length, **options)
+
+    def score(self, ids: Any, *, prime_ids: Any = None) -> decode.Score:
+        """``(log_prob, per_symbol_loss)`` of ``ids (T,)``: :func:`rnncore.decode.score`."""
+        return decode.score(self, ids, prime_ids=prime_ids)

@@ -1,10 +1,10 @@
-"""Draw text from a trained language model, one symbol at a time.
+"""Text from a trained language model, one symbol at a time (a thin layer over
+:mod:`rnncore.decode`).
 
-The prime text is fed through ``model.step`` to warm up the recurrent state;
-then each step turns the model's log-probabilities ``(V,)`` into the next id
-with a *picker*. :func:`temperature_picker` is the one picker today; other
-rules (top-k, top-p, ...) are further functions of the same signature, and
-:func:`sample` takes any of them.
+:func:`sample` returns the prime followed by the drawn symbols, as text. Each
+symbol is chosen by a *picker*, ``(log_probs (V,), rng) -> id``;
+:func:`temperature_picker` is the usual one. For batches of samples, top-k,
+top-p, stop symbols, beam search and ensembles use :mod:`rnncore.decode`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from rnncore.errors import ArgumentError
+from rnncore.decode import pick as pick_rows
+from rnncore.decode import sample_with
+from rnncore.decode.sampling import check_rule
+from rnncore.nn._base import Array
 
 __all__ = ["Picker", "sample", "sample_ids", "temperature_picker"]
 
@@ -24,16 +27,10 @@ Picker = Callable[[np.ndarray, np.random.Generator], int]  # (log_probs (V,), rn
 def temperature_picker(temperature: float = 1.0) -> Picker:
     """Draw from ``softmax(log_probs / temperature)``; ``temperature == 0`` takes
     the most likely symbol (greedy)."""
-    if not temperature >= 0:
-        raise ArgumentError(f"temperature must be >= 0, got {temperature!r}")
+    temperature = check_rule(temperature, None, None)[0]
 
     def pick(log_probs: np.ndarray, rng: np.random.Generator) -> int:
-        if temperature == 0:
-            return int(np.argmax(log_probs))
-        z = log_probs.astype(np.float64) / temperature  # (V,)
-        p = np.exp(z - z.max())
-        cdf = np.cumsum(p)  # (V,)
-        return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(p) - 1))
+        return int(pick_rows(np.asarray(log_probs)[None, :], rng, temperature=temperature)[0])
 
     return pick
 
@@ -47,24 +44,14 @@ def sample_ids(
 ) -> list[int]:
     """``length`` ids drawn after warming the state up on ``prime_ids (P,)``.
 
-    With an empty prime the first symbol is drawn uniformly at random (it is part
-    of the returned ids).
+    With an empty prime the first symbol is picked from the uniform distribution
+    (it is part of the returned ids).
     """
-    if length < 0:
-        raise ArgumentError(f"length must be >= 0, got {length}")
-    state = model.initial_state(1)
-    drawn: list[int] = []
-    log_probs = None
-    for i in np.asarray(prime_ids, dtype=np.int64):
-        log_probs, state = model.step(np.array([i], dtype=np.int64), state)  # (1, V)
-    for _ in range(length):
-        if log_probs is None:
-            nxt = int(rng.integers(model.config.vocab_size))
-        else:
-            nxt = pick(np.asarray(log_probs)[0], rng)
-        drawn.append(nxt)
-        log_probs, state = model.step(np.array([nxt], dtype=np.int64), state)
-    return drawn
+
+    def rule(log_probs: Array) -> Array:
+        return np.array([pick(row, rng) for row in log_probs], dtype=np.int64)  # (1,)
+
+    return sample_with(model, rule, prime_ids=prime_ids, length=length)[0]
 
 
 def sample(
@@ -78,7 +65,8 @@ def sample(
     """The prime followed by ``length`` drawn symbols, as text.
 
     Args:
-        model: a language model with ``initial_state``, ``step`` and ``config``.
+        model: a language model with ``initial_state``, ``step`` and ``config``
+            (in eval mode while sampling, then back).
         vocab: its vocabulary (``encode``/``decode``).
         length: symbols to draw after the prime.
         prime: text that warms up the state; with a word vocabulary it comes
@@ -89,11 +77,5 @@ def sample(
     pick = pick or temperature_picker(1.0)
     rng = rng if rng is not None else np.random.default_rng()
     prime_ids = vocab.encode(prime) if prime else np.zeros(0, dtype=np.int64)
-    was_training = getattr(model, "training", False)
-    model.eval()
-    try:
-        drawn = sample_ids(model, prime_ids, length, pick, rng)
-    finally:
-        if was_training:
-            model.train()
+    drawn = sample_ids(model, prime_ids, length, pick, rng)
     return vocab.decode([*prime_ids.tolist(), *drawn])

@@ -1,0 +1,48 @@
+"""Decoding language models: sampling, greedy, beam search, ensembles, scoring.
+
+- :func:`sample`, :func:`greedy`: draw continuations with temperature, top-k,
+  top-p and a stop symbol, all samples advanced as one batch;
+  :func:`sample_with` runs the same loop with any rule; :func:`pick` and
+  :func:`sampling_distribution` are the rule's pieces.
+- :func:`beam_search` -> :class:`Hypothesis` list: the most likely
+  continuations, with EOS, GNMT length penalty and n-gram blocking.
+- :class:`Ensemble`: several models over one vocabulary, averaged; accepted
+  wherever a model is.
+- :func:`score` -> :class:`Score`: the log-probability of a given sequence.
+- :mod:`rnncore.decode.commands`: the ``rnncore sample`` and ``rnncore score``
+  subcommands (not imported here).
+
+Every decoder reaches the model only through ``initial_state(N)`` and
+``step(ids (N,), state) -> (log_probs (N, V), state)`` (plus an optional
+``forward`` over ``(N, T)`` for primes and scored text); see
+:mod:`rnncore.decode._model`.
+"""
+
+from __future__ import annotations
+
+from rnncore.decode.beam import Hypothesis, beam_search, length_penalty
+from rnncore.decode.ensemble import Ensemble
+from rnncore.decode.sampling import (
+    Rule,
+    greedy,
+    pick,
+    sample,
+    sample_with,
+    sampling_distribution,
+)
+from rnncore.decode.scoring import Score, score
+
+__all__ = [
+    "Ensemble",
+    "Hypothesis",
+    "Rule",
+    "Score",
+    "beam_search",
+    "greedy",
+    "length_penalty",
+    "pick",
+    "sample",
+    "sample_with",
+    "sampling_distribution",
+    "score",
+]

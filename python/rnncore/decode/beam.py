@@ -1,0 +1,199 @@
+"""Beam search: the most likely continuations of a prime, ``beam_size`` at a time.
+
+All live hypotheses (beams) advance as one batch through ``model.step``. At each
+step every beam is extended by every symbol, the ``(B, V)`` candidates are ranked
+by their log-probability, and the best ``beam_size`` that do not end in EOS
+become the next beams; the state rows are gathered to follow them. A candidate
+ending in EOS that ranks within the best ``beam_size`` is finished and set
+aside. Hypotheses are ranked by the GNMT score::
+
+    score = log_prob / lp(len),    lp(len) = ((5 + len) / 6) ** length_penalty
+
+where ``len`` counts the hypothesis's symbols, EOS included. Search stops at
+``max_length`` symbols, or as soon as no live beam can still reach a score above
+the ``n_best``-th finished one (log-probabilities only fall as a beam grows, so
+this never changes the result). With a beam as wide as the whole search space
+nothing is pruned and the result is the exact top of all sequences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from rnncore import _validate
+from rnncore.decode._model import (
+    check_id_sequence,
+    check_symbol,
+    eval_mode,
+    nonnegative_int,
+    real,
+    take_rows,
+    vocab_size,
+    warm_up,
+)
+from rnncore.errors import ArgumentError
+from rnncore.nn._base import Array
+
+__all__ = ["Hypothesis", "beam_search", "length_penalty"]
+
+
+@dataclass
+class Hypothesis:
+    """One result of :func:`beam_search`."""
+
+    ids: list[int]  # symbols after the prime; the last is eos_id if it was emitted
+    score: float  # log_prob / length_penalty(len(ids), alpha): what the results are sorted by
+    log_prob: float  # log P(ids | prime), natural log
+
+
+def length_penalty(length: Any, alpha: float) -> Any:
+    """GNMT's ``((5 + length) / 6) ** alpha`` (``length`` a number or an array)."""
+    return ((5.0 + np.asarray(length, dtype=np.float64)) / 6.0) ** alpha
+
+
+def _block_repeats(cand: Array, seqs: Array, n: int) -> None:
+    """Set ``cand (B, V)`` to -inf wherever that symbol would complete an n-gram
+    its row of ``seqs (B, t)`` already holds."""
+    t = seqs.shape[1]
+    if t < n:
+        return  # no complete n-gram yet
+    windows = sliding_window_view(seqs, n, axis=1)  # (B, t - n + 1, n) every n-gram
+    tail = seqs[:, t - n + 1 :]  # (B, n - 1) what the next symbol extends
+    match = (windows[:, :, :-1] == tail[:, None, :]).all(axis=2)  # (B, t - n + 1)
+    rows, at = np.nonzero(match)
+    cand[rows, windows[rows, at, -1]] = -np.inf
+
+
+def _best_first(flat: Array, k: int) -> Array:
+    """Indices of the ``k`` largest of ``flat (M,)`` (more on ties), largest first.
+
+    The same as the head of a stable descending sort (ties: lower index first),
+    without sorting all ``M`` values.
+    """
+    if k < flat.size:
+        cut = -np.partition(-flat, k - 1)[k - 1]  # the k-th largest value
+        idx = np.flatnonzero(flat >= cut)  # every value tied with it too, in index order
+    else:
+        idx = np.arange(flat.size)
+    return idx[np.argsort(-flat[idx], kind="stable")]
+
+
+class _Finished:
+    """The finished hypotheses, and the n-best score so far."""
+
+    def __init__(self, n_best: int) -> None:
+        self.n_best = n_best
+        self.items: list[Hypothesis] = []
+
+    def add(self, seqs: Array, log_probs: Array, penalty: float) -> None:
+        """Hypotheses ``seqs (R, t)``, log-probabilities ``(R,)``, one length penalty."""
+        for ids, log_prob in zip(seqs.tolist(), log_probs.tolist()):
+            self.items.append(Hypothesis(ids, log_prob / penalty, log_prob))
+
+    def worst_kept(self) -> float:
+        """The ``n_best``-th best score (-inf while there are fewer)."""
+        if len(self.items) < self.n_best:
+            return -np.inf
+        scores = np.array([h.score for h in self.items])
+        return float(-np.partition(-scores, self.n_best - 1)[self.n_best - 1])
+
+    def best(self) -> list[Hypothesis]:
+        """The ``n_best`` best, best first (ties: in the order they were found)."""
+        return sorted(self.items, key=lambda h: -h.score)[: self.n_best]
+
+
+def beam_search(
+    model: Any,
+    *,
+    prime_ids: Any = None,
+    beam_size: int,
+    max_length: int,
+    min_length: int = 0,
+    eos_id: int | None = None,
+    length_penalty: float = 0.0,
+    n_best: int = 1,
+    no_repeat_ngram_size: int = 0,
+) -> list[Hypothesis]:
+    """The ``n_best`` best continuations of ``prime_ids`` found by beam search.
+
+    Args:
+        model: a language model or :class:`~rnncore.decode.Ensemble` (in eval
+            mode while searching, then back).
+        prime_ids: ``(P,)`` ids that warm up the state. None or empty: the first
+            symbol is uniform over the vocabulary (``log(1/V)`` for each).
+        beam_size: B, the beams kept at each step.
+        max_length: the most symbols of a hypothesis (EOS included).
+        min_length: EOS is blocked until a hypothesis holds this many symbols
+            (so a finished one has ``min_length`` symbols before its EOS).
+        eos_id: the symbol that ends a hypothesis; None: all end at ``max_length``.
+        length_penalty: GNMT's alpha; 0 ranks by log-probability alone, larger
+            values favour longer hypotheses.
+        n_best: how many hypotheses to return (``<= beam_size``).
+        no_repeat_ngram_size: n > 0 blocks every symbol that would repeat an
+            n-gram of the hypothesis (the prime is not looked at). A beam left
+            with no allowed symbol ends where it is.
+
+    Returns:
+        Up to ``n_best`` :class:`Hypothesis`, best score first.
+    """
+    V = vocab_size(model)
+    B = _validate.positive_int("beam_size", beam_size)
+    max_length = _validate.positive_int("max_length", max_length)
+    min_length = nonnegative_int("min_length", min_length)
+    if min_length > max_length:
+        raise ArgumentError(f"min_length ({min_length}) must be <= max_length ({max_length})")
+    eos = check_symbol("eos_id", eos_id, V)
+    alpha = real("length_penalty", length_penalty)
+    n_best = _validate.positive_int("n_best", n_best)
+    if n_best > B:
+        raise ArgumentError(f"n_best ({n_best}) must be <= beam_size ({B})")
+    ngram = nonnegative_int("no_repeat_ngram_size", no_repeat_ngram_size)
+    prime = check_id_sequence("prime_ids", prime_ids, V)
+
+    penalty = ((5.0 + np.arange(max_length + 1)) / 6.0) ** alpha  # (max_length + 1,) by length
+    finished = _Finished(n_best)
+    with eval_mode(model):
+        next_lp, state = warm_up(model, prime, 1)  # (1, V); one beam: the empty hypothesis
+        seqs = np.zeros((1, 0), dtype=np.int64)  # (b, t) the live beams
+        total = np.zeros(1)  # (b,) log P(seqs | prime)
+        for t in range(max_length):
+            cand = total[:, None] + next_lp  # (b, V) log P of each extension
+            if eos is not None and t < min_length:
+                cand[:, eos] = -np.inf
+            if ngram:
+                _block_repeats(cand, seqs, ngram)
+            stuck = ~(cand > -np.inf).any(axis=1)  # (b,) beams with no allowed symbol
+            if stuck.any():
+                finished.add(seqs[stuck], total[stuck], penalty[t])
+            flat = cand.ravel()  # (b * V,)
+            # EOS is one symbol per beam: the best 2B hold the best B of the others
+            order = _best_first(flat, 2 * B)  # ties: lower beam, then lower id
+            order = order[flat[order] > -np.inf]
+            beam, tok = np.divmod(order, V)  # (c,) each
+            if eos is not None:
+                ends = tok == eos  # (c,)
+                top = np.flatnonzero(ends[:B])  # EOS candidates among the best B
+                done = np.concatenate([seqs[beam[top]], tok[top, None]], axis=1)  # (e, t + 1)
+                finished.add(done, flat[order[top]], penalty[t + 1])
+                beam, tok, order = beam[~ends], tok[~ends], order[~ends]
+            beam, tok, order = beam[:B], tok[:B], order[:B]
+            seqs = np.concatenate([seqs[beam], tok[:, None]], axis=1)  # (b', t + 1)
+            total = flat[order]  # (b',)
+            if beam.size == 0 or t + 1 == max_length:
+                break
+            # A live beam ends with t + 1 to max_length symbols, and its log-probability
+            # only falls: its score stays below total / penalty at one end or the other.
+            best = total.max()
+            if finished.worst_kept() >= max(best / penalty[t + 1], best / penalty[max_length]):
+                seqs = seqs[:0]
+                break
+            state = take_rows(state, beam)  # follow the beams
+            next_lp, state = model.step(tok, state)  # (b', V)
+            next_lp = np.asarray(next_lp, dtype=np.float64)
+        if seqs.shape[0] and seqs.shape[1] == max_length:
+            finished.add(seqs, total, penalty[max_length])
+    return finished.best()
