@@ -224,34 +224,68 @@ pub fn row_block(n: usize) -> usize {
     }
 }
 
-/// A matrix `M (rows, cols)` stored column-major with a padded leading
-/// dimension, the layout the GEMM microkernels read in place (no packing per
-/// call). The padding keeps the column stride off powers of two, which would
-/// make the columns of a block collide in the same cache sets.
+/// A matrix `M (rows, cols)` as the per-step products read it: either copied
+/// once, column-major with a padded leading dimension (the layout the GEMM
+/// microkernels read in place, with no packing per call; the padding keeps the
+/// column stride off powers of two, which would make the columns of a block
+/// collide in the same cache sets), or borrowed as it is (for sequences too
+/// short to repay the copy).
 #[derive(Debug)]
-pub struct Packed<F> {
-    data: Vec<F>,
+pub struct Packed<'a, F> {
+    store: Store<'a, F>,
     rows: usize,
     cols: usize,
-    ld: usize,
 }
 
-impl<F: Real> Packed<F> {
-    /// Copy `m` (any strides) into the packed layout.
+#[derive(Debug)]
+enum Store<'a, F> {
+    Owned { data: Vec<F>, ld: usize },
+    View(MatRef<'a, F>),
+}
+
+/// Sequences shorter than this use [`Packed::view`]: the copy costs about as
+/// much as one step's product.
+pub const PACK_MIN_STEPS: usize = 4;
+
+impl<'a, F: Real> Packed<'a, F> {
+    /// Copy `m` (any strides) into the packed layout, in cache-sized tiles.
     pub fn pack(m: MatRef<'_, F>) -> crate::error::Result<Self> {
+        const TILE: usize = 32;
         let ld = m.rows.div_ceil(16) * 16 + 16;
         let mut data = crate::buffer::zeros::<F>(ld * m.cols, "packed weights")?;
-        for c in 0..m.cols {
-            for r in 0..m.rows {
-                data[c * ld + r] = m.data[r * m.rs + c * m.cs];
+        for r0 in (0..m.rows).step_by(TILE) {
+            for c0 in (0..m.cols).step_by(TILE) {
+                for c in c0..(c0 + TILE).min(m.cols) {
+                    for r in r0..(r0 + TILE).min(m.rows) {
+                        data[c * ld + r] = m.data[r * m.rs + c * m.cs];
+                    }
+                }
             }
         }
         Ok(Self {
-            data,
+            store: Store::Owned { data, ld },
             rows: m.rows,
             cols: m.cols,
-            ld,
         })
+    }
+
+    /// Use `m` in place (the GEMM then packs what it needs on every call).
+    pub fn view(m: MatRef<'a, F>) -> Self {
+        Self {
+            store: Store::View(m),
+            rows: m.rows,
+            cols: m.cols,
+        }
+    }
+
+    /// [`pack`](Self::pack) for sequences of at least [`PACK_MIN_STEPS`]
+    /// steps, else [`view`](Self::view): a rule on the problem's size only.
+    pub fn for_steps(m: MatRef<'a, F>, steps: usize) -> crate::error::Result<Self> {
+        if steps >= PACK_MIN_STEPS {
+            Self::pack(m)
+        } else {
+            Ok(Self::view(m))
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -260,7 +294,10 @@ impl<F: Real> Packed<F> {
 
     /// Rows `r0 .. r0 + len` as a view.
     fn block(&self, r0: usize, len: usize) -> MatRef<'_, F> {
-        MatRef::strided(&self.data[r0..], len, self.cols, 1, self.ld)
+        match &self.store {
+            Store::Owned { data, ld } => MatRef::strided(&data[r0..], len, self.cols, 1, *ld),
+            Store::View(m) => m.row_block(r0, len),
+        }
     }
 }
 
@@ -275,7 +312,7 @@ impl<F: Real> Packed<F> {
 pub fn mul_packed_t<F: Real>(
     dst: &mut [F],
     x: &[F],
-    w: &Packed<F>,
+    w: &Packed<'_, F>,
     n: usize,
     accumulate: bool,
     parallel: bool,
@@ -286,6 +323,17 @@ pub fn mul_packed_t<F: Real>(
         "mul_packed_t: buffers too short"
     );
     if n == 0 || m == 0 {
+        return;
+    }
+    if let Store::View(view) = w.store {
+        // Unpacked: `dst = x @ M^T` with `M^T` as the right-hand side, which the
+        // GEMM reads in place for a narrow `x`; one call, no blocks.
+        matmul(
+            MatMut::row_major(dst, n, m),
+            MatRef::row_major(x, n, k),
+            view.t(),
+            accumulate,
+        );
         return;
     }
     let xt = MatRef::strided(x, k, n, 1, k); // (k, n)
@@ -436,6 +484,13 @@ mod tests {
             mul_packed_t(&mut par, &x, &packed, n, true, true);
             crate::parallel::set_num_threads(None);
             assert_eq!(par, got);
+            let viewed = Packed::view(MatRef::row_major(&w, m, k));
+            let mut via_view = vec![1.0; n * m];
+            mul_packed_t(&mut via_view, &x, &viewed, n, true, false);
+            assert!(via_view
+                .iter()
+                .zip(&got)
+                .all(|(a, b)| (a - b).abs() < 1e-12));
             // a transposed view packs to the transposed product
             let packed_t = Packed::pack(MatRef::row_major(&w, m, k).t()).unwrap(); // (k, m)
             let y = ramp(n * m, 0.1);

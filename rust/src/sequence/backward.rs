@@ -67,7 +67,7 @@ struct Inputs<'a, F> {
     spec: &'a Spec<'a>,
     level: Level,
     cache: &'a CacheRef<'a, F>,
-    w_hh_t: &'a Packed<F>,
+    w_hh_t: &'a Packed<'a, F>,
     d_output: &'a [F],
     d_h_n: Option<&'a [F]>,
     d_c_n: Option<&'a [F]>,
@@ -127,7 +127,7 @@ pub fn backward<F: Real>(
     } else {
         None
     };
-    let w_hh_t = Packed::pack(MatRef::row_major(w.w_hh, gh, h).t())?; // W_hh^T (H, G*H), packed once
+    let w_hh_t = Packed::for_steps(MatRef::row_major(w.w_hh, gh, h).t(), t_len)?; // W_hh^T (H, G*H)
     let inputs = Inputs {
         spec,
         level: simd::best_level(),

@@ -122,7 +122,7 @@ pub fn forward<F: Real>(
         None
     };
     let mut output = zeros::<F>(t_len * nh, "output")?;
-    let w_hh = Packed::pack(MatRef::row_major(w.w_hh, gh, h))?; // W_hh (G*H, H), packed once
+    let w_hh = Packed::for_steps(MatRef::row_major(w.w_hh, gh, h), t_len)?; // W_hh (G*H, H)
     let level = simd::best_level();
     {
         let shared = Shared {
@@ -161,7 +161,7 @@ pub fn forward<F: Real>(
 fn run_shard<F: Real>(
     spec: &Spec<'_>,
     level: Level,
-    w_hh: &Packed<F>,
+    w_hh: &Packed<'_, F>,
     b_hh: Option<&[F]>,
     shared: &Shared<'_, F>,
     b0: usize,

@@ -1,0 +1,138 @@
+"""Generation speed (../shared/BENCHMARKS.md, issue targets of decoding):
+
+- batch-1 sampling of 1,000 characters from a 2x512 LSTM char model (65
+  symbols), rnncore against PyTorch loops that advance one character per call
+  under no_grad (nn.LSTM, and two nn.LSTMCell), 1 and 2 threads;
+- the memory-bandwidth floor: bytes of weights read per character divided by
+  the bandwidth a large matrix-vector product reaches here, in the same run;
+- batched sampling (64 samples at once) against batch 1, in characters/s;
+- beam search (beam 10) against greedy decoding of the same length.
+
+    python benches/bench_decode.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import Contender, machine, race
+
+import rnncore
+from rnncore.decode import beam_search, greedy, sample
+from rnncore.models import CharLM, LMConfig
+
+V, E, H, L = 65, 64, 512, 2
+
+
+def matvec_bandwidth(rows: int = 8192, cols: int = 4096) -> float:
+    """GB/s of a float32 matrix-vector product too large for the caches (numpy)."""
+    a = np.random.default_rng(0).standard_normal((rows, cols), dtype=np.float32)
+    x = np.ones(cols, np.float32)
+    a @ x
+    times = []
+    for _ in range(9):
+        t0 = time.perf_counter()
+        a @ x
+        times.append(time.perf_counter() - t0)
+    return a.nbytes / statistics.median(times) / 1e9
+
+
+def torch_contenders(torch, length: int):
+    tnn = torch.nn
+    emb, head = tnn.Embedding(V, E), tnn.Linear(H, V)
+    lstm = tnn.LSTM(E, H, num_layers=L)
+    cells = [tnn.LSTMCell(E, H), tnn.LSTMCell(H, H)]
+
+    def loop_lstm():
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(0)
+            x, state = torch.zeros(1, dtype=torch.long), None
+            for _ in range(length):
+                out, state = lstm(emb(x)[None], state)
+                p = torch.softmax(head(out[0]), -1)
+                x = torch.multinomial(p, 1, generator=gen)[0]
+
+    def loop_cells():
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(0)
+            x = torch.zeros(1, dtype=torch.long)
+            hs = [(torch.zeros(1, H), torch.zeros(1, H)) for _ in cells]
+            for _ in range(length):
+                inp = emb(x)
+                for i, cell in enumerate(cells):
+                    hs[i] = cell(inp, hs[i])
+                    inp = hs[i][0]
+                x = torch.multinomial(torch.softmax(head(inp), -1), 1, generator=gen)[0]
+
+    out = []
+    for mkldnn in (True, False):
+        for n in (1, 2):
+
+            def setup(n=n, mkldnn=mkldnn):
+                torch.set_num_threads(n)
+                torch.backends.mkldnn.enabled = mkldnn
+
+            tag = f"{n}t{'' if mkldnn else ' no-onednn'}"
+            out.append(Contender(f"torch LSTM/{tag}", loop_lstm, setup))
+            out.append(Contender(f"torch cells/{tag}", loop_cells, setup))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--length", type=int, default=1000)
+    ap.add_argument("--reps", type=int, default=7)
+    args = ap.parse_args()
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    model = CharLM(LMConfig(vocab_size=V, cell="lstm", hidden_size=H, num_layers=L,
+                            embedding_dim=E, seed=0))  # fmt: skip
+    model.eval()
+    n = args.length
+    print(f"machine: {machine()}")
+    bw = matvec_bandwidth()
+    weight_bytes = sum(p.nbytes for name, p in model.named_parameters() if "embedding" not in name)
+    floor = weight_bytes / (bw * 1e9)
+    print(f"matrix-vector bandwidth (numpy, 128 MiB matrix): {bw:.1f} GB/s; weights read per "
+          f"character: {weight_bytes / 1e6:.1f} MB; floor {floor * 1e3:.3f} ms/char")  # fmt: skip
+
+    ours = [Contender(f"rnncore/{t}t", lambda: sample(model, length=n, seed=0),
+                      lambda t=t: rnncore.set_num_threads(t)) for t in (1, 2)]  # fmt: skip
+    cs = race(ours + (torch_contenders(torch, n) if torch else []), reps=args.reps)
+    best_torch = min((c.median for c in cs if c.name.startswith("torch")), default=None)
+    print(f"\nbatch-1 sampling of {n} characters:")
+    for c in cs:
+        extra = ""
+        if c.name.startswith("rnncore"):
+            extra = f"  {c.median / n / floor:5.1f}x the floor"
+            if best_torch:
+                extra += f"  {best_torch / c.median:5.2f}x the fastest torch loop"
+        print(f"  {c.name:26} {c.median * 1e3:9.1f} ms  {n / c.median:9,.0f} chars/s{extra}")
+
+    rnncore.set_num_threads(None)
+    one = Contender("batch 1", lambda: sample(model, length=n, seed=0))
+    batch = Contender("batch 64", lambda: sample(model, length=n, num_samples=64, seed=0))
+    race([one, batch], reps=args.reps)
+    rate_1, rate_64 = n / one.median, 64 * n / batch.median
+    print(f"\nbatched sampling: 64 samples {rate_64:,.0f} chars/s vs batch 1 "
+          f"{rate_1:,.0f} chars/s: {rate_64 / rate_1:.1f}x")  # fmt: skip
+
+    steps = 200
+    g = Contender("greedy", lambda: greedy(model, length=steps))
+    b = Contender("beam 10", lambda: beam_search(model, beam_size=10, max_length=steps))
+    race([g, b], reps=args.reps)
+    print(f"\nbeam 10 vs greedy, {steps} symbols: {b.median * 1e3:.1f} ms vs {g.median * 1e3:.1f} "
+          f"ms: {b.median / g.median:.2f}x the wall time")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
