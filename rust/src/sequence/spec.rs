@@ -95,6 +95,7 @@ crate::simd::multiversion! {
     /// Writes whether every element of `slice` is finite into `out`. Branch-free
     /// so it vectorises: `x - x` is exactly 0 for finite `x` and NaN for NaN or
     /// infinity, and sums of zeros stay 0 while a NaN propagates.
+    #[allow(clippy::eq_op)] // `x - x` is the test itself
     fn all_finite_into<F: Real>(slice: &[F], out: &mut bool) {
         const LANES: usize = 16;
         let mut acc = [F::ZERO; LANES];
@@ -120,27 +121,6 @@ pub(crate) fn check_finite<F: Real>(arg: &str, slice: &[F]) -> Result<()> {
         Ok(())
     } else {
         Err(RnnError::non_finite(arg))
-    }
-}
-
-#[cfg(test)]
-mod finite_tests {
-    use super::*;
-
-    #[test]
-    fn finds_every_kind_of_non_finite_at_every_position() {
-        for len in [0usize, 1, 7, 15, 16, 17, 33, 100] {
-            let ok: Vec<f32> = (0..len).map(|i| i as f32 * 1e30).collect();
-            assert!(check_finite("a", &ok).is_ok());
-            for pos in 0..len {
-                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-                    let mut v = ok.clone();
-                    v[pos] = bad;
-                    assert_eq!(check_finite("a", &v), Err(RnnError::non_finite("a")));
-                }
-            }
-        }
-        assert!(check_finite("b", &[f64::MAX, f64::MIN, 0.0]).is_ok());
     }
 }
 
@@ -270,5 +250,26 @@ impl Spec<'_> {
                 "b_hh is given but b_ih is None; pass both biases or neither",
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod finite_tests {
+    use super::*;
+
+    #[test]
+    fn finds_every_kind_of_non_finite_at_every_position() {
+        for len in [0usize, 1, 7, 15, 16, 17, 33, 100] {
+            let ok: Vec<f32> = (0..len).map(|i| i as f32 * 1e30).collect();
+            assert!(check_finite("a", &ok).is_ok());
+            for pos in 0..len {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut v = ok.clone();
+                    v[pos] = bad;
+                    assert_eq!(check_finite("a", &v), Err(RnnError::non_finite("a")));
+                }
+            }
+        }
+        assert!(check_finite("b", &[f64::MAX, f64::MIN, 0.0]).is_ok());
     }
 }
