@@ -371,11 +371,10 @@ pub fn mul_packed_t<F: Real>(
             );
         }
     };
-    let blocks = 0..m.div_ceil(rb);
     if parallel {
-        crate::parallel::for_each(blocks.collect(), block);
+        crate::parallel::for_each_index(m.div_ceil(rb), block);
     } else {
-        blocks.for_each(block);
+        (0..m.div_ceil(rb)).for_each(block);
     }
 }
 

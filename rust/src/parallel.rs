@@ -90,6 +90,19 @@ pub fn for_each<T: Send>(items: Vec<T>, f: impl Fn(T) + Send + Sync) {
     }
 }
 
+/// Run `f(i)` for `i` in `0..count`, like [`for_each`] but without building a
+/// list first: used inside time loops, which must not allocate.
+pub fn for_each_index(count: usize, f: impl Fn(usize) + Send + Sync) {
+    if count <= 1 {
+        (0..count).for_each(f);
+        return;
+    }
+    match pool() {
+        Some(pool) => pool.install(|| (0..count).into_par_iter().for_each(f)),
+        None => (0..count).for_each(f),
+    }
+}
+
 /// Hidden sizes from which one step's products are split across threads by
 /// weight blocks (each core keeps its blocks of `W_hh` in its cache) instead of
 /// running batch shards side by side.
@@ -114,8 +127,10 @@ pub const ROW_GROUP: usize = 4;
 /// rows, so the result is the same either way.
 pub fn for_row_groups(rows: usize, wide: bool, f: impl Fn(usize, usize) + Send + Sync) {
     if wide && rows > ROW_GROUP {
-        let groups: Vec<usize> = (0..rows).step_by(ROW_GROUP).collect();
-        for_each(groups, |r0| f(r0, (r0 + ROW_GROUP).min(rows)));
+        for_each_index(rows.div_ceil(ROW_GROUP), |g| {
+            let r0 = g * ROW_GROUP;
+            f(r0, (r0 + ROW_GROUP).min(rows));
+        });
     } else {
         f(0, rows);
     }
