@@ -15,6 +15,7 @@ import json
 
 import numpy as np
 import pytest
+from gradcheck import numeric_gradient
 
 from rnncore.errors import ArgumentError, DTypeError, NonFiniteError, ShapeError, StateError
 from rnncore.models import (
@@ -30,20 +31,6 @@ from rnncore.optim import Adam, NonFiniteGuard, clip_grad_norm_
 CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
 TORCH = {"lstm": ("LSTM", {}), "gru": ("GRU", {}), "rnn_tanh": ("RNN", {}), "rnn_relu": ("RNN", {})}
 TORCH["rnn_relu"] = ("RNN", {"nonlinearity": "relu"})
-
-
-def numeric_gradient(f, a, eps=1e-6):
-    """Central differences of the scalar ``f()`` with respect to array ``a`` (in place)."""
-    g = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + eps
-        f_plus = f()
-        a[idx] = old - eps
-        f_minus = f()
-        a[idx] = old
-        g[idx] = (f_plus - f_minus) / (2 * eps)
-    return g
 
 
 def check_model_gradients(model, loss):

@@ -10,25 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import numeric_gradient
 
 from rnncore import nn
 from rnncore.errors import ArgumentError, DTypeError, NonFiniteError, ShapeError, StateError
 from rnncore.nn.functional import log_softmax, softmax, softmax_cross_entropy
-
-
-def numeric_gradient(f, a, eps=1e-6):
-    """Central differences of the scalar ``f()`` with respect to array ``a`` (in place)."""
-    g = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + eps
-        f_plus = f()
-        a[idx] = old - eps
-        f_minus = f()
-        a[idx] = old
-        g[idx] = (f_plus - f_minus) / (2 * eps)
-    return g
-
 
 TOL = {"rtol": 1e-6, "atol": 1e-8}
 

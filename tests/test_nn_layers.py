@@ -16,6 +16,7 @@ import pickle
 
 import numpy as np
 import pytest
+from gradcheck import numeric_gradient
 
 from rnncore import nn
 
@@ -60,20 +61,6 @@ def initial_state(layer, N, rng, batched=True):
 
 def dot(a, b):
     return sum(float(np.sum(x * y)) for x, y in zip(flat(a), flat(b)))
-
-
-def numeric_gradient(f, a, eps=1e-6):
-    """Central differences of the scalar ``f()`` with respect to array ``a`` (in place)."""
-    g = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + eps
-        f_plus = f()
-        a[idx] = old - eps
-        f_minus = f()
-        a[idx] = old
-        g[idx] = (f_plus - f_minus) / (2 * eps)
-    return g
 
 
 def check_gradients(layer, run, x, hx, rng):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import numeric_gradient
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -56,20 +57,6 @@ def run_backward(mode, layer, lengths, reverse, cache, d_output, d_h_n, d_c_n):
         d_c_n=d_c_n,
     )
     return dict(zip(GRADIENT_OF, grads))
-
-
-def numeric_gradient(f, a, eps=1e-6):
-    """Central differences of the scalar ``f()`` with respect to each element of ``a``."""
-    grad = np.zeros_like(a)
-    for index in np.ndindex(a.shape):
-        old = a[index]
-        a[index] = old + eps
-        plus = f()
-        a[index] = old - eps
-        minus = f()
-        a[index] = old
-        grad[index] = (plus - minus) / (2 * eps)
-    return grad
 
 
 def relative_error(analytic, numeric):
