@@ -15,17 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from rnncore import _validate, nn
+from rnncore import _validate
 from rnncore.errors import ArgumentError, StateError
-from rnncore.models._base import (
-    Config,
-    Model,
-    check_common,
-    check_ids,
-    check_lengths,
-    check_same_shape,
-    make_rnn,
-)
+from rnncore.models._base import Config, check_common, check_same_shape
+from rnncore.models.encoder import SequenceEncoder
 from rnncore.nn._base import Array
 from rnncore.nn.functional import _in_range, softmax_cross_entropy
 
@@ -57,7 +50,7 @@ class ClassifierConfig(Config):
         _validate.choice("pooling", self.pooling, POOLINGS)
 
 
-class SequenceClassifier(Model):
+class SequenceClassifier(SequenceEncoder):
     """Recurrent encoder, pooling and a linear head: ``(ids, lengths) -> logits (N, C)``.
 
     Parameters: ``embedding.weight (V, E)`` (if ``embedding_dim``), ``rnn.*``
@@ -71,28 +64,9 @@ class SequenceClassifier(Model):
     def __init__(self, config: ClassifierConfig, *, backend: ModuleType | None = None) -> None:
         if not isinstance(config, ClassifierConfig):
             raise ArgumentError(f"config must be a ClassifierConfig, got {type(config).__name__}")
-        super().__init__(config.seed)
-        self.config = config
-        self.dtype = np.dtype(config.dtype)
-        V, E, H = config.vocab_size, config.embedding_dim, config.hidden_size
-        dirs = 2 if config.bidirectional else 1
-        kw: dict[str, Any] = {"dtype": self.dtype, "rng": self.rng}
-        if E is not None:
-            self.embedding = self._add("embedding", nn.Embedding(V, E, **kw))
-        D = V if E is None else E
-        rnn = make_rnn(config.cell, D, config, self.rng, backend, config.bidirectional)
-        self.rnn = self._add("rnn", rnn)
-        self.dropout = self._add("dropout", nn.Dropout(config.dropout, **kw))
-        self.head = self._add("head", nn.Linear(dirs * H, config.num_classes, **kw))
+        super().__init__(config, config.num_classes, backend)
         # (dlogits (N, C) or None, lengths (N,), T) of the most recent loss
         self._cache: tuple[Array, Array, int] | None = None
-
-    def _inputs(self, ids: Any, lengths: Any) -> tuple[Array, Array]:
-        """Checked ``ids (N, T)`` and lengths ``(N,)`` (all ``T`` when None)."""
-        arr = check_ids("ids", ids, self.config.vocab_size, 2, "(N, T)")
-        N, T = arr.shape
-        lens = check_lengths(lengths, N, T)
-        return arr, np.full(N, T, np.int64) if lens is None else lens
 
     def _pool(self, out: Array, lens: Array) -> Array:
         """``out (T, N, dirs*H)`` (zero past each length) -> ``(N, dirs*H)``."""
@@ -120,8 +94,7 @@ class SequenceClassifier(Model):
 
     def _run(self, ids: Array, lens: Array) -> Array:
         """Checked ``ids (N, T)``, ``lens (N,)`` -> ``logits (N, C)``."""
-        x = self._encode(ids.T, self.config.vocab_size, self.dtype)  # (T, N, D)
-        out, _ = self.rnn(x, lengths=lens)  # (T, N, dirs*H)
+        out = self._encode_sequences(ids, lens)  # (T, N, dirs*H)
         return self.head._forward(self.dropout._forward(self._pool(out, lens)))  # (N, C)
 
     def forward(self, ids: Any, lengths: Any = None) -> Array:

@@ -14,17 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from rnncore import _validate, nn
+from rnncore import _validate
 from rnncore.errors import ArgumentError, StateError
-from rnncore.models._base import (
-    Config,
-    Model,
-    check_common,
-    check_ids,
-    check_lengths,
-    check_same_shape,
-    make_rnn,
-)
+from rnncore.models._base import Config, check_common, check_same_shape
+from rnncore.models.encoder import SequenceEncoder
 from rnncore.nn._base import Array
 from rnncore.nn.functional import _in_range, softmax_cross_entropy
 
@@ -52,7 +45,7 @@ class TaggerConfig(Config):
         _validate.flag("bidirectional", self.bidirectional)
 
 
-class SequenceTagger(Model):
+class SequenceTagger(SequenceEncoder):
     """Recurrent encoder and a linear head per step: ``(ids, lengths) -> logits (N, T, C)``.
 
     Parameters: ``embedding.weight (V, E)`` (if ``embedding_dim``), ``rnn.*``
@@ -66,32 +59,12 @@ class SequenceTagger(Model):
     def __init__(self, config: TaggerConfig, *, backend: ModuleType | None = None) -> None:
         if not isinstance(config, TaggerConfig):
             raise ArgumentError(f"config must be a TaggerConfig, got {type(config).__name__}")
-        super().__init__(config.seed)
-        self.config = config
-        self.dtype = np.dtype(config.dtype)
-        V, E, H = config.vocab_size, config.embedding_dim, config.hidden_size
-        dirs = 2 if config.bidirectional else 1
-        kw: dict[str, Any] = {"dtype": self.dtype, "rng": self.rng}
-        if E is not None:
-            self.embedding = self._add("embedding", nn.Embedding(V, E, **kw))
-        D = V if E is None else E
-        rnn = make_rnn(config.cell, D, config, self.rng, backend, config.bidirectional)
-        self.rnn = self._add("rnn", rnn)
-        self.dropout = self._add("dropout", nn.Dropout(config.dropout, **kw))
-        self.head = self._add("head", nn.Linear(dirs * H, config.num_tags, **kw))
+        super().__init__(config, config.num_tags, backend)
         self._cache: Array | None = None  # dlogits (T, N, C) of the most recent loss
-
-    def _inputs(self, ids: Any, lengths: Any) -> tuple[Array, Array]:
-        """Checked ``ids (N, T)`` and lengths ``(N,)`` (all ``T`` when None)."""
-        arr = check_ids("ids", ids, self.config.vocab_size, 2, "(N, T)")
-        N, T = arr.shape
-        lens = check_lengths(lengths, N, T)
-        return arr, np.full(N, T, np.int64) if lens is None else lens
 
     def _run(self, ids: Array, lens: Array) -> Array:
         """Checked ``ids (N, T)``, ``lens (N,)`` -> time-major ``logits (T, N, C)``."""
-        x = self._encode(ids.T, self.config.vocab_size, self.dtype)  # (T, N, D)
-        out, _ = self.rnn(x, lengths=lens)  # (T, N, dirs*H)
+        out = self._encode_sequences(ids, lens)  # (T, N, dirs*H)
         return self.head._forward(self.dropout._forward(out))  # (T, N, C)
 
     def forward(self, ids: Any, lengths: Any = None) -> Array:
