@@ -146,7 +146,27 @@ impl Problem {
         .unwrap()
     }
 
-    /// Largest relative difference between analytic and central-difference gradients.
+    /// Assert that `analytic`, the gradient of the loss with respect to
+    /// `arrays[k][i]`, matches a central difference to relative error `tol`.
+    fn check_entry(&self, k: usize, i: usize, analytic: f64, tol: f64) {
+        let eps = 1e-6;
+        let mut p = self.clone();
+        p.arrays[k][i] += eps;
+        let up = p.loss();
+        p.arrays[k][i] -= 2.0 * eps;
+        let numeric = (up - p.loss()) / (2.0 * eps);
+        let err = (numeric - analytic).abs() / (1e-3 + numeric.abs().max(analytic.abs()));
+        assert!(
+            err < tol,
+            "{:?} reverse={} lengths={:?}: d{}[{i}] analytic {analytic} numeric {numeric}",
+            self.mode,
+            self.reverse,
+            self.lengths,
+            NAMES[k]
+        );
+    }
+
+    /// Assert every analytic gradient matches central differences to 1e-6.
     fn check(&self) {
         let g = self.grads();
         let analytic: [Option<&Vec<f64>>; 7] = [
@@ -158,7 +178,6 @@ impl Problem {
             g.db_ih.as_ref(),
             g.db_hh.as_ref(),
         ];
-        let eps = 1e-6;
         for (k, grad) in analytic.iter().enumerate() {
             assert_eq!(
                 grad.map_or(0, |v| v.len()),
@@ -167,23 +186,8 @@ impl Problem {
                 NAMES[k]
             );
             let Some(grad) = grad else { continue };
-            for i in 0..grad.len() {
-                let mut p = self.clone();
-                p.arrays[k][i] += eps;
-                let up = p.loss();
-                p.arrays[k][i] -= 2.0 * eps;
-                let down = p.loss();
-                let numeric = (up - down) / (2.0 * eps);
-                let err = (numeric - grad[i]).abs() / (1e-3 + numeric.abs().max(grad[i].abs()));
-                assert!(
-                    err < 1e-6,
-                    "{:?} reverse={} lengths={:?}: d{}[{i}] analytic {} numeric {numeric}",
-                    self.mode,
-                    self.reverse,
-                    self.lengths,
-                    NAMES[k],
-                    grad[i]
-                );
+            for (i, &g) in grad.iter().enumerate() {
+                self.check_entry(k, i, g, 1e-6);
             }
         }
     }
@@ -389,23 +393,11 @@ fn sharded_batches_are_correct_and_thread_count_independent() {
             );
 
             let g = p.grads();
-            let eps = 1e-6;
             for (k, grad) in [(0, &g.dx), (1, &g.dh0), (3, &g.dw_ih), (4, &g.dw_hh)] {
                 for i in (0..grad.len()).step_by(11) {
-                    let mut q = p.clone();
-                    q.arrays[k][i] += eps;
-                    let up = q.loss();
-                    q.arrays[k][i] -= 2.0 * eps;
-                    let numeric = (up - q.loss()) / (2.0 * eps);
-                    let err = (numeric - grad[i]).abs() / (1e-3 + numeric.abs().max(grad[i].abs()));
                     // The loss sums 700 outputs: central-difference roundoff is ~1e-9
                     // absolute here, hence a looser bound than the small problems'.
-                    assert!(
-                        err < 1e-5,
-                        "{mode:?} d{}[{i}]: {} vs {numeric}",
-                        NAMES[k],
-                        grad[i]
-                    );
+                    p.check_entry(k, i, grad[i], 1e-5);
                 }
             }
         }
@@ -446,21 +438,9 @@ fn wide_steps_are_correct_and_thread_count_independent() {
             "{mode:?} differs across threads"
         );
         let g = p.grads();
-        let eps = 1e-6;
         for (k, grad) in [(0, &g.dx), (1, &g.dh0), (3, &g.dw_ih), (4, &g.dw_hh)] {
             for i in (0..grad.len()).step_by(grad.len() / 9 + 1) {
-                let mut q = p.clone();
-                q.arrays[k][i] += eps;
-                let up = q.loss();
-                q.arrays[k][i] -= 2.0 * eps;
-                let numeric = (up - q.loss()) / (2.0 * eps);
-                let err = (numeric - grad[i]).abs() / (1e-3 + numeric.abs().max(grad[i].abs()));
-                assert!(
-                    err < 1e-5,
-                    "{mode:?} d{}[{i}]: {} vs {numeric}",
-                    NAMES[k],
-                    grad[i]
-                );
+                p.check_entry(k, i, grad[i], 1e-5);
             }
         }
     }
