@@ -288,10 +288,6 @@ impl<'a, F: Real> Packed<'a, F> {
         }
     }
 
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
     /// Rows `r0 .. r0 + len` as a view.
     fn block(&self, r0: usize, len: usize) -> MatRef<'_, F> {
         match &self.store {
