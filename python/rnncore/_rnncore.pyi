@@ -6,7 +6,7 @@ r,z,n). Every float array of one call has the same dtype, float32 or float64.
 Arrays that are not C-contiguous are copied; inputs are never modified.
 """
 
-from typing import Literal
+from typing import Literal, final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,6 +15,7 @@ _Mode = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
 _FloatArray = NDArray[np.float32] | NDArray[np.float64]
 
 __all__ = [
+    "Decoder",
     "__version__",
     "backward",
     "forward",
@@ -111,3 +112,83 @@ def backward(
         ``x, h0, c0, w_ih, w_hh, b_ih, b_hh``; ``dc0`` is ``None`` unless lstm,
         the bias gradients are ``None`` when the layer has no bias.
     """
+
+_Layer = tuple[_FloatArray, _FloatArray, _FloatArray | None, _FloatArray | None]
+
+@final
+class Decoder:
+    """A stacked recurrent language model (embedding or one-hot input, ``L``
+    layers, linear readout) checked and packed once for decoding.
+
+    Args:
+        mode: the cell of every layer.
+        layers: ``L`` tuples ``(weight_ih, weight_hh, bias_ih, bias_hh)``:
+            ``(G*H, K)``, ``(G*H, H)``, ``(G*H,)`` or None each; ``K`` is ``E``
+            (or ``V`` without an embedding) for layer 0 and ``H`` above.
+        head_weight: ``(V, H)`` readout weights; its dtype (float32 or float64)
+            is the decoder's.
+        head_bias: ``(V,)`` or None.
+        embedding: ``(V, E)`` input embedding; None: one-hot inputs (``K = V``).
+
+    States are ``h (L, N, H)`` and, for lstm, ``c (L, N, H)`` (else None).
+    Every call releases the GIL.
+    """
+
+    def __new__(
+        cls,
+        mode: _Mode,
+        layers: list[_Layer],
+        head_weight: _FloatArray,
+        head_bias: _FloatArray | None = None,
+        embedding: _FloatArray | None = None,
+    ) -> Decoder: ...
+    @property
+    def vocab_size(self) -> int:
+        """``V``."""
+    @property
+    def hidden_size(self) -> int:
+        """``H``."""
+    @property
+    def num_layers(self) -> int:
+        """``L``."""
+    @property
+    def mode(self) -> str:
+        """The cell mode."""
+    @property
+    def dtype(self) -> str:
+        """``"float32"`` or ``"float64"``."""
+    def step(
+        self, ids: NDArray[np.integer], h: _FloatArray, c: _FloatArray | None = None
+    ) -> tuple[_FloatArray, _FloatArray, _FloatArray | None]:
+        """One symbol per row: ``ids (N,)`` in ``0..V-1`` -> ``(log_probs (N, V), h, c)``."""
+    def run(
+        self, ids: NDArray[np.integer], h: _FloatArray, c: _FloatArray | None = None
+    ) -> tuple[_FloatArray, _FloatArray, _FloatArray | None]:
+        """``T`` symbols per row in one call: ``ids (N, T)`` -> ``(log_probs (N, T, V), h, c)``."""
+    def sample(
+        self,
+        log_probs: NDArray[np.float64],
+        h: _FloatArray,
+        c: _FloatArray | None,
+        uniforms: NDArray[np.float64],
+        length: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        stop_id: int | None = None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Draw up to ``length`` symbols per row without returning to Python.
+
+        Args:
+            log_probs: ``(N, V)`` float64 distribution of each row's first symbol.
+            h, c: the state after the symbols before it.
+            uniforms: ``(M,)`` float64 in ``[0, 1)``, ``M >= length * N`` unless
+                ``temperature == 0`` (argmax); step ``t`` takes one per row still
+                running, in row order, from where step ``t - 1`` stopped.
+            temperature, top_k, top_p: as :func:`rnncore.decode.pick`.
+            stop_id: a row ends after drawing it (the id is kept).
+
+        Returns:
+            ``(ids (N, length) int64, ends (N,) int64)``: row ``n`` holds
+            ``ends[n]`` drawn ids, then zeros.
+        """

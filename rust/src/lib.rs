@@ -7,6 +7,7 @@
 
 pub mod buffer;
 pub mod cells;
+pub mod decode;
 pub mod error;
 pub mod linalg;
 pub mod mode;

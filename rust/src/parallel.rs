@@ -10,7 +10,7 @@
 //! may size differently), rebuilt when the thread count changes and after a
 //! `fork` (a child inherits no threads).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 use rayon::ThreadPool;
@@ -28,13 +28,17 @@ static POOL: Mutex<Option<PoolState>> = Mutex::new(None);
 static REQUESTED: Mutex<Option<usize>> = Mutex::new(None);
 
 /// Threads used when none were requested: `RNNCORE_NUM_THREADS` if set to a
-/// positive integer, else the cores this process may use.
+/// positive integer, else the cores this process may use. Read once, at first
+/// use (finding the cores reads cgroup files: too slow for every step).
 fn default_threads() -> usize {
-    std::env::var("RNNCORE_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    static DEFAULT: OnceLock<usize> = OnceLock::new();
+    *DEFAULT.get_or_init(|| {
+        std::env::var("RNNCORE_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    })
 }
 
 /// Use `n` threads from now on (`n >= 1`); `None` restores the default.
@@ -87,6 +91,16 @@ pub fn for_each<T: Send>(items: Vec<T>, f: impl Fn(T) + Send + Sync) {
     match pool() {
         Some(pool) => pool.install(|| items.into_par_iter().for_each(f)),
         None => items.into_iter().for_each(f),
+    }
+}
+
+/// Run `f` on one of the pool's threads (on the caller's with one thread).
+/// Loops of many small parallel steps run inside it, so that each step's
+/// hand-off stays among the pool's threads instead of waking the caller.
+pub fn install<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    match pool() {
+        Some(pool) => pool.install(f),
+        None => f(),
     }
 }
 

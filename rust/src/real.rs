@@ -32,6 +32,8 @@ pub trait Real:
     fn exp(self) -> Self;
     fn tanh(self) -> Self;
     fn is_finite(self) -> bool;
+    /// `self * a + b` with one rounding (a fused multiply-add).
+    fn mul_add(self, a: Self, b: Self) -> Self;
 
     /// Logistic sigmoid `1 / (1 + e^-x)`; saturates to exactly 0 or 1 without NaN.
     #[inline(always)]
@@ -113,6 +115,10 @@ macro_rules! impl_real {
             #[inline(always)]
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$t>::mul_add(self, a, b)
             }
             #[inline(always)]
             fn tanh_fast(self) -> Self {

@@ -30,7 +30,7 @@ pub fn fmt_shape(shape: &[usize]) -> String {
 
 /// A float argument borrowed from NumPy for the length of a call.
 pub struct FloatArg<'py, F: Element> {
-    name: &'static str,
+    name: Cow<'static, str>,
     array: PyReadonlyArrayDyn<'py, F>,
 }
 
@@ -60,11 +60,15 @@ pub fn dtype_name(array: &Bound<'_, PyUntypedArray>) -> String {
 
 impl<'py, F: Real + Element> FloatArg<'py, F> {
     /// Borrow `obj` as an array of `F` (no conversion: another dtype is an error).
-    pub fn extract(obj: &Bound<'py, PyAny>, name: &'static str) -> Result<Self, RnnError> {
-        let untyped = ndarray(obj, name)?;
+    pub fn extract(
+        obj: &Bound<'py, PyAny>,
+        name: impl Into<Cow<'static, str>>,
+    ) -> Result<Self, RnnError> {
+        let name = name.into();
+        let untyped = ndarray(obj, &name)?;
         let typed = untyped.cast::<PyArrayDyn<F>>().map_err(|_| {
             RnnError::dtype(
-                name,
+                &name,
                 format!(
                     "must have dtype {} like the other arrays of this call, got {}",
                     F::NAME,
@@ -73,7 +77,7 @@ impl<'py, F: Real + Element> FloatArg<'py, F> {
             )
         })?;
         let array = typed.try_readonly().map_err(|_| {
-            RnnError::argument(name, "is being written elsewhere and cannot be read now")
+            RnnError::argument(&name, "is being written elsewhere and cannot be read now")
         })?;
         Ok(Self { name, array })
     }
@@ -81,7 +85,7 @@ impl<'py, F: Real + Element> FloatArg<'py, F> {
     /// `Some` of [`extract`](Self::extract) unless `obj` is `None`.
     pub fn extract_opt(
         obj: Option<&Bound<'py, PyAny>>,
-        name: &'static str,
+        name: impl Into<Cow<'static, str>>,
     ) -> Result<Option<Self>, RnnError> {
         obj.filter(|o| !o.is_none())
             .map(|o| Self::extract(o, name))
@@ -99,7 +103,7 @@ impl<'py, F: Real + Element> FloatArg<'py, F> {
             Ok(shape)
         } else {
             Err(RnnError::shape(
-                self.name,
+                &self.name,
                 format!(
                     "must be {ndim}-D {meaning}, got a {}-D array of shape {}",
                     shape.len(),
@@ -115,7 +119,7 @@ impl<'py, F: Real + Element> FloatArg<'py, F> {
             Ok(())
         } else {
             Err(RnnError::shape(
-                self.name,
+                &self.name,
                 format!(
                     "must have shape {} = {meaning}, got {}",
                     fmt_shape(want),
@@ -171,6 +175,53 @@ pub fn lengths_arg(obj: Option<&Bound<'_, PyAny>>) -> Result<Option<Vec<usize>>,
         .map(|&l| usize::try_from(l).unwrap_or(0)) // negative: reported as out of range
         .collect();
     Ok(Some(values))
+}
+
+/// Symbol ids: an integer array of `ndim` dimensions (any integer dtype) with
+/// values in `0..bound`, as `usize` in C order, with its shape.
+pub fn ids_arg(
+    obj: &Bound<'_, PyAny>,
+    name: &str,
+    ndim: usize,
+    bound: usize,
+) -> Result<(Vec<usize>, Vec<usize>), RnnError> {
+    let untyped = ndarray(obj, name)?;
+    let kind = untyped.dtype().kind();
+    if kind != b'i' && kind != b'u' {
+        return Err(RnnError::dtype(
+            name,
+            format!("must hold integer ids, got dtype {}", dtype_name(untyped)),
+        ));
+    }
+    if untyped.ndim() != ndim {
+        return Err(RnnError::shape(
+            name,
+            format!("must be {ndim}-D, got shape {}", fmt_shape(untyped.shape())),
+        ));
+    }
+    let shape = untyped.shape().to_vec();
+    let as_i64 = untyped
+        .call_method1("astype", ("int64",))
+        .map_err(|e| RnnError::dtype(name, e.to_string()))?;
+    let typed = as_i64
+        .cast::<PyArrayDyn<i64>>()
+        .map_err(|_| RnnError::dtype(name, "could not be read as int64"))?;
+    let readonly = typed
+        .try_readonly()
+        .map_err(|_| RnnError::argument(name, "cannot be read now"))?;
+    let mut out = Vec::with_capacity(shape.iter().product());
+    for &v in readonly.as_array().iter() {
+        match usize::try_from(v) {
+            Ok(u) if u < bound => out.push(u),
+            _ => {
+                return Err(RnnError::argument(
+                    name,
+                    format!("must lie in 0..{}, got {v}", bound.saturating_sub(1)),
+                ))
+            }
+        }
+    }
+    Ok((out, shape))
 }
 
 /// Hand a vector to NumPy as an array of `shape`, without copying.

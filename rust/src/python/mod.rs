@@ -2,6 +2,7 @@
 //! and validates arguments, then runs the kernels with the GIL released.
 
 mod arrays;
+mod decoder;
 mod errors;
 mod kernels;
 
@@ -45,6 +46,7 @@ fn rnncore_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kernels::gate_count, m)?)?;
     m.add_function(wrap_pyfunction!(kernels::forward, m)?)?;
     m.add_function(wrap_pyfunction!(kernels::backward, m)?)?;
+    m.add_class::<decoder::Decoder>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;

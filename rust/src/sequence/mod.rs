@@ -26,6 +26,7 @@ mod spec;
 
 pub use backward::{backward, Grads};
 pub use forward::{forward, Forward};
+pub(crate) use spec::check_finite;
 pub use spec::{Cache, CacheRef, Dims, Spec, Weights};
 
 #[cfg(test)]

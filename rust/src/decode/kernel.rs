@@ -1,0 +1,290 @@
+//! The work of one decoding step on a range of unit blocks: the products over
+//! the panels and the cell update, fused, compiled per SIMD level.
+//!
+//! Each `(row, block)` pair is computed by exactly one call, in a fixed order of
+//! operations, so how blocks are spread over threads never changes a result.
+
+use crate::mode::Mode;
+use crate::real::Real;
+use crate::shared::SharedMut;
+use crate::simd::{self, Level};
+
+use super::panel::{accumulate, madd, width, Layout};
+
+/// Where a layer's input comes from.
+pub enum Source<'a, R> {
+    /// Rows of a per-symbol table `(V, blocks, P)` that already hold the input
+    /// projection and the biases; no input product.
+    Table(&'a [R]),
+    /// Embedding rows `(V, K)` picked by symbol, times the layer's `W_ih` panels.
+    Embedding(&'a [R]),
+    /// The previous layer's new state `(N, K)`, times the layer's `W_ih` panels.
+    Rows(&'a [R]),
+}
+
+/// One layer of one step: what is read and where the new state goes.
+pub struct LayerTask<'a, R> {
+    pub mode: Mode,
+    pub layout: Layout,
+    pub ids: &'a [usize],
+    pub source: Source<'a, R>,
+    /// Input features `K` (0 with a table).
+    pub k: usize,
+    /// `W_ih` panels `(blocks, K, P)`; empty with a table.
+    pub w_ih: &'a [R],
+    /// `W_hh` panels `(blocks, H, P)`.
+    pub w_hh: &'a [R],
+    /// `(blocks, P)`: the biases added to the input side (unused with a table).
+    pub bias_x: &'a [R],
+    /// `(blocks, P)`: GRU's `b_hn` (zero for `r`, `z`); empty for other cells.
+    pub bias_h: &'a [R],
+    /// `h (N, H)` and, for the LSTM, `c (N, H)` before the step.
+    pub h: &'a [R],
+    pub c: Option<&'a [R]>,
+    /// The same after the step; each call writes only its blocks' units.
+    pub h_out: &'a SharedMut<'a, R>,
+    pub c_out: Option<&'a SharedMut<'a, R>>,
+}
+
+/// The readout of one step: `logits (N, blocks * P) = h (N, H) W^T + b`.
+pub struct HeadTask<'a, R> {
+    pub layout: Layout,
+    pub h: &'a [R],
+    pub k: usize,
+    pub w: &'a [R],
+    pub b: &'a [R],
+    pub logits: &'a SharedMut<'a, R>,
+    pub rows: usize,
+}
+
+macro_rules! dispatch {
+    ($level:expr, $body:ident, $avx512:ident, $avx2:ident, ($($arg:expr),*)) => {
+        match simd::effective($level) {
+            // SAFETY: `effective` returns a level only if the CPU has its features.
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => unsafe { $avx512($($arg),*) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => unsafe { $avx2($($arg),*) },
+            _ => $body::<R, 1, false>($($arg),*),
+        }
+    };
+}
+
+/// Blocks `b0..b1` of a layer, for every row.
+pub fn layer<R: Real>(level: Level, t: &LayerTask<'_, R>, b0: usize, b1: usize) {
+    dispatch!(level, layer_body, layer_avx512, layer_avx2, (t, b0, b1))
+}
+
+/// Blocks `b0..b1` of the readout, for every row.
+pub fn head<R: Real>(level: Level, t: &HeadTask<'_, R>, b0: usize, b1: usize) {
+    dispatch!(level, head_body, head_avx512, head_avx2, (t, b0, b1))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+unsafe fn layer_avx512<R: Real>(t: &LayerTask<'_, R>, b0: usize, b1: usize) {
+    layer_body::<R, 4, true>(t, b0, b1)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn layer_avx2<R: Real>(t: &LayerTask<'_, R>, b0: usize, b1: usize) {
+    layer_body::<R, 2, true>(t, b0, b1)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+unsafe fn head_avx512<R: Real>(t: &HeadTask<'_, R>, b0: usize, b1: usize) {
+    head_body::<R, 4, true>(t, b0, b1)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn head_avx2<R: Real>(t: &HeadTask<'_, R>, b0: usize, b1: usize) {
+    head_body::<R, 2, true>(t, b0, b1)
+}
+
+/// Run `group::<NR>(r0)` over `0..n` in groups of at most `MAXR` rows.
+macro_rules! row_groups {
+    ($n:expr, $maxr:expr, |$nr:ident, $r0:ident| $call:expr) => {{
+        let n = $n;
+        let mut $r0 = 0;
+        while $r0 < n {
+            let left = n - $r0;
+            if $maxr >= 4 && left >= 4 {
+                const $nr: usize = 4;
+                $call;
+                $r0 += 4;
+            } else if $maxr >= 2 && left >= 2 {
+                const $nr: usize = 2;
+                $call;
+                $r0 += 2;
+            } else {
+                const $nr: usize = 1;
+                $call;
+                $r0 += 1;
+            }
+        }
+    }};
+}
+
+#[inline(always)]
+fn layer_body<R: Real, const MAXR: usize, const FUSED: bool>(
+    t: &LayerTask<'_, R>,
+    b0: usize,
+    b1: usize,
+) {
+    if width::<R>() == 64 {
+        layer_blocks::<R, 64, MAXR, FUSED>(t, b0, b1)
+    } else {
+        layer_blocks::<R, 32, MAXR, FUSED>(t, b0, b1)
+    }
+}
+
+#[inline(always)]
+fn head_body<R: Real, const MAXR: usize, const FUSED: bool>(
+    t: &HeadTask<'_, R>,
+    b0: usize,
+    b1: usize,
+) {
+    if width::<R>() == 64 {
+        head_blocks::<R, 64, MAXR, FUSED>(t, b0, b1)
+    } else {
+        head_blocks::<R, 32, MAXR, FUSED>(t, b0, b1)
+    }
+}
+
+#[inline(always)]
+fn layer_blocks<R: Real, const P: usize, const MAXR: usize, const FUSED: bool>(
+    t: &LayerTask<'_, R>,
+    b0: usize,
+    b1: usize,
+) {
+    for b in b0..b1 {
+        row_groups!(t.ids.len(), MAXR, |NR, r0| layer_group::<R, P, NR, FUSED>(
+            t, b, r0
+        ));
+    }
+}
+
+#[inline(always)]
+fn head_blocks<R: Real, const P: usize, const MAXR: usize, const FUSED: bool>(
+    t: &HeadTask<'_, R>,
+    b0: usize,
+    b1: usize,
+) {
+    for b in b0..b1 {
+        row_groups!(t.rows, MAXR, |NR, r0| head_group::<R, P, NR, FUSED>(
+            t, b, r0
+        ));
+    }
+}
+
+#[inline(always)]
+fn head_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
+    t: &HeadTask<'_, R>,
+    b: usize,
+    r0: usize,
+) {
+    let k = t.k;
+    let bias: &[R; P] = t.b[b * P..][..P].try_into().expect("P bias columns");
+    let mut acc = [*bias; NR];
+    let xs: [&[R]; NR] = std::array::from_fn(|r| &t.h[(r0 + r) * k..][..k]);
+    accumulate::<R, P, NR, FUSED>(&t.w[b * k * P..], xs, &mut acc);
+    let stride = t.layout.blocks * P;
+    for (r, a) in acc.iter().enumerate() {
+        // SAFETY: each (row, block) is written by one call only.
+        let out = unsafe { t.logits.piece((r0 + r) * stride + b * P, P) };
+        out.copy_from_slice(a);
+    }
+}
+
+#[inline(always)]
+fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
+    t: &LayerTask<'_, R>,
+    b: usize,
+    r0: usize,
+) {
+    let lay = t.layout;
+    let hsz = lay.units;
+    let rows: [usize; NR] = std::array::from_fn(|r| r0 + r);
+    let mut acc = [[R::ZERO; P]; NR];
+    match t.source {
+        Source::Table(table) => {
+            for (a, &row) in acc.iter_mut().zip(&rows) {
+                a.copy_from_slice(&table[(t.ids[row] * lay.blocks + b) * P..][..P]);
+            }
+        }
+        Source::Embedding(rows_of) | Source::Rows(rows_of) => {
+            let by_symbol = matches!(t.source, Source::Embedding(_));
+            for a in acc.iter_mut() {
+                a.copy_from_slice(&t.bias_x[b * P..][..P]);
+            }
+            let xs: [&[R]; NR] = std::array::from_fn(|r| {
+                let at = if by_symbol { t.ids[rows[r]] } else { rows[r] };
+                &rows_of[at * t.k..][..t.k]
+            });
+            accumulate::<R, P, NR, FUSED>(&t.w_ih[b * t.k * P..], xs, &mut acc);
+        }
+    }
+    let hs: [&[R]; NR] = std::array::from_fn(|r| &t.h[rows[r] * hsz..][..hsz]);
+    let hh = &t.w_hh[b * hsz * P..];
+    let (start, count) = lay.block_units(b);
+    let u = lay.unit;
+    if t.mode == Mode::Gru {
+        let bias: &[R; P] = t.bias_h[b * P..][..P].try_into().expect("P bias columns");
+        let mut acc_h = [*bias; NR];
+        accumulate::<R, P, NR, FUSED>(hh, hs, &mut acc_h);
+        for r in 0..NR {
+            let (ax, ah) = (&acc[r], &acc_h[r]);
+            let hp = &hs[r][start..start + count];
+            // SAFETY: each (row, block) is written by one call only.
+            let out = unsafe { t.h_out.piece(rows[r] * hsz + start, count) };
+            for j in 0..count {
+                let rv = (ax[j] + ah[j]).sigmoid_fast();
+                let zv = (ax[u + j] + ah[u + j]).sigmoid_fast();
+                let nv = madd::<R, false>(ax[2 * u + j], rv, ah[2 * u + j]).tanh_fast();
+                out[j] = (R::ONE - zv) * nv + zv * hp[j];
+            }
+        }
+        return;
+    }
+    accumulate::<R, P, NR, FUSED>(hh, hs, &mut acc);
+    for r in 0..NR {
+        let a = &acc[r];
+        // SAFETY: each (row, block) is written by one call only.
+        let out = unsafe { t.h_out.piece(rows[r] * hsz + start, count) };
+        match t.mode {
+            Mode::Lstm => {
+                let (c, c_out) = match (t.c, t.c_out) {
+                    (Some(c), Some(c_out)) => (c, c_out),
+                    _ => unreachable!("an LSTM step has a cell state"),
+                };
+                let cp = &c[rows[r] * hsz + start..][..count];
+                // SAFETY: as above.
+                let cn = unsafe { c_out.piece(rows[r] * hsz + start, count) };
+                for j in 0..count {
+                    let iv = a[j].sigmoid_fast();
+                    let fv = a[u + j].sigmoid_fast();
+                    let gv = a[2 * u + j].tanh_fast();
+                    let ov = a[3 * u + j].sigmoid_fast();
+                    let cv = fv * cp[j] + iv * gv;
+                    cn[j] = cv;
+                    out[j] = ov * cv.tanh_fast();
+                }
+            }
+            Mode::RnnTanh => {
+                for j in 0..count {
+                    out[j] = a[j].tanh_fast();
+                }
+            }
+            Mode::RnnRelu => {
+                for j in 0..count {
+                    out[j] = a[j].relu();
+                }
+            }
+            Mode::Gru => unreachable!("handled above"),
+        }
+    }
+}

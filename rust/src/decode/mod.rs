@@ -1,0 +1,20 @@
+//! Decoding: a whole stacked language model advanced one symbol at a time.
+//!
+//! [`Stack`] holds a model's weights, checked and repacked once, and steps a
+//! batch of rows (one sample, many samples, the hypotheses of a beam) by one
+//! symbol per call, returning next-symbol log-probabilities. [`generate`] runs
+//! many steps in one call: a prime or a text to score, or a sampling loop with
+//! temperature, top-k, top-p and a stop symbol ([`draw`]).
+
+pub mod draw;
+pub mod generate;
+mod kernel;
+pub mod panel;
+pub mod stack;
+
+pub use draw::{Drawer, Knobs};
+pub use generate::{run, sample, Samples, Sampling, State};
+pub use stack::{Input, LayerWeights, Stack, Weights};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! Weights cut into panels for one decoding step, and the product over a panel.
+//!
+//! A step of a batch of `n` rows (often one) is a matrix-vector product per
+//! layer: it reads every weight once and does two flops per weight and row. At
+//! that size the work is moving the weights, so the layout is chosen for it:
+//! the `G*H` rows of a layer's `W` (gates stacked, `[i f g o]` for the LSTM) are
+//! regrouped into *unit blocks* of `U` units, and block `b` stores, for every
+//! input feature `k`, the `G*U` weights of its units' gates side by side:
+//!
+//! ```text
+//! panel[b][k][g*U + u] = W[g*H + b*U + u, k]        (K, P) per block, P columns
+//! ```
+//!
+//! One pass over a panel (contiguous memory) yields all gates of `U` units, so
+//! the cell update follows at once from registers, with no gate buffer. `P` is
+//! four 512-bit vectors (64 `f32` or 32 `f64`); `U = P / G`, and the columns past
+//! `G*U` (and those of units past `H` in the last block) are zero.
+
+use crate::real::Real;
+
+/// Columns of a panel for `R`: 64 for `f32`, 32 for `f64`.
+pub const fn width<R>() -> usize {
+    256 / std::mem::size_of::<R>()
+}
+
+/// How `G*H` rows are grouped into panels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Gates per unit `G`.
+    pub gates: usize,
+    /// Units `H`.
+    pub units: usize,
+    /// Units per block `U`.
+    pub unit: usize,
+    /// Blocks `ceil(H / U)`.
+    pub blocks: usize,
+    /// Columns per panel row `P`.
+    pub width: usize,
+}
+
+impl Layout {
+    pub fn new<R>(gates: usize, units: usize) -> Self {
+        let width = width::<R>();
+        let unit = width / gates;
+        Self {
+            gates,
+            units,
+            unit,
+            blocks: units.div_ceil(unit),
+            width,
+        }
+    }
+
+    /// The units of block `b`: `b*U .. b*U + count`.
+    pub fn block_units(&self, b: usize) -> (usize, usize) {
+        let start = b * self.unit;
+        (start, self.unit.min(self.units - start))
+    }
+
+    /// Elements of the panels of a `(G*H, K)` matrix: `blocks * K * P`.
+    pub fn panel_len(&self, k: usize) -> usize {
+        self.blocks * k * self.width
+    }
+
+    /// `w (G*H, K)` row-major, as panels `(blocks, K, P)`.
+    pub fn pack<R: Real>(&self, w: &[R], k: usize) -> Vec<R> {
+        debug_assert_eq!(w.len(), self.gates * self.units * k);
+        let mut out = vec![R::ZERO; self.panel_len(k)];
+        for b in 0..self.blocks {
+            let panel = &mut out[b * k * self.width..][..k * self.width];
+            let (start, count) = self.block_units(b);
+            for g in 0..self.gates {
+                for u in 0..count {
+                    let row = &w[(g * self.units + start + u) * k..][..k];
+                    let col = g * self.unit + u;
+                    for (kk, &v) in row.iter().enumerate() {
+                        panel[kk * self.width + col] = v;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `v (G*H,)` (a bias) as `(blocks, P)`, in panel column order.
+    pub fn pack_vector<R: Real>(&self, v: &[R]) -> Vec<R> {
+        self.pack(v, 1)
+    }
+}
+
+/// `a + x * w`, fused into one rounding when `FUSED` (the twins compiled with FMA).
+#[inline(always)]
+pub fn madd<R: Real, const FUSED: bool>(a: R, x: R, w: R) -> R {
+    if FUSED {
+        x.mul_add(w, a)
+    } else {
+        a + x * w
+    }
+}
+
+/// `acc[r][j] += sum_k xs[r][k] * panel[k][j]` for `NR` rows at once: each panel
+/// row is loaded once for all `NR` rows; the accumulators stay in registers.
+///
+/// `panel` holds at least `K * P` elements, `K = xs[r].len()` for every `r`.
+#[inline(always)]
+pub fn accumulate<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
+    panel: &[R],
+    xs: [&[R]; NR],
+    acc: &mut [[R; P]; NR],
+) {
+    let k = xs[0].len();
+    assert!(xs.iter().all(|x| x.len() == k) && panel.len() >= k * P);
+    let mut a = *acc;
+    for (kk, w) in panel[..k * P].chunks_exact(P).enumerate() {
+        let w: &[R; P] = w.try_into().expect("chunks_exact yields P elements");
+        for r in 0..NR {
+            // SAFETY: kk < k = xs[r].len() (asserted above).
+            let xv = unsafe { *xs[r].get_unchecked(kk) };
+            for j in 0..P {
+                a[r][j] = madd::<R, FUSED>(a[r][j], xv, w[j]);
+            }
+        }
+    }
+    *acc = a;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_cover_every_unit_once() {
+        for (g, h) in [
+            (1, 1),
+            (1, 100),
+            (3, 5),
+            (3, 64),
+            (4, 16),
+            (4, 17),
+            (4, 512),
+        ] {
+            let l = Layout::new::<f32>(g, h);
+            assert!(l.gates * l.unit <= l.width);
+            let covered: usize = (0..l.blocks).map(|b| l.block_units(b).1).sum();
+            assert_eq!(covered, h);
+            let l64 = Layout::new::<f64>(g, h);
+            assert_eq!(l64.width, 32);
+        }
+    }
+
+    #[test]
+    fn pack_places_each_weight_at_its_gate_and_unit() {
+        let (g, h, k) = (3, 23, 5);
+        let l = Layout::new::<f64>(g, h); // U = 10: blocks of 10, 10, 3 units
+        let w: Vec<f64> = (0..g * h * k).map(|i| i as f64 + 1.0).collect();
+        let p = l.pack(&w, k);
+        assert_eq!(p.len(), 3 * k * 32);
+        let mut seen = 0;
+        for b in 0..l.blocks {
+            for kk in 0..k {
+                for col in 0..l.width {
+                    let v = p[(b * k + kk) * l.width + col];
+                    let (gate, u) = (col / l.unit, col % l.unit);
+                    let unit = b * l.unit + u;
+                    if gate < g && unit < h {
+                        assert_eq!(v, w[(gate * h + unit) * k + kk]);
+                        seen += 1;
+                    } else {
+                        assert_eq!(v, 0.0);
+                    }
+                }
+            }
+        }
+        assert_eq!(seen, w.len());
+    }
+
+    #[test]
+    fn accumulate_is_a_matrix_vector_product() {
+        const P: usize = 8;
+        let k = 7;
+        let panel: Vec<f64> = (0..k * P).map(|i| (i as f64 * 0.37).sin()).collect();
+        let x0: Vec<f64> = (0..k).map(|i| i as f64 - 3.0).collect();
+        let x1: Vec<f64> = (0..k).map(|i| (i * i) as f64 * 0.1).collect();
+        let mut acc = [[1.0; P]; 2];
+        accumulate::<f64, P, 2, true>(&panel, [&x0, &x1], &mut acc);
+        for (r, x) in [&x0, &x1].iter().enumerate() {
+            for j in 0..P {
+                let want: f64 = 1.0 + (0..k).map(|kk| x[kk] * panel[kk * P + j]).sum::<f64>();
+                assert!((acc[r][j] - want).abs() < 1e-12);
+            }
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! A whole language model prepared for decoding: input, stacked cells, readout.
+//!
+//! [`Stack::new`] checks the weights once and repacks them into panels (see
+//! [`panel`](super::panel)); [`Stack::step`] then advances `N` rows by one
+//! symbol each and returns the next-symbol log-probabilities, one fused pass
+//! per layer, no allocation but the caller's buffers.
+
+use crate::error::{Result, RnnError};
+use crate::mode::Mode;
+use crate::parallel;
+use crate::real::Real;
+use crate::shared::SharedMut;
+use crate::simd::Level;
+
+use super::kernel::{self, HeadTask, LayerTask, Source};
+use super::panel::Layout;
+
+/// How symbols enter the first layer.
+pub enum Input<'a, R> {
+    /// One-hot vectors: layer 0's `W_ih` has `V` columns.
+    OneHot,
+    /// An embedding table `(V, E)`.
+    Embedding(&'a [R]),
+}
+
+/// One recurrent layer's parameters, in PyTorch's layout.
+pub struct LayerWeights<'a, R> {
+    /// `(G*H, K)`, `K` the input features (`V`, `E` or `H`).
+    pub w_ih: &'a [R],
+    /// `(G*H, H)`.
+    pub w_hh: &'a [R],
+    pub b_ih: Option<&'a [R]>,
+    pub b_hh: Option<&'a [R]>,
+}
+
+/// A model's parameters, borrowed for [`Stack::new`].
+pub struct Weights<'a, R> {
+    pub mode: Mode,
+    pub hidden: usize,
+    pub input: Input<'a, R>,
+    pub layers: Vec<LayerWeights<'a, R>>,
+    /// Readout `(V, H)` and its bias `(V,)`.
+    pub head_w: &'a [R],
+    pub head_b: Option<&'a [R]>,
+}
+
+/// A packed layer.
+struct Packed<R> {
+    /// Input features `K` of `w_ih` (0 when layer 0 reads a table).
+    k: usize,
+    w_ih: Vec<R>,
+    w_hh: Vec<R>,
+    bias_x: Vec<R>,
+    bias_h: Vec<R>,
+}
+
+/// Products below this many multiply-adds run on the calling thread.
+const PARALLEL_MIN: usize = 1 << 16;
+
+/// A model ready to step. Immutable, so one `Stack` may serve several threads.
+pub struct Stack<R> {
+    mode: Mode,
+    vocab: usize,
+    hidden: usize,
+    cell: Layout,
+    head: Layout,
+    /// Layer 0's projection of every symbol with its biases `(V, blocks, P)`,
+    /// or empty when layer 0 multiplies an embedding row instead.
+    table: Vec<R>,
+    /// The embedding `(V, E)` when there is no table.
+    embedding: Vec<R>,
+    layers: Vec<Packed<R>>,
+    head_w: Vec<R>,
+    head_b: Vec<R>,
+}
+
+fn check<R: Real>(name: &str, data: &[R], shape: &[usize]) -> Result<()> {
+    let want: usize = shape.iter().product();
+    if data.len() != want {
+        return Err(RnnError::shape(
+            name,
+            format!("must have shape {shape:?}, got {} elements", data.len()),
+        ));
+    }
+    crate::sequence::check_finite(name, data)
+}
+
+impl<R: Real> Stack<R> {
+    /// Check `w` and pack it. Errors name the parameter as PyTorch does
+    /// (`weight_hh_l1`, `head.weight`, ...).
+    pub fn new(w: &Weights<'_, R>) -> Result<Self> {
+        let (mode, hsz) = (w.mode, w.hidden);
+        let g = mode.gates();
+        if hsz == 0 || w.layers.is_empty() {
+            return Err(RnnError::shape(
+                "weights",
+                "need at least one layer and hidden size >= 1",
+            ));
+        }
+        if w.head_w.len() % hsz != 0 || w.head_w.is_empty() {
+            return Err(RnnError::shape(
+                "head.weight",
+                format!(
+                    "must be (V, H) with H = {hsz}, got {} elements",
+                    w.head_w.len()
+                ),
+            ));
+        }
+        let vocab = w.head_w.len() / hsz;
+        check("head.weight", w.head_w, &[vocab, hsz])?;
+        if let Some(b) = w.head_b {
+            check("head.bias", b, &[vocab])?;
+        }
+        let cell = Layout::new::<R>(g, hsz);
+        let head = Layout::new::<R>(1, vocab);
+        let k0 = match w.input {
+            Input::OneHot => vocab,
+            Input::Embedding(e) => {
+                if e.is_empty() || e.len() % vocab != 0 {
+                    return Err(RnnError::shape(
+                        "embedding.weight",
+                        format!("must be (V, E) with V = {vocab}, got {} elements", e.len()),
+                    ));
+                }
+                check("embedding.weight", e, &[vocab, e.len() / vocab])?;
+                e.len() / vocab
+            }
+        };
+        let mut layers = Vec::with_capacity(w.layers.len());
+        let mut table = Vec::new();
+        let mut embedding = Vec::new();
+        for (l, lw) in w.layers.iter().enumerate() {
+            let k = if l == 0 { k0 } else { hsz };
+            check(&format!("weight_ih_l{l}"), lw.w_ih, &[g * hsz, k])?;
+            check(&format!("weight_hh_l{l}"), lw.w_hh, &[g * hsz, hsz])?;
+            let zeros = vec![R::ZERO; g * hsz];
+            let b_ih = lw.b_ih.unwrap_or(&zeros);
+            let b_hh = lw.b_hh.unwrap_or(&zeros);
+            check(&format!("bias_ih_l{l}"), b_ih, &[g * hsz])?;
+            check(&format!("bias_hh_l{l}"), b_hh, &[g * hsz])?;
+            // GRU keeps b_hn apart (the reset gate multiplies it); the rest is one bias.
+            let split = if mode == Mode::Gru { 2 * hsz } else { g * hsz };
+            let bias_x: Vec<R> = (0..g * hsz)
+                .map(|i| {
+                    if i < split {
+                        b_ih[i] + b_hh[i]
+                    } else {
+                        b_ih[i]
+                    }
+                })
+                .collect();
+            let bias_h: Vec<R> = (0..g * hsz)
+                .map(|i| if i < split { R::ZERO } else { b_hh[i] })
+                .collect();
+            let packed_bias_x = cell.pack_vector(&bias_x);
+            let tabulate = l == 0 && (matches!(w.input, Input::OneHot) || vocab <= 4 * k0);
+            let (k, w_ih) = if tabulate {
+                table = symbol_table(&cell, &w.input, lw.w_ih, &bias_x, vocab, k0);
+                (0, Vec::new())
+            } else {
+                if let (0, Input::Embedding(e)) = (l, &w.input) {
+                    embedding = e.to_vec();
+                }
+                (k, cell.pack(lw.w_ih, k))
+            };
+            layers.push(Packed {
+                k,
+                w_ih,
+                w_hh: cell.pack(lw.w_hh, hsz),
+                bias_x: packed_bias_x,
+                bias_h: if mode == Mode::Gru {
+                    cell.pack_vector(&bias_h)
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+        let zeros = vec![R::ZERO; vocab];
+        Ok(Self {
+            mode,
+            vocab,
+            hidden: hsz,
+            cell,
+            head,
+            table,
+            embedding,
+            layers,
+            head_w: head.pack(w.head_w, hsz),
+            head_b: head.pack_vector(w.head_b.unwrap_or(&zeros)),
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+    /// Symbols `V`.
+    pub fn vocab(&self) -> usize {
+        self.vocab
+    }
+    /// Units per layer `H`.
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+    /// Layers `L`.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+    /// Elements of one state array (`h`, and `c` for the LSTM) for `n` rows: `L*N*H`.
+    pub fn state_len(&self, n: usize) -> usize {
+        self.layers.len() * n * self.hidden
+    }
+    /// Elements of the logits scratch for `n` rows.
+    pub fn scratch_len(&self, n: usize) -> usize {
+        n * self.head.blocks * self.head.width
+    }
+
+    /// Advance `N = ids.len()` rows by one symbol each.
+    ///
+    /// `h, c (L, N, H)` the state before (`c` for the LSTM only), `h_out, c_out`
+    /// the state after; `log_probs (N, V)` the next-symbol log-probabilities;
+    /// `scratch` of [`scratch_len`](Self::scratch_len). Ids must be below `V` and
+    /// the lengths as documented (the caller checks; a mismatch panics).
+    #[allow(clippy::too_many_arguments)]
+    pub fn step(
+        &self,
+        level: Level,
+        ids: &[usize],
+        h: &[R],
+        c: Option<&[R]>,
+        h_out: &mut [R],
+        mut c_out: Option<&mut [R]>,
+        log_probs: &mut [R],
+        scratch: &mut [R],
+    ) {
+        let (n, hsz) = (ids.len(), self.hidden);
+        let len = self.state_len(n);
+        assert!(h.len() == len && h_out.len() == len && log_probs.len() == n * self.vocab);
+        assert!(ids.iter().all(|&i| i < self.vocab));
+        assert_eq!(c.is_some(), self.mode == Mode::Lstm);
+        assert_eq!(c_out.is_some(), c.is_some());
+        let layer_len = n * hsz;
+        for (l, p) in self.layers.iter().enumerate() {
+            let (done, rest) = h_out.split_at_mut(l * layer_len);
+            let h_new = SharedMut::new(&mut rest[..layer_len]);
+            let c_new = c_out
+                .as_deref_mut()
+                .map(|c| SharedMut::new(&mut c[l * layer_len..][..layer_len]));
+            let source = if l > 0 {
+                Source::Rows(&done[(l - 1) * layer_len..])
+            } else if self.table.is_empty() {
+                Source::Embedding(&self.embedding)
+            } else {
+                Source::Table(&self.table)
+            };
+            let task = LayerTask {
+                mode: self.mode,
+                layout: self.cell,
+                ids,
+                source,
+                k: p.k,
+                w_ih: &p.w_ih,
+                w_hh: &p.w_hh,
+                bias_x: &p.bias_x,
+                bias_h: &p.bias_h,
+                h: &h[l * layer_len..][..layer_len],
+                c: c.map(|c| &c[l * layer_len..][..layer_len]),
+                h_out: &h_new,
+                c_out: c_new.as_ref(),
+            };
+            let work = n * self.cell.gates * hsz * (p.k + hsz);
+            split(self.cell.blocks, work, |b0, b1| {
+                kernel::layer(level, &task, b0, b1)
+            });
+        }
+        let top = &h_out[(self.layers.len() - 1) * layer_len..];
+        let stride = self.head.blocks * self.head.width;
+        let logits = SharedMut::new(&mut scratch[..n * stride]);
+        let task = HeadTask {
+            layout: self.head,
+            h: top,
+            k: hsz,
+            w: &self.head_w,
+            b: &self.head_b,
+            logits: &logits,
+            rows: n,
+        };
+        split(self.head.blocks, n * self.vocab * hsz, |b0, b1| {
+            kernel::head(level, &task, b0, b1)
+        });
+        for (row, out) in scratch
+            .chunks_exact(stride)
+            .zip(log_probs.chunks_exact_mut(self.vocab))
+        {
+            log_softmax(&row[..self.vocab], out);
+        }
+    }
+}
+
+/// Layer 0's input projection of each symbol plus `bias (G*H,)`, as `(V, blocks, P)`.
+fn symbol_table<R: Real>(
+    cell: &Layout,
+    input: &Input<'_, R>,
+    w_ih: &[R],
+    bias: &[R],
+    vocab: usize,
+    k: usize,
+) -> Vec<R> {
+    let gh = bias.len();
+    let mut out = Vec::with_capacity(vocab * cell.blocks * cell.width);
+    let mut column = vec![R::ZERO; gh];
+    for v in 0..vocab {
+        for (row, (col, &b)) in column.iter_mut().zip(bias).enumerate() {
+            let w_row = &w_ih[row * k..][..k];
+            *col = match input {
+                Input::OneHot => w_row[v] + b,
+                Input::Embedding(e) => {
+                    let e_row = &e[v * k..][..k];
+                    let dot: f64 = w_row
+                        .iter()
+                        .zip(e_row)
+                        .map(|(&a, &x)| a.to_f64() * x.to_f64())
+                        .sum();
+                    R::from_f64(dot + b.to_f64())
+                }
+            };
+        }
+        out.extend(cell.pack_vector(&column));
+    }
+    out
+}
+
+/// Run `f(b0, b1)` over `0..blocks`: one call, or contiguous ranges on the
+/// pool's threads when the step has `work` multiply-adds to share.
+fn split(blocks: usize, work: usize, f: impl Fn(usize, usize) + Send + Sync) {
+    let threads = parallel::num_threads();
+    let chunks = if threads > 1 && work >= PARALLEL_MIN {
+        threads.min(blocks)
+    } else {
+        1
+    };
+    parallel::for_each_index(chunks, |i| {
+        f(i * blocks / chunks, (i + 1) * blocks / chunks)
+    });
+}
+
+/// `out = x - logsumexp(x)`, the sum taken in `f64`.
+fn log_softmax<R: Real>(x: &[R], out: &mut [R]) {
+    let max = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v.to_f64()));
+    let sum: f64 = x.iter().map(|&v| (v.to_f64() - max).exp()).sum();
+    let lse = max + sum.ln();
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = R::from_f64(v.to_f64() - lse);
+    }
+}
