@@ -9,6 +9,9 @@
 - :class:`Ensemble`: several models over one vocabulary, averaged; accepted
   wherever a model is.
 - :func:`score` -> :class:`Score`: the log-probability of a given sequence.
+- :class:`CompiledLM`: a ``CharLM`` packed for the Rust decoding kernels; the
+  decoders above compile a ``CharLM`` on entry (:func:`compiled`), and
+  :func:`sample` then runs its whole loop in one call.
 - :mod:`rnncore.decode.commands`: the ``rnncore sample`` and ``rnncore score``
   subcommands (not imported here).
 
@@ -21,6 +24,7 @@ Every decoder reaches the model only through ``initial_state(N)`` and
 from __future__ import annotations
 
 from rnncore.decode.beam import Hypothesis, beam_search, length_penalty
+from rnncore.decode.compiled import CompiledLM, compiled
 from rnncore.decode.ensemble import Ensemble
 from rnncore.decode.sampling import (
     Rule,
@@ -33,11 +37,13 @@ from rnncore.decode.sampling import (
 from rnncore.decode.scoring import Score, score
 
 __all__ = [
+    "CompiledLM",
     "Ensemble",
     "Hypothesis",
     "Rule",
     "Score",
     "beam_search",
+    "compiled",
     "greedy",
     "length_penalty",
     "pick",

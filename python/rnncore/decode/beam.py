@@ -35,6 +35,7 @@ from rnncore.decode._model import (
     vocab_size,
     warm_up,
 )
+from rnncore.decode.compiled import compiled
 from rnncore.errors import ArgumentError
 from rnncore.nn._base import Array
 
@@ -157,6 +158,7 @@ def beam_search(
     penalty = ((5.0 + np.arange(max_length + 1)) / 6.0) ** alpha  # (max_length + 1,) by length
     finished = _Finished(n_best)
     with eval_mode(model):
+        model = compiled(model)
         next_lp, state = warm_up(model, prime, 1)  # (1, V); one beam: the empty hypothesis
         seqs = np.zeros((1, 0), dtype=np.int64)  # (b, t) the live beams
         total = np.zeros(1)  # (b,) log P(seqs | prime)

@@ -33,6 +33,7 @@ from rnncore.decode._model import (
     vocab_size,
     warm_up,
 )
+from rnncore.decode.compiled import compiled
 from rnncore.errors import ArgumentError
 from rnncore.nn._base import Array
 
@@ -179,6 +180,7 @@ def sample_with(
     out = np.zeros((N, length), dtype=np.int64)  # (N, length) drawn ids
     ends = np.full(N, length)  # (N,) length of each sample
     with eval_mode(model):
+        model = compiled(model)
         log_probs, state = warm_up(model, prime, N)  # (N, V), state of N rows
         rows = np.arange(N)  # (n,) the samples still running, in batch order
         for t in range(length):
@@ -239,6 +241,9 @@ def sample(
     """
     knobs = check_rule(temperature, top_k, top_p)
     gen = make_rng(seed, rng)
+    fast = compiled(model)
+    if callable(getattr(fast, "sample_loop", None)):
+        return _sample_in_one_call(model, fast, gen, knobs, prime_ids, length, stop_id, num_samples)
 
     def rule(log_probs: Array) -> Array:
         return pick(log_probs, gen, temperature=knobs[0], top_k=knobs[1], top_p=knobs[2])
@@ -246,6 +251,44 @@ def sample(
     return sample_with(
         model, rule, prime_ids=prime_ids, length=length, stop_id=stop_id, num_samples=num_samples
     )
+
+
+def _sample_in_one_call(
+    model: Any,
+    fast: Any,
+    gen: np.random.Generator,
+    knobs: tuple[float, int | None, float | None],
+    prime_ids: Any,
+    length: Any,
+    stop_id: Any,
+    num_samples: Any,
+) -> list[list[int]]:
+    """:func:`sample` through ``fast.sample_loop``: the same draws as the loop in
+    :func:`sample_with` with :func:`pick`, and ``gen`` left where that loop leaves it."""
+    V = vocab_size(fast)
+    length = nonnegative_int("length", length)
+    N = _validate.positive_int("num_samples", num_samples)
+    prime = check_id_sequence("prime_ids", prime_ids, V)
+    stop = check_symbol("stop_id", stop_id, V)
+    with eval_mode(model):
+        log_probs, state = warm_up(fast, prime, N)  # (N, V), state of N rows
+    random = knobs[0] > 0
+    before = gen.bit_generator.state
+    uniforms = gen.random(length * N) if random else np.zeros(0)  # (length * N,)
+    ids, ends = fast.sample_loop(
+        log_probs,
+        state,
+        uniforms,
+        length=length,
+        temperature=knobs[0],
+        top_k=knobs[1],
+        top_p=knobs[2],
+        stop_id=stop,
+    )  # (N, length), (N,)
+    if random:  # one uniform per row per step it ran: rewind to just past those
+        gen.bit_generator.state = before
+        gen.random(int(ends.sum()))
+    return [ids[i, : ends[i]].tolist() for i in range(N)]
 
 
 def greedy(

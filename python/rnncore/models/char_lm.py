@@ -224,6 +224,17 @@ class CharLM(Model):
 
     # ----------------------------------------------------------------- decoding
 
+    @property
+    def decodes_compiled(self) -> bool:
+        """Whether the decoders run this model through :meth:`compile` (True on
+        the compiled kernels; a model on the NumPy reference decodes as it is)."""
+        return self.rnn._backend is None
+
+    def compile(self) -> decode.CompiledLM:
+        """A snapshot of the weights packed for fast decoding (one Rust call per
+        step, or per batch of samples): :class:`rnncore.decode.CompiledLM`."""
+        return decode.CompiledLM(self)
+
     def sample(self, *, length: int, **options: Any) -> list[list[int]]:
         """Draw continuations: :func:`rnncore.decode.sample` on this model (options
         ``prime_ids``, ``temperature``, ``top_k``, ``top_p``, ``stop_id``,

@@ -1,0 +1,171 @@
+"""A language model's decoding step compiled: one Rust call per step, or per sample.
+
+:class:`CompiledLM` is a snapshot of a :class:`~rnncore.models.CharLM`'s weights,
+checked and packed once for the decoding kernels. It is decodable like the model
+(``initial_state``, ``step``, ``forward``, ``vocab_size``) and adds
+:meth:`CompiledLM.sample_loop`, which draws a whole batch of samples without
+returning to Python. Its numbers are the model's in evaluation mode (no
+dropout), to rounding: the same products summed in another order.
+
+The decoders compile a model on entry (:func:`compiled`), so a model trained
+between two calls is always decoded with its current weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rnncore import _validate
+from rnncore.decode.ensemble import Ensemble
+from rnncore.errors import ArgumentError
+from rnncore.nn._base import Array, State
+
+__all__ = ["CompiledLM", "compiled"]
+
+
+def _kernels() -> Any:
+    from rnncore import _rnncore
+
+    return _rnncore
+
+
+class CompiledLM:
+    """A ``CharLM``'s stack, readout and embedding packed for decoding.
+
+    Args:
+        model: a :class:`~rnncore.models.CharLM` (any cell, depth, dtype; one-hot
+            or embedded input). Later changes to its weights are not seen: compile
+            again.
+
+    Attributes:
+        vocab_size: ``V``.
+        dtype: the model's float dtype; states and log-probabilities have it.
+
+    Example::
+
+        >>> fast = CompiledLM(model)
+        >>> log_probs, state = fast.step(np.array([3, 7]), fast.initial_state(2))  # (2, V)
+    """
+
+    def __init__(self, model: Any) -> None:
+        config = getattr(model, "config", None)
+        if config is None or not hasattr(config, "cell") or not hasattr(model, "head"):
+            raise ArgumentError(f"model must be a CharLM, got {type(model).__name__}")
+        params = dict(model.named_parameters())
+        layers = []
+        for k in range(config.num_layers):
+            names = (f"weight_ih_l{k}", f"weight_hh_l{k}", f"bias_ih_l{k}", f"bias_hh_l{k}")
+            layers.append(tuple(params.get(f"rnn.{n}") for n in names))
+        self._decoder = _kernels().Decoder(
+            config.cell,
+            layers,
+            params["head.weight"],
+            params.get("head.bias"),
+            params.get("embedding.weight"),
+        )
+        self.vocab_size = int(config.vocab_size)
+        self.dtype = np.dtype(config.dtype)
+        self._lstm = config.cell == "lstm"
+        self._shape = (config.num_layers, config.hidden_size)
+
+    def __repr__(self) -> str:
+        d = self._decoder
+        return (
+            f"CompiledLM(mode={d.mode!r}, vocab_size={d.vocab_size}, "
+            f"hidden_size={d.hidden_size}, num_layers={d.num_layers}, dtype={d.dtype!r})"
+        )
+
+    # ----------------------------------------------------------------- state
+
+    def initial_state(self, N: int) -> State:
+        """Zeros: ``(h, c)`` for an LSTM, else ``h``; each ``(num_layers, N, H)``."""
+        N = _validate.positive_int("N", N)
+        h = np.zeros((self._shape[0], N, self._shape[1]), self.dtype)
+        return (h, np.zeros_like(h)) if self._lstm else h
+
+    def _split(self, state: State, N: int) -> tuple[Array, Array | None]:
+        """``state`` (None: zeros) as the kernels take it: ``h`` and ``c`` or None."""
+        if state is None:
+            state = self.initial_state(N)
+        if self._lstm:
+            if not isinstance(state, tuple) or len(state) != 2:
+                raise ArgumentError("state must be a tuple (h, c) for an LSTM")
+            return state[0], state[1]
+        if isinstance(state, tuple):
+            raise ArgumentError("state must be a single array h (only an LSTM has (h, c))")
+        return state, None
+
+    def _join(self, h: Array, c: Array | None) -> State:
+        return (h, c) if self._lstm else h
+
+    # ----------------------------------------------------------------- stepping
+
+    def step(self, ids: Any, state: State = None) -> tuple[Array, State]:
+        """``ids (N,)`` -> ``(log_probs (N, V), state)``; one call, GIL released."""
+        ids = np.asarray(ids)
+        h, c = self._split(state, ids.shape[0] if ids.ndim == 1 else 1)
+        log_probs, h, c = self._decoder.step(ids, h, c)
+        return log_probs, self._join(h, c)
+
+    def forward(self, ids: Any, state: State = None) -> tuple[Array, State]:
+        """``ids (N, T)`` -> ``(log_probs (N, T, V), state)``: ``T`` steps in one call."""
+        ids = np.asarray(ids)
+        h, c = self._split(state, ids.shape[0] if ids.ndim == 2 else 1)
+        log_probs, h, c = self._decoder.run(ids, h, c)
+        return log_probs, self._join(h, c)
+
+    def sample_loop(
+        self,
+        log_probs: Array,
+        state: State,
+        uniforms: Array,
+        *,
+        length: int,
+        temperature: float,
+        top_k: int | None,
+        top_p: float | None,
+        stop_id: int | None,
+    ) -> tuple[Array, Array]:
+        """Draw up to ``length`` ids per row in one call.
+
+        Args:
+            log_probs: ``(N, V)`` float64, each row's distribution of its first id.
+            state: the state of the ``N`` rows.
+            uniforms: ``(M,)`` float64 in ``[0, 1)``; step ``t`` uses one per row
+                still running, in row order (``M >= length * N``; empty when
+                ``temperature == 0``).
+            length, temperature, top_k, top_p, stop_id: as
+                :func:`rnncore.decode.sample`.
+
+        Returns:
+            ``(ids (N, length) int64, ends (N,) int64)``: row ``n`` drew
+            ``ids[n, :ends[n]]``.
+        """
+        h, c = self._split(state, np.asarray(log_probs).shape[0])
+        return self._decoder.sample(
+            np.asarray(log_probs, dtype=np.float64),
+            h,
+            c,
+            np.asarray(uniforms, dtype=np.float64),
+            length,
+            temperature,
+            top_k,
+            top_p,
+            stop_id,
+        )
+
+
+def compiled(model: Any) -> Any:
+    """``model`` with its decoding step compiled where it can be.
+
+    A ``CharLM`` on the compiled kernels becomes a :class:`CompiledLM`; an
+    :class:`~rnncore.decode.Ensemble` has its members compiled; anything else
+    (a model on the NumPy reference, a custom model) is returned as it is.
+    """
+    if isinstance(model, Ensemble):
+        return Ensemble([compiled(m) for m in model.models], model.mode, model.weights)
+    if getattr(model, "decodes_compiled", False) is True:
+        return CompiledLM(model)
+    return model
