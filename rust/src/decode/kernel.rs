@@ -105,6 +105,18 @@ unsafe fn head_avx2<R: Real>(t: &HeadTask<'_, R>, b0: usize, b1: usize) {
     head_body::<R, 2, true>(t, b0, b1)
 }
 
+/// Units per pass of the pointwise code: fixed-length loops over `CHUNK`
+/// lanes vectorise (a block's unit count is only known at run time).
+const CHUNK: usize = 16;
+
+/// `src[at..at + w]` in a `CHUNK`-lane array, zeros after `w`.
+#[inline(always)]
+fn chunk<R: Real>(src: &[R], at: usize, w: usize) -> [R; CHUNK] {
+    let mut out = [R::ZERO; CHUNK];
+    out[..w].copy_from_slice(&src[at..at + w]);
+    out
+}
+
 /// Run `group::<NR>(r0)` over `0..n` in groups of at most `MAXR` rows.
 macro_rules! row_groups {
     ($n:expr, $maxr:expr, |$nr:ident, $r0:ident| $call:expr) => {{
@@ -241,11 +253,20 @@ fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
             let hp = &hs[r][start..start + count];
             // SAFETY: each (row, block) is written by one call only.
             let out = unsafe { t.h_out.piece(rows[r] * hsz + start, count) };
-            for j in 0..count {
-                let rv = (ax[j] + ah[j]).sigmoid_fast();
-                let zv = (ax[u + j] + ah[u + j]).sigmoid_fast();
-                let nv = madd::<R, false>(ax[2 * u + j], rv, ah[2 * u + j]).tanh_fast();
-                out[j] = (R::ONE - zv) * nv + zv * hp[j];
+            for j0 in (0..count).step_by(CHUNK) {
+                let w = CHUNK.min(count - j0);
+                let at = |src: &[R], off: usize| chunk(src, off + j0, w);
+                let (xr, xz, xn) = (at(ax, 0), at(ax, u), at(ax, 2 * u));
+                let (hr, hz, hn) = (at(ah, 0), at(ah, u), at(ah, 2 * u));
+                let hprev = at(hp, 0);
+                let mut res = [R::ZERO; CHUNK];
+                for l in 0..CHUNK {
+                    let rv = (xr[l] + hr[l]).sigmoid_fast();
+                    let zv = (xz[l] + hz[l]).sigmoid_fast();
+                    let nv = madd::<R, false>(xn[l], rv, hn[l]).tanh_fast();
+                    res[l] = (R::ONE - zv) * nv + zv * hprev[l];
+                }
+                out[j0..j0 + w].copy_from_slice(&res[..w]);
             }
         }
         return;
@@ -264,19 +285,30 @@ fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
                 let cp = &c[rows[r] * hsz + start..][..count];
                 // SAFETY: as above.
                 let cn = unsafe { c_out.piece(rows[r] * hsz + start, count) };
-                for j in 0..count {
-                    let iv = a[j].sigmoid_fast();
-                    let fv = a[u + j].sigmoid_fast();
-                    let gv = a[2 * u + j].tanh_fast();
-                    let ov = a[3 * u + j].sigmoid_fast();
-                    let cv = fv * cp[j] + iv * gv;
-                    cn[j] = cv;
-                    out[j] = ov * cv.tanh_fast();
+                for j0 in (0..count).step_by(CHUNK) {
+                    let w = CHUNK.min(count - j0);
+                    let at = |src: &[R], off: usize| chunk(src, off + j0, w);
+                    let (ai, af, ag, ao) = (at(a, 0), at(a, u), at(a, 2 * u), at(a, 3 * u));
+                    let cprev = at(cp, 0);
+                    let (mut hres, mut cres) = ([R::ZERO; CHUNK], [R::ZERO; CHUNK]);
+                    for l in 0..CHUNK {
+                        let cv = af[l].sigmoid_fast() * cprev[l]
+                            + ai[l].sigmoid_fast() * ag[l].tanh_fast();
+                        cres[l] = cv;
+                        hres[l] = ao[l].sigmoid_fast() * cv.tanh_fast();
+                    }
+                    cn[j0..j0 + w].copy_from_slice(&cres[..w]);
+                    out[j0..j0 + w].copy_from_slice(&hres[..w]);
                 }
             }
             Mode::RnnTanh => {
-                for j in 0..count {
-                    out[j] = a[j].tanh_fast();
+                for j0 in (0..count).step_by(CHUNK) {
+                    let w = CHUNK.min(count - j0);
+                    let mut res = chunk(a, j0, w);
+                    for v in res.iter_mut() {
+                        *v = v.tanh_fast();
+                    }
+                    out[j0..j0 + w].copy_from_slice(&res[..w]);
                 }
             }
             Mode::RnnRelu => {
