@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Contender, machine, race
+from harness import Contender, machine, matmul_gflops, race
 
 import rnncore
 from rnncore.decode import beam_search, greedy, sample
@@ -31,17 +31,26 @@ from rnncore.models import CharLM, LMConfig
 V, E, H, L = 65, 64, 512, 2
 
 
-def matvec_bandwidth(rows: int = 8192, cols: int = 4096) -> float:
-    """GB/s of a float32 matrix-vector product too large for the caches (numpy)."""
+def matvec_bandwidth(nbytes: int = 128 << 20, cols: int = 4096) -> float:
+    """GB/s of a float32 matrix-vector product over a ``nbytes`` matrix (numpy)."""
+    rows = nbytes // (4 * cols)
     a = np.random.default_rng(0).standard_normal((rows, cols), dtype=np.float32)
     x = np.ones(cols, np.float32)
     a @ x
     times = []
-    for _ in range(9):
+    for _ in range(15):
         t0 = time.perf_counter()
         a @ x
         times.append(time.perf_counter() - t0)
     return a.nbytes / statistics.median(times) / 1e9
+
+
+def step_flops(model: CharLM) -> float:
+    """Matmul FLOPs of one decoding step of one row: the recurrent products of
+    every layer, the input products above layer 0 (layer 0's are a table lookup:
+    the embedding is folded into its input weights), and the readout."""
+    G = 4
+    return 2 * (L * G * H * H + (L - 1) * G * H * H + V * H)
 
 
 def torch_contenders(torch, length: int):
@@ -99,11 +108,16 @@ def main() -> None:
     model.eval()
     n = args.length
     print(f"machine: {machine()}")
-    bw = matvec_bandwidth()
     weight_bytes = sum(p.nbytes for name, p in model.named_parameters() if "embedding" not in name)
-    floor = weight_bytes / (bw * 1e9)
-    print(f"matrix-vector bandwidth (numpy, 128 MiB matrix): {bw:.1f} GB/s; weights read per "
-          f"character: {weight_bytes / 1e6:.1f} MB; floor {floor * 1e3:.3f} ms/char")  # fmt: skip
+    bw, bw_same = matvec_bandwidth(), matvec_bandwidth(weight_bytes, 512)
+    floor, floor_same = weight_bytes / (bw * 1e9), weight_bytes / (bw_same * 1e9)
+    print(f"weights read per character: {weight_bytes / 1e6:.1f} MB")
+    print(f"matrix-vector bandwidth (numpy, 128 MiB matrix): {bw:.1f} GB/s: floor "
+          f"{floor * 1e3:.3f} ms/char")  # fmt: skip
+    print(f"matrix-vector bandwidth (numpy, a matrix the size of the weights, cache-"
+          f"resident): {bw_same:.1f} GB/s: floor {floor_same * 1e3:.3f} ms/char")  # fmt: skip
+    peak = matmul_gflops()
+    print(f"numpy float32 2048^3 matmul: {peak:.0f} GFLOP/s")
 
     fast = model.compile()  # what sample(model) does on each call (build: see below)
     ours = [Contender(f"rnncore/{t}t", lambda: sample(model, length=n, seed=0),
@@ -116,7 +130,7 @@ def main() -> None:
     for c in cs:
         extra = ""
         if c.name.startswith("rnncore"):
-            extra = f"  {c.median / n / floor:5.1f}x the floor"
+            extra = f"  {c.median / n / floor:4.2f}x / {c.median / n / floor_same:4.2f}x the floors"
             if best_torch:
                 extra += f"  {best_torch / c.median:5.2f}x the fastest torch loop"
         print(f"  {c.name:30} {c.median * 1e3:9.1f} ms  {n / c.median:9,.0f} chars/s{extra}")
@@ -129,8 +143,11 @@ def main() -> None:
     batch = Contender("batch 64", lambda: sample(fast, length=n, num_samples=64, seed=0))
     race([one, batch], reps=args.reps)
     rate_1, rate_64 = n / one.median, 64 * n / batch.median
+    flops = 64 * n * step_flops(model)  # matmul FLOPs of the 64-row steps
     print(f"\nbatched sampling: 64 samples {rate_64:,.0f} chars/s vs batch 1 "
-          f"{rate_1:,.0f} chars/s: {rate_64 / rate_1:.1f}x")  # fmt: skip
+          f"{rate_1:,.0f} chars/s: {rate_64 / rate_1:.1f}x; the 64-row steps run at "
+          f"{flops / batch.median / 1e9:.0f} GFLOP/s ({step_flops(model) / 1e6:.2f} MFLOP "
+          f"per row and step)")  # fmt: skip
 
     steps = 200
     g = Contender("greedy", lambda: greedy(fast, length=steps))

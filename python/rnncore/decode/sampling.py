@@ -299,6 +299,12 @@ def greedy(
     Without a prime the first symbol is id 0 (every symbol is equally likely).
     """
 
+    fast = compiled(model)
+    if callable(getattr(fast, "sample_loop", None)):
+        no_draws = np.random.default_rng(0)  # temperature 0 draws nothing
+        knobs = (0.0, None, None)
+        return _sample_in_one_call(model, fast, no_draws, knobs, prime_ids, length, stop_id, 1)[0]
+
     def rule(log_probs: Array) -> Array:
         return np.asarray(log_probs).argmax(axis=1)  # (n,) ties: the lower id
 
