@@ -315,18 +315,33 @@ fn symbol_table<R: Real>(
                 Input::OneHot => w_row[v] + b,
                 Input::Embedding(e) => {
                     let e_row = &e[v * k..][..k];
-                    let dot: f64 = w_row
-                        .iter()
-                        .zip(e_row)
-                        .map(|(&a, &x)| a.to_f64() * x.to_f64())
-                        .sum();
-                    R::from_f64(dot + b.to_f64())
+                    R::from_f64(dot_f64(w_row, e_row) + b.to_f64())
                 }
             };
         }
         out.extend(cell.pack_vector(&column));
     }
     out
+}
+
+/// `sum_i a[i] * b[i]` in `f64`, over eight interleaved partial sums (a
+/// dependent chain of adds would make building a table for a large model slow).
+fn dot_f64<R: Real>(a: &[R], b: &[R]) -> f64 {
+    const LANES: usize = 8;
+    let mut acc = [0.0f64; LANES];
+    let (a8, b8) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f64 = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .map(|(&x, &y)| x.to_f64() * y.to_f64())
+        .sum();
+    for (x, y) in a8.zip(b8) {
+        for l in 0..LANES {
+            acc[l] += x[l].to_f64() * y[l].to_f64();
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 /// Run `f(b0, b1)` over `0..blocks`: one call, or contiguous ranges on the
