@@ -84,7 +84,8 @@ pub fn head<R: Real>(level: Level, t: &HeadTask<'_, R>, b0: usize, b1: usize) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
 unsafe fn layer_avx512<R: Real>(t: &LayerTask<'_, R>, b0: usize, b1: usize) {
-    layer_body::<R, 4, true>(t, b0, b1)
+    // 6 rows x 4 zmm accumulators + 4 panel loads + 1 broadcast: 29 of 32 registers.
+    layer_body::<R, 6, true>(t, b0, b1)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -96,7 +97,7 @@ unsafe fn layer_avx2<R: Real>(t: &LayerTask<'_, R>, b0: usize, b1: usize) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
 unsafe fn head_avx512<R: Real>(t: &HeadTask<'_, R>, b0: usize, b1: usize) {
-    head_body::<R, 4, true>(t, b0, b1)
+    head_body::<R, 6, true>(t, b0, b1)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -124,7 +125,11 @@ macro_rules! row_groups {
         let mut $r0 = 0;
         while $r0 < n {
             let left = n - $r0;
-            if $maxr >= 4 && left >= 4 {
+            if $maxr >= 6 && left >= 6 {
+                const $nr: usize = 6;
+                $call;
+                $r0 += 6;
+            } else if $maxr >= 4 && left >= 4 {
                 const $nr: usize = 4;
                 $call;
                 $r0 += 4;
