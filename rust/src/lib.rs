@@ -11,6 +11,7 @@ pub mod decode;
 pub mod error;
 pub mod linalg;
 pub mod mode;
+pub mod panel;
 pub mod parallel;
 pub mod real;
 pub mod sequence;

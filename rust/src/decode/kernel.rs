@@ -7,9 +7,9 @@
 use crate::mode::Mode;
 use crate::real::Real;
 use crate::shared::SharedMut;
-use crate::simd::{self, Level};
+use crate::simd::Level;
 
-use super::panel::{accumulate, madd, width, Layout};
+use crate::panel::{accumulate, dispatch, madd, row_groups, width, Layout};
 
 /// Where a layer's input comes from.
 pub enum Source<'a, R> {
@@ -57,20 +57,6 @@ pub struct HeadTask<'a, R> {
     pub rows: usize,
 }
 
-macro_rules! dispatch {
-    ($level:expr, $body:ident, $avx512:ident, $avx2:ident, ($($arg:expr),*)) => {
-        match simd::effective($level) {
-            // SAFETY: `effective` returns a level only if the CPU has its features.
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx512 => unsafe { $avx512($($arg),*) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx2 => unsafe { $avx2($($arg),*) },
-            _ => $body::<R, 1, false>($($arg),*),
-        }
-    };
-}
-
 /// Blocks `b0..b1` of a layer, for every row.
 pub fn layer<R: Real>(level: Level, t: &LayerTask<'_, R>, b0: usize, b1: usize) {
     dispatch!(level, layer_body, layer_avx512, layer_avx2, (t, b0, b1))
@@ -116,34 +102,6 @@ fn chunk<R: Real>(src: &[R], at: usize, w: usize) -> [R; CHUNK] {
     let mut out = [R::ZERO; CHUNK];
     out[..w].copy_from_slice(&src[at..at + w]);
     out
-}
-
-/// Run `group::<NR>(r0)` over `0..n` in groups of at most `MAXR` rows.
-macro_rules! row_groups {
-    ($n:expr, $maxr:expr, |$nr:ident, $r0:ident| $call:expr) => {{
-        let n = $n;
-        let mut $r0 = 0;
-        while $r0 < n {
-            let left = n - $r0;
-            if $maxr >= 6 && left >= 6 {
-                const $nr: usize = 6;
-                $call;
-                $r0 += 6;
-            } else if $maxr >= 4 && left >= 4 {
-                const $nr: usize = 4;
-                $call;
-                $r0 += 4;
-            } else if $maxr >= 2 && left >= 2 {
-                const $nr: usize = 2;
-                $call;
-                $r0 += 2;
-            } else {
-                const $nr: usize = 1;
-                $call;
-                $r0 += 1;
-            }
-        }
-    }};
 }
 
 #[inline(always)]

@@ -9,7 +9,6 @@
 pub mod draw;
 pub mod generate;
 mod kernel;
-pub mod panel;
 pub mod stack;
 
 pub use draw::{Drawer, Knobs};

@@ -13,7 +13,7 @@ use crate::shared::SharedMut;
 use crate::simd::Level;
 
 use super::kernel::{self, HeadTask, LayerTask, Source};
-use super::panel::Layout;
+use crate::panel::Layout;
 
 /// How symbols enter the first layer.
 pub enum Input<'a, R> {

@@ -145,8 +145,10 @@ pub fn backward<F: Real>(
             dc0: dc0.as_deref_mut().map(SharedMut::new),
         };
         let (shards, wide) = parallel::plan(n, h);
-        parallel::for_each(shards, |(b0, b1)| {
-            run_shard(&inputs, &shared, b0, b1, wide);
+        parallel::install(|| {
+            parallel::for_each(shards, |(b0, b1)| {
+                run_shard(&inputs, &shared, b0, b1, wide);
+            })
         });
     }
 

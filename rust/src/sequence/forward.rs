@@ -7,6 +7,7 @@ use crate::cells::{gru, lstm, rnn};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul_tiled, mul_packed_t, MatRef, Packed};
 use crate::mode::Mode;
+use crate::panel::narrow::Narrow;
 use crate::parallel;
 use crate::real::Real;
 use crate::shared::SharedMut;
@@ -122,7 +123,9 @@ pub fn forward<F: Real>(
         None
     };
     let mut output = zeros::<F>(t_len * nh, "output")?;
-    let w_hh = Packed::for_steps(MatRef::row_major(w.w_hh, gh, h), t_len)?; // W_hh (G*H, H)
+    let (shards, wide) = parallel::plan(n, h);
+    let widest = shards.iter().map(|&(b0, b1)| b1 - b0).max().unwrap_or(0);
+    let w_hh = Recurrent::new(w.w_hh, gh, h, t_len, widest)?; // W_hh (G*H, H)
     let level = simd::best_level();
     {
         let shared = Shared {
@@ -132,9 +135,12 @@ pub fn forward<F: Real>(
             hn: hn.as_deref_mut().map(SharedMut::new),
             output: SharedMut::new(&mut output),
         };
-        let (shards, wide) = parallel::plan(n, h);
-        parallel::for_each(shards, |(b0, b1)| {
-            run_shard(spec, level, &w_hh, w.b_hh, &shared, b0, b1, wide);
+        // Inside the pool: each step's parallel work is handed among its
+        // threads, not to and from the caller's.
+        parallel::install(|| {
+            parallel::for_each(shards, |(b0, b1)| {
+                run_shard(spec, level, &w_hh, w.b_hh, &shared, b0, b1, wide);
+            })
         });
     }
 
@@ -154,6 +160,37 @@ pub fn forward<F: Real>(
     })
 }
 
+/// Rows of a shard up to which the recurrent product runs over panels
+/// ([`Narrow`]) rather than through the GEMM, whose per-call set-up dominates a
+/// product with a few rows.
+pub const NARROW_ROWS: usize = 8;
+
+/// `W_hh` prepared for the per-step products `h_prev (S, H) @ W_hh^T`.
+pub enum Recurrent<'a, F> {
+    Gemm(Packed<'a, F>),
+    Narrow(Narrow<F>),
+}
+
+impl<'a, F: Real> Recurrent<'a, F> {
+    /// `w_hh (G*H, H)` for `steps` products of at most `rows` rows each.
+    pub fn new(w_hh: &'a [F], gh: usize, h: usize, steps: usize, rows: usize) -> Result<Self> {
+        Ok(if rows <= NARROW_ROWS {
+            Recurrent::Narrow(Narrow::new(w_hh, gh, h)?)
+        } else {
+            Recurrent::Gemm(Packed::for_steps(MatRef::row_major(w_hh, gh, h), steps)?)
+        })
+    }
+
+    /// `dst (S, G*H) (+)= h_prev (S, H) @ W_hh^T`, parallel inside when `wide`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mul(&self, level: Level, dst: &mut [F], h_prev: &[F], s: usize, acc: bool, wide: bool) {
+        match self {
+            Recurrent::Gemm(p) => mul_packed_t(dst, h_prev, p, s, acc, wide),
+            Recurrent::Narrow(p) => p.mul(level, dst, h_prev, s, acc, wide),
+        }
+    }
+}
+
 /// The time loop for sequences `b0..b1`. Touches only those rows of every
 /// buffer in `shared`, so shards run concurrently. With `wide`, each step's
 /// products and pointwise work are themselves spread over the thread pool.
@@ -161,7 +198,7 @@ pub fn forward<F: Real>(
 fn run_shard<F: Real>(
     spec: &Spec<'_>,
     level: Level,
-    w_hh: &Packed<'_, F>,
+    w_hh: &Recurrent<'_, F>,
     b_hh: Option<&[F]>,
     shared: &Shared<'_, F>,
     b0: usize,
@@ -179,7 +216,7 @@ fn run_shard<F: Real>(
     }; // (S, 3H)
     let row = |slot: usize, width: usize| (slot * n + b0) * width; // first element of our rows
     let recurrent = |dst: &mut [F], h_prev: &[F], accumulate: bool| {
-        mul_packed_t(dst, h_prev, w_hh, s, accumulate, wide);
+        w_hh.mul(level, dst, h_prev, s, accumulate, wide);
     };
 
     for k in 0..spec.dims.t {

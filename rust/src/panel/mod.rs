@@ -1,4 +1,5 @@
-//! Weights cut into panels for one decoding step, and the product over a panel.
+//! Weights cut into panels for products with a narrow batch (a decoding step,
+//! the recurrent product of a few sequences), and the product over a panel.
 //!
 //! A step of a batch of `n` rows (often one) is a matrix-vector product per
 //! layer: it reads every weight once and does two flops per weight and row. At
@@ -17,6 +18,54 @@
 //! `G*U` (and those of units past `H` in the last block) are zero.
 
 use crate::real::Real;
+
+pub mod narrow;
+
+/// Call `$avx512`/`$avx2` (the `target_feature` twins of `$body`) for the
+/// level the CPU has, else the portable `$body::<R, 1, false>`.
+macro_rules! dispatch {
+    ($level:expr, $body:ident, $avx512:ident, $avx2:ident, ($($arg:expr),*)) => {
+        match $crate::simd::effective($level) {
+            // SAFETY: `effective` returns a level only if the CPU has its features.
+            #[cfg(target_arch = "x86_64")]
+            $crate::simd::Level::Avx512 => unsafe { $avx512($($arg),*) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            $crate::simd::Level::Avx2 => unsafe { $avx2($($arg),*) },
+            _ => $body::<R, 1, false>($($arg),*),
+        }
+    };
+}
+
+/// Run `group::<NR>(r0)` over `0..n` in groups of at most `MAXR` rows.
+macro_rules! row_groups {
+    ($n:expr, $maxr:expr, |$nr:ident, $r0:ident| $call:expr) => {{
+        let n = $n;
+        let mut $r0 = 0;
+        while $r0 < n {
+            let left = n - $r0;
+            if $maxr >= 6 && left >= 6 {
+                const $nr: usize = 6;
+                $call;
+                $r0 += 6;
+            } else if $maxr >= 4 && left >= 4 {
+                const $nr: usize = 4;
+                $call;
+                $r0 += 4;
+            } else if $maxr >= 2 && left >= 2 {
+                const $nr: usize = 2;
+                $call;
+                $r0 += 2;
+            } else {
+                const $nr: usize = 1;
+                $call;
+                $r0 += 1;
+            }
+        }
+    }};
+}
+
+pub(crate) use {dispatch, row_groups};
 
 /// Columns of a panel for `R`: 64 for `f32`, 32 for `f64`.
 pub const fn width<R>() -> usize {
@@ -64,8 +113,23 @@ impl Layout {
 
     /// `w (G*H, K)` row-major, as panels `(blocks, K, P)`.
     pub fn pack<R: Real>(&self, w: &[R], k: usize) -> Vec<R> {
-        debug_assert_eq!(w.len(), self.gates * self.units * k);
         let mut out = vec![R::ZERO; self.panel_len(k)];
+        self.pack_into(&mut out, w, k);
+        out
+    }
+
+    /// [`pack`](Self::pack) into `out (blocks, K, P)`, zeroed.
+    pub fn pack_into<R: Real>(&self, out: &mut [R], w: &[R], k: usize) {
+        assert_eq!(
+            w.len(),
+            self.gates * self.units * k,
+            "pack: w must be (G*H, K)"
+        );
+        assert_eq!(
+            out.len(),
+            self.panel_len(k),
+            "pack: out must be (blocks, K, P)"
+        );
         for b in 0..self.blocks {
             let panel = &mut out[b * k * self.width..][..k * self.width];
             let (start, count) = self.block_units(b);
@@ -79,7 +143,6 @@ impl Layout {
                 }
             }
         }
-        out
     }
 
     /// `v (G*H,)` (a bias) as `(blocks, P)`, in panel column order.
