@@ -130,15 +130,20 @@ impl Layout {
             self.panel_len(k),
             "pack: out must be (blocks, K, P)"
         );
+        // A transpose per block, in strips of TILE panel rows that stay in L1.
+        const TILE: usize = 16;
         for b in 0..self.blocks {
             let panel = &mut out[b * k * self.width..][..k * self.width];
             let (start, count) = self.block_units(b);
-            for g in 0..self.gates {
-                for u in 0..count {
-                    let row = &w[(g * self.units + start + u) * k..][..k];
-                    let col = g * self.unit + u;
-                    for (kk, &v) in row.iter().enumerate() {
-                        panel[kk * self.width + col] = v;
+            for k0 in (0..k).step_by(TILE) {
+                let len = TILE.min(k - k0);
+                for g in 0..self.gates {
+                    for u in 0..count {
+                        let row = &w[(g * self.units + start + u) * k + k0..][..len];
+                        let col = g * self.unit + u;
+                        for (i, &v) in row.iter().enumerate() {
+                            panel[(k0 + i) * self.width + col] = v;
+                        }
                     }
                 }
             }
