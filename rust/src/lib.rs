@@ -10,6 +10,7 @@ pub mod cells;
 pub mod decode;
 pub mod error;
 pub mod linalg;
+pub mod minchar;
 pub mod mode;
 pub mod panel;
 pub mod parallel;
@@ -17,6 +18,7 @@ pub mod real;
 pub mod sequence;
 mod shared;
 pub mod simd;
+pub mod vmath;
 
 #[cfg(feature = "python")]
 mod python;

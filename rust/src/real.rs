@@ -31,6 +31,7 @@ pub trait Real:
     fn to_f64(self) -> f64;
     fn exp(self) -> Self;
     fn tanh(self) -> Self;
+    fn sqrt(self) -> Self;
     fn is_finite(self) -> bool;
     /// `self * a + b` with one rounding (a fused multiply-add).
     fn mul_add(self, a: Self, b: Self) -> Self;
@@ -50,6 +51,10 @@ pub trait Real:
     /// Sigmoid as the kernels compute it: `0.5 + 0.5 * tanh(x / 2)` with
     /// [`tanh_fast`](Real::tanh_fast) for `f32`; [`sigmoid`](Real::sigmoid) for `f64`.
     fn sigmoid_fast(self) -> Self;
+
+    /// `tanh` with no library call, so loops over it vectorise in `f64` too:
+    /// [`tanh_rational`] for `f32`, [`crate::vmath::tanh`] (a few ulp) for `f64`.
+    fn tanh_simd(self) -> Self;
 
     /// `max(x, 0)`.
     #[inline(always)]
@@ -90,7 +95,7 @@ pub fn tanh_rational(x: f32) -> f32 {
 }
 
 macro_rules! impl_real {
-    ($t:ty, $name:literal, $tanh_fast:expr, $sigmoid_fast:expr) => {
+    ($t:ty, $name:literal, $tanh_fast:expr, $sigmoid_fast:expr, $tanh_simd:expr) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -113,6 +118,10 @@ macro_rules! impl_real {
                 <$t>::tanh(self)
             }
             #[inline(always)]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline(always)]
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
             }
@@ -128,13 +137,28 @@ macro_rules! impl_real {
             fn sigmoid_fast(self) -> Self {
                 $sigmoid_fast(self)
             }
+            #[inline(always)]
+            fn tanh_simd(self) -> Self {
+                $tanh_simd(self)
+            }
         }
     };
 }
 
-impl_real!(f32, "float32", tanh_rational, |x: f32| 0.5
-    + 0.5 * tanh_rational(0.5 * x));
-impl_real!(f64, "float64", f64::tanh, |x: f64| 1.0 / (1.0 + (-x).exp()));
+impl_real!(
+    f32,
+    "float32",
+    tanh_rational,
+    |x: f32| 0.5 + 0.5 * tanh_rational(0.5 * x),
+    tanh_rational
+);
+impl_real!(
+    f64,
+    "float64",
+    f64::tanh,
+    |x: f64| 1.0 / (1.0 + (-x).exp()),
+    crate::vmath::tanh
+);
 
 #[cfg(test)]
 mod tests {
