@@ -21,6 +21,7 @@ __all__ = [
     "forward",
     "gate_count",
     "get_num_threads",
+    "min_char_rnn_step",
     "set_num_threads",
     "simd_level",
 ]
@@ -111,6 +112,38 @@ def backward(
         ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)`` with the shapes of
         ``x, h0, c0, w_ih, w_hh, b_ih, b_hh``; ``dc0`` is ``None`` unless lstm,
         the bias gradients are ``None`` when the layer has no bias.
+    """
+
+def min_char_rnn_step(
+    inputs: NDArray[np.integer],
+    targets: NDArray[np.integer],
+    h0: _FloatArray,
+    params: list[_FloatArray],
+    grads: list[_FloatArray],
+    sums: list[_FloatArray],
+    lr: float,
+    eps: float,
+    clip: float,
+) -> tuple[float, _FloatArray, bool]:
+    """One min-char-rnn training step (tanh RNN on one-hot symbols, linear head,
+    summed softmax cross-entropy, BPTT, gradients clipped to ``[-clip, clip]``,
+    Adagrad ``s += g*g; p -= lr * g / sqrt(s + eps)``), in place.
+
+    Args:
+        inputs, targets: ``(T,)`` ids in ``0..V-1``, ``T >= 1``.
+        h0: ``(H,)`` the state before the chunk; its dtype is the call's.
+        params: ``[weight_ih (H, V), weight_hh (H, H), bias_ih (H,), bias_hh (H,),
+            head.weight (V, H), head.bias (V,)]``, updated in place except bias_hh.
+        grads: six arrays of the same shapes: overwritten with the clipped
+            gradients (NaN when the step was not finite).
+        sums: Adagrad's accumulators of the five updated arrays (all but bias_hh).
+
+    Every array written must be C-contiguous, writeable and passed once.
+
+    Returns:
+        ``(loss, h (1, 1, H), updated)``: the summed loss, the last state, and
+        False when the loss or a gradient was not finite (then nothing but
+        ``grads`` was written).
     """
 
 _Layer = tuple[_FloatArray, _FloatArray, _FloatArray | None, _FloatArray | None]

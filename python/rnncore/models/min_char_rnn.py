@@ -31,6 +31,15 @@ from rnncore.optim import Adagrad, clip_grad_value_
 __all__ = ["FROZEN", "MinCharRNN", "min_char_rnn"]
 
 FROZEN = ("rnn.bias_hh_l0",)  # held at zero: min-char-rnn has a single hidden bias
+# The arrays of the one-call step, in the order it takes them.
+FUSED_ORDER = (
+    "rnn.weight_ih_l0",
+    "rnn.weight_hh_l0",
+    "rnn.bias_ih_l0",
+    "rnn.bias_hh_l0",
+    "head.weight",
+    "head.bias",
+)
 
 
 @dataclass
@@ -59,12 +68,58 @@ class MinCharRNN:
             raise ArgumentError(
                 f"inputs and targets must be 1-D (T,), got shapes {x.shape} and {y.shape}"
             )
+        fused = self._fused_arrays()
+        if fused is not None:
+            return self._fused_step(x, y, h_prev, *fused)
         m.zero_grad()
         loss, h = m.loss(x[None, :], y[None, :], h_prev, reduction="sum")  # batch of one
         m.backward()
         clip_grad_value_(m.grads, self.clip)
         self.optimizer.step(m.grads)
         return loss, h
+
+    def _fused_arrays(self) -> tuple[list[Array], list[Array], list[Array]] | None:
+        """``(params, grads, sums)`` for the one-call step, or None when this set-up
+        is not plain min-char-rnn on the compiled kernels (then the step runs
+        through the layers, the optimizer and the clip, with the same result)."""
+        m, opt = self.model, self.optimizer
+        c = m.config
+        if (
+            not getattr(m, "decodes_compiled", False)
+            or (c.cell, c.num_layers, c.embedding_dim) != ("rnn_tanh", 1, None)
+            or not isinstance(opt, Adagrad)
+            or (opt.lr_decay, opt.weight_decay, opt.eps_inside_sqrt) != (0, 0, True)
+        ):
+            return None
+        layers = {"rnn": m.rnn._params, "head": m.head._params}  # the live arrays
+        params = [layers[n.split(".")[0]][n.split(".")[1]] for n in FUSED_ORDER]
+        trained = [(n, p) for n, p in zip(FUSED_ORDER, params) if n not in FROZEN]
+        if len(opt.params) != len(trained) or any(opt.params.get(n) is not p for n, p in trained):
+            return None
+        return (
+            params,
+            [m.grads[n] for n in FUSED_ORDER],
+            [opt.state["sum"][n] for n, _ in trained],
+        )
+
+    def _fused_step(
+        self, x: Array, y: Array, h_prev: Array, params: list, grads: list, sums: list
+    ) -> tuple[float, Array]:
+        """:meth:`train_step` in one Rust call: forward, loss, backward, clip and the
+        Adagrad update, in place (``model.grads`` ends as the clipped gradients)."""
+        from rnncore import _rnncore
+
+        m, opt = self.model, self.optimizer
+        h = m._check_state(h_prev, 1)
+        h = m.initial_state(1) if h is None else h  # (1, 1, H)
+        m._cache = None  # no loss() to backpropagate again
+        loss, h_next, updated = _rnncore.min_char_rnn_step(
+            x, y, np.ascontiguousarray(h[0, 0]), params, grads, sums, opt.lr, opt.eps, self.clip
+        )
+        if not updated:
+            opt.step(m.grads)  # non-finite gradients: raises as the unfused step would
+        opt.steps += 1
+        return loss, h_next
 
     def sample(self, h: Array, seed_ix: int, n: int, rng: np.random.Generator) -> list[int]:
         """``n`` indices drawn one by one from the model, starting after ``seed_ix``.

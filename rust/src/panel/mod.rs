@@ -150,6 +150,29 @@ impl Layout {
         }
     }
 
+    /// [`pack_into`](Self::pack_into) from `wt = W^T (K, G*H)` for one gate
+    /// (`G = 1`): each panel row is then a contiguous run of `wt`.
+    pub fn pack_transposed_into<R: Real>(&self, out: &mut [R], wt: &[R], k: usize) {
+        assert_eq!(self.gates, 1, "pack_transposed_into: one gate");
+        assert_eq!(
+            wt.len(),
+            self.units * k,
+            "pack_transposed_into: wt must be (K, H)"
+        );
+        assert_eq!(
+            out.len(),
+            self.panel_len(k),
+            "pack_transposed_into: out must be (blocks, K, P)"
+        );
+        for b in 0..self.blocks {
+            let (start, count) = self.block_units(b);
+            for kk in 0..k {
+                out[(b * k + kk) * self.width..][..count]
+                    .copy_from_slice(&wt[kk * self.units + start..][..count]);
+            }
+        }
+    }
+
     /// `v (G*H,)` (a bias) as `(blocks, P)`, in panel column order.
     pub fn pack_vector<R: Real>(&self, v: &[R]) -> Vec<R> {
         self.pack(v, 1)

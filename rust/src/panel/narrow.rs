@@ -45,6 +45,19 @@ impl<R: Real> Narrow<R> {
         Ok(Self { layout, k, panels })
     }
 
+    /// The same product from `wt = W^T (k, m)` row-major (a cheaper packing).
+    pub fn from_transposed(wt: &[R], k: usize, m: usize) -> Result<Self> {
+        assert_eq!(
+            wt.len(),
+            m * k,
+            "Narrow::from_transposed: wt must be (k, m)"
+        );
+        let layout = Layout::new::<R>(1, m);
+        let mut panels = crate::buffer::zeros::<R>(layout.panel_len(k), "packed weights")?;
+        layout.pack_transposed_into(&mut panels, wt, k);
+        Ok(Self { layout, k, panels })
+    }
+
     /// Output columns `M`.
     pub fn cols(&self) -> usize {
         self.layout.units
@@ -181,6 +194,11 @@ mod tests {
                 .collect();
             let init: Vec<f64> = (0..n * m).map(|i| i as f64 * 0.01).collect();
             let packed = Narrow::new(&w, m, k).unwrap();
+            let wt: Vec<f64> = (0..k * m).map(|i| w[(i % m) * k + i / m]).collect();
+            assert_eq!(
+                Narrow::from_transposed(&wt, k, m).unwrap().panels,
+                packed.panels
+            );
             let zero = vec![0.0; n * m];
             let mut results = Vec::new();
             for level in [Level::Scalar, Level::Avx2, Level::Avx512] {

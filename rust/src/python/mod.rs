@@ -5,6 +5,7 @@ mod arrays;
 mod decoder;
 mod errors;
 mod kernels;
+mod minchar;
 
 use pyo3::prelude::*;
 
@@ -47,6 +48,7 @@ fn rnncore_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kernels::forward, m)?)?;
     m.add_function(wrap_pyfunction!(kernels::backward, m)?)?;
     m.add_class::<decoder::Decoder>()?;
+    m.add_function(wrap_pyfunction!(minchar::min_char_rnn_step, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;

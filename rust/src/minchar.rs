@@ -1,0 +1,477 @@
+//! Karpathy's min-char-rnn training step in one call: a one-layer tanh RNN on
+//! one-hot symbols with a linear readout, the softmax cross-entropy summed over
+//! the chunk, backpropagation through time, every gradient entry clipped to
+//! `[-clip, clip]`, and Adagrad with `eps` inside the square root:
+//!
+//! ```text
+//! h_t = tanh(W_ih[:, x_t] + b_ih + b_hh + W_hh h_{t-1}),  y_t = W_out h_t + b_out
+//! s += g * g;  p -= lr * g / sqrt(s + eps)        (b_hh is not updated)
+//! ```
+//!
+//! At `H = 100` and 25 steps the step is about a million multiply-adds: in
+//! Python the calls between the pieces would cost more than the arithmetic.
+
+use crate::error::{Result, RnnError};
+use crate::panel::narrow::Narrow;
+use crate::real::Real;
+use crate::simd::{self, Level};
+
+/// The model's arrays, row-major: `w_ih (H, V)`, `w_hh (H, H)`, `b_ih (H,)`,
+/// `b_hh (H,)`, `w_out (V, H)`, `b_out (V,)`.
+pub struct Arrays<'a, R> {
+    pub w_ih: &'a mut [R],
+    pub w_hh: &'a mut [R],
+    pub b_ih: &'a mut [R],
+    pub b_hh: &'a mut [R],
+    pub w_out: &'a mut [R],
+    pub b_out: &'a mut [R],
+}
+
+/// Adagrad's accumulators of the updated arrays (all but `b_hh`).
+pub struct Sums<'a, R> {
+    pub w_ih: &'a mut [R],
+    pub w_hh: &'a mut [R],
+    pub b_ih: &'a mut [R],
+    pub w_out: &'a mut [R],
+    pub b_out: &'a mut [R],
+}
+
+/// The update: learning rate, `eps` (inside the square root), clip value.
+#[derive(Clone, Copy, Debug)]
+pub struct Adagrad {
+    pub lr: f64,
+    pub eps: f64,
+    pub clip: f64,
+}
+
+/// What a step returns.
+#[derive(Debug)]
+pub struct Outcome<R> {
+    /// The summed cross-entropy (natural log), computed in `f64`.
+    pub loss: f64,
+    /// `(H,)` the state after the last step, for the next chunk.
+    pub h: Vec<R>,
+    /// False when the loss or a gradient was not finite: then the gradients
+    /// are NaN and neither the parameters nor the sums were changed.
+    pub updated: bool,
+}
+
+/// `a (rows, cols)` transposed, as a new `(cols, rows)` array.
+fn transpose<R: Real>(a: &[R], rows: usize, cols: usize) -> Vec<R> {
+    let mut out = vec![R::ZERO; rows * cols];
+    for (r, row) in a.chunks_exact(cols).enumerate() {
+        for (c, &x) in row.iter().enumerate() {
+            out[c * rows + r] = x;
+        }
+    }
+    out
+}
+
+/// One chunk: `ids (T,)` the inputs, `targets (T,)` the next symbols, `h0 (H,)`.
+/// Writes the clipped gradients to `grads` (shapes of `params`) and updates
+/// `params` (all but `b_hh`) and `sums`. Slices must have the documented
+/// lengths (the caller checks them); ids must lie in `0..V`. Runs the code
+/// compiled for `level` (AVX-512, AVX2+FMA, or plain).
+#[allow(clippy::too_many_arguments)]
+pub fn step<R: Real>(
+    level: Level,
+    ids: &[usize],
+    targets: &[usize],
+    h0: &[R],
+    params: Arrays<'_, R>,
+    grads: Arrays<'_, R>,
+    sums: Sums<'_, R>,
+    opt: Adagrad,
+) -> Result<Outcome<R>> {
+    let args = (level, ids, targets, h0, params, grads, sums, opt);
+    match simd::effective(level) {
+        // SAFETY: `effective` returns a level only if the CPU has its features.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => unsafe { step_avx512(args) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { step_avx2(args) },
+        _ => step_body::<R, false>(args),
+    }
+}
+
+type Args<'a, 'b, R> = (
+    Level,
+    &'a [usize],
+    &'a [usize],
+    &'a [R],
+    Arrays<'b, R>,
+    Arrays<'b, R>,
+    Sums<'b, R>,
+    Adagrad,
+);
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+unsafe fn step_avx512<R: Real>(args: Args<'_, '_, R>) -> Result<Outcome<R>> {
+    step_body::<R, true>(args)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn step_avx2<R: Real>(args: Args<'_, '_, R>) -> Result<Outcome<R>> {
+    step_body::<R, true>(args)
+}
+
+#[inline(always)]
+fn step_body<R: Real, const FUSED: bool>(args: Args<'_, '_, R>) -> Result<Outcome<R>> {
+    let (level, ids, targets, h0, params, grads, sums, opt) = args;
+    let (h, t_len) = (h0.len(), ids.len());
+    let v = params.b_out.len();
+    if t_len == 0 || targets.len() != t_len {
+        return Err(RnnError::shape(
+            "targets",
+            "must have the length of inputs, at least 1",
+        ));
+    }
+    if let Some(&bad) = ids.iter().chain(targets).find(|&&i| i >= v) {
+        return Err(RnnError::argument(
+            "inputs",
+            format!("ids must lie in 0..{}, got {bad}", v - 1),
+        ));
+    }
+    let p = params;
+    let w_hh = Narrow::new(p.w_hh, h, h)?; // h_{t-1} -> W_hh h_{t-1}
+                                           // Forward: hs (T+1, H) with hs[0] = h0.
+    let mut hs = vec![R::ZERO; (t_len + 1) * h];
+    hs[..h].copy_from_slice(h0);
+    for t in 0..t_len {
+        let (past, now) = hs.split_at_mut((t + 1) * h);
+        let (h_prev, h_t) = (&past[t * h..], &mut now[..h]);
+        for (i, out) in h_t.iter_mut().enumerate() {
+            *out = p.w_ih[i * v + ids[t]] + p.b_ih[i] + p.b_hh[i];
+        }
+        w_hh.mul(level, h_t, h_prev, 1, true, false);
+        for y in h_t.iter_mut() {
+            *y = y.tanh_simd();
+        }
+    }
+    // The readout of every step at once: logits (T, V), then probs and the loss.
+    let states = &hs[h..]; // (T, H) the states after each step
+    let mut logits = vec![R::ZERO; t_len * v];
+    for row in logits.chunks_exact_mut(v) {
+        row.copy_from_slice(p.b_out);
+    }
+    Narrow::new(p.w_out, v, h)?.mul(level, &mut logits, states, t_len, true, false);
+    let mut probs = vec![0.0f64; t_len * v];
+    let mut loss = 0.0f64;
+    for ((pt, lt), &k) in probs
+        .chunks_exact_mut(v)
+        .zip(logits.chunks_exact(v))
+        .zip(targets)
+    {
+        let max = lt.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x.to_f64()));
+        for (q, &y) in pt.iter_mut().zip(lt) {
+            *q = crate::vmath::exp(y.to_f64() - max);
+        }
+        let total: f64 = pt.iter().sum();
+        for q in pt.iter_mut() {
+            *q /= total;
+        }
+        loss -= lt[k].to_f64() - max - total.ln();
+    }
+
+    // Backward. Only dh_{t-1} = W_hh^T (1 - h_t^2) dh_t is sequential; each
+    // weight gradient is one product over the steps after the loop.
+    let g = grads;
+    // dy (T, V): softmax minus one-hot.
+    let mut dy: Vec<R> = probs.iter().map(|&q| R::from_f64(q)).collect();
+    for (t, &k) in targets.iter().enumerate() {
+        dy[t * v + k] = R::from_f64(probs[t * v + k] - 1.0);
+    }
+    // draw (T, H): W_out^T dy_t, then, going back, the pre-activation gradients.
+    let mut draw = vec![R::ZERO; t_len * h];
+    let nt = |wt: &[R], k: usize, m: usize| Narrow::from_transposed(wt, k, m);
+    nt(p.w_out, v, h)?.mul(level, &mut draw, &dy, t_len, false, false);
+    let w_hh_t = nt(p.w_hh, h, h)?; // d -> W_hh^T d
+    let mut dh_next = vec![R::ZERO; h];
+    for t in (0..t_len).rev() {
+        let d = &mut draw[t * h..][..h];
+        for ((d, &x), &y) in d.iter_mut().zip(&dh_next).zip(&states[t * h..][..h]) {
+            *d = (R::ONE - y * y) * (*d + x);
+        }
+        w_hh_t.mul(level, &mut dh_next, d, 1, false, false);
+    }
+    // dW_out = dy^T states, dW_hh = draw^T hs[..T], the biases, and the
+    // columns of dW_ih of the symbols seen.
+    let dy_t = transpose(&dy, t_len, v); // (V, T)
+    nt(states, t_len, h)?.mul(level, g.w_out, &dy_t, v, false, false);
+    let draw_t = transpose(&draw, t_len, h); // (H, T)
+    nt(&hs[..t_len * h], t_len, h)?.mul(level, g.w_hh, &draw_t, h, false, false);
+    for (b, row) in g.b_out.iter_mut().zip(dy_t.chunks_exact(t_len)) {
+        *b = row.iter().fold(R::ZERO, |a, &x| a + x);
+    }
+    g.w_ih.fill(R::ZERO);
+    for (i, (b, row)) in g
+        .b_ih
+        .iter_mut()
+        .zip(draw_t.chunks_exact(t_len))
+        .enumerate()
+    {
+        *b = row.iter().fold(R::ZERO, |a, &x| a + x);
+        for (&x, &id) in row.iter().zip(ids) {
+            g.w_ih[i * v + id] += x;
+        }
+    }
+    g.b_hh.copy_from_slice(g.b_ih);
+
+    let grads = [g.w_ih, g.w_hh, g.b_ih, g.b_hh, g.w_out, g.b_out];
+    let finite = loss.is_finite() && grads.iter().all(|a| a.iter().all(|x| x.is_finite()));
+    let [gw_ih, gw_hh, gb_ih, gb_hh, gw_out, gb_out] = grads;
+    if !finite {
+        for a in [gw_ih, gw_hh, gb_ih, gb_hh, gw_out, gb_out] {
+            a.fill(R::from_f64(f64::NAN));
+        }
+    } else {
+        let (hi, lo) = (R::from_f64(opt.clip), R::from_f64(-opt.clip));
+        let clip = |x: R| {
+            if x > hi {
+                hi
+            } else if x < lo {
+                lo
+            } else {
+                x
+            }
+        };
+        for x in gb_hh.iter_mut() {
+            *x = clip(*x);
+        }
+        let (lr, eps) = (R::from_f64(opt.lr), R::from_f64(opt.eps));
+        for (param, grad, sum) in [
+            (p.w_ih, gw_ih, sums.w_ih),
+            (p.w_hh, gw_hh, sums.w_hh),
+            (p.b_ih, gb_ih, sums.b_ih),
+            (p.w_out, gw_out, sums.w_out),
+            (p.b_out, gb_out, sums.b_out),
+        ] {
+            for ((x, d), s) in param.iter_mut().zip(grad.iter_mut()).zip(sum.iter_mut()) {
+                *d = clip(*d);
+                *s += *d * *d;
+                *x -= lr * *d / (*s + eps).sqrt();
+            }
+        }
+    }
+    Ok(Outcome {
+        loss,
+        h: hs[t_len * h..].to_vec(),
+        updated: finite,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// min-char-rnn's `lossFun` and update, written out plainly in f64.
+    #[allow(clippy::type_complexity)]
+    fn plain(
+        ids: &[usize],
+        tg: &[usize],
+        h0: &[f64],
+        w: &[Vec<f64>; 6],
+        v: usize,
+    ) -> (f64, Vec<f64>, [Vec<f64>; 6]) {
+        let h = h0.len();
+        let [wih, whh, bih, bhh, wout, bout] = w;
+        let mut hs = vec![h0.to_vec()];
+        let mut ps = Vec::new();
+        let mut loss = 0.0;
+        for (t, &x) in ids.iter().enumerate() {
+            let hn: Vec<f64> = (0..h)
+                .map(|i| {
+                    let r: f64 = (0..h).map(|j| whh[i * h + j] * hs[t][j]).sum();
+                    (wih[i * v + x] + bih[i] + bhh[i] + r).tanh()
+                })
+                .collect();
+            let y: Vec<f64> = (0..v)
+                .map(|k| bout[k] + (0..h).map(|j| wout[k * h + j] * hn[j]).sum::<f64>())
+                .collect();
+            let z: f64 = y.iter().map(|a| a.exp()).sum();
+            let p: Vec<f64> = y.iter().map(|a| a.exp() / z).collect();
+            loss -= p[tg[t]].ln();
+            ps.push(p);
+            hs.push(hn);
+        }
+        let mut g: [Vec<f64>; 6] = std::array::from_fn(|i| vec![0.0; w[i].len()]);
+        let mut dnext = vec![0.0; h];
+        for t in (0..ids.len()).rev() {
+            let mut dy = ps[t].clone();
+            dy[tg[t]] -= 1.0;
+            let mut dh = dnext.clone();
+            for k in 0..v {
+                for j in 0..h {
+                    g[4][k * h + j] += dy[k] * hs[t + 1][j];
+                    dh[j] += wout[k * h + j] * dy[k];
+                }
+                g[5][k] += dy[k];
+            }
+            let raw: Vec<f64> = (0..h)
+                .map(|i| (1.0 - hs[t + 1][i].powi(2)) * dh[i])
+                .collect();
+            dnext = vec![0.0; h];
+            for i in 0..h {
+                g[2][i] += raw[i];
+                g[3][i] += raw[i];
+                g[0][i * v + ids[t]] += raw[i];
+                for j in 0..h {
+                    g[1][i * h + j] += raw[i] * hs[t][j];
+                    dnext[j] += whh[i * h + j] * raw[i];
+                }
+            }
+        }
+        (loss, hs.last().unwrap().clone(), g)
+    }
+
+    #[test]
+    fn matches_the_plain_step_then_updates_with_adagrad_at_every_level() {
+        let cases = [(1, 1, 1), (3, 2, 4), (17, 9, 25), (100, 65, 25)];
+        for (&(h, v, t), level) in cases
+            .iter()
+            .flat_map(|c| [Level::Scalar, Level::Avx2, Level::Avx512].map(|l| (c, l)))
+        {
+            let mut seed = (h * 31 + v * 7 + t) as u64;
+            let mut rnd = || {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 0.6
+            };
+            let sizes = [h * v, h * h, h, h, v * h, v];
+            let w: [Vec<f64>; 6] = std::array::from_fn(|i| (0..sizes[i]).map(|_| rnd()).collect());
+            let h0: Vec<f64> = (0..h).map(|_| rnd()).collect();
+            let ids: Vec<usize> = (0..t).map(|i| (i * 5 + 1) % v).collect();
+            let tg: Vec<usize> = (0..t).map(|i| (i * 3 + 2) % v).collect();
+            let (want_loss, want_h, want_g) = plain(&ids, &tg, &h0, &w, v);
+
+            let mut p = w.clone();
+            let mut g: [Vec<f64>; 6] = std::array::from_fn(|i| vec![7.0; sizes[i]]);
+            let mut s: [Vec<f64>; 6] = std::array::from_fn(|i| vec![0.5; sizes[i]]);
+            let [p0, p1, p2, p3, p4, p5] = &mut p;
+            let [g0, g1, g2, g3, g4, g5] = &mut g;
+            let [s0, s1, s2, _, s4, s5] = &mut s;
+            let opt = Adagrad {
+                lr: 0.1,
+                eps: 1e-8,
+                clip: 0.05,
+            };
+            let out = step(
+                level,
+                &ids,
+                &tg,
+                &h0,
+                Arrays {
+                    w_ih: p0,
+                    w_hh: p1,
+                    b_ih: p2,
+                    b_hh: p3,
+                    w_out: p4,
+                    b_out: p5,
+                },
+                Arrays {
+                    w_ih: g0,
+                    w_hh: g1,
+                    b_ih: g2,
+                    b_hh: g3,
+                    w_out: g4,
+                    b_out: g5,
+                },
+                Sums {
+                    w_ih: s0,
+                    w_hh: s1,
+                    b_ih: s2,
+                    w_out: s4,
+                    b_out: s5,
+                },
+                opt,
+            )
+            .unwrap();
+            assert!(out.updated);
+            assert!((out.loss - want_loss).abs() < 1e-10 * want_loss.abs().max(1.0));
+            for (a, b) in out.h.iter().zip(&want_h) {
+                assert!((a - b).abs() < 1e-12);
+            }
+            for i in 0..6 {
+                for (j, (&got, &raw)) in g[i].iter().zip(&want_g[i]).enumerate() {
+                    let clipped = raw.clamp(-opt.clip, opt.clip);
+                    assert!((got - clipped).abs() < 1e-12, "grad {i}[{j}]");
+                    if i == 3 {
+                        assert_eq!(p[i][j], w[i][j], "b_hh is not updated");
+                        continue;
+                    }
+                    let sum = 0.5 + clipped * clipped;
+                    assert!((s[i][j] - sum).abs() < 1e-12);
+                    let want = w[i][j] - opt.lr * clipped / (sum + opt.eps).sqrt();
+                    assert!((p[i][j] - want).abs() < 1e-12);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_non_finite_loss_changes_nothing() {
+        let h = 2;
+        let mut p: [Vec<f64>; 6] = [
+            vec![0.1; 6],
+            vec![0.1; 4],
+            vec![0.0; 2],
+            vec![0.0; 2],
+            vec![f64::INFINITY; 6],
+            vec![0.0; 3],
+        ];
+        let before = p.clone();
+        let mut g: [Vec<f64>; 6] = std::array::from_fn(|i| vec![0.0; p[i].len()]);
+        let mut s: [Vec<f64>; 6] = std::array::from_fn(|i| vec![0.0; p[i].len()]);
+        let [p0, p1, p2, p3, p4, p5] = &mut p;
+        let [g0, g1, g2, g3, g4, g5] = &mut g;
+        let [s0, s1, s2, _, s4, s5] = &mut s;
+        let out = step(
+            Level::Scalar,
+            &[0, 1],
+            &[1, 2],
+            &vec![0.0; h],
+            Arrays {
+                w_ih: p0,
+                w_hh: p1,
+                b_ih: p2,
+                b_hh: p3,
+                w_out: p4,
+                b_out: p5,
+            },
+            Arrays {
+                w_ih: g0,
+                w_hh: g1,
+                b_ih: g2,
+                b_hh: g3,
+                w_out: g4,
+                b_out: g5,
+            },
+            Sums {
+                w_ih: s0,
+                w_hh: s1,
+                b_ih: s2,
+                w_out: s4,
+                b_out: s5,
+            },
+            Adagrad {
+                lr: 0.1,
+                eps: 1e-8,
+                clip: 5.0,
+            },
+        )
+        .unwrap();
+        assert!(!out.updated);
+        assert!(g.iter().all(|a| a.iter().all(|x| x.is_nan())));
+        assert!(s.iter().all(|a| a.iter().all(|&x| x == 0.0)));
+        for (a, b) in p.iter().zip(&before) {
+            assert!(a
+                .iter()
+                .zip(b)
+                .all(|(x, y)| x == y || (x.is_nan() && y.is_nan())));
+        }
+    }
+}
