@@ -221,7 +221,10 @@ fn step_body<R: Real, const FUSED: bool>(args: Args<'_, '_, R>) -> Result<Outcom
     g.b_hh.copy_from_slice(g.b_ih);
 
     let grads = [g.w_ih, g.w_hh, g.b_ih, g.b_hh, g.w_out, g.b_out];
-    let finite = loss.is_finite() && grads.iter().all(|a| a.iter().all(|x| x.is_finite()));
+    let finite = loss.is_finite()
+        && grads
+            .iter()
+            .all(|a| crate::sequence::check_finite("grads", a).is_ok());
     let [gw_ih, gw_hh, gb_ih, gb_hh, gw_out, gb_out] = grads;
     if !finite {
         for a in [gw_ih, gw_hh, gb_ih, gb_hh, gw_out, gb_out] {
