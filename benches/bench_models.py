@@ -191,7 +191,8 @@ def main() -> None:
     report("char-rnn config (embedding 65->64, 2x LSTM 512, N=50, T=50, softmax, Adam step)",
            race(cs, reps=args.reps), 50 * 50, flops)  # fmt: skip
     report("min-char-rnn config (vanilla RNN H=100, T=25, N=1, Adagrad, clip 5)",
-           race(minchar_contenders(torch, threads), reps=max(args.reps, 15)), 25, None)  # fmt: skip
+           race(minchar_contenders(torch, threads), reps=max(args.reps, 15), block=20),
+           25, None)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -36,9 +36,15 @@ class Contender:
 
 
 def race(contenders: list[Contender], reps: int = 7, warmup: int = 2,
-         min_seconds: float = 0.0) -> list[Contender]:  # fmt: skip
+         min_seconds: float = 0.0, block: int = 1) -> list[Contender]:  # fmt: skip
     """Time every contender ``reps`` times (at least ``min_seconds`` in total
-    each), interleaved, after ``warmup`` untimed rounds."""
+    each), interleaved, after ``warmup`` untimed rounds.
+
+    With ``block > 1`` each repetition runs ``run()`` that many times in a row
+    and records the time per call: for sub-millisecond steps, so that the
+    worker threads another library leaves spinning after its turn (OpenBLAS,
+    OpenMP) weigh on a block, not on one timed call.
+    """
     for _ in range(warmup):
         for c in contenders:
             c.setup()
@@ -49,8 +55,9 @@ def race(contenders: list[Contender], reps: int = 7, warmup: int = 2,
         for c in contenders:
             c.setup()
             t0 = time.perf_counter()
-            c.run()
-            c.times.append(time.perf_counter() - t0)
+            for _ in range(block):
+                c.run()
+            c.times.append((time.perf_counter() - t0) / block)
         rounds += 1
         if rounds >= 50:
             break

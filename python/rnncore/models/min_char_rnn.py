@@ -9,6 +9,12 @@ at zero. Here that is a :class:`~rnncore.models.CharLM` (``cell="rnn_tanh"``,
 ``embedding_dim=None``), :class:`~rnncore.optim.Adagrad` (``eps_inside_sqrt``)
 and :func:`~rnncore.optim.clip_grad_value_`.
 
+On the compiled kernels, :meth:`MinCharRNN.train_step` runs the whole step
+(forward, loss, backpropagation, clip, Adagrad) as one Rust call that updates
+the model, ``model.grads`` and the optimizer's state in place, with the result
+of the step through the layers (to rounding); any other set-up (another
+optimizer setting, the NumPy reference backend) takes the layers' path.
+
 Names map as ``Wxh -> rnn.weight_ih_l0 (H, V)``, ``Whh -> rnn.weight_hh_l0 (H, H)``,
 ``bh -> rnn.bias_ih_l0 (H,)``, ``Why -> head.weight (V, H)``, ``by -> head.bias (V,)``.
 The RNN has a second bias, ``rnn.bias_hh_l0``: it stays zero and is left out of
