@@ -20,6 +20,9 @@ mod shared;
 pub mod simd;
 pub mod vmath;
 
+#[cfg(test)]
+mod test_util;
+
 #[cfg(feature = "python")]
 mod python;
 

@@ -269,6 +269,55 @@ fn step_body<R: Real, const FUSED: bool>(args: Args<'_, '_, R>) -> Result<Outcom
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::Lcg;
+
+    /// [`step`] on six parameter, six gradient and six sum arrays (the sum of
+    /// `b_hh`, index 3, is not used).
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        level: Level,
+        ids: &[usize],
+        tg: &[usize],
+        h0: &[f64],
+        p: &mut [Vec<f64>; 6],
+        g: &mut [Vec<f64>; 6],
+        s: &mut [Vec<f64>; 6],
+        opt: Adagrad,
+    ) -> Result<Outcome<f64>> {
+        let [p0, p1, p2, p3, p4, p5] = p;
+        let [g0, g1, g2, g3, g4, g5] = g;
+        let [s0, s1, s2, _, s4, s5] = s;
+        step(
+            level,
+            ids,
+            tg,
+            h0,
+            Arrays {
+                w_ih: p0,
+                w_hh: p1,
+                b_ih: p2,
+                b_hh: p3,
+                w_out: p4,
+                b_out: p5,
+            },
+            Arrays {
+                w_ih: g0,
+                w_hh: g1,
+                b_ih: g2,
+                b_hh: g3,
+                w_out: g4,
+                b_out: g5,
+            },
+            Sums {
+                w_ih: s0,
+                w_hh: s1,
+                b_ih: s2,
+                w_out: s4,
+                b_out: s5,
+            },
+            opt,
+        )
+    }
 
     /// min-char-rnn's `lossFun` and update, written out plainly in f64.
     #[allow(clippy::type_complexity)]
@@ -337,16 +386,10 @@ mod tests {
             .iter()
             .flat_map(|c| [Level::Scalar, Level::Avx2, Level::Avx512].map(|l| (c, l)))
         {
-            let mut seed = (h * 31 + v * 7 + t) as u64;
-            let mut rnd = || {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 0.6
-            };
+            let mut rng = Lcg((h * 31 + v * 7 + t) as u64);
             let sizes = [h * v, h * h, h, h, v * h, v];
-            let w: [Vec<f64>; 6] = std::array::from_fn(|i| (0..sizes[i]).map(|_| rnd()).collect());
-            let h0: Vec<f64> = (0..h).map(|_| rnd()).collect();
+            let w: [Vec<f64>; 6] = std::array::from_fn(|i| rng.vec(sizes[i], 0.3));
+            let h0 = rng.vec(h, 0.3);
             let ids: Vec<usize> = (0..t).map(|i| (i * 5 + 1) % v).collect();
             let tg: Vec<usize> = (0..t).map(|i| (i * 3 + 2) % v).collect();
             let (want_loss, want_h, want_g) = plain(&ids, &tg, &h0, &w, v);
@@ -354,45 +397,12 @@ mod tests {
             let mut p = w.clone();
             let mut g: [Vec<f64>; 6] = std::array::from_fn(|i| vec![7.0; sizes[i]]);
             let mut s: [Vec<f64>; 6] = std::array::from_fn(|i| vec![0.5; sizes[i]]);
-            let [p0, p1, p2, p3, p4, p5] = &mut p;
-            let [g0, g1, g2, g3, g4, g5] = &mut g;
-            let [s0, s1, s2, _, s4, s5] = &mut s;
             let opt = Adagrad {
                 lr: 0.1,
                 eps: 1e-8,
                 clip: 0.05,
             };
-            let out = step(
-                level,
-                &ids,
-                &tg,
-                &h0,
-                Arrays {
-                    w_ih: p0,
-                    w_hh: p1,
-                    b_ih: p2,
-                    b_hh: p3,
-                    w_out: p4,
-                    b_out: p5,
-                },
-                Arrays {
-                    w_ih: g0,
-                    w_hh: g1,
-                    b_ih: g2,
-                    b_hh: g3,
-                    w_out: g4,
-                    b_out: g5,
-                },
-                Sums {
-                    w_ih: s0,
-                    w_hh: s1,
-                    b_ih: s2,
-                    w_out: s4,
-                    b_out: s5,
-                },
-                opt,
-            )
-            .unwrap();
+            let out = run(level, &ids, &tg, &h0, &mut p, &mut g, &mut s, opt).unwrap();
             assert!(out.updated);
             assert!((out.loss - want_loss).abs() < 1e-10 * want_loss.abs().max(1.0));
             for (a, b) in out.h.iter().zip(&want_h) {
@@ -417,7 +427,7 @@ mod tests {
 
     #[test]
     fn a_non_finite_loss_changes_nothing() {
-        let h = 2;
+        // H = 2, V = 3; W_out infinite: the logits are not finite.
         let mut p: [Vec<f64>; 6] = [
             vec![0.1; 6],
             vec![0.1; 4],
@@ -429,42 +439,20 @@ mod tests {
         let before = p.clone();
         let mut g: [Vec<f64>; 6] = std::array::from_fn(|i| vec![0.0; p[i].len()]);
         let mut s: [Vec<f64>; 6] = std::array::from_fn(|i| vec![0.0; p[i].len()]);
-        let [p0, p1, p2, p3, p4, p5] = &mut p;
-        let [g0, g1, g2, g3, g4, g5] = &mut g;
-        let [s0, s1, s2, _, s4, s5] = &mut s;
-        let out = step(
+        let opt = Adagrad {
+            lr: 0.1,
+            eps: 1e-8,
+            clip: 5.0,
+        };
+        let out = run(
             Level::Scalar,
             &[0, 1],
             &[1, 2],
-            &vec![0.0; h],
-            Arrays {
-                w_ih: p0,
-                w_hh: p1,
-                b_ih: p2,
-                b_hh: p3,
-                w_out: p4,
-                b_out: p5,
-            },
-            Arrays {
-                w_ih: g0,
-                w_hh: g1,
-                b_ih: g2,
-                b_hh: g3,
-                w_out: g4,
-                b_out: g5,
-            },
-            Sums {
-                w_ih: s0,
-                w_hh: s1,
-                b_ih: s2,
-                w_out: s4,
-                b_out: s5,
-            },
-            Adagrad {
-                lr: 0.1,
-                eps: 1e-8,
-                clip: 5.0,
-            },
+            &[0.0; 2],
+            &mut p,
+            &mut g,
+            &mut s,
+            opt,
         )
         .unwrap();
         assert!(!out.updated);

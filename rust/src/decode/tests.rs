@@ -6,21 +6,7 @@ use crate::mode::Mode;
 use crate::real::Real;
 use crate::sequence::{self, Dims, Spec};
 use crate::simd::Level;
-
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    }
-    fn vec(&mut self, len: usize, scale: f64) -> Vec<f64> {
-        (0..len).map(|_| self.next() * scale).collect()
-    }
-}
+use crate::test_util::Lcg;
 
 /// A random model's parameters, owned.
 struct Model {

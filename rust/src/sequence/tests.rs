@@ -3,6 +3,7 @@
 use super::*;
 use crate::error::RnnError;
 use crate::mode::Mode;
+use crate::test_util::Lcg;
 
 /// `None` for an empty (absent) array.
 fn opt<F>(v: &[F]) -> Option<&[F]> {
@@ -10,22 +11,6 @@ fn opt<F>(v: &[F]) -> Option<&[F]> {
         None
     } else {
         Some(v)
-    }
-}
-
-/// Deterministic values in (-1, 1) (a small LCG; no dependency needed).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    }
-    fn vec(&mut self, len: usize, scale: f64) -> Vec<f64> {
-        (0..len).map(|_| self.next() * scale).collect()
     }
 }
 
