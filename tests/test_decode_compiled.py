@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from rnncore import decode, reference
 from rnncore.decode import CompiledLM, Ensemble, compiled
+from rnncore.errors import ArgumentError, ShapeError
 from rnncore.models import CharLM, LMConfig
 from rnncore.nn.functional import log_softmax
 
@@ -179,3 +180,19 @@ def test_compiled_model_is_decodable_and_described():
     )
     hyps = decode.beam_search(fast, beam_size=3, max_length=5)
     assert len(hyps[0].ids) == 5
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_step_can_continue_chosen_rows(cell):
+    fast = lm(6, cell).compile()
+    _, state = fast.forward(np.arange(12).reshape(4, 3) % 6)  # 4 rows
+    rows = np.array([2, 2, 0])
+    want_lp, want = fast.step(np.array([1, 4, 5]), decode._model.take_rows(state, rows))
+    got_lp, got = fast.step(np.array([1, 4, 5]), state, rows)
+    np.testing.assert_array_equal(got_lp, want_lp)
+    for g, w in zip(flat(got), flat(want)):
+        np.testing.assert_array_equal(g, w)
+    with pytest.raises(ArgumentError, match="rows"):
+        fast.step(np.array([1, 4, 5]), state, np.array([0, 4, 1]))
+    with pytest.raises(ShapeError, match="rows"):
+        fast.step(np.array([1, 4, 5]), state, np.array([0, 1]))

@@ -191,9 +191,17 @@ class Decoder:
     def dtype(self) -> str:
         """``"float32"`` or ``"float64"``."""
     def step(
-        self, ids: NDArray[np.integer], h: _FloatArray, c: _FloatArray | None = None
+        self,
+        ids: NDArray[np.integer],
+        h: _FloatArray,
+        c: _FloatArray | None = None,
+        rows: NDArray[np.integer] | None = None,
     ) -> tuple[_FloatArray, _FloatArray, _FloatArray | None]:
-        """One symbol per row: ``ids (N,)`` in ``0..V-1`` -> ``(log_probs (N, V), h, c)``."""
+        """One symbol per row: ``ids (N,)`` in ``0..V-1`` -> ``(log_probs (N, V), h, c)``.
+
+        With ``rows (N,)``, ``h``/``c`` may hold any number ``M`` of rows
+        ``(L, M, H)`` and row ``i`` continues their row ``rows[i]`` (repeats allowed).
+        """
     def run(
         self, ids: NDArray[np.integer], h: _FloatArray, c: _FloatArray | None = None
     ) -> tuple[_FloatArray, _FloatArray, _FloatArray | None]:

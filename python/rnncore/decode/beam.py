@@ -31,11 +31,10 @@ from rnncore.decode._model import (
     eval_mode,
     nonnegative_int,
     real,
-    take_rows,
     vocab_size,
     warm_up,
 )
-from rnncore.decode.compiled import compiled
+from rnncore.decode.compiled import compiled, step_rows
 from rnncore.errors import ArgumentError
 from rnncore.nn._base import Array
 
@@ -193,8 +192,7 @@ def beam_search(
             if finished.worst_kept() >= max(best / penalty[t + 1], best / penalty[max_length]):
                 seqs = seqs[:0]
                 break
-            state = take_rows(state, beam)  # follow the beams
-            next_lp, state = model.step(tok, state)  # (b', V)
+            next_lp, state = step_rows(model, tok, state, beam)  # (b', V), following the beams
             next_lp = np.asarray(next_lp, dtype=np.float64)
         if seqs.shape[0] and seqs.shape[1] == max_length:
             finished.add(seqs, total, penalty[max_length])

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 
 from rnncore import _validate
+from rnncore.decode._model import take_rows
 from rnncore.decode.ensemble import Ensemble
 from rnncore.errors import ArgumentError
 from rnncore.nn._base import Array, State
 
-__all__ = ["CompiledLM", "compiled"]
+__all__ = ["CompiledLM", "compiled", "step_rows"]
 
 
 def _kernels() -> Any:
@@ -102,11 +103,17 @@ class CompiledLM:
 
     # ----------------------------------------------------------------- stepping
 
-    def step(self, ids: Any, state: State = None) -> tuple[Array, State]:
-        """``ids (N,)`` -> ``(log_probs (N, V), state)``; one call, GIL released."""
+    def step(self, ids: Any, state: State = None, rows: Any = None) -> tuple[Array, State]:
+        """``ids (N,)`` -> ``(log_probs (N, V), state)``; one call, GIL released.
+
+        With ``rows (N,)``, row ``i`` continues row ``rows[i]`` of ``state``
+        (which may hold any number of rows; repeats allowed): a beam's
+        surviving hypotheses, gathered in the same call.
+        """
         ids = np.asarray(ids)
         h, c = self._split(state, ids.shape[0] if ids.ndim == 1 else 1)
-        log_probs, h, c = self._decoder.step(ids, h, c)
+        rows = None if rows is None else np.asarray(rows)
+        log_probs, h, c = self._decoder.step(ids, h, c, rows)
         return log_probs, self._join(h, c)
 
     def forward(self, ids: Any, state: State = None) -> tuple[Array, State]:
@@ -169,3 +176,11 @@ def compiled(model: Any) -> Any:
     if getattr(model, "decodes_compiled", False) is True:
         return CompiledLM(model)
     return model
+
+
+def step_rows(model: Any, ids: Array, state: State, rows: Array) -> tuple[Array, State]:
+    """``model.step(ids (R,), rows rows (R,) of state)``: the rows gathered inside
+    the compiled step when the model is compiled, else by ``take_rows``."""
+    if isinstance(model, CompiledLM):
+        return model.step(ids, state, rows)
+    return model.step(ids, take_rows(state, rows))

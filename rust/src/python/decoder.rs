@@ -120,15 +120,22 @@ fn build<F: Real + Element>(
     run_detached(py, || Stack::new(&weights))
 }
 
-/// The state arrays `h` and `c` of `n` rows, checked and copied.
+/// The state arrays `h` and `c` of `n` rows, checked and copied; with `rows`,
+/// the arrays hold any number `M` of rows and row `i` of the state is their
+/// row `rows[i]` (`rows (n,)` in `0..M`, repeats allowed).
 fn state_arg<F: Real + Element>(
     stack: &Stack<F>,
     n: usize,
     h: &Bound<'_, PyAny>,
     c: Option<&Bound<'_, PyAny>>,
+    rows: Option<&[usize]>,
 ) -> Result<State<F>, RnnError> {
-    let want = [stack.num_layers(), n, stack.hidden()];
     let h = FloatArg::<F>::extract(h, "h")?;
+    let m = match rows {
+        Some(_) => h.dims(3, "(L, M, H)")?[1],
+        None => n,
+    };
+    let want = [stack.num_layers(), m, stack.hidden()];
     h.expect(&want, "(L, N, H)")?;
     let c = FloatArg::<F>::extract_opt(c, "c")?;
     match (&c, stack.mode().has_cell_state()) {
@@ -142,13 +149,29 @@ fn state_arg<F: Real + Element>(
         }
         (None, false) => {}
     }
-    let h = h.data().into_owned();
-    crate::sequence::check_finite("h", &h)?;
-    let c = c.map(|c| c.data().into_owned());
-    if let Some(c) = &c {
-        crate::sequence::check_finite("c", c)?;
-    }
+    let take = |a: &FloatArg<'_, F>, name: &str| -> Result<Vec<F>, RnnError> {
+        let data = a.data();
+        let out = match rows {
+            None => data.into_owned(),
+            Some(rows) => gather(&data, rows, stack.num_layers(), m, stack.hidden()),
+        };
+        crate::sequence::check_finite(name, &out)?;
+        Ok(out)
+    };
+    let h = take(&h, "h")?;
+    let c = c.as_ref().map(|c| take(c, "c")).transpose()?;
     Ok(State { h, c })
+}
+
+/// Rows `rows` of every layer of `a (L, M, H)`: `(L, rows.len(), H)`.
+fn gather<F: Copy>(a: &[F], rows: &[usize], layers: usize, m: usize, hsz: usize) -> Vec<F> {
+    let mut out = Vec::with_capacity(layers * rows.len() * hsz);
+    for l in 0..layers {
+        for &r in rows {
+            out.extend_from_slice(&a[(l * m + r) * hsz..][..hsz]);
+        }
+    }
+    out
 }
 
 fn state_out<'py, F: Real + Element>(
@@ -173,13 +196,29 @@ fn run_typed<'py, F: Real + Element>(
     h: &Bound<'py, PyAny>,
     c: Option<&Bound<'py, PyAny>>,
     ndim: usize,
+    rows: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let (ids, shape) = ids_arg(ids, "ids", ndim, stack.vocab())?;
     let n = shape[0];
     if ids.is_empty() {
         return Err(RnnError::shape("ids", "must hold at least one id").into());
     }
-    let state = state_arg(stack, n, h, c)?;
+    let rows = match rows.filter(|r| !r.is_none()) {
+        Some(r) => {
+            let m = ndarray(h, "h")?.shape().get(1).copied().unwrap_or(0);
+            let (rows, shape) = ids_arg(r, "rows", 1, m)?;
+            if shape[0] != n {
+                return Err(RnnError::shape(
+                    "rows",
+                    format!("must hold one row per id ({n}), got {}", shape[0]),
+                )
+                .into());
+            }
+            Some(rows)
+        }
+        None => None,
+    };
+    let state = state_arg(stack, n, h, c, rows.as_deref())?;
     let level = simd::best_level();
     let (lp, state) = run_detached(py, || decode::run(stack, level, &ids, n, state))?;
     let mut lp_shape = shape.clone();
@@ -211,7 +250,7 @@ fn sample_typed<'py, F: Real + Element>(
     if first.iter().any(|x| x.is_nan() || *x == f64::INFINITY) {
         return Err(RnnError::non_finite("log_probs").into());
     }
-    let state = state_arg(stack, n, h, c)?;
+    let state = state_arg(stack, n, h, c, None)?;
     let uniforms = FloatArg::<f64>::extract(uniforms, "uniforms")?;
     uniforms.dims(1, "(M,)")?;
     let uniforms = uniforms.data();
@@ -310,16 +349,18 @@ impl Decoder {
         }
     }
 
-    /// One symbol per row: `ids (N,)` -> `(log_probs (N, V), h, c)`.
-    #[pyo3(signature = (ids, h, c=None))]
+    /// One symbol per row: `ids (N,)` -> `(log_probs (N, V), h, c)`; with
+    /// `rows (N,)`, row `i` continues row `rows[i]` of `h`/`c` (`(L, M, H)`).
+    #[pyo3(signature = (ids, h, c=None, rows=None))]
     fn step<'py>(
         &self,
         py: Python<'py>,
         ids: &Bound<'py, PyAny>,
         h: &Bound<'py, PyAny>,
         c: Option<&Bound<'py, PyAny>>,
+        rows: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        typed!(self, |s| run_typed(py, s, ids, h, c, 1))
+        typed!(self, |s| run_typed(py, s, ids, h, c, 1, rows))
     }
 
     /// `ids (N, T)` in one call -> `(log_probs (N, T, V), h, c)`.
@@ -331,7 +372,7 @@ impl Decoder {
         h: &Bound<'py, PyAny>,
         c: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        typed!(self, |s| run_typed(py, s, ids, h, c, 2))
+        typed!(self, |s| run_typed(py, s, ids, h, c, 2, None))
     }
 
     /// The sampling loop: `(ids (N, length) int64, ends (N,) int64)`.
