@@ -1,11 +1,12 @@
 //! Backpropagation through time for one [`forward`](super::forward) call: the
 //! time loop per batch shard, then the weight and input gradients as tiled GEMMs.
 
+use super::recurrent::Recurrent;
 use super::spec::{check_finite, check_len, CacheRef, Spec, Weights};
 use crate::buffer::zeros;
 use crate::cells::{gru, lstm, rnn};
 use crate::error::{Result, RnnError};
-use crate::linalg::{matmul_tiled, mul_packed_t, MatRef, Packed};
+use crate::linalg::{matmul_tiled, MatRef};
 use crate::mode::Mode;
 use crate::parallel;
 use crate::real::Real;
@@ -67,7 +68,7 @@ struct Inputs<'a, F> {
     spec: &'a Spec<'a>,
     level: Level,
     cache: &'a CacheRef<'a, F>,
-    w_hh_t: &'a Packed<'a, F>,
+    w_hh_t: &'a Recurrent<'a, F>,
     d_output: &'a [F],
     d_h_n: Option<&'a [F]>,
     d_c_n: Option<&'a [F]>,
@@ -127,7 +128,9 @@ pub fn backward<F: Real>(
     } else {
         None
     };
-    let w_hh_t = Packed::for_steps(MatRef::row_major(w.w_hh, gh, h).t(), t_len)?; // W_hh^T (H, G*H)
+    let (shards, wide) = parallel::plan(n, h);
+    let widest = shards.iter().map(|&(b0, b1)| b1 - b0).max().unwrap_or(0);
+    let w_hh_t = Recurrent::transposed(w.w_hh, gh, h, t_len, widest)?; // W_hh^T (H, G*H)
     let inputs = Inputs {
         spec,
         level: simd::best_level(),
@@ -144,7 +147,6 @@ pub fn backward<F: Real>(
             dh0: SharedMut::new(&mut dh0),
             dc0: dc0.as_deref_mut().map(SharedMut::new),
         };
-        let (shards, wide) = parallel::plan(n, h);
         parallel::install(|| {
             parallel::for_each(shards, |(b0, b1)| {
                 run_shard(&inputs, &shared, b0, b1, wide);
@@ -302,7 +304,8 @@ fn run_shard<F: Real>(
         let grads = shared.dgh.as_ref().unwrap_or(&shared.dgx);
         // SAFETY: the row-group pieces of this step are gone; read-only now.
         let dgr_t = unsafe { &*grads.piece(step, s * gh) };
-        mul_packed_t(&mut dh_prev, dgr_t, inp.w_hh_t, s, true, wide);
+        inp.w_hh_t
+            .mul(inp.level, &mut dh_prev, dgr_t, s, true, wide);
         std::mem::swap(&mut dh, &mut dh_prev);
     }
 

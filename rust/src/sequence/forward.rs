@@ -1,13 +1,13 @@
 //! Sequence forward: the input projection as tiled GEMMs, then the time loop,
 //! one batch shard per task.
 
+use super::recurrent::Recurrent;
 use super::spec::{check_finite, check_len, Cache, Spec, Weights};
 use crate::buffer::zeros;
 use crate::cells::{gru, lstm, rnn};
 use crate::error::{Result, RnnError};
-use crate::linalg::{matmul_tiled, mul_packed_t, MatRef, Packed};
+use crate::linalg::{matmul_tiled, MatRef};
 use crate::mode::Mode;
-use crate::panel::narrow::Narrow;
 use crate::parallel;
 use crate::real::Real;
 use crate::shared::SharedMut;
@@ -158,37 +158,6 @@ pub fn forward<F: Real>(
             hn,
         },
     })
-}
-
-/// Rows of a shard up to which the recurrent product runs over panels
-/// ([`Narrow`]) rather than through the GEMM, whose per-call set-up dominates a
-/// product with a few rows.
-pub const NARROW_ROWS: usize = 8;
-
-/// `W_hh` prepared for the per-step products `h_prev (S, H) @ W_hh^T`.
-pub enum Recurrent<'a, F> {
-    Gemm(Packed<'a, F>),
-    Narrow(Narrow<F>),
-}
-
-impl<'a, F: Real> Recurrent<'a, F> {
-    /// `w_hh (G*H, H)` for `steps` products of at most `rows` rows each.
-    pub fn new(w_hh: &'a [F], gh: usize, h: usize, steps: usize, rows: usize) -> Result<Self> {
-        Ok(if rows <= NARROW_ROWS {
-            Recurrent::Narrow(Narrow::new(w_hh, gh, h)?)
-        } else {
-            Recurrent::Gemm(Packed::for_steps(MatRef::row_major(w_hh, gh, h), steps)?)
-        })
-    }
-
-    /// `dst (S, G*H) (+)= h_prev (S, H) @ W_hh^T`, parallel inside when `wide`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn mul(&self, level: Level, dst: &mut [F], h_prev: &[F], s: usize, acc: bool, wide: bool) {
-        match self {
-            Recurrent::Gemm(p) => mul_packed_t(dst, h_prev, p, s, acc, wide),
-            Recurrent::Narrow(p) => p.mul(level, dst, h_prev, s, acc, wide),
-        }
-    }
 }
 
 /// The time loop for sequences `b0..b1`. Touches only those rows of every

@@ -390,25 +390,15 @@ fn sharded_batches_are_correct_and_thread_count_independent() {
 }
 
 /// `H >= WIDE_H`: one shard whose steps run in parallel blocks and row groups.
-/// Sampled gradients against finite differences, and thread-count independence.
+/// Sampled gradients against finite differences, and thread-count independence,
+/// with the recurrent products over panels (6 rows) and through the GEMM (20).
 #[test]
 fn wide_steps_are_correct_and_thread_count_independent() {
     let h = crate::parallel::WIDE_H;
-    let dims = Dims {
-        t: 3,
-        n: 6,
-        d: 2,
-        h,
-    };
-    for mode in MODES {
-        let p = Problem::new(
-            mode,
-            dims,
-            Some(vec![3, 1, 2, 3, 3, 2]),
-            mode == Mode::Gru,
-            true,
-            5,
-        );
+    for (mode, n) in MODES.iter().flat_map(|&m| [(m, 6), (m, 20)]) {
+        let dims = Dims { t: 3, n, d: 2, h };
+        let lengths = (0..n).map(|b| 1 + (b * 5) % 3).collect();
+        let p = Problem::new(mode, dims, Some(lengths), mode == Mode::Gru, true, 5);
         let mut runs = Vec::new();
         for threads in [1, 2, 3] {
             crate::parallel::set_num_threads(Some(threads));
@@ -425,7 +415,8 @@ fn wide_steps_are_correct_and_thread_count_independent() {
         let g = p.grads();
         for (k, grad) in [(0, &g.dx), (1, &g.dh0), (3, &g.dw_ih), (4, &g.dw_hh)] {
             for i in (0..grad.len()).step_by(grad.len() / 9 + 1) {
-                p.check_entry(k, i, grad[i], 1e-5);
+                // The loss sums T*N*H outputs: central differences carry ~1e-8 of roundoff.
+                p.check_entry(k, i, grad[i], 1e-4);
             }
         }
     }
