@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,17 @@ def contenders(cell: str, H: int, N: int, T: int, train: bool, threads: list[int
     return out
 
 
+def block_for(cs: list[Contender], target: float = 0.02) -> int:
+    """Calls per timed repetition: enough for ``target`` seconds of the first
+    contender (at most 20), so that short calls are not timed against the
+    threads the previous contender left spinning."""
+    cs[0].setup()
+    cs[0].run()
+    t0 = time.perf_counter()
+    cs[0].run()
+    return max(1, min(20, round(target / (time.perf_counter() - t0))))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -109,7 +121,8 @@ def main() -> None:
     for cell in args.cells.split(","):
         for H, N in grid:
             for train in (True, False):
-                cs = race(contenders(cell, H, N, args.T, train, threads, torch), reps=args.reps)
+                cs = contenders(cell, H, N, args.T, train, threads, torch)
+                cs = race(cs, reps=args.reps, block=block_for(cs))
                 flops = rnn_flops(cell, args.T, N, H, H, train)
                 torch_best = min((c.median for c in cs if c.name.startswith("torch")),
                                  default=None)  # fmt: skip
