@@ -117,6 +117,25 @@ pub fn for_each_index(count: usize, f: impl Fn(usize) + Send + Sync) {
     }
 }
 
+/// Below this many multiply-adds a step's product runs on one thread.
+pub const BLOCKS_PARALLEL_MIN: usize = 1 << 16;
+
+/// Run `f(b0, b1)` over `0..blocks`: one call, or contiguous ranges on the
+/// pool's threads when there are `work >= BLOCKS_PARALLEL_MIN` multiply-adds to
+/// share. Each block is computed by one call whatever the split, so results do
+/// not depend on the thread count.
+pub fn for_block_ranges(blocks: usize, work: usize, f: impl Fn(usize, usize) + Send + Sync) {
+    let threads = num_threads();
+    let chunks = if threads > 1 && work >= BLOCKS_PARALLEL_MIN {
+        threads.min(blocks)
+    } else {
+        1
+    };
+    for_each_index(chunks, |i| {
+        f(i * blocks / chunks, (i + 1) * blocks / chunks)
+    });
+}
+
 /// Hidden sizes from which one step's products are split across threads by
 /// weight blocks (each core keeps its blocks of `W_hh` in its cache) instead of
 /// running batch shards side by side.

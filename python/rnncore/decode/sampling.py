@@ -243,38 +243,38 @@ def sample(
     gen = make_rng(seed, rng)
     fast = compiled(model)
     if callable(getattr(fast, "sample_loop", None)):
-        return _sample_in_one_call(model, fast, gen, knobs, prime_ids, length, stop_id, num_samples)
+        return _sample_in_one_call(fast, gen, knobs, prime_ids, length, stop_id, num_samples)
 
     def rule(log_probs: Array) -> Array:
         return pick(log_probs, gen, temperature=knobs[0], top_k=knobs[1], top_p=knobs[2])
 
     return sample_with(
-        model, rule, prime_ids=prime_ids, length=length, stop_id=stop_id, num_samples=num_samples
+        fast, rule, prime_ids=prime_ids, length=length, stop_id=stop_id, num_samples=num_samples
     )
 
 
 def _sample_in_one_call(
-    model: Any,
     fast: Any,
-    gen: np.random.Generator,
+    gen: np.random.Generator | None,
     knobs: tuple[float, int | None, float | None],
     prime_ids: Any,
     length: Any,
     stop_id: Any,
     num_samples: Any,
 ) -> list[list[int]]:
-    """:func:`sample` through ``fast.sample_loop``: the same draws as the loop in
-    :func:`sample_with` with :func:`pick`, and ``gen`` left where that loop leaves it."""
+    """:func:`sample` through ``fast.sample_loop`` (a compiled model: no dropout to
+    turn off): the same draws as the loop in :func:`sample_with` with :func:`pick`,
+    and ``gen`` left where that loop leaves it (``gen`` may be None at temperature 0)."""
     V = vocab_size(fast)
     length = nonnegative_int("length", length)
     N = _validate.positive_int("num_samples", num_samples)
     prime = check_id_sequence("prime_ids", prime_ids, V)
     stop = check_symbol("stop_id", stop_id, V)
-    with eval_mode(model):
-        log_probs, state = warm_up(fast, prime, N)  # (N, V), state of N rows
-    random = knobs[0] > 0
-    before = gen.bit_generator.state
-    uniforms = gen.random(length * N) if random else np.zeros(0)  # (length * N,)
+    log_probs, state = warm_up(fast, prime, N)  # (N, V), state of N rows
+    uniforms = np.zeros(0)  # (length * N,) when drawing
+    if knobs[0] > 0 and gen is not None:
+        before = gen.bit_generator.state
+        uniforms = gen.random(length * N)
     ids, ends = fast.sample_loop(
         log_probs,
         state,
@@ -285,7 +285,7 @@ def _sample_in_one_call(
         top_p=knobs[2],
         stop_id=stop,
     )  # (N, length), (N,)
-    if random:  # one uniform per row per step it ran: rewind to just past those
+    if uniforms.size:  # one uniform per row per step it ran: rewind to just past those
         gen.bit_generator.state = before
         gen.random(int(ends.sum()))
     return [ids[i, : ends[i]].tolist() for i in range(N)]
@@ -301,11 +301,10 @@ def greedy(
 
     fast = compiled(model)
     if callable(getattr(fast, "sample_loop", None)):
-        no_draws = np.random.default_rng(0)  # temperature 0 draws nothing
         knobs = (0.0, None, None)
-        return _sample_in_one_call(model, fast, no_draws, knobs, prime_ids, length, stop_id, 1)[0]
+        return _sample_in_one_call(fast, None, knobs, prime_ids, length, stop_id, 1)[0]
 
     def rule(log_probs: Array) -> Array:
         return np.asarray(log_probs).argmax(axis=1)  # (n,) ties: the lower id
 
-    return sample_with(model, rule, prime_ids=prime_ids, length=length, stop_id=stop_id)[0]
+    return sample_with(fast, rule, prime_ids=prime_ids, length=length, stop_id=stop_id)[0]

@@ -54,9 +54,6 @@ struct Packed<R> {
     bias_h: Vec<R>,
 }
 
-/// Products below this many multiply-adds run on the calling thread.
-const PARALLEL_MIN: usize = 1 << 16;
-
 /// A model ready to step. Immutable, so one `Stack` may serve several threads.
 pub struct Stack<R> {
     mode: Mode,
@@ -268,7 +265,7 @@ impl<R: Real> Stack<R> {
                 c_out: c_new.as_ref(),
             };
             let work = n * self.cell.gates * hsz * (p.k + hsz);
-            split(self.cell.blocks, work, |b0, b1| {
+            parallel::for_block_ranges(self.cell.blocks, work, |b0, b1| {
                 kernel::layer(level, &task, b0, b1)
             });
         }
@@ -284,7 +281,7 @@ impl<R: Real> Stack<R> {
             logits: &logits,
             rows: n,
         };
-        split(self.head.blocks, n * self.vocab * hsz, |b0, b1| {
+        parallel::for_block_ranges(self.head.blocks, n * self.vocab * hsz, |b0, b1| {
             kernel::head(level, &task, b0, b1)
         });
         for (row, out) in scratch
@@ -342,20 +339,6 @@ fn dot_f64<R: Real>(a: &[R], b: &[R]) -> f64 {
         }
     }
     acc.iter().sum::<f64>() + tail
-}
-
-/// Run `f(b0, b1)` over `0..blocks`: one call, or contiguous ranges on the
-/// pool's threads when the step has `work` multiply-adds to share.
-fn split(blocks: usize, work: usize, f: impl Fn(usize, usize) + Send + Sync) {
-    let threads = parallel::num_threads();
-    let chunks = if threads > 1 && work >= PARALLEL_MIN {
-        threads.min(blocks)
-    } else {
-        1
-    };
-    parallel::for_each_index(chunks, |i| {
-        f(i * blocks / chunks, (i + 1) * blocks / chunks)
-    });
 }
 
 /// `out = x - logsumexp(x)`, the sum taken in `f64`.

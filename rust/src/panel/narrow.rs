@@ -16,9 +16,6 @@ use crate::simd::Level;
 
 use super::{accumulate, dispatch, row_groups, width, Layout};
 
-/// Below this many multiply-adds a product runs on one thread.
-const PARALLEL_MIN: usize = 1 << 16;
-
 /// `W (M, K)` as panels `(ceil(M / P), K, P)`.
 pub struct Narrow<R> {
     layout: Layout,
@@ -88,18 +85,8 @@ impl<R: Real> Narrow<R> {
             rows: n,
             accumulate,
         };
-        let threads = parallel::num_threads();
-        let chunks = if parallel && threads > 1 && n * m * k >= PARALLEL_MIN {
-            threads.min(blocks)
-        } else {
-            1
-        };
-        if chunks == 1 {
-            return run(level, &task, 0, blocks);
-        }
-        parallel::for_each_index(chunks, |i| {
-            run(level, &task, i * blocks / chunks, (i + 1) * blocks / chunks)
-        });
+        let work = if parallel { n * m * k } else { 0 };
+        parallel::for_block_ranges(blocks, work, |b0, b1| run(level, &task, b0, b1));
     }
 }
 

@@ -264,13 +264,6 @@ fn sample_typed<'py, F: Real + Element>(
     if uniforms.iter().any(|u| !(0.0..1.0).contains(u)) {
         return Err(RnnError::argument("uniforms", "must lie in [0, 1)").into());
     }
-    if let Some(s) = stop_id.filter(|&s| s >= stack.vocab()) {
-        return Err(RnnError::argument(
-            "stop_id",
-            format!("must lie in 0..{}, got {s}", stack.vocab() - 1),
-        )
-        .into());
-    }
     let level = simd::best_level();
     let sampling = Sampling {
         length,
