@@ -174,20 +174,6 @@ pub fn sample<R: Real>(
             format!("must lie in 0..{}, got {id}", v - 1),
         ));
     }
-    // Inside the pool, like `run`: each step's parallel blocks are handed
-    // among its threads, not to and from the caller's.
-    crate::parallel::install(|| sample_checked(stack, level, first, state, s))
-}
-
-fn sample_checked<R: Real>(
-    stack: &Stack<R>,
-    level: Level,
-    first: &[f64],
-    state: State<R>,
-    s: &Sampling<'_>,
-) -> Result<Samples> {
-    let v = stack.vocab();
-    let n = first.len() / v;
     let mut ids = Vec::new();
     ids.try_reserve_exact(n * s.length)
         .map_err(|_| RnnError::argument("length", "too many symbols to hold"))?;
