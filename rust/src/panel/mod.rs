@@ -17,7 +17,9 @@
 //! four 512-bit vectors (64 `f32` or 32 `f64`); `U = P / G`, and the columns past
 //! `G*U` (and those of units past `H` in the last block) are zero.
 
+use crate::parallel;
 use crate::real::Real;
+use crate::shared::SharedMut;
 
 pub mod narrow;
 
@@ -118,7 +120,8 @@ impl Layout {
         out
     }
 
-    /// [`pack`](Self::pack) into `out (blocks, K, P)`, zeroed.
+    /// [`pack`](Self::pack) into `out (blocks, K, P)`, zeroed. Large
+    /// matrices are packed block-parallel on the pool.
     pub fn pack_into<R: Real>(&self, out: &mut [R], w: &[R], k: usize) {
         assert_eq!(
             w.len(),
@@ -130,10 +133,9 @@ impl Layout {
             self.panel_len(k),
             "pack: out must be (blocks, K, P)"
         );
-        // A transpose per block, in strips of TILE panel rows that stay in L1.
-        const TILE: usize = 16;
-        for b in 0..self.blocks {
-            let panel = &mut out[b * k * self.width..][..k * self.width];
+        self.for_panels(out, k, |b, panel| {
+            // A transpose per block, in strips of TILE panel rows that stay in L1.
+            const TILE: usize = 16;
             let (start, count) = self.block_units(b);
             for k0 in (0..k).step_by(TILE) {
                 let len = TILE.min(k - k0);
@@ -147,7 +149,7 @@ impl Layout {
                     }
                 }
             }
-        }
+        });
     }
 
     /// [`pack_into`](Self::pack_into) from `wt = W^T (K, G*H)` for one gate
@@ -164,13 +166,26 @@ impl Layout {
             self.panel_len(k),
             "pack_transposed_into: out must be (blocks, K, P)"
         );
-        for b in 0..self.blocks {
+        self.for_panels(out, k, |b, panel| {
             let (start, count) = self.block_units(b);
             for kk in 0..k {
-                out[(b * k + kk) * self.width..][..count]
+                panel[kk * self.width..][..count]
                     .copy_from_slice(&wt[kk * self.units + start..][..count]);
             }
-        }
+        });
+    }
+
+    /// `fill(b, panel)` for every block's panel `(K, P)` of `out`, spread over
+    /// the pool for large matrices (each panel is written by one call).
+    fn for_panels<R: Real>(&self, out: &mut [R], k: usize, fill: impl Fn(usize, &mut [R]) + Sync) {
+        let len = k * self.width;
+        let shared = SharedMut::new(out);
+        parallel::for_block_ranges(self.blocks, self.blocks * len, |b0, b1| {
+            for b in b0..b1 {
+                // SAFETY: block ranges are disjoint, so each panel has one writer.
+                fill(b, unsafe { shared.piece(b * len, len) });
+            }
+        });
     }
 
     /// `v (G*H,)` (a bias) as `(blocks, P)`, in panel column order.
