@@ -8,7 +8,7 @@
 //! 1. one GEMM for the input projection of all steps, `x (T*N, D) @ w_ih^T`,
 //!    biases added once (`b_hh` too, except for GRU);
 //! 2. per step one product `h_prev (N, H) @ w_hh^T` (a GEMM, or over packed
-//!    panels for shards of up to 16 rows: [`recurrent`]) accumulated into that step's
+//!    panels for shards of up to 32 rows: [`recurrent`]) accumulated into that step's
 //!    `(N, G*H)` slice (GRU: into a scratch buffer, since `r` multiplies its `n`
 //!    block), then the fused pointwise cell update of `cells`;
 //! 3. no allocation inside the time loop.
