@@ -391,15 +391,20 @@ fn sharded_batches_are_correct_and_thread_count_independent() {
 
 /// `H >= WIDE_H`: one shard whose steps run in parallel blocks and row groups.
 /// Sampled gradients against finite differences, and thread-count independence,
-/// with the recurrent products over panels (6 rows) and through the GEMM
-/// (more than `NARROW_ROWS`).
+/// with the recurrent products over panels (6 and 20 rows) and through the
+/// GEMM (more than `NARROW_ROWS`). `T = PACK_MIN_STEPS`: shorter sequences use
+/// `W_hh` in place, through the GEMM.
 #[test]
 fn wide_steps_are_correct_and_thread_count_independent() {
     let h = crate::parallel::WIDE_H;
     let gemm_rows = super::recurrent::NARROW_ROWS + 4;
-    for (mode, n) in MODES.iter().flat_map(|&m| [(m, 6), (m, gemm_rows)]) {
-        let dims = Dims { t: 3, n, d: 2, h };
-        let lengths = (0..n).map(|b| 1 + (b * 5) % 3).collect();
+    let t = crate::linalg::PACK_MIN_STEPS;
+    for (mode, n) in MODES
+        .iter()
+        .flat_map(|&m| [(m, 6), (m, 20), (m, gemm_rows)])
+    {
+        let dims = Dims { t, n, d: 2, h };
+        let lengths = (0..n).map(|b| 1 + (b * 5) % t).collect();
         let p = Problem::new(mode, dims, Some(lengths), mode == Mode::Gru, true, 5);
         let mut runs = Vec::new();
         for threads in [1, 2, 3] {
