@@ -134,17 +134,25 @@ impl Layout {
             "pack: out must be (blocks, K, P)"
         );
         self.for_panels(out, k, |b, panel| {
-            // A transpose per block, in strips of TILE panel rows that stay in L1.
-            const TILE: usize = 16;
+            // A transpose per block and gate, in TILE x TILE tiles: TILE units
+            // (rows of `w`, contiguous panel columns) by TILE features.
             let (start, count) = self.block_units(b);
-            for k0 in (0..k).step_by(TILE) {
-                let len = TILE.min(k - k0);
-                for g in 0..self.gates {
-                    for u in 0..count {
-                        let row = &w[(g * self.units + start + u) * k + k0..][..len];
-                        let col = g * self.unit + u;
-                        for (i, &v) in row.iter().enumerate() {
-                            panel[(k0 + i) * self.width + col] = v;
+            for g in 0..self.gates {
+                for u0 in (0..count).step_by(TILE) {
+                    let units = TILE.min(count - u0);
+                    let (row0, col0) = (g * self.units + start + u0, g * self.unit + u0);
+                    for k0 in (0..k).step_by(TILE) {
+                        let feats = TILE.min(k - k0);
+                        let src = &w[row0 * k + k0..];
+                        let dst = &mut panel[k0 * self.width + col0..];
+                        if units == TILE && feats == TILE {
+                            transpose_tile(src, k, dst, self.width);
+                        } else {
+                            for u in 0..units {
+                                for i in 0..feats {
+                                    dst[i * self.width + u] = src[u * k + i];
+                                }
+                            }
                         }
                     }
                 }
@@ -191,6 +199,28 @@ impl Layout {
     /// `v (G*H,)` (a bias) as `(blocks, P)`, in panel column order.
     pub fn pack_vector<R: Real>(&self, v: &[R]) -> Vec<R> {
         self.pack(v, 1)
+    }
+}
+
+/// Side of the tiles [`Layout::pack_into`] transposes.
+const TILE: usize = 16;
+
+/// `dst[i * ld_dst + u] = src[u * ld_src + i]` for a full `TILE x TILE` tile:
+/// the rows are copied into a fixed-size array first, so the transpose itself
+/// has no bounds checks and compiles to register moves.
+#[inline(always)]
+fn transpose_tile<R: Real>(src: &[R], ld_src: usize, dst: &mut [R], ld_dst: usize) {
+    let mut tile = [[R::ZERO; TILE]; TILE];
+    for (u, row) in tile.iter_mut().enumerate() {
+        row.copy_from_slice(&src[u * ld_src..][..TILE]);
+    }
+    for i in 0..TILE {
+        let out: &mut [R; TILE] = (&mut dst[i * ld_dst..][..TILE])
+            .try_into()
+            .expect("a slice of TILE elements");
+        for (u, v) in out.iter_mut().enumerate() {
+            *v = tile[u][i];
+        }
     }
 }
 
@@ -254,13 +284,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pack_places_each_weight_at_its_gate_and_unit() {
-        let (g, h, k) = (3, 23, 5);
-        let l = Layout::new::<f64>(g, h); // U = 10: blocks of 10, 10, 3 units
-        let w: Vec<f64> = (0..g * h * k).map(|i| i as f64 + 1.0).collect();
+    fn check_pack<R: Real>(g: usize, h: usize, k: usize) {
+        let l = Layout::new::<R>(g, h);
+        let w: Vec<R> = (0..g * h * k)
+            .map(|i| R::from_f64(i as f64 + 1.0))
+            .collect();
         let p = l.pack(&w, k);
-        assert_eq!(p.len(), 3 * k * 32);
+        assert_eq!(p.len(), l.blocks * k * l.width);
         let mut seen = 0;
         for b in 0..l.blocks {
             for kk in 0..k {
@@ -269,15 +299,31 @@ mod tests {
                     let (gate, u) = (col / l.unit, col % l.unit);
                     let unit = b * l.unit + u;
                     if gate < g && unit < h {
-                        assert_eq!(v, w[(gate * h + unit) * k + kk]);
+                        assert_eq!(v, w[(gate * h + unit) * k + kk], "{g} {h} {k}");
                         seen += 1;
                     } else {
-                        assert_eq!(v, 0.0);
+                        assert_eq!(v, R::ZERO, "{g} {h} {k}");
                     }
                 }
             }
         }
         assert_eq!(seen, w.len());
+    }
+
+    #[test]
+    fn pack_places_each_weight_at_its_gate_and_unit() {
+        // f64 (3, 23, 5): U = 10, blocks of 10, 10, 3 units, no full tile;
+        // the others mix full 16 x 16 tiles with partial ones at both edges.
+        for (g, h, k) in [
+            (3, 23, 5),
+            (4, 40, 37),
+            (1, 100, 50),
+            (3, 64, 33),
+            (4, 70, 48),
+        ] {
+            check_pack::<f64>(g, h, k);
+            check_pack::<f32>(g, h, k);
+        }
     }
 
     #[test]
