@@ -174,84 +174,74 @@ pub fn sample<R: Real>(
             format!("must lie in 0..{}, got {id}", v - 1),
         ));
     }
+    let draw = move || -> Result<Samples> {
+        let mut ids = Vec::new();
+        ids.try_reserve_exact(n * s.length)
+            .map_err(|_| RnnError::argument("length", "too many symbols to hold"))?;
+        ids.resize(n * s.length, 0i64);
+        let mut ends = vec![s.length; n];
+        let mut rows: Vec<usize> = (0..n).collect();
+        let mut lp: Vec<f64> = first.to_vec();
+        let mut lp_r = vec![R::ZERO; n * v];
+        let mut next = vec![0usize; n];
+        let mut keep = Vec::with_capacity(n);
+        let mut drawer = Drawer::new(v);
+        let mut stepper = Stepper::new(stack, level, state);
+        let mut cursor = 0;
+        for t in 0..s.length {
+            let m = rows.len();
+            for i in 0..m {
+                let u = if s.knobs.random() {
+                    let u = *s.uniforms.get(cursor).ok_or_else(|| {
+                        RnnError::argument("uniforms", "ran out of uniform numbers")
+                    })?;
+                    cursor += 1;
+                    u
+                } else {
+                    0.0
+                };
+                next[i] = drawer.draw(&lp[i * v..][..v], &s.knobs, u);
+                ids[rows[i] * s.length + t] = next[i] as i64;
+            }
+            let mut m_next = m;
+            if let Some(stop) = s.stop {
+                keep.clear();
+                keep.extend((0..m).filter(|&i| next[i] != stop));
+                if keep.len() < m {
+                    for i in (0..m).filter(|&i| next[i] == stop) {
+                        ends[rows[i]] = t + 1;
+                    }
+                    stepper.keep_rows(m, &keep);
+                    for (j, &i) in keep.iter().enumerate() {
+                        rows[j] = rows[i];
+                        next[j] = next[i];
+                    }
+                    m_next = keep.len();
+                    rows.truncate(m_next);
+                    if m_next == 0 {
+                        break;
+                    }
+                }
+            }
+            if t + 1 < s.length {
+                stepper.step(&next[..m_next], &mut lp_r[..m_next * v]);
+                for (d, &x) in lp.iter_mut().zip(&lp_r[..m_next * v]) {
+                    *d = x.to_f64();
+                }
+            }
+        }
+        Ok(Samples { ids, ends })
+    };
     // A row or two runs its loop inside the pool, so that each step's blocks
     // are handed among the pool's threads rather than to and from the caller's
     // (batch 1: 10-30% faster in same-process A/Bs); wider batches gained
     // nothing there or lost, and stay outside.
     if n <= POOLED_ROWS {
-        crate::parallel::install(|| sample_checked(stack, level, first, state, s))
+        crate::parallel::install(draw)
     } else {
-        sample_checked(stack, level, first, state, s)
+        draw()
     }
 }
 
 /// Most rows whose sampling loop runs inside the thread pool.
 const POOLED_ROWS: usize = 2;
-
-fn sample_checked<R: Real>(
-    stack: &Stack<R>,
-    level: Level,
-    first: &[f64],
-    state: State<R>,
-    s: &Sampling<'_>,
-) -> Result<Samples> {
-    let v = stack.vocab();
-    let n = first.len() / v;
-    let mut ids = Vec::new();
-    ids.try_reserve_exact(n * s.length)
-        .map_err(|_| RnnError::argument("length", "too many symbols to hold"))?;
-    ids.resize(n * s.length, 0i64);
-    let mut ends = vec![s.length; n];
-    let mut rows: Vec<usize> = (0..n).collect();
-    let mut lp: Vec<f64> = first.to_vec();
-    let mut lp_r = vec![R::ZERO; n * v];
-    let mut next = vec![0usize; n];
-    let mut keep = Vec::with_capacity(n);
-    let mut drawer = Drawer::new(v);
-    let mut stepper = Stepper::new(stack, level, state);
-    let mut cursor = 0;
-    for t in 0..s.length {
-        let m = rows.len();
-        for i in 0..m {
-            let u = if s.knobs.random() {
-                let u = *s
-                    .uniforms
-                    .get(cursor)
-                    .ok_or_else(|| RnnError::argument("uniforms", "ran out of uniform numbers"))?;
-                cursor += 1;
-                u
-            } else {
-                0.0
-            };
-            next[i] = drawer.draw(&lp[i * v..][..v], &s.knobs, u);
-            ids[rows[i] * s.length + t] = next[i] as i64;
-        }
-        let mut m_next = m;
-        if let Some(stop) = s.stop {
-            keep.clear();
-            keep.extend((0..m).filter(|&i| next[i] != stop));
-            if keep.len() < m {
-                for i in (0..m).filter(|&i| next[i] == stop) {
-                    ends[rows[i]] = t + 1;
-                }
-                stepper.keep_rows(m, &keep);
-                for (j, &i) in keep.iter().enumerate() {
-                    rows[j] = rows[i];
-                    next[j] = next[i];
-                }
-                m_next = keep.len();
-                rows.truncate(m_next);
-                if m_next == 0 {
-                    break;
-                }
-            }
-        }
-        if t + 1 < s.length {
-            stepper.step(&next[..m_next], &mut lp_r[..m_next * v]);
-            for (d, &x) in lp.iter_mut().zip(&lp_r[..m_next * v]) {
-                *d = x.to_f64();
-            }
-        }
-    }
-    Ok(Samples { ids, ends })
-}

@@ -142,18 +142,9 @@ impl Layout {
                     let units = TILE.min(count - u0);
                     let (row0, col0) = (g * self.units + start + u0, g * self.unit + u0);
                     for k0 in (0..k).step_by(TILE) {
-                        let feats = TILE.min(k - k0);
                         let src = &w[row0 * k + k0..];
                         let dst = &mut panel[k0 * self.width + col0..];
-                        if units == TILE && feats == TILE {
-                            transpose_tile(src, k, dst, self.width);
-                        } else {
-                            for u in 0..units {
-                                for i in 0..feats {
-                                    dst[i * self.width + u] = src[u * k + i];
-                                }
-                            }
-                        }
+                        transpose(src, k, dst, self.width, units, TILE.min(k - k0));
                     }
                 }
             }
@@ -205,11 +196,26 @@ impl Layout {
 /// Side of the tiles [`Layout::pack_into`] transposes.
 const TILE: usize = 16;
 
-/// `dst[i * ld_dst + u] = src[u * ld_src + i]` for a full `TILE x TILE` tile:
-/// the rows are copied into a fixed-size array first, so the transpose itself
-/// has no bounds checks and compiles to register moves.
+/// `dst[i * ld_dst + u] = src[u * ld_src + i]` for `u < units`, `i < feats`
+/// (each at most `TILE`). A full tile goes through a fixed-size array, so the
+/// transpose itself has no bounds checks and compiles to register moves.
 #[inline(always)]
-fn transpose_tile<R: Real>(src: &[R], ld_src: usize, dst: &mut [R], ld_dst: usize) {
+fn transpose<R: Real>(
+    src: &[R],
+    ld_src: usize,
+    dst: &mut [R],
+    ld_dst: usize,
+    units: usize,
+    feats: usize,
+) {
+    if units < TILE || feats < TILE {
+        for u in 0..units {
+            for i in 0..feats {
+                dst[i * ld_dst + u] = src[u * ld_src + i];
+            }
+        }
+        return;
+    }
     let mut tile = [[R::ZERO; TILE]; TILE];
     for (u, row) in tile.iter_mut().enumerate() {
         row.copy_from_slice(&src[u * ld_src..][..TILE]);
