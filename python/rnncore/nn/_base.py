@@ -344,6 +344,10 @@ class Module(Layer):
         names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
         for name, d in zip(names, d_params):
             if d is not None:
-                self.grads[name + sfx] += d
+                self._add_grad(name + sfx, d)
         dc0 = None if dc0 is None else self._cast(dc0)
         return self._cast(dx), self._cast(dh0), dc0
+
+    def _add_grad(self, name: str, d: Array) -> None:
+        """Add one kernel's gradient of parameter ``name`` to :attr:`grads`."""
+        self.grads[name] += d

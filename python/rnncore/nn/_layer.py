@@ -184,11 +184,15 @@ class _RNNBase(Module):
             x = outs[0] if dirs == 1 else np.concatenate(outs, axis=-1)  # (T, N, dirs*H)
             mask = None
             if self.training and self.dropout > 0 and k < self.num_layers - 1:
-                keep = self.rng.random(x.shape) >= self.dropout  # (T, N, dirs*H)
-                mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
+                mask = self._dropout_mask(x.shape)
                 x = x * mask
             masks.append(mask)
         return x, h_n, c_n, inputs, caches, masks
+
+    def _dropout_mask(self, shape: tuple[int, ...]) -> Array:
+        """Inverted-dropout mask of ``shape`` (T, N, dirs*H): 0 or ``1/(1-p)``, from :attr:`rng`."""
+        keep = self.rng.random(shape) >= self.dropout
+        return keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
 
     # ----------------------------------------------------------------- backward
 
