@@ -14,9 +14,9 @@ rnncore's Rust kernels under torch's autograd::
 Limits, each refused with a clear error: CPU tensors only (use ``torch.nn``
 modules on CUDA or MPS), float32 or float64, ``proj_size = 0``, one backward
 (no double backward), no TorchScript (``torch.compile`` works: it runs these
-modules eagerly). An input or initial state holding NaN or infinity is refused
-(``rnncore.NonFiniteError``), as rnncore's layers do; weights are used as they
-are, so non-finite weights give non-finite outputs, as in torch.
+modules eagerly). As with rnncore's layers, an input, initial state or weight
+holding NaN or infinity is refused with ``rnncore.NonFiniteError`` (a
+``ValueError``) naming it, where torch would return NaN.
 
 Needs PyTorch: ``pip install rnncore[torch]``.
 """

@@ -1,8 +1,8 @@
 """What :mod:`rnncore.torch` checks before a tensor reaches the kernels.
 
 Each error is an rnncore error and also of the built-in class torch raises for
-the same misuse (a wrong size is a ``RuntimeError`` in torch, a wrong dtype a
-``ValueError``), so code that catches torch's errors keeps working.
+the same misuse (a wrong size is a ``RuntimeError`` in torch, a wrong input
+dtype a ``ValueError``), so code that catches torch's errors keeps working.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ class SizeError(ShapeError, RuntimeError):
     """A tensor's size does not fit the module (torch raises ``RuntimeError`` here)."""
 
 
-class TensorDTypeError(DTypeError, ValueError):
-    """A tensor's dtype is not the module's (torch raises ``ValueError`` here)."""
+class TensorDTypeError(DTypeError, ValueError, RuntimeError):
+    """A tensor's dtype is not the module's (torch raises ``ValueError`` for the
+    input, ``RuntimeError`` for a packed input or a state)."""
 
 
 class DeviceError(ArgumentError, RuntimeError):

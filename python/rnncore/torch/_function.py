@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
 from rnncore.nn._base import Array
 from rnncore.nn._layer import _RNNBase, _Trace
+from rnncore.torch._checks import UnsupportedError
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,13 @@ class StackFunction(torch.autograd.Function):
         return torch.from_numpy(out), torch.from_numpy(h_n), c_n_t
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, d_out: Any, d_h_n: Any, d_c_n: Any) -> tuple[Any, ...]:
+        if torch.is_grad_enabled():  # only under create_graph=True
+            raise UnsupportedError(
+                "rnncore.torch modules have no double backward: their backward is not "
+                "differentiable (create_graph=True); use the torch.nn module for "
+                "higher-order gradients"
+            )
         ctx.saved_tensors  # noqa: B018 (raises if x or a weight was modified in place since)
         stack: _Stack = ctx.stack
         stack._sink = {}
