@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Everything CI checks, from a fresh machine: set up, lint, build, test.
+# With --optional, also install torch, onnx and onnxruntime (one pip call,
+# scripts/requirements-optional.txt) so the tests that need them run, not skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
+if [[ "${1:-}" == "--optional" ]]; then
+    echo "== optional packages (torch, onnx, onnxruntime)"
+    python -m pip install -q -r scripts/requirements-optional.txt
+fi
 
 echo "== cargo fmt / clippy"
 cargo fmt --check
