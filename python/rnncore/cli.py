@@ -6,6 +6,7 @@
                    [--top-p P] [--prime TEXT] [--seed S] [--num-samples N] [--eos SYMBOL]
     rnncore sample --checkpoint DIR --beam B [--n-best K] [--length-penalty A] ...
     rnncore score --checkpoint DIR (--text TEXT | --file FILE) [--prime TEXT]
+    rnncore export --checkpoint DIR --onnx model.onnx   # needs rnncore[onnx]
 
 ``sample`` and ``score`` also take ``--ensemble DIR ...``: more checkpoints with
 the same vocabulary, whose predictions are averaged with the first one's.
@@ -38,6 +39,7 @@ from rnncore.corpus import default_corpus
 from rnncore.data import CharVocab, StreamBatcher, WordVocab, build_vocab, encode_file
 from rnncore.decode import commands
 from rnncore.errors import ArgumentError, RnnCoreError
+from rnncore.export import command as export_command
 from rnncore.models import CharLM, LMConfig
 from rnncore.models.min_char_rnn import FROZEN, min_char_rnn
 from rnncore.optim import create
@@ -149,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_sample_parser(sub).set_defaults(run=partial(commands.run_sample, load=_load))
     commands.add_score_parser(sub).set_defaults(run=partial(commands.run_score, load=_load))
+    export_command.add_export_parser(sub).set_defaults(
+        run=partial(export_command.run_export, load=_load)
+    )
     return parser
 
 
