@@ -1,0 +1,160 @@
+"""rnncore.torch against torch.nn, side by side (../shared/BENCHMARKS.md):
+
+- the word-level config through examples/word_lm.py: one training step
+  (embedding, 2-layer LSTM, linear readout, cross-entropy, backward, gradient
+  clipping, SGD) with ``torch.nn.LSTM`` and with ``rnncore.torch.LSTM``,
+  V = 10,000, E = H = 512, N = 32, T = 35;
+- the wrapper's own cost: forward and backward of the same 2-layer LSTM through
+  ``rnncore.torch.LSTM`` (autograd) and through ``rnncore.nn.LSTM`` (NumPy, the
+  kernels called directly).
+
+Every contender alternates with the others in one process; medians and their
+ratios, at 1 and 2 threads.
+
+    python benches/bench_torch.py [--reps 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import Contender, machine, race
+
+import rnncore
+
+V, E, H, L, N, T = 10_000, 512, 512, 2, 32, 35
+
+
+def load_example():
+    path = Path(__file__).resolve().parent.parent / "examples" / "word_lm.py"
+    spec = importlib.util.spec_from_file_location("word_lm", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def step_contender(torch, word_lm, use_rnncore: bool) -> Contender:
+    """One training step of the example's model and loop body, dropout 0.2."""
+    torch.manual_seed(0)
+    model = word_lm.RNNModel(word_lm.lstm_class(use_rnncore), V, E, H, L, 0.2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, V, (T + 1, N), generator=gen)
+    state = {"hidden": model.init_hidden(N)}
+
+    def run():
+        hidden = word_lm.repackage_hidden(state["hidden"])
+        optimizer.zero_grad()
+        logits, state["hidden"] = model(ids[:-1], hidden)
+        loss = torch.nn.functional.cross_entropy(logits, ids[1:].reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+        optimizer.step()
+
+    name = "rnncore.torch.LSTM" if use_rnncore else "torch.nn.LSTM"
+    return Contender(f"word-LM step, {name}", run)
+
+
+def wrapper_contenders(torch) -> list[Contender]:
+    """Forward + backward of one LSTM stack: through autograd vs the NumPy layer."""
+    import rnncore.torch as rt
+
+    layer = rnncore.nn.LSTM(E, H, L, seed=0)
+    module = rt.LSTM(E, H, L)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
+    x = np.random.default_rng(2).standard_normal((T, N, E), dtype=np.float32)
+    d_out = np.ones((T, N, H), np.float32)
+    x_t = torch.from_numpy(x).requires_grad_(True)
+    d_out_t = torch.from_numpy(d_out)
+
+    def direct():
+        layer.zero_grad()
+        layer(x)
+        layer.backward(d_out)
+
+    def through_torch():
+        module.zero_grad()
+        out, _ = module(x_t)
+        out.backward(d_out_t)
+
+    return [
+        Contender("LSTM fwd+bwd, rnncore.nn (kernels direct)", direct),
+        Contender("LSTM fwd+bwd, rnncore.torch (autograd)", through_torch),
+    ]
+
+
+def time_outside_kernels(run, reps: int) -> float:
+    """Median share of ``run()``'s time spent outside the Rust forward and backward:
+    the wrapper's own cost, measured within each call and so immune to the
+    machine's load changing between contenders."""
+    import rnncore._rnncore as kernels
+
+    inside = [0.0]
+    originals = {name: getattr(kernels, name) for name in ("forward", "backward")}
+
+    def timed(f):
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                inside[0] += time.perf_counter() - t0
+
+        return wrapper
+
+    shares = []
+    try:
+        for name, f in originals.items():
+            setattr(kernels, name, timed(f))
+        for _ in range(reps):
+            inside[0] = 0.0
+            t0 = time.perf_counter()
+            run()
+            total = time.perf_counter() - t0
+            shares.append((total - inside[0]) / inside[0])
+    finally:
+        for name, f in originals.items():
+            setattr(kernels, name, f)
+    return statistics.median(shares)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    args = p.parse_args()
+    import torch
+
+    word_lm = load_example()
+    print(f"# {machine()}; torch {torch.__version__}, rnncore {rnncore.__version__}")
+    print(f"# word LM: V={V}, E=H={H}, L={L}, N={N}, T={T}; medians of {args.reps}, alternating")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        rnncore.set_num_threads(threads)
+        steps = race(
+            [step_contender(torch, word_lm, False), step_contender(torch, word_lm, True)],
+            reps=args.reps,
+        )
+        wrap = race(wrapper_contenders(torch), reps=args.reps)
+        print(f"\n## {threads} thread(s)")
+        for c in steps + wrap:
+            print(f"{c.name:48s} {c.median * 1e3:8.1f} ms  (spread {c.spread:.0%})")
+        speedup = steps[0].median / steps[1].median
+        overhead = wrap[1].median / wrap[0].median - 1
+        print(f"step speed-up, rnncore.torch vs torch.nn: {speedup:.2f}x")
+        print(f"fwd+bwd through rnncore.torch vs rnncore.nn: {overhead:+.1%}")
+        for c in wrap:
+            share = time_outside_kernels(c.run, args.reps)
+            print(f"{c.name}: time outside the kernels {share:.1%} of the time inside")
+
+
+if __name__ == "__main__":
+    main()
