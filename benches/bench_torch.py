@@ -4,6 +4,7 @@
   (embedding, 2-layer LSTM, linear readout, cross-entropy, backward, gradient
   clipping, SGD) with ``torch.nn.LSTM`` and with ``rnncore.torch.LSTM``,
   V = 10,000, E = H = 512, N = 32, T = 35;
+- the largest differences from torch.nn, outputs and gradients;
 - the wrapper's own cost: forward and backward of the same 2-layer LSTM through
   ``rnncore.torch.LSTM`` (autograd) and through ``rnncore.nn.LSTM`` (NumPy, the
   kernels called directly).
@@ -11,7 +12,7 @@
 Every contender alternates with the others in one process; medians and their
 ratios, at 1 and 2 threads.
 
-    python benches/bench_torch.py [--reps 7]
+    python benches/bench_torch.py [--reps 7] [--threads 1 2] [--parity-only]
 """
 
 from __future__ import annotations
@@ -126,15 +127,51 @@ def time_outside_kernels(run, reps: int) -> float:
     return statistics.median(shares)
 
 
+def parity(torch) -> None:
+    """Largest relative differences from torch.nn (outputs and all gradients), every
+    cell, 2 layers, one and two directions, T=20, N=8, D=64, H=96."""
+    import rnncore.torch as rt
+
+    kinds = [("LSTM", {}), ("GRU", {}), ("RNN", {"nonlinearity": "tanh"})]
+    kinds.append(("RNN", {"nonlinearity": "relu"}))
+    for dtype in (torch.float64, torch.float32):
+        worst_out = worst_grad = 0.0
+        for name, extra in kinds:
+            for bidirectional in (False, True):
+                torch.manual_seed(0)
+                kw = {"bidirectional": bidirectional, "dtype": dtype, **extra}
+                theirs = getattr(torch.nn, name)(64, 96, 2, **kw)
+                ours = getattr(rt, name)(64, 96, 2, **kw)
+                ours.load_state_dict(theirs.state_dict())
+                x = torch.randn(20, 8, 64, dtype=dtype, requires_grad=True)
+                outs = [m(x)[0] for m in (theirs, ours)]
+                d_out = torch.randn_like(outs[0])
+                grads = [
+                    torch.autograd.grad(o, [x, *m.parameters()], d_out)
+                    for o, m in zip(outs, (theirs, ours))
+                ]
+                rel = lambda a, b: ((a - b).abs().max() / a.abs().max()).item()  # noqa: E731
+                worst_out = max(worst_out, rel(*outs))
+                worst_grad = max(worst_grad, *(rel(a, b) for a, b in zip(*grads)))
+        print(
+            f"parity with torch.nn, {dtype}: max |diff| / max |torch| = {worst_out:.1e} "
+            f"(outputs), {worst_grad:.1e} (gradients)"
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--parity-only", action="store_true", help="only the parity check")
     args = p.parse_args()
     import torch
 
     word_lm = load_example()
     print(f"# {machine()}; torch {torch.__version__}, rnncore {rnncore.__version__}")
+    parity(torch)
+    if args.parity_only:
+        return
     print(f"# word LM: V={V}, E=H={H}, L={L}, N={N}, T={T}; medians of {args.reps}, alternating")
     for threads in args.threads:
         torch.set_num_threads(threads)

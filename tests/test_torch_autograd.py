@@ -178,3 +178,22 @@ def test_results_do_not_depend_on_the_thread_count():
             kernels.set_num_threads(None)
     for a, b in zip(*runs):
         assert np.array_equal(a.detach().numpy(), b.detach().numpy())
+
+
+def test_parameter_gradients_are_the_kernel_buffers(monkeypatch):
+    """The backward hands the kernel's gradient arrays to autograd, which keeps them."""
+    from rnncore.torch import _function
+
+    buffers = {}
+    original = _function._Stack._add_grad
+
+    def spy(self, name, d):
+        buffers[name] = d.ctypes.data
+        original(self, name, d)
+
+    monkeypatch.setattr(_function._Stack, "_add_grad", spy)
+    m = rt.LSTM(8, 16, 2, bidirectional=True)
+    m(torch.randn(5, 3, 8, requires_grad=True))[0].sum().backward()
+    assert set(buffers) == set(m._flat_weights_names)
+    for name in m._flat_weights_names:
+        assert getattr(m, name).grad.data_ptr() == buffers[name], name
