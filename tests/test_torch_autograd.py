@@ -185,13 +185,13 @@ def test_parameter_gradients_are_the_kernel_buffers(monkeypatch):
     from rnncore.torch import _function
 
     buffers = {}
-    original = _function._Stack._add_grad
+    original = _function._BoundStack._add_grad
 
     def spy(self, name, d):
         buffers[name] = d.ctypes.data
         original(self, name, d)
 
-    monkeypatch.setattr(_function._Stack, "_add_grad", spy)
+    monkeypatch.setattr(_function._BoundStack, "_add_grad", spy)
     m = rt.LSTM(8, 16, 2, bidirectional=True)
     m(torch.randn(5, 3, 8, requires_grad=True))[0].sum().backward()
     assert set(buffers) == set(m._flat_weights_names)

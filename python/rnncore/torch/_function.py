@@ -1,6 +1,6 @@
 """The autograd function that runs a recurrent stack on the Rust kernels.
 
-:class:`_Stack` is :class:`rnncore.nn` 's own layer machinery
+:class:`_BoundStack` is :class:`rnncore.nn` 's own layer machinery
 (:meth:`~rnncore.nn._layer._RNNBase._forward_layers` and ``_backward_layers``)
 bound to the memory of torch's parameters: NumPy views of the tensors, no
 copies. Its dropout masks come from torch's generator, and the parameter
@@ -42,7 +42,7 @@ class Config:
         return 2 if self.bidirectional else 1
 
 
-class _Stack(_RNNBase):
+class _BoundStack(_RNNBase):
     """An :class:`_RNNBase` whose parameters are the given arrays (in torch's order)."""
 
     def __init__(self, cfg: Config, weights: list[Array], training: bool) -> None:
@@ -99,7 +99,7 @@ class StackFunction(torch.autograd.Function):
         lengths: torch.Tensor | None,
         *weights: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        stack = _Stack(cfg, [_numpy(w) for w in weights], training)
+        stack = _BoundStack(cfg, [_numpy(w) for w in weights], training)
         lens = _numpy(lengths)
         x_np = _numpy(x)
         out, h_n, c_n, inputs, caches, masks = stack._forward_layers(
@@ -121,7 +121,7 @@ class StackFunction(torch.autograd.Function):
                 "higher-order gradients"
             )
         ctx.saved_tensors  # noqa: B018 (raises if x or a weight was modified in place since)
-        stack: _Stack = ctx.stack
+        stack: _BoundStack = ctx.stack
         stack._sink = {}
         dx, dh0, dc0 = stack._backward_layers(
             ctx.trace,
@@ -153,7 +153,7 @@ def run(
         t is not None and t.requires_grad for t in (x, h0, c0, *weights)
     ):
         return StackFunction.apply(cfg, training, x, h0, c0, lengths, *weights)
-    stack = _Stack(cfg, [_numpy(w) for w in weights], training)
+    stack = _BoundStack(cfg, [_numpy(w) for w in weights], training)
     out, h_n, c_n, *_ = stack._forward_layers(_numpy(x), _numpy(h0), _numpy(c0), _numpy(lengths))
     c_n_t = None if c_n is None else torch.from_numpy(c_n)
     return torch.from_numpy(out), torch.from_numpy(h_n), c_n_t
