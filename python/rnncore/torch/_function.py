@@ -1,6 +1,6 @@
 """The autograd function that runs a recurrent stack on the Rust kernels.
 
-:class:`_BoundStack` is :class:`rnncore.nn` 's own layer machinery
+:class:`_BoundStack` is the layer machinery of :mod:`rnncore.nn`
 (:meth:`~rnncore.nn._layer._RNNBase._forward_layers` and ``_backward_layers``)
 bound to the memory of torch's parameters: NumPy views of the tensors, no
 copies. Its dropout masks come from torch's generator, and the parameter
