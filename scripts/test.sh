@@ -17,5 +17,7 @@ ruff check python tests benches scripts
 ruff format --check python tests benches scripts
 echo "== type stub matches the compiled module"
 python -m mypy.stubtest rnncore._rnncore
+echo "== chromium for the page test (installed only when missing)"
+bash scripts/install-browser.sh
 echo "== pytest (against the installed wheel)"
-HYPOTHESIS_PROFILE=ci python -m pytest -q -p no:cacheprovider
+RNNCORE_REQUIRE_BROWSER=1 HYPOTHESIS_PROFILE=ci python -m pytest -q -p no:cacheprovider
