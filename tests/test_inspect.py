@@ -113,3 +113,13 @@ def test_write_report_api_and_cell_out_of_range(tmp_path):
     assert rep.chars_analysed == len(text) and rep.found
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert '"initial": "h:1:5"' in page and np.isfinite([f.corr for f in rep.found]).all()
+
+
+def test_a_vanilla_rnn_has_no_saturation_plot(tmp_path):
+    text = 'a "b" (c) 1.5\n' * 50
+    vocab = CharVocab.from_text(text)
+    model = CharLM(LMConfig(vocab_size=len(vocab), cell="rnn_tanh", hidden_size=5, seed=0))
+    rep = report.write_report(model, vocab, text, tmp_path)
+    assert {f.signal for f in rep.found} == {"h"}
+    assert "a vanilla RNN has no gates" in (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert not (tmp_path / "saturation.png").exists()

@@ -39,6 +39,7 @@ class PageData:
     notes: list[str]  # sentences shown above the text (skipped characters, sampling)
     saturation_png: bytes | None
     initial: str  # "signal:layer:unit" shown first
+    saturation_note: str = "gate saturation plots need matplotlib, which is not installed"
 
 
 def _b64(a: np.ndarray) -> str:
@@ -151,7 +152,7 @@ def render_page(d: PageData) -> str:
         img = base64.b64encode(d.saturation_png).decode("ascii")
         sat = f"<img id='saturation' alt='gate saturation' src='data:image/png;base64,{img}'>"
     else:
-        sat = "<p>(gate saturation plots need matplotlib, which is not installed)</p>"
+        sat = f"<p>({html.escape(d.saturation_note)})</p>"
     title = html.escape(d.title)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>

@@ -209,5 +209,7 @@ def write_report(
         for c in found:
             w.writerow([c.feature, c.signal, c.layer, c.unit, f"{c.corr:.4f}", f"{c.held_out:.4f}"])
     page = PageData(title, text[p0:p1], values_shown, loss, top5, found, notes, png, initial)
+    if not left:
+        page.saturation_note = "a vanilla RNN has no gates"
     (out / "index.html").write_text(render_page(page), encoding="utf-8")
     return Report(out, found, T, notes)
