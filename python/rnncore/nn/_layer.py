@@ -201,8 +201,9 @@ class _RNNBase(Module):
             ``(arrays, h_n)``: ``arrays`` maps ``"h"`` (the hidden state after each
             step), ``"c"`` (the cell state, LSTM) and each activated gate
             (``"i", "f", "g", "o"`` for LSTM, ``"r", "z", "n"`` for GRU) to an array
-            ``(num_layers*num_directions, T, N, H)`` (``N = 1`` for unbatched
-            input), read from the kernels' forward cache, index ``k*dirs + d`` as
+            ``(num_layers*num_directions, T, N, H)``, time-major even with
+            ``batch_first`` (``N = 1`` for unbatched input), read from the
+            kernels' forward cache, index ``k*dirs + d`` as
             in ``h_n``; ``h_n`` is the final state, as :meth:`forward` returns it
             (pass it as ``hx`` to trace a long sequence chunk by chunk).
         """
