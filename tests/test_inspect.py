@@ -67,6 +67,7 @@ def test_unknown_characters_are_listed_and_skipped(run):
     assert "'\u2603'" in done.stderr and "skipped" in done.stderr
     page = (out / "index.html").read_text(encoding="utf-8")
     assert "skipped" in page and "\u2603" in page  # the note on the page names them
+    assert "constant on this text" in done.stderr and "in_quote" in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -45,12 +45,14 @@ def run_inspect(args: argparse.Namespace, load: Loader) -> int:
         vocab,
         text,
         args.out,
-        notes=notes,
+        notes=list(notes),
         page_chars=args.page_chars,
         cell=args.cell,
         top=args.top,
         title=f"rnncore inspect: {args.checkpoint} on {args.file}",
     )
+    for note in report.notes[len(notes) :]:
+        print(f"rnncore inspect: {note}", file=sys.stderr)
     out = sys.stdout
     out.write(f"{'feature':<14} {'signal':<8} layer  unit      r  held-out\n")
     for f in report.found:

@@ -195,6 +195,11 @@ def write_report(
             f"{pick.signal}:{pick.layer}:{pick.unit}" if pick else f"{next(iter(values_shown))}:0:0"
         )
     png = saturation_png({g: left[g] / T for g in left}, {g: right[g] / T for g in right})
+    constant = [k for k in names if np.ptp(feats[k]) == 0]
+    if constant:
+        notes.append(
+            f"features constant on this text, so no unit tracks them: {', '.join(constant)}"
+        )
     notes.append(
         f"{T} characters analysed; units ranked on characters 0..{half - 1}, checked on "
         f"{half}..{T - 1}; the page shows characters {p0}..{p1 - 1}"
