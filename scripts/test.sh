@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # Everything CI checks, from a fresh machine: set up, lint, build, test.
-# With --optional, also install torch, onnx and onnxruntime (one pip call,
-# scripts/requirements-optional.txt) so the tests that need them run, not skip.
+# It also installs the optional packages (torch, onnx, onnxruntime: one pip
+# call, scripts/requirements-optional.txt) so the tests that need them run
+# here instead of skipping; a user's `pip install rnncore` needs none of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
-if [[ "${1:-}" == "--optional" ]]; then
-    echo "== optional packages (torch, onnx, onnxruntime)"
-    python -m pip install -q -r scripts/requirements-optional.txt
-fi
+echo "== optional packages, so their tests run (scripts/requirements-optional.txt)"
+python -m pip install -q -r scripts/requirements-optional.txt
 
 echo "== cargo fmt / clippy"
 cargo fmt --check
@@ -19,9 +18,11 @@ cargo clippy --quiet --all-targets --no-default-features -- -D warnings
 echo "== cargo test (kernels alone, without Python)"
 cargo test --quiet --no-default-features
 echo "== ruff"
-ruff check python tests benches scripts
-ruff format --check python tests benches scripts
+ruff check python tests benches scripts examples
+ruff format --check python tests benches scripts examples
 echo "== type stub matches the compiled module"
 python -m mypy.stubtest rnncore._rnncore
+echo "== chromium for the page test (installed only when missing)"
+bash scripts/install-browser.sh
 echo "== pytest (against the installed wheel)"
-HYPOTHESIS_PROFILE=ci python -m pytest -q -p no:cacheprovider
+RNNCORE_REQUIRE_BROWSER=1 HYPOTHESIS_PROFILE=ci python -m pytest -q -p no:cacheprovider

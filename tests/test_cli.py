@@ -71,7 +71,7 @@ def test_train_then_sample(tmp_path, corpus):
     run = tmp_path / "run"
     assert {"latest", "best", "metrics.csv"} <= set(os.listdir(run))
     assert (run / "metrics.csv").read_text().splitlines()[0] == (
-        "step,epoch,train_loss,val_loss,lr,chars_per_s"
+        "step,epoch,train_loss,val_loss,lr,chars_per_s,grad_norm,clipped_frac"
     )
     ckpt = load_checkpoint(run / "latest")
     config = ckpt.state["model_config"]

@@ -222,7 +222,8 @@ def test_validation_keeps_the_best_checkpoint_and_metrics(tmp_path):
     result = trainer.fit()
     rows = read_metrics(tmp_path / "metrics.csv")
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0]
-    assert header == ",".join(COLUMNS) == "step,epoch,train_loss,val_loss,lr,chars_per_s"
+    assert header == ",".join(COLUMNS)
+    assert header == "step,epoch,train_loss,val_loss,lr,chars_per_s,grad_norm,clipped_frac"
     assert [r["step"] for r in rows] == [4, 8, 10, 12, 16, 20, 24, 28, 30, 32, 36, 40]
     vals = [r["val_loss"] for r in rows if r["val_loss"] is not None]
     assert len(vals) == 4 and result.best_val_loss == min(vals)

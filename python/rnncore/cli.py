@@ -7,6 +7,7 @@
     rnncore sample --checkpoint DIR --beam B [--n-best K] [--length-penalty A] ...
     rnncore score --checkpoint DIR (--text TEXT | --file FILE) [--prime TEXT]
     rnncore export --checkpoint DIR --onnx model.onnx   # needs rnncore[onnx]
+    rnncore inspect --checkpoint DIR --file TEXT --out DIR [--cell LAYER:UNIT]
 
 ``sample`` and ``score`` also take ``--ensemble DIR ...``: more checkpoints with
 the same vocabulary, whose predictions are averaged with the first one's.
@@ -38,6 +39,7 @@ from rnncore.checkpoint import (
 from rnncore.corpus import default_corpus
 from rnncore.data import CharVocab, StreamBatcher, WordVocab, build_vocab, encode_file
 from rnncore.decode import commands
+from rnncore.diagnostics.command import add_inspect_parser, run_inspect
 from rnncore.errors import ArgumentError, RnnCoreError
 from rnncore.export import command as export_command
 from rnncore.models import CharLM, LMConfig
@@ -111,7 +113,7 @@ MIN_CHAR_RNN_HELP = "min-char-rnn's set-up: tanh RNN H=100, T=25, N=1, Adagrad 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``rnncore`` (subcommands ``train``, ``sample`` and ``score``)."""
+    """The argument parser of ``rnncore`` (``train``, ``sample``, ``score``, ``inspect``)."""
     parser = argparse.ArgumentParser(prog="rnncore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -154,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_command.add_export_parser(sub).set_defaults(
         run=partial(export_command.run_export, load=_load)
     )
+    add_inspect_parser(sub).set_defaults(run=partial(run_inspect, load=_load))
     return parser
 
 

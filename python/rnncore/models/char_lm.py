@@ -19,6 +19,7 @@ import numpy as np
 
 from rnncore import _validate, decode, nn
 from rnncore.errors import ArgumentError, StateError
+from rnncore.models import tracing
 from rnncore.models._base import Config, Model, check_common, check_ids, check_same_shape, make_rnn
 from rnncore.nn._base import Array, State
 from rnncore.nn.functional import log_softmax, softmax_cross_entropy
@@ -221,6 +222,15 @@ class CharLM(Model):
         self._cache = None
         logits, state = self._run(arr[None, :], state)  # (1, N, V)
         return log_softmax(logits[0]), state
+
+    # ----------------------------------------------------------------- tracing
+
+    def trace(self, ids: Any, *, chunk_size: int = 512, state: State = None) -> Any:
+        """Every layer's states and gates at every step of ``ids (N, T)``, computed
+        in chunks with the state carried: :func:`rnncore.models.tracing.trace`
+        (arrays ``(num_layers, T, N, H)`` named ``h``, ``c``, ``i, f, g, o`` or
+        ``r, z, n``, and the next-symbol ``log_probs (T, N, V)``)."""
+        return tracing.trace(self, ids, chunk_size=chunk_size, state=state)
 
     # ----------------------------------------------------------------- decoding
 

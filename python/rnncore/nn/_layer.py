@@ -17,6 +17,7 @@ import numpy as np
 from rnncore import _validate
 from rnncore.errors import ArgumentError, StateError
 from rnncore.nn._base import GATES, Array, Module, State
+from rnncore.nn._trace import cache_arrays, names
 
 SUFFIXES = ("", "_reverse")  # parameter-name suffix of direction 0 (forward), 1 (reverse)
 
@@ -193,6 +194,33 @@ class _RNNBase(Module):
         """Inverted-dropout mask of ``shape`` (T, N, dirs*H): 0 or ``1/(1-p)``, from :attr:`rng`."""
         keep = self.rng.random(shape) >= self.dropout
         return keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
+
+    def trace(self, x: Any, hx: State = None) -> tuple[dict[str, Array], State]:
+        """Run :meth:`forward` and return what every layer computed at every step.
+
+        Args:
+            x, hx: as for :meth:`forward` (no ``lengths``: every sequence runs T steps).
+
+        Returns:
+            ``(arrays, h_n)``: ``arrays`` maps ``"h"`` (the hidden state after each
+            step), ``"c"`` (the cell state, LSTM) and each activated gate
+            (``"i", "f", "g", "o"`` for LSTM, ``"r", "z", "n"`` for GRU) to an array
+            ``(num_layers*num_directions, T, N, H)``, time-major even with
+            ``batch_first`` (``N = 1`` for unbatched input), read from the
+            kernels' forward cache, index ``k*dirs + d`` as
+            in ``h_n``; ``h_n`` is the final state, as :meth:`forward` returns it
+            (pass it as ``hx`` to trace a long sequence chunk by chunk).
+        """
+        _, h_n = self.forward(x, hx)
+        tr = self._trace
+        assert tr is not None  # forward sets it
+        dirs = self._dirs
+        per_dir = [
+            cache_arrays(self._mode, cache, reverse=i % dirs == 1)
+            for i, cache in enumerate(tr.caches)
+        ]
+        arrays = {k: self._cast(np.stack([a[k] for a in per_dir])) for k in names(self._mode)}
+        return arrays, h_n
 
     # ----------------------------------------------------------------- backward
 

@@ -1,9 +1,13 @@
 """``metrics.csv``: one row per logging interval of a training run.
 
-Columns (exactly): ``step, epoch, train_loss, val_loss, lr, chars_per_s``.
-``train_loss`` is the mean training loss (nats per symbol) of the steps since
-the previous row, ``val_loss`` is empty unless a validation pass ran at that
-step. Rows are flushed as they are written. On resume, rows after the
+Columns (exactly): ``step, epoch, train_loss, val_loss, lr, chars_per_s,
+grad_norm, clipped_frac``. ``train_loss`` is the mean training loss (nats per
+symbol) of the steps since the previous row, ``val_loss`` is empty unless a
+validation pass ran at that step; ``grad_norm`` is the mean global gradient
+norm before clipping of those steps (empty if none had a finite norm), and
+``clipped_frac`` the fraction of them where clipping changed the gradients.
+Files of earlier versions, without the last two columns, are still read.
+Rows are flushed as they are written. On resume, rows after the
 checkpoint's step are dropped first, so the file reads as one uninterrupted run.
 """
 
@@ -16,14 +20,29 @@ from typing import Any
 
 __all__ = ["COLUMNS", "MetricsLog", "read_metrics"]
 
-COLUMNS = ("step", "epoch", "train_loss", "val_loss", "lr", "chars_per_s")
+COLUMNS = (
+    "step",
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "lr",
+    "chars_per_s",
+    "grad_norm",
+    "clipped_frac",
+)
+OLD_COLUMNS = COLUMNS[:6]  # files written before grad_norm and clipped_frac
+
+
+def _float(value: str | None) -> float | None:
+    return float(value) if value else None
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The rows of a metrics file, numbers parsed (``val_loss`` None when empty)."""
+    """The rows of a metrics file, numbers parsed (``val_loss``, ``grad_norm`` and
+    ``clipped_frac`` None when empty or absent)."""
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
+        if tuple(reader.fieldnames or ()) not in (COLUMNS, OLD_COLUMNS):
             raise ValueError(f"{path}: expected the columns {', '.join(COLUMNS)}")
         rows = []
         for row in reader:
@@ -35,6 +54,8 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
                     "val_loss": float(row["val_loss"]) if row["val_loss"] else None,
                     "lr": float(row["lr"]),
                     "chars_per_s": float(row["chars_per_s"]),
+                    "grad_norm": _float(row.get("grad_norm")),
+                    "clipped_frac": _float(row.get("clipped_frac")),
                 }
             )
     return rows
@@ -56,7 +77,7 @@ class MetricsLog:
         if resume_step is not None and self.path.exists():
             with open(self.path, newline="", encoding="utf-8") as f:
                 rows = list(csv.reader(f))
-            if rows and tuple(rows[0]) == COLUMNS:
+            if rows and tuple(rows[0]) in (COLUMNS, OLD_COLUMNS):
                 kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= resume_step]
         fresh = self.path.with_name(self.path.name + ".tmp")
         with open(fresh, "w", newline="", encoding="utf-8") as f:
@@ -73,6 +94,8 @@ class MetricsLog:
         val_loss: float | None,
         lr: float,
         chars_per_s: float,
+        grad_norm: float | None = None,
+        clipped_frac: float | None = None,
     ) -> None:
         """Append one row and flush it to the file."""
         self._writer.writerow(
@@ -83,6 +106,8 @@ class MetricsLog:
                 "" if val_loss is None else repr(float(val_loss)),
                 repr(float(lr)),
                 f"{chars_per_s:.1f}",
+                "" if grad_norm is None else repr(float(grad_norm)),
+                "" if clipped_frac is None else repr(float(clipped_frac)),
             ]
         )
         self._file.flush()

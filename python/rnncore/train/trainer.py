@@ -23,7 +23,9 @@ and ``config``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,14 @@ from rnncore.checkpoint import (
 )
 from rnncore.data.stream import StreamBatcher
 from rnncore.errors import CheckpointError, RnnCoreError
-from rnncore.optim import Cosine, NonFiniteGuard, StepDecay, clip_grad_norm_, clip_grad_value_
+from rnncore.optim import (
+    Cosine,
+    NonFiniteGuard,
+    StepDecay,
+    clip_grad_norm_,
+    clip_grad_value_,
+    global_norm,
+)
 from rnncore.train.config import TrainConfig
 from rnncore.train.metrics import MetricsLog
 from rnncore.train.plotting import plot_losses
@@ -54,6 +63,20 @@ from rnncore.train.progress import Progress
 __all__ = ["TrainResult", "Trainer"]
 
 TRAINER_KEY = "trainer"
+NEARLY_ALWAYS_CLIPPED = 0.95  # warn when at least this fraction of steps is clipped ...
+CLIP_WARN_AFTER = 100  # ... over at least this many steps
+
+
+def _fresh_log() -> dict[str, Any]:
+    """Sums since the last metrics row: losses, gradient norms, clipped steps."""
+    return {
+        "loss_sum": 0.0,
+        "steps": 0,
+        "norm_sum": 0.0,
+        "norm_steps": 0,
+        "clipped": 0,
+        "all_steps": 0,
+    }
 
 
 @dataclass
@@ -101,7 +124,9 @@ class Trainer:
         self.state: Any = None  # recurrent state carried into the next chunk
         self.best_val_loss: float | None = None
         self.evals_since_best = 0  # validations without a new best
-        self._log = {"loss_sum": 0.0, "steps": 0}  # train losses since the last metrics row
+        self._log = _fresh_log()  # train losses and gradient norms since the last metrics row
+        self._clip_count = [0, 0]  # [steps, clipped steps] of this process, for the warning
+        self._warned: set[str] = set()
         self._resumed_at: int | None = None  # step restored from a checkpoint
 
     # ------------------------------------------------------------------ one step
@@ -131,15 +156,53 @@ class Trainer:
         grads = self.model.grads
         self.step += 1
         if not self.guard.check(loss, grads):
+            self._record_norm(global_norm(grads), False)
             self.state = None  # do not carry a state that produced NaN
             return None, batch.inputs.size, batch.epoch
+        clipped = False
         if self.config.grad_clip_norm is not None:
-            clip_grad_norm_(grads, self.config.grad_clip_norm)
+            norm = clip_grad_norm_(grads, self.config.grad_clip_norm)
+            clipped = self.config.grad_clip_norm / (norm + 1e-6) < 1  # as clip_grad_norm_
+        else:
+            norm = global_norm(grads)
         if self.config.grad_clip_value is not None:
-            clip_grad_value_(grads, self.config.grad_clip_value)
+            limit = self.config.grad_clip_value
+            clipped = clipped or any(bool((np.abs(g) > limit).any()) for g in grads.values())
+            clip_grad_value_(grads, limit)
+        self._record_norm(norm, clipped)
         self.optimizer.step(grads)
         self.state = state
         return float(loss), batch.inputs.size, batch.epoch
+
+    def _record_norm(self, norm: float, clipped: bool) -> None:
+        """Add a step's gradient norm (before clipping) to the metrics sums; warn
+        once if it is not finite, and once if nearly every step is clipped."""
+        if not math.isfinite(norm):
+            self._warn_once(
+                "nonfinite",
+                f"the gradient norm is not finite at step {self.step}; the step was "
+                "skipped (lower the learning rate, or clip the gradients)",
+            )
+        else:
+            self._log["norm_sum"] += norm
+            self._log["norm_steps"] += 1
+        self._log["clipped"] += int(clipped)
+        self._log["all_steps"] += 1
+        self._clip_count[0] += 1
+        self._clip_count[1] += int(clipped)
+        steps, hits = self._clip_count
+        if steps >= CLIP_WARN_AFTER and hits >= NEARLY_ALWAYS_CLIPPED * steps:
+            self._warn_once(
+                "clipped",
+                f"clipping was active in {hits} of the last {steps} steps: the gradient "
+                "norm is nearly always above the limit (raise the limit or lower the "
+                "learning rate; metrics.csv has grad_norm)",
+            )
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     def evaluate(self, split: str = "val") -> float | None:
         """Mean loss per symbol over ``split`` (state carried through the pass),
@@ -201,11 +264,15 @@ class Trainer:
         self, log: MetricsLog | None, epoch: int, val: float | None, speed: float
     ) -> None:
         """Append a metrics row with the mean train loss since the last one."""
-        steps = self._log["steps"]
-        mean = self._log["loss_sum"] / steps if steps else None
+        lg = self._log
+        steps = lg["steps"]
+        mean = lg["loss_sum"] / steps if steps else None
+        norm = lg["norm_sum"] / lg["norm_steps"] if lg["norm_steps"] else None
+        tried = lg["all_steps"]  # steps since the last row, skipped ones included
+        clipped = lg["clipped"] / tried if tried else None
         if log is not None:
-            log.write(self.step, epoch, mean, val, self.optimizer.lr, speed)
-        self._log = {"loss_sum": 0.0, "steps": 0}
+            log.write(self.step, epoch, mean, val, self.optimizer.lr, speed, norm, clipped)
+        self._log = _fresh_log()
 
     def fit(self) -> TrainResult:
         """Train until a limit of the config is reached; returns what happened."""
@@ -321,7 +388,15 @@ class Trainer:
             self.best_val_loss = None if best is None else float(best)
             self.evals_since_best = int(t["evals_since_best"])
             log = t["log"]
-            self._log = {"loss_sum": float(log["loss_sum"]), "steps": int(log["steps"])}
+            self._log = _fresh_log()
+            self._log.update(
+                loss_sum=float(log["loss_sum"]),
+                steps=int(log["steps"]),
+                norm_sum=float(log.get("norm_sum", 0.0)),  # absent before grad_norm was logged
+                norm_steps=int(log.get("norm_steps", 0)),
+                clipped=int(log.get("clipped", 0)),
+                all_steps=int(log.get("all_steps", 0)),
+            )
             exact = data_position and self.batcher.compatible(t["batcher"])
             if exact:
                 self.batcher.load_state_dict(t["batcher"])
