@@ -3,8 +3,10 @@
 Columns (exactly): ``step, epoch, train_loss, val_loss, lr, chars_per_s``.
 ``train_loss`` is the mean training loss (nats per symbol) of the steps since
 the previous row, ``val_loss`` is empty unless a validation pass ran at that
-step. Rows are flushed as they are written. On resume, rows after the
-checkpoint's step are dropped first, so the file reads as one uninterrupted run.
+step. The last row of a run that stopped between validations is its final
+validation: ``train_loss`` and ``chars_per_s`` empty. Rows are flushed as they
+are written. On resume, rows after the checkpoint's step and final-validation
+rows are dropped first, so the file reads as one uninterrupted run.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
                     "train_loss": float(row["train_loss"]) if row["train_loss"] else None,
                     "val_loss": float(row["val_loss"]) if row["val_loss"] else None,
                     "lr": float(row["lr"]),
-                    "chars_per_s": float(row["chars_per_s"]),
+                    "chars_per_s": float(row["chars_per_s"]) if row["chars_per_s"] else None,
                 }
             )
     return rows
@@ -57,7 +59,11 @@ class MetricsLog:
             with open(self.path, newline="", encoding="utf-8") as f:
                 rows = list(csv.reader(f))
             if rows and tuple(rows[0]) == COLUMNS:
-                kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= resume_step]
+                kept = [
+                    r
+                    for r in rows[1:]
+                    if r and r[0].isdigit() and int(r[0]) <= resume_step and r[-1] != ""
+                ]
         fresh = self.path.with_name(self.path.name + ".tmp")
         with open(fresh, "w", newline="", encoding="utf-8") as f:
             csv.writer(f).writerows([COLUMNS, *kept])
@@ -72,9 +78,10 @@ class MetricsLog:
         train_loss: float | None,
         val_loss: float | None,
         lr: float,
-        chars_per_s: float,
+        chars_per_s: float | None,
     ) -> None:
-        """Append one row and flush it to the file."""
+        """Append one row and flush it to the file (``chars_per_s`` None: a final
+        validation, see the module docstring)."""
         self._writer.writerow(
             [
                 step,
@@ -82,7 +89,7 @@ class MetricsLog:
                 "" if train_loss is None else repr(float(train_loss)),
                 "" if val_loss is None else repr(float(val_loss)),
                 repr(float(lr)),
-                f"{chars_per_s:.1f}",
+                "" if chars_per_s is None else f"{chars_per_s:.1f}",
             ]
         )
         self._file.flush()

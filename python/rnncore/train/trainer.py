@@ -12,9 +12,12 @@ non-finite values, clips, sets the scheduled learning rate and updates::
 Every ``eval_every`` steps the validation part is read once (state carried
 within the pass) and a new best is saved to ``best/``; every
 ``checkpoint_every`` steps (and at the end) everything needed to continue is
-saved to ``latest/``. A run restored from ``latest/`` continues bit for bit as
-if it had never stopped: the weights, optimizer state, carried state, batcher
-position, dropout generator, guard counters and pending log sums are all saved.
+saved to ``latest/``. When the run stops, the final weights are validated too
+(unless that step just was): with ``eval_every`` on, that loss is logged,
+plotted and considered for ``best/`` like any other. A run restored from
+``latest/`` continues bit for bit as if it had never stopped: the weights,
+optimizer state, carried state, batcher position, dropout generator, guard
+counters and pending log sums are all saved.
 The trainer knows the model only through ``loss``, ``backward``, ``grads``,
 ``zero_grad``, ``state_dict``/``load_state_dict``, ``train``/``eval``, ``rng``
 and ``config``.
@@ -215,6 +218,7 @@ class Trainer:
         started = time.perf_counter()
         progress = Progress(self._total_steps(), self.step, cfg.progress)
         saved_at, last_loss, reason = -1, None, None
+        validated: tuple[int, float | None] = (-1, None)  # the last scheduled validation
         row_time, row_symbols, run_symbols = started, 0, 0  # for the speeds shown
         try:
             while (reason := self._stop_reason(started)) is None:
@@ -228,6 +232,7 @@ class Trainer:
                 val, improved = None, False
                 if cfg.eval_every and self.step % cfg.eval_every == 0:
                     val, improved = self._validate()
+                    validated = (self.step, val)
                     if val is not None:
                         progress.write(f"step {self.step} (epoch {epoch}): val loss {val:.4f}")
                 now = time.perf_counter()
@@ -241,13 +246,13 @@ class Trainer:
                     self.save(out / "latest")
                     saved_at = self.step
                 progress.update(1, loss, run_symbols / max(now - started, 1e-9))
+            if out is not None and saved_at != self.step:
+                self.save(out / "latest")  # before the final validation: resumes exactly
+            final_val = self._final_validation(log, out, validated)
         finally:
             progress.close()
             if log is not None:
                 log.close()
-        if out is not None and saved_at != self.step:
-            self.save(out / "latest")
-        final_val = self.evaluate("val")
         if out is not None and cfg.plot:
             plot_losses(out / "metrics.csv", out / "loss.png")
         return TrainResult(
@@ -259,6 +264,31 @@ class Trainer:
             final_val_loss=final_val,
             seconds=time.perf_counter() - started,
         )
+
+    def _final_validation(
+        self, log: MetricsLog | None, out: Path | None, validated: tuple[int, float | None]
+    ) -> float | None:
+        """The validation loss of the final weights, or None without a val part.
+
+        Unless the last step was validated on schedule, it is computed now and,
+        if scheduled validations are on (``eval_every``), written to
+        ``metrics.csv`` as a final-validation row (so the plot shows it) and
+        compared with the best: the final model goes to ``best/`` if it is
+        better. ``latest/`` is written before, so a resumed run continues as if
+        it had not stopped (its patience counter does not see this validation).
+        """
+        if validated[0] == self.step:
+            return validated[1]  # the last step was validated on schedule
+        val = self.evaluate("val")
+        if val is None or not self.config.eval_every:
+            return val  # validation is off: only reported
+        if log is not None:
+            log.write(self.step, self.batcher.epoch, None, val, self.optimizer.lr, None)
+        if self.best_val_loss is None or val < self.best_val_loss:
+            self.best_val_loss = val
+            if out is not None:
+                self.save(out / "best")
+        return val
 
     # ------------------------------------------------------------ checkpoints
 
