@@ -20,7 +20,9 @@ optimizer state, carried state, batcher position, dropout generator, guard
 counters and pending log sums are all saved.
 The trainer knows the model only through ``loss``, ``backward``, ``grads``,
 ``zero_grad``, ``state_dict``/``load_state_dict``, ``train``/``eval``, ``rng``
-and ``config``.
+and ``config``. Where the model, the optimizer and the config allow it, a step
+is one compiled call instead (:func:`rnncore.models.min_char_rnn.fused_train_step`:
+min-char-rnn today), with the same result to rounding.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from rnncore.checkpoint import (
 )
 from rnncore.data.stream import StreamBatcher
 from rnncore.errors import CheckpointError, RnnCoreError
+from rnncore.models.min_char_rnn import fused_train_step
 from rnncore.optim import Cosine, NonFiniteGuard, StepDecay, clip_grad_norm_, clip_grad_value_
 from rnncore.train.config import TrainConfig
 from rnncore.train.metrics import MetricsLog
@@ -125,24 +128,41 @@ class Trainer:
         self.optimizer.lr = self.lr_at(batch.epoch, self.step)
         self.model.train()
         self.model.zero_grad()
-        if self.config.loss_reduction == "sum":  # min-char-rnn's loss; reported per symbol
+        fused = self._fused_step(batch.inputs, batch.targets)
+        if fused is not None:  # loss, gradients, clip and update in one call
+            loss, state, _ = fused
+            loss = loss / batch.inputs.size
+        elif self.config.loss_reduction == "sum":  # min-char-rnn's loss; reported per symbol
             loss, state = self.model.loss(batch.inputs, batch.targets, self.state, reduction="sum")
             loss = loss / batch.inputs.size
         else:
             loss, state = self.model.loss(batch.inputs, batch.targets, self.state)
-        self.model.backward()
+        if fused is None:
+            self.model.backward()
         grads = self.model.grads
         self.step += 1
-        if not self.guard.check(loss, grads):
+        if not self.guard.check(loss, grads):  # (the fused step then changed nothing)
             self.state = None  # do not carry a state that produced NaN
             return None, batch.inputs.size, batch.epoch
-        if self.config.grad_clip_norm is not None:
-            clip_grad_norm_(grads, self.config.grad_clip_norm)
-        if self.config.grad_clip_value is not None:
-            clip_grad_value_(grads, self.config.grad_clip_value)
-        self.optimizer.step(grads)
+        if fused is None:
+            if self.config.grad_clip_norm is not None:
+                clip_grad_norm_(grads, self.config.grad_clip_norm)
+            if self.config.grad_clip_value is not None:
+                clip_grad_value_(grads, self.config.grad_clip_value)
+            self.optimizer.step(grads)
         self.state = state
         return float(loss), batch.inputs.size, batch.epoch
+
+    def _fused_step(self, inputs: Any, targets: Any) -> tuple[float, Any, bool] | None:
+        """The step as one compiled call when the model, the optimizer and the
+        config allow it (min-char-rnn: summed loss, entries clipped, Adagrad),
+        else None. Same result as the step through the layers, to rounding."""
+        cfg = self.config
+        if cfg.loss_reduction != "sum" or cfg.grad_clip_value is None or cfg.grad_clip_norm:
+            return None
+        return fused_train_step(
+            self.model, self.optimizer, inputs, targets, self.state, cfg.grad_clip_value
+        )
 
     def evaluate(self, split: str = "val") -> float | None:
         """Mean loss per symbol over ``split`` (state carried through the pass),
