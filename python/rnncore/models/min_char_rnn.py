@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from rnncore import _validate
+from rnncore._native import kernels
 from rnncore.errors import ArgumentError
 from rnncore.models.char_lm import CharLM, LMConfig
 from rnncore.nn._base import Array
@@ -152,12 +153,10 @@ def fused_train_step(
     arrays = fused_arrays(model, optimizer)
     if arrays is None or x.ndim != 2 or x.shape[0] != 1 or y.shape != x.shape:
         return None
-    from rnncore import _rnncore
-
     h = model._check_state(state, 1)
     h = model.initial_state(1) if h is None else h  # (1, 1, H)
     model._cache = None  # no loss() to backpropagate again
-    loss, h_next, updated = _rnncore.min_char_rnn_step(
+    loss, h_next, updated = kernels().min_char_rnn_step(
         x[0], y[0], np.ascontiguousarray(h[0, 0]), *arrays, optimizer.lr, optimizer.eps, clip
     )
     if updated:
