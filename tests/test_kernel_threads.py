@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -35,24 +36,40 @@ def test_two_threads_run_kernels_at_once_with_sequential_results():
 
 
 def test_gil_is_released_during_a_kernel():
-    """While one thread is inside a long kernel call, Python code keeps running
-    in another: with the GIL held it could not run at all."""
+    """While one thread is inside a kernel call, Python code runs in another:
+    the main thread stamps the clock in a loop, and some stamp must fall
+    strictly between a call's start and end. With the GIL held during the call
+    none could (the switch interval is raised so that the worker is not made to
+    yield between a stamp of its own and the call). Calls repeat until a stamp
+    lands inside one, so a loaded machine only makes the test slower."""
     case = make_case("lstm", 400, 64, 128, 128, seed=1)
-    in_kernel = threading.Event()
-    done = threading.Event()
+    spans: list[tuple[float, float]] = []
+    stamps: list[float] = []
+    stop = threading.Event()
 
     def run() -> None:
-        in_kernel.set()
-        for _ in range(3):
+        for _ in range(50):
+            t0 = time.perf_counter()
             case.forward(_rnncore)
-        done.set()
+            spans.append((t0, time.perf_counter()))
+            if stop.is_set():
+                break
+        stop.set()
 
-    worker = threading.Thread(target=run)
-    worker.start()
-    in_kernel.wait()
-    time.sleep(0.01)  # let the worker enter the kernel
-    ticks = 0
-    while not done.is_set():
-        ticks += 1
-    worker.join()
-    assert ticks > 1000, f"main thread advanced only {ticks} times during the kernel"
+    def inside() -> bool:
+        return any(a < s < b for a, b in list(spans) for s in stamps)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(30.0)
+    try:
+        worker = threading.Thread(target=run)
+        worker.start()
+        while not stop.is_set():
+            stamps.append(time.perf_counter())
+            time.sleep(0.0005)  # lets the worker take the GIL back after a call
+            if len(spans) > 1 and inside():
+                stop.set()
+        worker.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert inside(), f"no Python step ran during any of {len(spans)} kernel calls"

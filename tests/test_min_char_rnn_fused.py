@@ -6,10 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnncore import _rnncore
+from rnncore import _rnncore, cli
+from rnncore.checkpoint import load_checkpoint
+from rnncore.corpus import default_corpus
+from rnncore.data import CharVocab, StreamBatcher
 from rnncore.errors import ArgumentError, DTypeError, NonFiniteError, ShapeError
 from rnncore.models import min_char_rnn
-from rnncore.models.min_char_rnn import FUSED_ORDER
+from rnncore.models.min_char_rnn import FUSED_ORDER, fused_arrays
 
 V, H, T = 11, 13, 25
 
@@ -21,7 +24,7 @@ def chunk(seed):
 
 def layers_only(setup):
     """The same set-up with the one-call step turned off."""
-    setup._fused_arrays = lambda: None
+    setup.fused = False
     return setup
 
 
@@ -41,7 +44,7 @@ def test_the_one_call_step_matches_the_layers(dtype, tol, steps, clip):
     visible change of the weights."""
     fused = min_char_rnn(V, hidden_size=H, clip=clip, dtype=dtype, seed=1)
     plain = layers_only(min_char_rnn(V, hidden_size=H, clip=clip, dtype=dtype, seed=1))
-    assert fused._fused_arrays() is not None
+    assert fused_arrays(fused.model, fused.optimizer) is not None
     for p in (fused, plain):  # larger weights: the gradients reach the clip
         p.model.load_state_dict({k: v * 30 for k, v in p.model.state_dict().items()})
     losses_f, h_f = run(fused, steps)
@@ -106,7 +109,7 @@ def test_bad_weights_and_states_are_named():
 
 def call_args(**change):
     setup = min_char_rnn(V, hidden_size=H, seed=0)
-    params, grads, sums = setup._fused_arrays()
+    params, grads, sums = fused_arrays(setup.model, setup.optimizer)
     x, y = chunk(0)
     kw = {
         "inputs": x,
@@ -163,3 +166,33 @@ def test_arrays_updated_in_place_must_be_writeable_distinct_and_contiguous():
     params[4] = np.zeros((V, H + 1))
     with pytest.raises(ShapeError, match=r"head\.weight"):
         _rnncore.min_char_rnn_step(**{**kw, "params": params})
+
+
+def test_the_cli_the_layers_and_the_one_call_step_train_the_same_model(tmp_path):
+    """50 steps of ``rnncore train --min-char-rnn`` (the Trainer, which takes the
+    one-call step), of :meth:`MinCharRNN.train_step` on the same chunks with the
+    one-call step, and with it turned off: the same parameters."""
+    text = default_corpus()[:3000]
+    (tmp_path / "in.txt").write_text(text, encoding="utf-8")
+    argv = ["train", "--min-char-rnn", "--data", str(tmp_path / "in.txt"), "--rnn-size", "13"]
+    argv += ["--max-steps", "50", "--val-fraction", "0.1", "--test-fraction", "0"]
+    argv += ["--out", str(tmp_path / "run"), "--no-progress", "--seed", "3"]
+    assert cli.main(argv) == 0
+    from_cli = load_checkpoint(tmp_path / "run" / "latest").model
+
+    vocab = CharVocab.from_text(text)
+    setups = [min_char_rnn(len(vocab), hidden_size=13, seed=3) for _ in range(2)]
+    layers_only(setups[1])
+    for setup in setups:
+        batcher = StreamBatcher(vocab.encode(text), 1, 25, (0.9, 0.1, 0.0))
+        h = setup.initial_state()
+        for _ in range(50):
+            batch = batcher.next_batch()
+            if batch.index == 0:
+                h = setup.initial_state()
+            _, h = setup.train_step(batch.inputs[0], batch.targets[0], h)
+    fused, layers = (dict(s.model.state_dict()) for s in setups)
+    assert fused_arrays(setups[0].model, setups[0].optimizer) is not None
+    for name, want in fused.items():
+        np.testing.assert_array_equal(from_cli[name], want, err_msg=name)  # the same calls
+        np.testing.assert_allclose(layers[name], want, rtol=1e-9, atol=1e-12, err_msg=name)

@@ -8,6 +8,7 @@ non-contiguous inputs run on each backend.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from contextlib import contextmanager
 
@@ -310,3 +311,31 @@ def test_lists_are_accepted_when_their_dtype_matches(rng):
     np.testing.assert_array_equal(layer(x.tolist())[0], layer(x)[0])
     cell = nn.RNNCell(3, 4, dtype=np.float64, seed=0, backend=reference)
     np.testing.assert_array_equal(cell(x[0].tolist()), cell(x[0]))
+
+
+def test_rnncore_imports_and_runs_on_the_reference_without_the_extension():
+    """In a fresh interpreter where the extension cannot be imported: ``import
+    rnncore`` works, a layer and a model run on the reference, and the first
+    call that needs a compiled kernel says what to do."""
+    code = """
+import sys
+sys.modules["rnncore._rnncore"] = None  # makes the import fail
+import numpy as np
+import rnncore
+from rnncore import nn
+from rnncore.models import CharLM, LMConfig
+x = np.zeros((5, 2, 3), np.float32)
+out, _ = nn.LSTM(3, 4, seed=0, backend=rnncore.reference)(x)
+assert out.shape == (5, 2, 4)
+lm = CharLM(LMConfig(vocab_size=7, cell="gru", hidden_size=5), backend=rnncore.reference)
+print(len(lm.sample(length=4, seed=0)[0]))
+try:
+    rnncore.set_num_threads(1)
+except ImportError as err:
+    print(err)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "4"
+    assert "backend=rnncore.reference" in lines[1]

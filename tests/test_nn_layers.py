@@ -268,7 +268,7 @@ def test_parameter_names_shapes_and_order_follow_torch():
     assert nn.RNN(3, 5, seed=0).weight_hh_l0.shape == (5, 5)
 
 
-def test_same_seed_same_weights_drawn_like_torch():
+def test_same_seed_same_weights():
     a, b = nn.LSTM(4, 9, num_layers=2, seed=3), nn.LSTM(4, 9, num_layers=2, seed=3)
     c = nn.LSTM(4, 9, num_layers=2, rng=np.random.default_rng(3))
     d = nn.LSTM(4, 9, num_layers=2, seed=4)
@@ -279,6 +279,48 @@ def test_same_seed_same_weights_drawn_like_torch():
         np.testing.assert_array_equal(p, c.state_dict()[name])
         assert not np.array_equal(p, d.state_dict()[name])
         assert np.abs(p).max() <= bound and np.abs(p).max() > 0.8 * bound
+
+
+def ks_distance(a, b) -> float:
+    """Largest gap between the empirical distribution functions of ``a`` and ``b``."""
+    a, b = np.sort(np.ravel(a)), np.sort(np.ravel(b))
+    grid = np.concatenate([a, b])
+    fa = np.searchsorted(a, grid, side="right") / a.size
+    fb = np.searchsorted(b, grid, side="right") / b.size
+    return float(np.abs(fa - fb).max())
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
+def test_every_parameter_is_uniform_on_one_over_sqrt_hidden(mode):
+    """torch's documented initialisation, U(-1/sqrt(H), 1/sqrt(H)) for every
+    weight and bias: each parameter within the bound, and all values together
+    against that distribution (a Kolmogorov-Smirnov distance; at 14,000 to
+    60,000 values sampling noise is below 0.012, a normal of the same variance
+    is 0.057 away)."""
+    layer = make(mode, None, 40, 64, num_layers=2, seed=5)
+    bound = 1 / math.sqrt(64)
+    for name, p in layer.named_parameters():
+        assert np.abs(p).max() <= bound, name
+    values = np.concatenate([p.ravel() for _, p in layer.named_parameters()])
+    assert ks_distance(values, np.linspace(-bound, bound, 4001)) < 0.02
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
+def test_weights_are_drawn_like_torchs(mode):
+    """Same names, shapes, dtype, and values from the same distribution as
+    torch's layer of the same size (two-sample Kolmogorov-Smirnov distance)."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    cls, extra = MODES[mode]
+    ours = make(mode, None, 40, 64, num_layers=2, seed=5)
+    theirs = getattr(torch.nn, cls.__name__)(40, 64, num_layers=2, **extra)
+    want = {k: v.detach().numpy() for k, v in theirs.state_dict().items()}
+    got = ours.state_dict()
+    assert list(got) == list(want)
+    for name, p in got.items():
+        assert p.shape == want[name].shape and p.dtype == want[name].dtype, name
+    pooled = [np.concatenate([v.ravel() for v in d.values()]) for d in (got, want)]
+    assert ks_distance(*pooled) < 0.02
 
 
 @pytest.mark.parametrize("mode", MODES)

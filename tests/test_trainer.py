@@ -284,3 +284,38 @@ def test_config_rejects_bad_settings():
     with pytest.raises(ValueError, match="patience"):
         TrainConfig(patience=2, eval_every=0)
     assert dataclasses.asdict(TrainConfig())["loss_reduction"] == "mean"
+
+
+def test_the_final_validation_is_logged_and_considered_for_best(tmp_path):
+    # Stops at step 13, between the validations at 5 and 10: a third is run then.
+    trainer = make_trainer(tmp_path, max_steps=13, eval_every=5, log_every=4)
+    result = trainer.fit()
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert [r["step"] for r in rows] == [4, 5, 8, 10, 12, 13]
+    vals = [r["val_loss"] for r in rows if r["val_loss"] is not None]
+    assert len(vals) == 3 and vals[-1] == result.final_val_loss
+    assert result.best_val_loss == min(vals)
+    _, _, best = load_model(tmp_path / "best")
+    assert best.state["trainer"]["step"] == [5, 10, 13][vals.index(min(vals))]
+    final = rows[-1]
+    assert final["train_loss"] is None and final["chars_per_s"] is None
+    # latest/ is written before the final validation, so a resume continues exactly
+    latest = load_checkpoint(tmp_path / "latest")
+    assert latest.state["trainer"]["best_val_loss"] == min(vals[:2])
+    again = make_trainer(tmp_path, max_steps=15, eval_every=5, log_every=4)
+    again.restore(latest)
+    again.fit()
+    steps = [r["step"] for r in read_metrics(tmp_path / "metrics.csv")]
+    assert steps == [4, 5, 8, 10, 12, 15]  # the final row of step 13 is gone
+
+
+def test_a_final_validation_better_than_the_best_goes_to_best(tmp_path):
+    # A steadily falling loss: the final weights are the best ones.
+    trainer = make_trainer(tmp_path, max_steps=23, eval_every=10, log_every=100)
+    result = trainer.fit()
+    assert result.final_val_loss is not None and result.final_val_loss == result.best_val_loss
+    model, _, best = load_model(tmp_path / "best")
+    assert best.state["trainer"]["step"] == 23
+    rebuilt = make_trainer(max_steps=1)
+    rebuilt.model = model
+    assert rebuilt.evaluate() == pytest.approx(result.final_val_loss, rel=1e-6)

@@ -11,10 +11,11 @@
 //! At `H = 100` and 25 steps the step is about a million multiply-adds: in
 //! Python the calls between the pieces would cost more than the arithmetic.
 
+use crate::cells::rnn;
 use crate::error::{Result, RnnError};
 use crate::panel::narrow::Narrow;
 use crate::real::Real;
-use crate::simd::{self, Level};
+use crate::simd::Level;
 
 /// The model's arrays, row-major: `w_ih (H, V)`, `w_hh (H, H)`, `b_ih (H,)`,
 /// `b_hh (H,)`, `w_out (V, H)`, `b_out (V,)`.
@@ -71,7 +72,8 @@ fn transpose<R: Real>(a: &[R], rows: usize, cols: usize) -> Vec<R> {
 /// Writes the clipped gradients to `grads` (shapes of `params`) and updates
 /// `params` (all but `b_hh`) and `sums`. Slices must have the documented
 /// lengths (the caller checks them); ids must lie in `0..V`. Runs the code
-/// compiled for `level` (AVX-512, AVX2+FMA, or plain).
+/// compiled for `level` (AVX-512, AVX2+FMA, or plain); the cell is the tanh
+/// cell of `cells::rnn`.
 #[allow(clippy::too_many_arguments)]
 pub fn step<R: Real>(
     level: Level,
@@ -83,44 +85,38 @@ pub fn step<R: Real>(
     sums: Sums<'_, R>,
     opt: Adagrad,
 ) -> Result<Outcome<R>> {
-    let args = (level, ids, targets, h0, params, grads, sums, opt);
-    match simd::effective(level) {
-        // SAFETY: `effective` returns a level only if the CPU has its features.
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe { step_avx512(args) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => unsafe { step_avx2(args) },
-        _ => step_body::<R, false>(args),
+    step_at(level, level, ids, targets, h0, params, grads, sums, opt)
+}
+
+crate::simd::multiversion! {
+    /// [`step`] compiled for each level; `products` is the level of the
+    /// products over panels it calls.
+    fn step_at<R: Real>(
+        products: Level,
+        ids: &[usize],
+        targets: &[usize],
+        h0: &[R],
+        params: Arrays<'_, R>,
+        grads: Arrays<'_, R>,
+        sums: Sums<'_, R>,
+        opt: Adagrad,
+    ) -> Result<Outcome<R>> {
+        step_body(products, ids, targets, h0, params, grads, sums, opt)
     }
 }
 
-type Args<'a, 'b, R> = (
-    Level,
-    &'a [usize],
-    &'a [usize],
-    &'a [R],
-    Arrays<'b, R>,
-    Arrays<'b, R>,
-    Sums<'b, R>,
-    Adagrad,
-);
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-unsafe fn step_avx512<R: Real>(args: Args<'_, '_, R>) -> Result<Outcome<R>> {
-    step_body::<R, true>(args)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn step_avx2<R: Real>(args: Args<'_, '_, R>) -> Result<Outcome<R>> {
-    step_body::<R, true>(args)
-}
-
 #[inline(always)]
-fn step_body<R: Real, const FUSED: bool>(args: Args<'_, '_, R>) -> Result<Outcome<R>> {
-    let (level, ids, targets, h0, params, grads, sums, opt) = args;
+#[allow(clippy::too_many_arguments)]
+fn step_body<R: Real>(
+    level: Level,
+    ids: &[usize],
+    targets: &[usize],
+    h0: &[R],
+    params: Arrays<'_, R>,
+    grads: Arrays<'_, R>,
+    sums: Sums<'_, R>,
+    opt: Adagrad,
+) -> Result<Outcome<R>> {
     let (h, t_len) = (h0.len(), ids.len());
     let v = params.b_out.len();
     if t_len == 0 || targets.len() != t_len {
@@ -148,7 +144,7 @@ fn step_body<R: Real, const FUSED: bool>(args: Args<'_, '_, R>) -> Result<Outcom
         }
         w_hh.mul(level, h_t, h_prev, 1, true, false);
         for y in h_t.iter_mut() {
-            *y = y.tanh_simd();
+            *y = rnn::unit(false, *y);
         }
     }
     // The readout of every step at once: logits (T, V), then probs and the loss.
@@ -193,7 +189,7 @@ fn step_body<R: Real, const FUSED: bool>(args: Args<'_, '_, R>) -> Result<Outcom
     for t in (0..t_len).rev() {
         let d = &mut draw[t * h..][..h];
         for ((d, &x), &y) in d.iter_mut().zip(&dh_next).zip(&states[t * h..][..h]) {
-            *d = (R::ONE - y * y) * (*d + x);
+            *d = rnn::unit_grad(false, y, *d + x);
         }
         w_hh_t.mul(level, &mut dh_next, d, 1, false, false);
     }

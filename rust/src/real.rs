@@ -30,7 +30,6 @@ pub trait Real:
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
     fn exp(self) -> Self;
-    fn tanh(self) -> Self;
     fn sqrt(self) -> Self;
     fn is_finite(self) -> bool;
     /// `self * a + b` with one rounding (a fused multiply-add).
@@ -42,19 +41,15 @@ pub trait Real:
         Self::ONE / (Self::ONE + (-self).exp())
     }
 
-    /// `tanh` as the kernels compute it: branch-free and vectorisable for `f32`
-    /// (a rational minimax approximation, absolute error below 5e-7, see
-    /// [`tanh_rational`]); the exact library function for `f64`, the precision
-    /// the results are checked against the reference in.
+    /// The one `tanh` of the kernels: branch-free, with no library call, so the
+    /// loops over it vectorise. For `f32` a rational minimax approximation
+    /// (absolute error below 5e-7, see [`tanh_rational`]); for `f64`
+    /// [`crate::vmath::tanh`], within 8 ulp of the library function.
     fn tanh_fast(self) -> Self;
 
     /// Sigmoid as the kernels compute it: `0.5 + 0.5 * tanh(x / 2)` with
     /// [`tanh_fast`](Real::tanh_fast) for `f32`; [`sigmoid`](Real::sigmoid) for `f64`.
     fn sigmoid_fast(self) -> Self;
-
-    /// `tanh` with no library call, so loops over it vectorise in `f64` too:
-    /// [`tanh_rational`] for `f32`, [`crate::vmath::tanh`] (a few ulp) for `f64`.
-    fn tanh_simd(self) -> Self;
 
     /// `max(x, 0)`.
     #[inline(always)]
@@ -95,7 +90,7 @@ pub fn tanh_rational(x: f32) -> f32 {
 }
 
 macro_rules! impl_real {
-    ($t:ty, $name:literal, $tanh_fast:expr, $sigmoid_fast:expr, $tanh_simd:expr) => {
+    ($t:ty, $name:literal, $tanh_fast:expr, $sigmoid_fast:expr) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -112,10 +107,6 @@ macro_rules! impl_real {
             #[inline(always)]
             fn exp(self) -> Self {
                 <$t>::exp(self)
-            }
-            #[inline(always)]
-            fn tanh(self) -> Self {
-                <$t>::tanh(self)
             }
             #[inline(always)]
             fn sqrt(self) -> Self {
@@ -137,28 +128,14 @@ macro_rules! impl_real {
             fn sigmoid_fast(self) -> Self {
                 $sigmoid_fast(self)
             }
-            #[inline(always)]
-            fn tanh_simd(self) -> Self {
-                $tanh_simd(self)
-            }
         }
     };
 }
 
-impl_real!(
-    f32,
-    "float32",
-    tanh_rational,
-    |x: f32| 0.5 + 0.5 * tanh_rational(0.5 * x),
-    tanh_rational
-);
-impl_real!(
-    f64,
-    "float64",
-    f64::tanh,
-    |x: f64| 1.0 / (1.0 + (-x).exp()),
-    crate::vmath::tanh
-);
+impl_real!(f32, "float32", tanh_rational, |x: f32| 0.5
+    + 0.5 * tanh_rational(0.5 * x));
+impl_real!(f64, "float64", crate::vmath::tanh, |x: f64| 1.0
+    / (1.0 + (-x).exp()));
 
 #[cfg(test)]
 mod tests {

@@ -78,50 +78,74 @@ pub fn effective(level: Level) -> Level {
     }
 }
 
-/// Define `pub fn name<F: Real>(level: Level, args...)` whose body is compiled
-/// three times: as an `#[inline(always)]` function, inlined into a twin
-/// compiled with AVX-512 and one with AVX2 + FMA. `level` picks the twin (never
-/// one the CPU lacks: see [`effective`]). Inlining a plain function into a
-/// function with more target features is what lets LLVM vectorise the body for
-/// those features.
+/// The one place that picks a twin for a level: `dispatch!(level, avx512 =>
+/// call, avx2 => call, scalar => call)` runs the call compiled for the best
+/// level the CPU has that is not above `level` (see [`effective`]). The short
+/// form `dispatch!(level, body, body_avx512, body_avx2, (args))` calls the
+/// `target_feature` twins `body_avx512(args)`/`body_avx2(args)` or the portable
+/// `body::<R, 1, false>(args)`.
+macro_rules! dispatch {
+    ($level:expr, avx512 => $avx512:expr, avx2 => $avx2:expr, scalar => $scalar:expr $(,)?) => {
+        match $crate::simd::effective($level) {
+            // SAFETY: `effective` returns a level only if the CPU reports
+            // every feature its twin is compiled with.
+            #[cfg(target_arch = "x86_64")]
+            $crate::simd::Level::Avx512 => unsafe { $avx512 },
+            // SAFETY: as above, AVX2 and FMA are present.
+            #[cfg(target_arch = "x86_64")]
+            $crate::simd::Level::Avx2 => unsafe { $avx2 },
+            _ => $scalar,
+        }
+    };
+    ($level:expr, $body:ident, $avx512:ident, $avx2:ident, ($($arg:expr),*)) => {
+        $crate::simd::dispatch!(
+            $level,
+            avx512 => $avx512($($arg),*),
+            avx2 => $avx2($($arg),*),
+            scalar => $body::<R, 1, false>($($arg),*)
+        )
+    };
+}
+
+/// Define `pub fn name<F: Real>(level: Level, args...) -> T` whose body is
+/// compiled three times: as an `#[inline(always)]` function, inlined into a
+/// twin compiled with AVX-512 and one with AVX2 + FMA; [`dispatch!`] picks the
+/// twin for `level`. Inlining a plain function into a function with more
+/// target features is what lets LLVM vectorise the body for those features.
 macro_rules! multiversion {
     (
         $(#[$meta:meta])*
-        $vis:vis fn $name:ident<F: Real>($($arg:ident : $ty:ty),* $(,)?) $body:block
+        $vis:vis fn $name:ident<$f:ident: Real>($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
     ) => {
         $(#[$meta])*
         #[allow(clippy::too_many_arguments)]
-        $vis fn $name<F: $crate::real::Real>(level: $crate::simd::Level, $($arg: $ty),*) {
+        $vis fn $name<$f: $crate::real::Real>(level: $crate::simd::Level, $($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
-            fn body<F: $crate::real::Real>($($arg: $ty),*) $body
+            fn body<$f: $crate::real::Real>($($arg: $ty),*) $(-> $ret)? $body
 
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
             #[allow(clippy::too_many_arguments)]
-            unsafe fn avx512<F: $crate::real::Real>($($arg: $ty),*) {
+            unsafe fn avx512<$f: $crate::real::Real>($($arg: $ty),*) $(-> $ret)? {
                 body($($arg),*)
             }
 
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             #[allow(clippy::too_many_arguments)]
-            unsafe fn avx2<F: $crate::real::Real>($($arg: $ty),*) {
+            unsafe fn avx2<$f: $crate::real::Real>($($arg: $ty),*) $(-> $ret)? {
                 body($($arg),*)
             }
 
-            match $crate::simd::effective(level) {
-                // SAFETY: `effective` returns a level only if the CPU reports
-                // every feature its twin is compiled with.
-                #[cfg(target_arch = "x86_64")]
-                $crate::simd::Level::Avx512 => unsafe { avx512($($arg),*) },
-                // SAFETY: as above, AVX2 and FMA are present.
-                #[cfg(target_arch = "x86_64")]
-                $crate::simd::Level::Avx2 => unsafe { avx2($($arg),*) },
-                _ => body($($arg),*),
-            }
+            $crate::simd::dispatch!(
+                level,
+                avx512 => avx512($($arg),*),
+                avx2 => avx2($($arg),*),
+                scalar => body($($arg),*)
+            )
         }
     };
 }
 
-pub(crate) use multiversion;
+pub(crate) use {dispatch, multiversion};

@@ -18,18 +18,13 @@ from typing import Any
 import numpy as np
 
 from rnncore import _validate
+from rnncore._native import kernels
 from rnncore.decode._model import take_rows
 from rnncore.decode.ensemble import Ensemble
 from rnncore.errors import ArgumentError
 from rnncore.nn._base import Array, State
 
 __all__ = ["CompiledLM", "compiled", "step_rows"]
-
-
-def _kernels() -> Any:
-    from rnncore import _rnncore
-
-    return _rnncore
 
 
 class CompiledLM:
@@ -59,7 +54,7 @@ class CompiledLM:
         for k in range(config.num_layers):
             names = (f"weight_ih_l{k}", f"weight_hh_l{k}", f"bias_ih_l{k}", f"bias_hh_l{k}")
             layers.append(tuple(params.get(f"rnn.{n}") for n in names))
-        self._decoder = _kernels().Decoder(
+        self._decoder = kernels().Decoder(
             config.cell,
             layers,
             params["head.weight"],

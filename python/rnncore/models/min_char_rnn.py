@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 
 from rnncore import _validate
+from rnncore._native import kernels
 from rnncore.errors import ArgumentError
 from rnncore.models.char_lm import CharLM, LMConfig
 from rnncore.nn._base import Array
 from rnncore.optim import Adagrad, clip_grad_value_
 
-__all__ = ["FROZEN", "MinCharRNN", "min_char_rnn"]
+__all__ = ["FROZEN", "MinCharRNN", "fused_train_step", "min_char_rnn"]
 
 FROZEN = ("rnn.bias_hh_l0",)  # held at zero: min-char-rnn has a single hidden bias
 # The arrays of the one-call step, in the order it takes them.
@@ -56,6 +57,7 @@ class MinCharRNN:
     optimizer: Adagrad  # lr 0.1, eps 1e-8 inside the square root; bias_hh_l0 frozen
     seq_length: int = 25  # T: characters per chunk
     clip: float = 5.0  # every gradient entry is clipped to [-clip, clip]
+    fused: bool = True  # the one-call step when the set-up allows it (same result)
 
     def initial_state(self) -> Array:
         """``hprev`` of zeros, shape ``(1, 1, H)`` (layers, batch, hidden)."""
@@ -74,58 +76,20 @@ class MinCharRNN:
             raise ArgumentError(
                 f"inputs and targets must be 1-D (T,), got shapes {x.shape} and {y.shape}"
             )
-        fused = self._fused_arrays()
+        fused = None
+        if self.fused:
+            fused = fused_train_step(m, self.optimizer, x[None, :], y[None, :], h_prev, self.clip)
         if fused is not None:
-            return self._fused_step(x, y, h_prev, *fused)
+            loss, h, updated = fused
+            if not updated:
+                self.optimizer.step(m.grads)  # non-finite gradients: raises like the layers
+            return loss, h
         m.zero_grad()
         loss, h = m.loss(x[None, :], y[None, :], h_prev, reduction="sum")  # batch of one
         m.backward()
         clip_grad_value_(m.grads, self.clip)
         self.optimizer.step(m.grads)
         return loss, h
-
-    def _fused_arrays(self) -> tuple[list[Array], list[Array], list[Array]] | None:
-        """``(params, grads, sums)`` for the one-call step, or None when this set-up
-        is not plain min-char-rnn on the compiled kernels (then the step runs
-        through the layers, the optimizer and the clip, with the same result)."""
-        m, opt = self.model, self.optimizer
-        c = m.config
-        if (
-            not getattr(m, "decodes_compiled", False)
-            or (c.cell, c.num_layers, c.embedding_dim) != ("rnn_tanh", 1, None)
-            or not isinstance(opt, Adagrad)
-            or (opt.lr_decay, opt.weight_decay, opt.eps_inside_sqrt) != (0, 0, True)
-        ):
-            return None
-        layers = {"rnn": m.rnn._params, "head": m.head._params}  # the live arrays
-        params = [layers[n.split(".")[0]][n.split(".")[1]] for n in FUSED_ORDER]
-        trained = [(n, p) for n, p in zip(FUSED_ORDER, params) if n not in FROZEN]
-        if len(opt.params) != len(trained) or any(opt.params.get(n) is not p for n, p in trained):
-            return None
-        return (
-            params,
-            [m.grads[n] for n in FUSED_ORDER],
-            [opt.state["sum"][n] for n, _ in trained],
-        )
-
-    def _fused_step(
-        self, x: Array, y: Array, h_prev: Array, params: list, grads: list, sums: list
-    ) -> tuple[float, Array]:
-        """:meth:`train_step` in one Rust call: forward, loss, backward, clip and the
-        Adagrad update, in place (``model.grads`` ends as the clipped gradients)."""
-        from rnncore import _rnncore
-
-        m, opt = self.model, self.optimizer
-        h = m._check_state(h_prev, 1)
-        h = m.initial_state(1) if h is None else h  # (1, 1, H)
-        m._cache = None  # no loss() to backpropagate again
-        loss, h_next, updated = _rnncore.min_char_rnn_step(
-            x, y, np.ascontiguousarray(h[0, 0]), params, grads, sums, opt.lr, opt.eps, self.clip
-        )
-        if not updated:
-            opt.step(m.grads)  # non-finite gradients: raises as the unfused step would
-        opt.steps += 1
-        return loss, h_next
 
     def sample(self, h: Array, seed_ix: int, n: int, rng: np.random.Generator) -> list[int]:
         """``n`` indices drawn one by one from the model, starting after ``seed_ix``.
@@ -143,6 +107,61 @@ class MinCharRNN:
             ix = int(rng.choice(p.size, p=p / p.sum()))
             out.append(ix)
         return out
+
+
+def fused_arrays(model: Any, optimizer: Any) -> tuple[list, list, list] | None:
+    """``(params, grads, sums)``, the live arrays the one-call step updates, or
+    None when ``model`` and ``optimizer`` are not plain min-char-rnn on the
+    compiled kernels: a one-layer tanh :class:`CharLM` on one-hot input, and
+    :class:`Adagrad` with ``eps`` inside the square root, no decay, over every
+    parameter but the frozen ``rnn.bias_hh_l0``."""
+    c = getattr(model, "config", None)
+    if (
+        not isinstance(model, CharLM)
+        or c is None
+        or not getattr(model, "decodes_compiled", False)
+        or (c.cell, c.num_layers, c.embedding_dim) != ("rnn_tanh", 1, None)
+        or not isinstance(optimizer, Adagrad)
+        or (optimizer.lr_decay, optimizer.weight_decay, optimizer.eps_inside_sqrt) != (0, 0, True)
+    ):
+        return None
+    live = dict(model.named_parameters())
+    params = [live[n] for n in FUSED_ORDER]
+    trained = [(n, p) for n, p in zip(FUSED_ORDER, params) if n not in FROZEN]
+    opt_params = optimizer.params
+    if len(opt_params) != len(trained) or any(opt_params.get(n) is not p for n, p in trained):
+        return None
+    sums = optimizer.state["sum"]
+    return params, [model.grads[n] for n in FUSED_ORDER], [sums[n] for n, _ in trained]
+
+
+def fused_train_step(
+    model: Any, optimizer: Any, inputs: Any, targets: Any, state: Any, clip: float
+) -> tuple[float, Array, bool] | None:
+    """One min-char-rnn training step in one Rust call, or None when the set-up
+    does not allow it (see :func:`fused_arrays`; also ``inputs`` not one row).
+
+    ``inputs``, ``targets`` ``(1, T)`` ids, ``state`` ``(1, 1, H)`` or None.
+    Computes the summed cross-entropy, its gradients, clips every entry to
+    ``[-clip, clip]`` and takes the Adagrad step, in place: ``model.grads`` end
+    as the clipped gradients. Returns ``(summed loss, next state (1, 1, H),
+    updated)``; ``updated`` is False when the loss or a gradient was not finite:
+    then nothing changed and the gradients are NaN. Used by
+    :meth:`MinCharRNN.train_step` and by the :class:`~rnncore.train.Trainer`.
+    """
+    x, y = np.asarray(inputs), np.asarray(targets)
+    arrays = fused_arrays(model, optimizer)
+    if arrays is None or x.ndim != 2 or x.shape[0] != 1 or y.shape != x.shape:
+        return None
+    h = model._check_state(state, 1)
+    h = model.initial_state(1) if h is None else h  # (1, 1, H)
+    model._cache = None  # no loss() to backpropagate again
+    loss, h_next, updated = kernels().min_char_rnn_step(
+        x[0], y[0], np.ascontiguousarray(h[0, 0]), *arrays, optimizer.lr, optimizer.eps, clip
+    )
+    if updated:
+        optimizer.steps += 1
+    return loss, h_next, updated
 
 
 def min_char_rnn(

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rnncore import _validate
+from rnncore._native import kernels
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
 
 # Gates G of each kernel mode, in PyTorch's order within the (G*H, ...) weights.
@@ -266,14 +267,7 @@ class Module(Layer):
         """The kernel module: the one given as ``backend``, else the compiled kernels."""
         if self._backend is not None:
             return self._backend
-        try:
-            return importlib.import_module("rnncore._rnncore")
-        except ImportError as err:
-            raise ImportError(
-                "the compiled kernels rnncore._rnncore cannot be imported (build them "
-                "with `maturin develop --release`); to run on the NumPy reference "
-                "instead, pass backend=rnncore.reference"
-            ) from err
+        return kernels()
 
     def __getstate__(self) -> dict[str, Any]:
         """For pickle and copy.deepcopy: the backend module is stored by name."""

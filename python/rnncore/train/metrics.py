@@ -6,9 +6,12 @@ symbol) of the steps since the previous row, ``val_loss`` is empty unless a
 validation pass ran at that step; ``grad_norm`` is the mean global gradient
 norm before clipping of those steps (empty if none had a finite norm), and
 ``clipped_frac`` the fraction of them where clipping changed the gradients.
-Files of earlier versions, without the last two columns, are still read.
-Rows are flushed as they are written. On resume, rows after the
-checkpoint's step are dropped first, so the file reads as one uninterrupted run.
+The last row of a run that stopped between validations is its final
+validation: ``train_loss``, ``chars_per_s``, ``grad_norm`` and
+``clipped_frac`` empty. Files of earlier versions, without the last two
+columns, are still read. Rows are flushed as they are written. On resume, rows
+after the checkpoint's step and final-validation rows are dropped first, so the
+file reads as one uninterrupted run.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
                     "train_loss": float(row["train_loss"]) if row["train_loss"] else None,
                     "val_loss": float(row["val_loss"]) if row["val_loss"] else None,
                     "lr": float(row["lr"]),
-                    "chars_per_s": float(row["chars_per_s"]),
+                    "chars_per_s": _float(row["chars_per_s"]),
                     "grad_norm": _float(row.get("grad_norm")),
                     "clipped_frac": _float(row.get("clipped_frac")),
                 }
@@ -78,7 +81,11 @@ class MetricsLog:
             with open(self.path, newline="", encoding="utf-8") as f:
                 rows = list(csv.reader(f))
             if rows and tuple(rows[0]) in (COLUMNS, OLD_COLUMNS):
-                kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= resume_step]
+                kept = [
+                    r
+                    for r in rows[1:]
+                    if r and r[0].isdigit() and int(r[0]) <= resume_step and r[5] != ""
+                ]
         fresh = self.path.with_name(self.path.name + ".tmp")
         with open(fresh, "w", newline="", encoding="utf-8") as f:
             csv.writer(f).writerows([COLUMNS, *kept])
@@ -93,11 +100,12 @@ class MetricsLog:
         train_loss: float | None,
         val_loss: float | None,
         lr: float,
-        chars_per_s: float,
+        chars_per_s: float | None,
         grad_norm: float | None = None,
         clipped_frac: float | None = None,
     ) -> None:
-        """Append one row and flush it to the file."""
+        """Append one row and flush it to the file (``chars_per_s`` None: a final
+        validation, see the module docstring)."""
         self._writer.writerow(
             [
                 step,
@@ -105,7 +113,7 @@ class MetricsLog:
                 "" if train_loss is None else repr(float(train_loss)),
                 "" if val_loss is None else repr(float(val_loss)),
                 repr(float(lr)),
-                f"{chars_per_s:.1f}",
+                "" if chars_per_s is None else f"{chars_per_s:.1f}",
                 "" if grad_norm is None else repr(float(grad_norm)),
                 "" if clipped_frac is None else repr(float(clipped_frac)),
             ]

@@ -12,12 +12,17 @@ non-finite values, clips, sets the scheduled learning rate and updates::
 Every ``eval_every`` steps the validation part is read once (state carried
 within the pass) and a new best is saved to ``best/``; every
 ``checkpoint_every`` steps (and at the end) everything needed to continue is
-saved to ``latest/``. A run restored from ``latest/`` continues bit for bit as
-if it had never stopped: the weights, optimizer state, carried state, batcher
-position, dropout generator, guard counters and pending log sums are all saved.
+saved to ``latest/``. When the run stops, the final weights are validated too
+(unless that step just was): with ``eval_every`` on, that loss is logged,
+plotted and considered for ``best/`` like any other. A run restored from
+``latest/`` continues bit for bit as if it had never stopped: the weights,
+optimizer state, carried state, batcher position, dropout generator, guard
+counters and pending log sums are all saved.
 The trainer knows the model only through ``loss``, ``backward``, ``grads``,
 ``zero_grad``, ``state_dict``/``load_state_dict``, ``train``/``eval``, ``rng``
-and ``config``.
+and ``config``. Where the model, the optimizer and the config allow it, a step
+is one compiled call instead (:func:`rnncore.models.min_char_rnn.fused_train_step`:
+min-char-rnn today), with the same result to rounding.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from rnncore.checkpoint import (
 )
 from rnncore.data.stream import StreamBatcher
 from rnncore.errors import CheckpointError, RnnCoreError
+from rnncore.models.min_char_rnn import fused_train_step
 from rnncore.optim import (
     Cosine,
     NonFiniteGuard,
@@ -147,32 +153,51 @@ class Trainer:
         self.optimizer.lr = self.lr_at(batch.epoch, self.step)
         self.model.train()
         self.model.zero_grad()
-        if self.config.loss_reduction == "sum":  # min-char-rnn's loss; reported per symbol
+        fused = self._fused_step(batch.inputs, batch.targets)
+        if fused is not None:  # loss, gradients, clip and update in one call
+            loss, state, _ = fused
+            loss = loss / batch.inputs.size
+        elif self.config.loss_reduction == "sum":  # min-char-rnn's loss; reported per symbol
             loss, state = self.model.loss(batch.inputs, batch.targets, self.state, reduction="sum")
             loss = loss / batch.inputs.size
         else:
             loss, state = self.model.loss(batch.inputs, batch.targets, self.state)
-        self.model.backward()
+        if fused is None:
+            self.model.backward()
         grads = self.model.grads
         self.step += 1
-        if not self.guard.check(loss, grads):
+        if not self.guard.check(loss, grads):  # (the fused step then changed nothing)
             self._record_norm(global_norm(grads), False)
             self.state = None  # do not carry a state that produced NaN
             return None, batch.inputs.size, batch.epoch
-        clipped = False
-        if self.config.grad_clip_norm is not None:
-            norm = clip_grad_norm_(grads, self.config.grad_clip_norm)
-            clipped = self.config.grad_clip_norm / (norm + 1e-6) < 1  # as clip_grad_norm_
-        else:
-            norm = global_norm(grads)
-        if self.config.grad_clip_value is not None:
-            limit = self.config.grad_clip_value
-            clipped = clipped or any(bool((np.abs(g) > limit).any()) for g in grads.values())
-            clip_grad_value_(grads, limit)
-        self._record_norm(norm, clipped)
-        self.optimizer.step(grads)
+        if fused is None:
+            clipped = False
+            if self.config.grad_clip_norm is not None:
+                norm = clip_grad_norm_(grads, self.config.grad_clip_norm)
+                clipped = self.config.grad_clip_norm / (norm + 1e-6) < 1  # as clip_grad_norm_
+            else:
+                norm = global_norm(grads)
+            if self.config.grad_clip_value is not None:
+                limit = self.config.grad_clip_value
+                clipped = clipped or any(bool((np.abs(g) > limit).any()) for g in grads.values())
+                clip_grad_value_(grads, limit)
+            self._record_norm(norm, clipped)
+            self.optimizer.step(grads)
+        # (a fused step clips inside the kernel: its norm before clipping is not
+        # seen, so grad_norm and clipped_frac count the other steps only)
         self.state = state
         return float(loss), batch.inputs.size, batch.epoch
+
+    def _fused_step(self, inputs: Any, targets: Any) -> tuple[float, Any, bool] | None:
+        """The step as one compiled call when the model, the optimizer and the
+        config allow it (min-char-rnn: summed loss, entries clipped, Adagrad),
+        else None. Same result as the step through the layers, to rounding."""
+        cfg = self.config
+        if cfg.loss_reduction != "sum" or cfg.grad_clip_value is None or cfg.grad_clip_norm:
+            return None
+        return fused_train_step(
+            self.model, self.optimizer, inputs, targets, self.state, cfg.grad_clip_value
+        )
 
     def _record_norm(self, norm: float, clipped: bool) -> None:
         """Add a step's gradient norm (before clipping) to the metrics sums; warn
@@ -282,6 +307,7 @@ class Trainer:
         started = time.perf_counter()
         progress = Progress(self._total_steps(), self.step, cfg.progress)
         saved_at, last_loss, reason = -1, None, None
+        validated: tuple[int, float | None] = (-1, None)  # the last scheduled validation
         row_time, row_symbols, run_symbols = started, 0, 0  # for the speeds shown
         try:
             while (reason := self._stop_reason(started)) is None:
@@ -295,6 +321,7 @@ class Trainer:
                 val, improved = None, False
                 if cfg.eval_every and self.step % cfg.eval_every == 0:
                     val, improved = self._validate()
+                    validated = (self.step, val)
                     if val is not None:
                         progress.write(f"step {self.step} (epoch {epoch}): val loss {val:.4f}")
                 now = time.perf_counter()
@@ -308,13 +335,13 @@ class Trainer:
                     self.save(out / "latest")
                     saved_at = self.step
                 progress.update(1, loss, run_symbols / max(now - started, 1e-9))
+            if out is not None and saved_at != self.step:
+                self.save(out / "latest")  # before the final validation: resumes exactly
+            final_val = self._final_validation(log, out, validated)
         finally:
             progress.close()
             if log is not None:
                 log.close()
-        if out is not None and saved_at != self.step:
-            self.save(out / "latest")
-        final_val = self.evaluate("val")
         if out is not None and cfg.plot:
             plot_losses(out / "metrics.csv", out / "loss.png")
         return TrainResult(
@@ -326,6 +353,31 @@ class Trainer:
             final_val_loss=final_val,
             seconds=time.perf_counter() - started,
         )
+
+    def _final_validation(
+        self, log: MetricsLog | None, out: Path | None, validated: tuple[int, float | None]
+    ) -> float | None:
+        """The validation loss of the final weights, or None without a val part.
+
+        Unless the last step was validated on schedule, it is computed now and,
+        if scheduled validations are on (``eval_every``), written to
+        ``metrics.csv`` as a final-validation row (so the plot shows it) and
+        compared with the best: the final model goes to ``best/`` if it is
+        better. ``latest/`` is written before, so a resumed run continues as if
+        it had not stopped (its patience counter does not see this validation).
+        """
+        if validated[0] == self.step:
+            return validated[1]  # the last step was validated on schedule
+        val = self.evaluate("val")
+        if val is None or not self.config.eval_every:
+            return val  # validation is off: only reported
+        if log is not None:
+            log.write(self.step, self.batcher.epoch, None, val, self.optimizer.lr, None)
+        if self.best_val_loss is None or val < self.best_val_loss:
+            self.best_val_loss = val
+            if out is not None:
+                self.save(out / "best")
+        return val
 
     # ------------------------------------------------------------ checkpoints
 

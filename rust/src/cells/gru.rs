@@ -85,6 +85,18 @@ multiversion! {
     }
 }
 
+/// One unit of the forward, from the input projections `xr, xz, xn`, the
+/// recurrent projections `hr, hz, hn` (with their biases) and the previous
+/// state `h_prev`: returns the activated gates `[r z n]` and `h'`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn unit<F: Real>(xr: F, xz: F, xn: F, hr: F, hz: F, hn: F, h_prev: F) -> ([F; 3], F) {
+    let rv = (xr + hr).sigmoid_fast();
+    let zv = (xz + hz).sigmoid_fast();
+    let nv = (xn + rv * hn).tanh_fast();
+    ([rv, zv, nv], (F::ONE - zv) * nv + zv * h_prev)
+}
+
 /// One row of the forward over `H` units. Each slice is its own argument (not
 /// an array of slices) so LLVM knows they do not overlap and vectorises.
 #[inline(always)]
@@ -105,12 +117,10 @@ fn forward_row<F: Real>(
     let (hr, hz, hnn) = (&hr[..h], &hz[..h], &hnn[..h]);
     let (hp, hn_out, hx) = (&hp[..h], &mut hn_out[..h], &mut hx[..h]);
     for j in 0..h {
-        let rv = (r[j] + hr[j]).sigmoid_fast();
-        let zv = (z[j] + hz[j]).sigmoid_fast();
-        let nv = (n[j] + rv * hnn[j]).tanh_fast();
-        (r[j], z[j], n[j]) = (rv, zv, nv);
+        let (gates, h_next) = unit(r[j], z[j], n[j], hr[j], hz[j], hnn[j], hp[j]);
+        [r[j], z[j], n[j]] = gates;
         hn_out[j] = hnn[j];
-        hx[j] = (F::ONE - zv) * nv + zv * hp[j];
+        hx[j] = h_next;
     }
 }
 

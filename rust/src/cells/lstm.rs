@@ -81,6 +81,33 @@ multiversion! {
     }
 }
 
+/// One unit of the forward, from the pre-activations of its gates `i f g o`
+/// and its previous cell state `c_prev`.
+#[derive(Clone, Copy, Debug)]
+pub struct Unit<F> {
+    /// The activated gates `i f g o`.
+    pub gates: [F; 4],
+    /// The new cell state `c'`.
+    pub c: F,
+    /// The new output `h'`.
+    pub h: F,
+}
+
+/// One unit of the forward (see the module's equations).
+#[inline(always)]
+pub fn unit<F: Real>(i: F, f: F, g: F, o: F, c_prev: F) -> Unit<F> {
+    let iv = i.sigmoid_fast();
+    let fv = f.sigmoid_fast();
+    let gv = g.tanh_fast();
+    let ov = o.sigmoid_fast();
+    let c = fv * c_prev + iv * gv;
+    Unit {
+        gates: [iv, fv, gv, ov],
+        c,
+        h: ov * c.tanh_fast(),
+    }
+}
+
 /// One row of the forward over `H` units. Every slice is a separate argument,
 /// so LLVM knows they do not overlap and vectorises the loop.
 #[inline(always)]
@@ -98,14 +125,10 @@ fn forward_row<F: Real>(
     let (i, f, gg, o) = (&mut i[..h], &mut f[..h], &mut gg[..h], &mut o[..h]);
     let (cp, cn, hn) = (&cp[..h], &mut cn[..h], &mut hn[..h]);
     for j in 0..h {
-        let iv = i[j].sigmoid_fast();
-        let fv = f[j].sigmoid_fast();
-        let gv = gg[j].tanh_fast();
-        let ov = o[j].sigmoid_fast();
-        (i[j], f[j], gg[j], o[j]) = (iv, fv, gv, ov);
-        let c = fv * cp[j] + iv * gv;
-        cn[j] = c;
-        hn[j] = ov * c.tanh_fast();
+        let u = unit(i[j], f[j], gg[j], o[j], cp[j]);
+        [i[j], f[j], gg[j], o[j]] = u.gates;
+        cn[j] = u.c;
+        hn[j] = u.h;
     }
 }
 

@@ -5,7 +5,34 @@
 //! activation overwrites the pre-activation: the backward needs only `h'`
 //! (`tanh' = 1 - h'^2`, `relu' = [h' > 0]`).
 
+use crate::real::Real;
 use crate::simd::multiversion;
+
+/// One unit of the forward: the activation of the pre-activation `a`.
+#[inline(always)]
+pub fn unit<F: Real>(relu: bool, a: F) -> F {
+    if relu {
+        a.relu()
+    } else {
+        a.tanh_fast()
+    }
+}
+
+/// One unit of the backward: the gradient of the pre-activation, from the
+/// activation `a` and the gradient `dh` of the output.
+#[inline(always)]
+pub fn unit_grad<F: Real>(relu: bool, a: F, dh: F) -> F {
+    let da = if relu {
+        if a > F::ZERO {
+            F::ONE
+        } else {
+            F::ZERO
+        }
+    } else {
+        F::ONE - a * a
+    };
+    dh * da
+}
 
 multiversion! {
     /// Forward. `gates (N, H)`: pre-activations in, activations out;
@@ -14,7 +41,7 @@ multiversion! {
         let len = gates.len().min(h_next.len());
         let (gates, h_next) = (&mut gates[..len], &mut h_next[..len]);
         for j in 0..len {
-            let a = if relu { gates[j].relu() } else { gates[j].tanh_fast() };
+            let a = unit(relu, gates[j]);
             gates[j] = a;
             h_next[j] = a;
         }
@@ -48,16 +75,7 @@ multiversion! {
             }
             let (a, dhr, dg) = (&a[..h], &dhr[..h], &mut dg[..h]);
             for j in 0..h {
-                let da = if relu {
-                    if a[j] > F::ZERO {
-                        F::ONE
-                    } else {
-                        F::ZERO
-                    }
-                } else {
-                    F::ONE - a[j] * a[j]
-                };
-                dg[j] = dhr[j] * da;
+                dg[j] = unit_grad(relu, a[j], dhr[j]);
             }
             dd.fill(F::ZERO);
         }

@@ -91,3 +91,34 @@ fn simd_levels_match_scalar_f32() {
 fn simd_levels_match_scalar_f64() {
     check_all::<f64>();
 }
+
+/// The per-unit steps (the ones the sequence kernels, the decoder and the
+/// min-char-rnn step share) in `f64` against the equations written with the
+/// library `tanh` and `exp`.
+#[test]
+fn unit_steps_follow_the_equations_in_f64() {
+    let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-14 * b.abs().max(1.0);
+    let xs = values::<f64>(7 * 64, 11, 6.0);
+    for v in xs.chunks_exact(7) {
+        let (a, b, c, d, e, f, g) = (v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
+        assert!(close(rnn::unit(false, a), a.tanh()));
+        assert_eq!(rnn::unit(true, a), a.max(0.0));
+        assert!(close(rnn::unit_grad(false, a.tanh(), b), b * (1.0 - a.tanh().powi(2))));
+        assert_eq!(rnn::unit_grad(true, a, b), if a > 0.0 { b } else { 0.0 });
+
+        let u = lstm::unit(a, b, c, d, e);
+        let (i, fg, gg, o) = (sig(a), sig(b), c.tanh(), sig(d));
+        let cn = fg * e + i * gg;
+        for (got, want) in u.gates.iter().zip([i, fg, gg, o]) {
+            assert!(close(*got, want));
+        }
+        assert!(close(u.c, cn) && close(u.h, o * cn.tanh()));
+
+        let ([r, z, n], hn) = gru::unit(a, b, c, d, e, f, g);
+        let (rw, zw) = (sig(a + d), sig(b + e));
+        let nw = (c + rw * f).tanh();
+        assert!(close(r, rw) && close(z, zw) && close(n, nw));
+        assert!(close(hn, (1.0 - zw) * nw + zw * g));
+    }
+}

@@ -1,15 +1,18 @@
 //! The work of one decoding step on a range of unit blocks: the products over
-//! the panels and the cell update, fused, compiled per SIMD level.
+//! the panels and the cell update (the per-unit step of `cells`), fused,
+//! compiled per SIMD level.
 //!
 //! Each `(row, block)` pair is computed by exactly one call, in a fixed order of
 //! operations, so how blocks are spread over threads never changes a result.
 
+use crate::cells::{gru, lstm, rnn};
 use crate::mode::Mode;
 use crate::real::Real;
 use crate::shared::SharedMut;
 use crate::simd::Level;
 
-use crate::panel::{accumulate, dispatch, madd, row_groups, width, Layout};
+use crate::panel::{accumulate, row_groups, width, Layout};
+use crate::simd::dispatch;
 
 /// Where a layer's input comes from.
 pub enum Source<'a, R> {
@@ -224,10 +227,7 @@ fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
                 let hprev = at(hp, 0);
                 let mut res = [R::ZERO; CHUNK];
                 for l in 0..CHUNK {
-                    let rv = (xr[l] + hr[l]).sigmoid_fast();
-                    let zv = (xz[l] + hz[l]).sigmoid_fast();
-                    let nv = madd::<R, false>(xn[l], rv, hn[l]).tanh_fast();
-                    res[l] = (R::ONE - zv) * nv + zv * hprev[l];
+                    res[l] = gru::unit(xr[l], xz[l], xn[l], hr[l], hz[l], hn[l], hprev[l]).1;
                 }
                 out[j0..j0 + w].copy_from_slice(&res[..w]);
             }
@@ -255,10 +255,8 @@ fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
                     let cprev = at(cp, 0);
                     let (mut hres, mut cres) = ([R::ZERO; CHUNK], [R::ZERO; CHUNK]);
                     for l in 0..CHUNK {
-                        let cv = af[l].sigmoid_fast() * cprev[l]
-                            + ai[l].sigmoid_fast() * ag[l].tanh_fast();
-                        cres[l] = cv;
-                        hres[l] = ao[l].sigmoid_fast() * cv.tanh_fast();
+                        let unit = lstm::unit(ai[l], af[l], ag[l], ao[l], cprev[l]);
+                        (cres[l], hres[l]) = (unit.c, unit.h);
                     }
                     cn[j0..j0 + w].copy_from_slice(&cres[..w]);
                     out[j0..j0 + w].copy_from_slice(&hres[..w]);
@@ -269,14 +267,14 @@ fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
                     let w = CHUNK.min(count - j0);
                     let mut res = chunk(a, j0, w);
                     for v in res.iter_mut() {
-                        *v = v.tanh_fast();
+                        *v = rnn::unit(false, *v);
                     }
                     out[j0..j0 + w].copy_from_slice(&res[..w]);
                 }
             }
             Mode::RnnRelu => {
                 for j in 0..count {
-                    out[j] = a[j].relu();
+                    out[j] = rnn::unit(true, a[j]);
                 }
             }
             Mode::Gru => unreachable!("handled above"),

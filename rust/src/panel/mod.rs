@@ -23,21 +23,7 @@ use crate::shared::SharedMut;
 
 pub mod narrow;
 
-/// Call `$avx512`/`$avx2` (the `target_feature` twins of `$body`) for the
-/// level the CPU has, else the portable `$body::<R, 1, false>`.
-macro_rules! dispatch {
-    ($level:expr, $body:ident, $avx512:ident, $avx2:ident, ($($arg:expr),*)) => {
-        match $crate::simd::effective($level) {
-            // SAFETY: `effective` returns a level only if the CPU has its features.
-            #[cfg(target_arch = "x86_64")]
-            $crate::simd::Level::Avx512 => unsafe { $avx512($($arg),*) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            $crate::simd::Level::Avx2 => unsafe { $avx2($($arg),*) },
-            _ => $body::<R, 1, false>($($arg),*),
-        }
-    };
-}
+pub(crate) use crate::simd::dispatch;
 
 /// Run `group::<NR>(r0)` over `0..n` in groups of at most `MAXR` rows.
 macro_rules! row_groups {
@@ -67,7 +53,7 @@ macro_rules! row_groups {
     }};
 }
 
-pub(crate) use {dispatch, row_groups};
+pub(crate) use row_groups;
 
 /// Columns of a panel for `R`: 64 for `f32`, 32 for `f64`.
 pub const fn width<R>() -> usize {
