@@ -104,7 +104,10 @@ fn unit_steps_follow_the_equations_in_f64() {
         let (a, b, c, d, e, f, g) = (v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
         assert!(close(rnn::unit(false, a), a.tanh()));
         assert_eq!(rnn::unit(true, a), a.max(0.0));
-        assert!(close(rnn::unit_grad(false, a.tanh(), b), b * (1.0 - a.tanh().powi(2))));
+        assert!(close(
+            rnn::unit_grad(false, a.tanh(), b),
+            b * (1.0 - a.tanh().powi(2))
+        ));
         assert_eq!(rnn::unit_grad(true, a, b), if a > 0.0 { b } else { 0.0 });
 
         let u = lstm::unit(a, b, c, d, e);
