@@ -128,18 +128,26 @@ class Trainer:
         else:
             loss, state = self.model.loss(batch.inputs, batch.targets, self.state)
         self.model.backward()
-        grads = self.model.grads
         self.step += 1
-        if not self.guard.check(loss, grads):
+        if not self.apply_gradients(loss, self.model.grads):
             self.state = None  # do not carry a state that produced NaN
             return None, batch.inputs.size, batch.epoch
+        self.state = state
+        return float(loss), batch.inputs.size, batch.epoch
+
+    def apply_gradients(self, loss: float, grads: dict[str, np.ndarray]) -> bool:
+        """The update of one step from its loss and gradients (name -> array):
+        the non-finite guard, clipping (in place) and the optimizer step. Returns
+        False if the guard skipped the step. Data-parallel workers call it with
+        the gradients summed over all of them."""
+        if not self.guard.check(loss, grads):
+            return False
         if self.config.grad_clip_norm is not None:
             clip_grad_norm_(grads, self.config.grad_clip_norm)
         if self.config.grad_clip_value is not None:
             clip_grad_value_(grads, self.config.grad_clip_value)
         self.optimizer.step(grads)
-        self.state = state
-        return float(loss), batch.inputs.size, batch.epoch
+        return True
 
     def evaluate(self, split: str = "val") -> float | None:
         """Mean loss per symbol over ``split`` (state carried through the pass),
