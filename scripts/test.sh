@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
+# Ray, for the tests of rnncore.distributed (the `ray` extra); from pip's cache after the first run.
+python -m pip install -q "ray>=2.9"
 
 echo "== cargo fmt / clippy"
 cargo fmt --check

@@ -33,7 +33,8 @@ PARTS = ("compute", "allreduce", "update")
 
 
 class WorkerStats:
-    """Sums of step timings per worker; rows go to :attr:`out` every ``every`` steps."""
+    """Sums of step timings per worker; rows go to :attr:`out` every ``every`` steps
+    and at the end of a run."""
 
     def __init__(self, out: Path | None = None, every: int = 10) -> None:
         self.out, self.every = out, every
@@ -56,7 +57,12 @@ class WorkerStats:
                 acc["wall"] = acc.get("wall", 0.0) + wall
                 for part in PARTS:
                     acc[part] = acc.get(part, 0.0) + timing[part]
-        if self.out is not None and step % self.every == 0:
+        if step % self.every == 0:
+            self.flush(step)
+
+    def flush(self, step: int) -> None:
+        """Write the rows of the steps since the last row (if any, and if :attr:`out`)."""
+        if self.out is not None and any(acc.get("steps") for acc in self._window):
             self._write(step)
 
     @staticmethod

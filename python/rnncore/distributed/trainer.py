@@ -119,7 +119,7 @@ class DataParallelTrainer(Trainer):
         driver's and give them the driver's state. Called by :meth:`fit`."""
         if self._actors:
             return
-        if not ray.is_initialized():
+        if self.address is not None or not ray.is_initialized():
             self._owns_ray = connect(
                 self.address, self.num_workers * self.threads, timeout=CONNECT_TIMEOUT
             )
@@ -216,7 +216,9 @@ class DataParallelTrainer(Trainer):
         losses = 0
         while True:
             try:
-                return super().fit()
+                result = super().fit()
+                self.stats.flush(self.step)
+                return result
             except _Lost as err:
                 losses += 1
                 if losses > self.max_recoveries:
