@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import (
+    GetTimeoutError,
+    NodeDiedError,
+    ObjectLostError,
+    OutOfMemoryError,
+    RayActorError,
+    WorkerCrashedError,
+)
 
 from rnncore.checkpoint import Checkpoint, save_checkpoint
 from rnncore.data.stream import StreamBatcher
@@ -38,6 +45,10 @@ from rnncore.errors import ArgumentError, RnnCoreError
 from rnncore.train import TrainConfig, Trainer, TrainResult
 
 __all__ = ["DataParallelTrainer", "WorkerLostError"]
+
+# How Ray reports a worker process that is gone: killed, crashed, killed by Ray's
+# out-of-memory monitor, on a node that died, or holding a piece that was lost.
+LOST = (RayActorError, WorkerCrashedError, OutOfMemoryError, NodeDiedError, ObjectLostError)
 
 
 class WorkerLostError(RnnCoreError, RuntimeError):
@@ -155,7 +166,7 @@ class DataParallelTrainer(Trainer):
         for actor in started:
             try:
                 theirs = ray.get(actor.signature.remote(), timeout=self.start_timeout)
-            except (GetTimeoutError, RayActorError):
+            except (GetTimeoutError, *LOST):
                 ray.kill(actor, no_restart=True)
                 continue
             if theirs != mine:
@@ -173,8 +184,8 @@ class DataParallelTrainer(Trainer):
         """``ray.get(refs)``; a dead worker becomes :class:`_Lost`."""
         try:
             return ray.get(refs)
-        except RayActorError as err:
-            raise _Lost(str(err)) from None
+        except LOST as err:
+            raise _Lost(str(err).splitlines()[0]) from None
 
     def _push(self, ckpt: Checkpoint) -> None:
         """Load ``ckpt`` and the driver's carried state (cut by rows) on every worker."""
@@ -194,7 +205,7 @@ class DataParallelTrainer(Trainer):
             try:
                 ray.get(actor.pid.remote(), timeout=CONNECT_TIMEOUT)
                 alive.append(actor)
-            except (GetTimeoutError, RayActorError):
+            except (GetTimeoutError, *LOST):
                 ray.kill(actor, no_restart=True)
         self._actors = alive + self._spawn(self.num_workers - len(alive))
         if not self._actors:
