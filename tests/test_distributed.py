@@ -20,7 +20,7 @@ from rnncore.checkpoint import load_checkpoint  # noqa: E402
 from rnncore.data import StreamBatcher  # noqa: E402
 from rnncore.distributed import DataParallelTrainer, connect, shard_rows  # noqa: E402
 from rnncore.distributed.shard import ShardGenerator  # noqa: E402
-from rnncore.errors import ArgumentError  # noqa: E402
+from rnncore.errors import ArgumentError, NonFiniteError  # noqa: E402
 from rnncore.models import CharLM, LMConfig  # noqa: E402
 from rnncore.optim import create  # noqa: E402
 from rnncore.train import TrainConfig, Trainer, read_metrics  # noqa: E402
@@ -213,3 +213,58 @@ def test_replica_that_differs_is_refused_before_any_step(ray_local, tmp_path):
     with other, pytest.raises(ArgumentError, match=r"replica differs .* in config, parameters"):
         other.fit()
     assert other.step == 0 and not (tmp_path / "metrics.csv").exists()
+
+
+def test_lost_worker_that_cannot_come_back_leaves_the_others_to_finish(ray_local, tmp_path):
+    """With no CPU free for a replacement the run goes on with one worker: the
+    same result up to rounding."""
+
+    @ray.remote(num_cpus=1)
+    class Holder:
+        def ready(self):
+            return True
+
+    holder = []
+
+    class KillAndTakeItsCpu(DataParallelTrainer):
+        def train_step(self):
+            if self.step == 7 and not holder:
+                os.kill(ray.get(self.workers[1].pid.remote()), signal.SIGKILL)
+                holder.append(Holder.remote())  # takes the CPU the dead worker frees
+                ray.get(holder[0].ready.remote())
+            return super().train_step()
+
+    model, opt = make()
+    cfg = config(out_dir=str(tmp_path), checkpoint_every=5)
+    try:
+        with KillAndTakeItsCpu(
+            model, opt, StreamBatcher(IDS, N, T), cfg, workers=2, start_timeout=3.0
+        ) as trainer:
+            trainer.fit()
+            trainer.checkpoint()
+            assert len(trainer.workers) == 1
+    finally:
+        for h in holder:
+            ray.kill(h)
+    single, _ = run(None, config())
+    assert_same_run(trainer, single, 1e-12)
+
+
+def test_diverging_run_raises_the_guards_error(ray_local):
+    model, opt = make(dtype="float32", optimizer="sgd")
+    model.head.weight[...] = 3e38  # finite, but the logits overflow: every loss is NaN
+    cfg = config(max_nonfinite=2, eval_every=0)
+    with DataParallelTrainer(model, opt, StreamBatcher(IDS, N, T), cfg, workers=2) as trainer:
+        with pytest.raises(NonFiniteError, match="steps in a row had a non-finite"):
+            trainer.fit()
+
+
+def test_import_without_ray_says_what_to_install(monkeypatch):
+    import importlib
+    import sys
+
+    for name in [m for m in sys.modules if m.startswith("rnncore.distributed")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r"pip install 'rnncore\[ray\]'"):
+        importlib.import_module("rnncore.distributed")

@@ -32,6 +32,7 @@ from ray.exceptions import (
     ObjectLostError,
     OutOfMemoryError,
     RayActorError,
+    RayTaskError,
     WorkerCrashedError,
 )
 
@@ -55,8 +56,8 @@ class WorkerLostError(RnnCoreError, RuntimeError):
     """Workers died more often than ``max_recoveries`` allows, or none is left."""
 
 
-class _Lost(Exception):
-    """A worker died during a call (handled inside :meth:`DataParallelTrainer.fit`)."""
+class _Lost(WorkerLostError):
+    """A worker died during a call (:meth:`DataParallelTrainer.fit` recovers from it)."""
 
 
 class DataParallelTrainer(Trainer):
@@ -181,11 +182,16 @@ class DataParallelTrainer(Trainer):
         return alive
 
     def _get(self, refs: Any) -> Any:
-        """``ray.get(refs)``; a dead worker becomes :class:`_Lost`."""
+        """``ray.get(refs)``; a dead worker becomes :class:`_Lost`, an rnncore error
+        raised on a worker is raised here as it is."""
         try:
             return ray.get(refs)
         except LOST as err:
             raise _Lost(str(err).splitlines()[0]) from None
+        except RayTaskError as err:
+            if isinstance(err.cause, RnnCoreError):  # e.g. NonFiniteError: as in one process
+                raise err.cause from None
+            raise
 
     def _push(self, ckpt: Checkpoint) -> None:
         """Load ``ckpt`` and the driver's carried state (cut by rows) on every worker."""
@@ -252,7 +258,7 @@ class DataParallelTrainer(Trainer):
         results = self._get([a.apply.remote(lr, *args) for a in actors])
         self.step += 1
         applied, loss = results[0][0], results[0][1]
-        if any(r[:2] != (applied, loss) for r in results):
+        if any(r[0] != applied or repr(r[1]) != repr(loss) for r in results):  # NaN too
             raise RnnCoreError(f"the workers disagree at step {self.step}: {results}")
         rows = [hi - lo for lo, hi in shard_rows(self.batcher.N, W)]
         self.stats.add(self.step, rows, batch.inputs.shape[1], [r[2] for r in results], started)
