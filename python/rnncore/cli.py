@@ -6,6 +6,8 @@
                    [--top-p P] [--prime TEXT] [--seed S] [--num-samples N] [--eos SYMBOL]
     rnncore sample --checkpoint DIR --beam B [--n-best K] [--length-penalty A] ...
     rnncore score --checkpoint DIR (--text TEXT | --file FILE) [--prime TEXT]
+    rnncore train ... --workers W [--ray-address HOST:PORT]  # data-parallel on Ray
+    rnncore sweep --grid grid.json [--out DIR]               # many runs as Ray tasks
 
 ``sample`` and ``score`` also take ``--ensemble DIR ...``: more checkpoints with
 the same vocabulary, whose predictions are averaged with the first one's.
