@@ -160,6 +160,9 @@ def test_killed_worker_rolls_back_and_ends_the_same(ray_local, tmp_path, uninter
     assert_same_run(trainer, uninterrupted, 0)
     steps = [r["step"] for r in read_metrics(tmp_path / "metrics.csv")]
     assert steps == sorted(set(steps)) and steps[-1] == 20  # one row per step, no repeats
+    rows = (tmp_path / "workers.csv").read_text().splitlines()[1:]
+    pairs = [tuple(r.split(",")[:2]) for r in rows]
+    assert len(pairs) == len(set(pairs)) and pairs[-1] == ("20", "1")
 
 
 def test_restarted_driver_continues_exactly(ray_local, tmp_path, uninterrupted):

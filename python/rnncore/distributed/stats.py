@@ -13,6 +13,7 @@ slower workers included), ``update`` guard, clipping and optimizer step;
 from __future__ import annotations
 
 import csv
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,20 @@ class WorkerStats:
         for part in PARTS:
             out[f"{part}_ms"] = 1e3 * acc.get(part, 0.0) / steps
         return out
+
+    def cut(self, step: int) -> None:
+        """Forget the steps after ``step`` (a run rolled back to it): drop their
+        rows from :attr:`out` and the sums since the last row."""
+        self._window = [{} for _ in self._window]
+        if self.out is None or not self.out.exists():
+            return
+        with open(self.out, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+        kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+        fresh = self.out.with_name(self.out.name + ".tmp")
+        with open(fresh, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([COLUMNS, *kept])
+        os.replace(fresh, self.out)
 
     def _write(self, step: int) -> None:
         assert self.out is not None

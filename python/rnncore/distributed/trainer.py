@@ -218,6 +218,7 @@ class DataParallelTrainer(Trainer):
             raise WorkerLostError("every worker died and none could be started again")
         assert self._last is not None
         self.restore(self._last)
+        self.stats.cut(self.step)
 
     # ------------------------------------------------------------ training
 
