@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything CI checks, from a fresh machine: set up, lint, build, test.
-# It also installs the optional packages (torch, onnx, onnxruntime: one pip
+# It also installs the optional packages (torch, onnx, onnxruntime, ray: one pip
 # call, scripts/requirements-optional.txt) so the tests that need them run
 # here instead of skipping; a user's `pip install rnncore` needs none of them.
 set -euo pipefail

@@ -32,3 +32,54 @@ def backend(request):
 def rng():
     """A fresh, seeded generator: every test draws the same numbers on every run."""
     return np.random.default_rng(20240601)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray instance with 2 CPUs for the tests that need one (skipped
+    without Ray). Its files live in a fresh temporary directory; at the end Ray
+    is shut down, every process started under that directory must be gone
+    within 30 s, and the directory is removed."""
+    import shutil
+    import tempfile
+    import time
+
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.fail("Ray is already running in the test process")
+    root = tempfile.mkdtemp(prefix="rnr-")  # short: Ray's socket paths must fit in 107 bytes
+    context = ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _temp_dir=root,
+        object_store_memory=128 << 20,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    try:
+        yield context
+    finally:
+        ray.shutdown()
+        deadline = time.monotonic() + 30
+        while (left := _processes_using(root)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        shutil.rmtree(root, ignore_errors=True)
+        assert not left, f"Ray left processes behind: {left}"
+
+
+def _processes_using(root: str) -> list[int]:
+    """Pids of live processes whose command line mentions ``root``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                zombie = f.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+        except OSError:
+            continue
+        if root.encode() in cmdline and not zombie:
+            pids.append(int(entry))
+    return pids

@@ -8,6 +8,8 @@
     rnncore score --checkpoint DIR (--text TEXT | --file FILE) [--prime TEXT]
     rnncore export --checkpoint DIR --onnx model.onnx   # needs rnncore[onnx]
     rnncore inspect --checkpoint DIR --file TEXT --out DIR [--cell LAYER:UNIT]
+    rnncore train ... --workers W [--ray-address HOST:PORT]  # data-parallel on Ray
+    rnncore sweep --grid grid.json [--out DIR]               # many runs as Ray tasks
 
 ``sample`` and ``score`` also take ``--ensemble DIR ...``: more checkpoints with
 the same vocabulary, whose predictions are averaged with the first one's.
@@ -40,6 +42,7 @@ from rnncore.corpus import default_corpus
 from rnncore.data import CharVocab, StreamBatcher, WordVocab, build_vocab, encode_file
 from rnncore.decode import commands
 from rnncore.diagnostics.command import add_inspect_parser, run_inspect
+from rnncore.distributed_cli import add_sweep_parser, add_train_options, data_parallel_trainer
 from rnncore.errors import ArgumentError, RnnCoreError
 from rnncore.export import command as export_command
 from rnncore.models import CharLM, LMConfig
@@ -149,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--min-char-rnn", action="store_true", default=None, help=MIN_CHAR_RNN_HELP)
     t.add_argument("--dtype", choices=["float32", "float64"])
     t.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    add_train_options(t)
     t.set_defaults(run=_train)
 
     commands.add_sample_parser(sub).set_defaults(run=partial(commands.run_sample, load=_load))
@@ -157,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         run=partial(export_command.run_export, load=_load)
     )
     add_inspect_parser(sub).set_defaults(run=partial(run_inspect, load=_load))
+    add_sweep_parser(sub)
     return parser
 
 
@@ -304,7 +309,30 @@ def _train(args: argparse.Namespace) -> int:
         out_dir=str(out),
         progress=not args.no_progress,
     )
-    trainer = Trainer(model, optimizer, batcher, config, vocab=vocab, extra={"settings": s})
+    if args.ray_address is not None and args.workers is None:
+        raise ArgumentError("--ray-address needs --workers")
+    parts, extra = (model, optimizer, batcher, config), {"settings": s}
+    if args.workers is None:
+        trainer = Trainer(*parts, vocab=vocab, extra=extra)
+    else:
+        trainer = data_parallel_trainer(args, *parts, vocab=vocab, extra=extra)
+    try:
+        return _fit(args, trainer, ckpt, batcher, vocab, model, out)
+    finally:
+        if args.workers is not None:
+            trainer.close()
+
+
+def _fit(
+    args: argparse.Namespace,
+    trainer: Any,
+    ckpt: Any,
+    batcher: Any,
+    vocab: Any,
+    model: Any,
+    out: Path,
+) -> int:
+    """Restore ``ckpt`` if given, train, and print the outcome."""
     notes = []
     if ckpt is not None:
         exact = trainer.restore(ckpt)
@@ -313,6 +341,8 @@ def _train(args: argparse.Namespace) -> int:
         how = "same data: exact" if exact else "other data: from its start"
         notes.append(f"resuming {ckpt.path} at step {trainer.step} ({how})")
     notes.append(f"{batcher}, vocabulary {len(vocab)}, model {model.config}")
+    if args.workers is not None:
+        notes.append(f"{args.workers} data-parallel workers on Ray")
     if not args.no_progress:
         print("\n".join(notes), file=sys.stderr)
     result = trainer.fit()
@@ -322,6 +352,8 @@ def _train(args: argparse.Namespace) -> int:
         f"stopped at step {result.steps} (epoch {result.epoch}, {result.stop_reason}) after "
         f"{result.seconds:.1f} s; val loss {final}, best {best}; checkpoints in {out}"
     )
+    if args.workers is not None:
+        print(trainer.stats.summary())
     return 0
 
 

@@ -164,29 +164,42 @@ class Trainer:
             loss, state = self.model.loss(batch.inputs, batch.targets, self.state)
         if fused is None:
             self.model.backward()
-        grads = self.model.grads
         self.step += 1
-        if not self.guard.check(loss, grads):  # (the fused step then changed nothing)
-            self._record_norm(global_norm(grads), False)
+        if fused is not None:  # clipped and updated inside the kernel
+            # (its norm before clipping is not seen, so grad_norm and
+            # clipped_frac count the other steps only)
+            applied = self.guard.check(loss, self.model.grads)
+            if not applied:
+                self._record_norm(global_norm(self.model.grads), False)
+        else:
+            applied = self.apply_gradients(loss, self.model.grads)
+        if not applied:
             self.state = None  # do not carry a state that produced NaN
             return None, batch.inputs.size, batch.epoch
-        if fused is None:
-            clipped = False
-            if self.config.grad_clip_norm is not None:
-                norm = clip_grad_norm_(grads, self.config.grad_clip_norm)
-                clipped = self.config.grad_clip_norm / (norm + 1e-6) < 1  # as clip_grad_norm_
-            else:
-                norm = global_norm(grads)
-            if self.config.grad_clip_value is not None:
-                limit = self.config.grad_clip_value
-                clipped = clipped or any(bool((np.abs(g) > limit).any()) for g in grads.values())
-                clip_grad_value_(grads, limit)
-            self._record_norm(norm, clipped)
-            self.optimizer.step(grads)
-        # (a fused step clips inside the kernel: its norm before clipping is not
-        # seen, so grad_norm and clipped_frac count the other steps only)
         self.state = state
         return float(loss), batch.inputs.size, batch.epoch
+
+    def apply_gradients(self, loss: float, grads: dict[str, np.ndarray]) -> bool:
+        """The update of one step from its loss and gradients (name -> array):
+        the non-finite guard, clipping (in place), the gradient-norm metrics and
+        the optimizer step. Returns False if the guard skipped the step.
+        Data-parallel workers call it with the gradients summed over all of them."""
+        if not self.guard.check(loss, grads):
+            self._record_norm(global_norm(grads), False)
+            return False
+        clipped = False
+        if self.config.grad_clip_norm is not None:
+            norm = clip_grad_norm_(grads, self.config.grad_clip_norm)
+            clipped = self.config.grad_clip_norm / (norm + 1e-6) < 1  # as clip_grad_norm_
+        else:
+            norm = global_norm(grads)
+        if self.config.grad_clip_value is not None:
+            limit = self.config.grad_clip_value
+            clipped = clipped or any(bool((np.abs(g) > limit).any()) for g in grads.values())
+            clip_grad_value_(grads, limit)
+        self._record_norm(norm, clipped)
+        self.optimizer.step(grads)
+        return True
 
     def _fused_step(self, inputs: Any, targets: Any) -> tuple[float, Any, bool] | None:
         """The step as one compiled call when the model, the optimizer and the
