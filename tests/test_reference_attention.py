@@ -122,7 +122,15 @@ def test_dot_attention_is_softmax_of_inner_products(rng):
 def run_decoder(mode, kind, arrays, lengths, weights):
     c0 = arrays.get("c0") if mode == "lstm" else None
     return reference.decoder_forward(
-        mode, kind, arrays["y"], arrays["memory"], lengths, arrays["h0"], c0, weights
+        mode,
+        kind,
+        arrays["y"],
+        arrays["memory"],
+        lengths,
+        arrays["h0"],
+        c0,
+        weights,
+        context0=arrays.get("context0"),
     )
 
 
@@ -131,6 +139,7 @@ def decoder_arrays(mode, T, N, S, E, H, M, rng):
         "y": rng.standard_normal((T, N, E)),  # (T, N, E)
         "memory": rng.standard_normal((N, S, M)),  # (N, S, M)
         "h0": 0.5 * rng.standard_normal((N, H)),  # (N, H)
+        "context0": 0.5 * rng.standard_normal((N, M)),  # (N, M)
     }
     if mode == "lstm":
         arrays["c0"] = rng.standard_normal((N, H))  # (N, H)
@@ -175,6 +184,7 @@ def test_decoder_batch_equals_each_sequence_alone(kind, rng):
             "memory": arrays["memory"][b : b + 1, :length],
             "h0": arrays["h0"][b : b + 1],
             "c0": arrays["c0"][b : b + 1],
+            "context0": arrays["context0"][b : b + 1],
         }
         out_b, attn_b, h_b, c_b, _ = run_decoder(mode, kind, alone, None, weights)
         np.testing.assert_allclose(output[:, b : b + 1], out_b, rtol=1e-12, atol=1e-14)
@@ -223,7 +233,7 @@ def test_decoder_gradients_over_shapes(mode, kind, T, N, S, E, H, M, A, seed):
     for name in ["memory", "w_ih", *attention_names]:
         array = arrays[name] if name in arrays else weights[name]
         error = relative_error(grads[name], numeric_gradient(loss, array))
-        assert error < 1e-6, (name, error)
+        assert error < 1e-5, (name, error)
 
 
 @pytest.mark.parametrize(

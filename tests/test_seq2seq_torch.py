@@ -32,7 +32,7 @@ def torch_decoder(mode, kind, arrays, weights, lengths):
     }
     y, memory, h = leaves["y"], leaves["memory"], leaves["h0"]
     c = leaves.get("c0")
-    T, N, E = y.shape
+    T, _, E = y.shape
     S, M = memory.shape[1:]
     H = h.shape[1]
     name, extra = CELLS[mode]
@@ -51,7 +51,7 @@ def torch_decoder(mode, kind, arrays, weights, lengths):
         keys = memory @ leaves["w_key"].T  # (N, S, H)
     else:
         keys = memory
-    context = torch.zeros(N, M, dtype=torch.float64)
+    context = leaves["context0"]  # (N, M)
     outputs, attention = [], []
     for t in range(T):
         x = torch.cat([y[t], context], dim=1)  # (N, E + M)

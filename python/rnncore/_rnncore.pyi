@@ -254,6 +254,7 @@ def decoder_forward(
     h0: _FloatArray,
     c0: _FloatArray | None,
     weights: dict[str, _FloatArray],
+    context0: _FloatArray | None = None,
 ) -> tuple[_FloatArray, _FloatArray, _FloatArray, _FloatArray | None, AttentionDecoderCache]:
     """The attention decoder over ``T`` teacher-forced steps (the equations of
     :func:`rnncore.reference.decoder_forward`): ``x_t = [y_t; context_{t-1}]``, the
@@ -269,6 +270,7 @@ def decoder_forward(
         weights: ``w_ih (G*H, E + M)``, ``w_hh (G*H, H)``, optional ``b_ih``,
             ``b_hh (G*H,)``; additive: ``w_query (A, H)``, ``w_key (A, M)``,
             ``v (A,)``; general: ``w_key (H, M)``; dot (``M == H``): none.
+        context0: ``(N, M)`` the context fed into step 0, or ``None`` (zero).
 
     Returns:
         ``(output (T, N, H + M), attention weights (T, N, S), h_n (N, H),
@@ -295,5 +297,5 @@ def decoder_backward(
 
     Returns:
         The gradients by name: ``y``, ``memory``, ``h0``, ``c0`` (lstm, else
-        ``None``) and every weight name (``None`` for weights the call has not).
+        ``None``), ``context0`` and every weight name (``None`` for weights the call has not).
     """

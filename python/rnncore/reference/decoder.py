@@ -4,7 +4,7 @@ Each step ``t`` of a decoder with a recurrent cell (``rnn_tanh``, ``rnn_relu``,
 ``lstm``, ``gru``, :mod:`.cells`) and attention (:mod:`.attention`) over the encoder
 outputs ``memory (N, S, M)``::
 
-    x_t = [y_t; context_{t-1}]                 (N, E + M)  input feeding, context_{-1} = 0
+    x_t = [y_t; context_{t-1}]                 (N, E + M)  input feeding, context_{-1} = context0
     h_t (, c_t) = cell(x_t, h_{t-1} (, c_{t-1}))
     context_t, weights_t = attend(h_t, memory)  (N, M), (N, S)
     output_t = [h_t; context_t]                (N, H + M)  what the head reads
@@ -48,6 +48,7 @@ def decoder_forward(
     h0: np.ndarray,
     c0: np.ndarray | None,
     weights: dict,
+    context0: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, dict]:
     """Run the attention decoder over ``T`` teacher-forced steps, in float64.
 
@@ -60,6 +61,8 @@ def decoder_forward(
         h0: ``(N, H)``; c0: ``(N, H)`` for lstm, None otherwise.
         weights: the arrays named in the module docstring (absent or None where the
             layer has none).
+        context0: ``(N, M)`` the context fed into step 0, or None (zero); a decoder
+            run one step at a time passes the previous step's context here.
 
     Returns:
         ``(output (T, N, H + M), attention weights (T, N, S), h_n (N, H),
@@ -75,6 +78,9 @@ def decoder_forward(
     output = np.zeros((T, N, H + M))
     attention_weights = np.zeros((T, N, S))
     h, c, context = h0, c0, np.zeros((N, M))
+    if context0 is not None:
+        context = _f64(context0)
+        _check_shape("context0", context, (N, M))
     step_caches = []
     for t in range(T):
         x = np.concatenate([y[t], context], axis=1)  # (N, E + M) input feeding
@@ -112,8 +118,8 @@ def decoder_backward(
 
     Returns:
         A dict of gradients: ``y (T, N, E)``, ``memory (N, S, M)``, ``h0 (N, H)``,
-        ``c0 (N, H)`` (lstm; None otherwise) and every weight by its name (None for
-        the weights the layer does not have).
+        ``c0 (N, H)`` (lstm; None otherwise), ``context0 (N, M)`` and every weight
+        by its name (None for the weights the layer does not have).
     """
     w = _weights(weights)
     keys, memory, step_caches, E = cache["keys"], cache["memory"], cache["step_caches"], cache["E"]
@@ -162,6 +168,7 @@ def decoder_backward(
     if dw_key is not None:
         grads["w_key"] = dw_key
     grads.update({"y": dy, "memory": dmemory + dmemory_keys, "h0": dh, "c0": dc})
+    grads["context0"] = dcontext  # (N, M)
     return grads
 
 

@@ -151,6 +151,7 @@ fn forward_typed<'py, F: Real + Element>(
     h0: &Bound<'py, PyAny>,
     c0: Option<&Bound<'py, PyAny>>,
     weights: &Bound<'py, PyAny>,
+    context0: Option<&Bound<'py, PyAny>>,
     wrap: fn(DecoderCache<F>) -> Typed,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let y = FloatArg::<F>::extract(y, "y")?;
@@ -166,6 +167,10 @@ fn forward_typed<'py, F: Real + Element>(
     let c0 = FloatArg::<F>::extract_opt(c0, "c0")?;
     if let Some(c0) = &c0 {
         c0.expect(&[n, h], "(N, H)")?;
+    }
+    let context0 = FloatArg::<F>::extract_opt(context0, "context0")?;
+    if let Some(c) = &context0 {
+        c.expect(&[n, m], "(N, M)")?;
     }
     let lengths = lengths_arg(lengths)?.unwrap_or_else(|| vec![s; n]);
     let sizes = Sizes {
@@ -183,6 +188,7 @@ fn forward_typed<'py, F: Real + Element>(
         h0.data(),
         c0.as_ref().map(|a| a.data()),
     );
+    let ctx_d = context0.as_ref().map(|a| a.data());
     let out = run_detached(py, || {
         let dw = decoder_weights(&data)?;
         forward_kernel(
@@ -191,6 +197,7 @@ fn forward_typed<'py, F: Real + Element>(
             &mem_d,
             &h0_d,
             c0_d.as_deref(),
+            ctx_d.as_deref(),
             &dw,
         )
     })?;
@@ -281,6 +288,7 @@ fn backward_typed<'py, F: Real + Element>(
     grads.set_item("memory", to_numpy(py, g.dmemory, &[n, s, m])?)?;
     grads.set_item("h0", to_numpy(py, g.dh0, &[n, h])?)?;
     grads.set_item("c0", opt(g.dc0, &[n, h])?)?;
+    grads.set_item("context0", to_numpy(py, g.dcontext0, &[n, m])?)?;
     grads.set_item("w_ih", to_numpy(py, g.dw_ih, &[gh, e + m])?)?;
     grads.set_item("w_hh", to_numpy(py, g.dw_hh, &[gh, h])?)?;
     grads.set_item("b_ih", opt(g.db_ih, &[gh])?)?;
@@ -293,7 +301,7 @@ fn backward_typed<'py, F: Real + Element>(
 
 /// The teacher-forced attention decoder over a whole target sequence (see the stub).
 #[pyfunction]
-#[pyo3(signature = (mode, attention, y, memory, lengths, h0, c0, weights))]
+#[pyo3(signature = (mode, attention, y, memory, lengths, h0, c0, weights, context0=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn decoder_forward<'py>(
     py: Python<'py>,
@@ -305,6 +313,7 @@ pub fn decoder_forward<'py>(
     h0: &Bound<'py, PyAny>,
     c0: Option<&Bound<'py, PyAny>>,
     weights: &Bound<'py, PyAny>,
+    context0: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let (mode, kind) = (Mode::from_name(mode)?, Kind::from_name(attention)?);
     if precision_f64(py, y)? {
@@ -318,6 +327,7 @@ pub fn decoder_forward<'py>(
             h0,
             c0,
             weights,
+            context0,
             Typed::F64,
         )
     } else {
@@ -331,6 +341,7 @@ pub fn decoder_forward<'py>(
             h0,
             c0,
             weights,
+            context0,
             Typed::F32,
         )
     }

@@ -252,6 +252,7 @@ pub fn decoder_backward<F: Real>(
         dy,
         dmemory,
         dh0: dh,
+        dcontext0: dctx,
         dc0: dc,
         dw_ih,
         dw_hh,

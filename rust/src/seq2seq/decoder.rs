@@ -2,7 +2,7 @@
 //! backpropagation through time (the equations of `rnncore.reference.decoder`):
 //!
 //! ```text
-//! x_t = [y_t; context_{t-1}]                  (N, E + M)  input feeding, context_{-1} = 0
+//! x_t = [y_t; context_{t-1}]                  (N, E + M)  input feeding, context_{-1} = context0
 //! h_t (, c_t) = cell(x_t, h_{t-1} (, c_{t-1}))  the cells of `crate::cells`
 //! context_t, weights_t = attend(h_t, memory)    (N, M), (N, S)
 //! output_t = [h_t; context_t]                  (N, H + M)
@@ -88,6 +88,7 @@ pub struct DecoderGrads<F> {
     pub dy: Vec<F>,               // (T, N, E)
     pub dmemory: Vec<F>,          // (N, S, M)
     pub dh0: Vec<F>,              // (N, H)
+    pub dcontext0: Vec<F>,        // (N, M)
     pub dc0: Option<Vec<F>>,      // (N, H), LSTM
     pub dw_ih: Vec<F>,            // (G*H, E + M)
     pub dw_hh: Vec<F>,            // (G*H, H)
@@ -210,13 +211,15 @@ pub(super) fn len<F>(arg: &str, slice: &[F], want: usize) -> Result<()> {
 }
 
 /// Run the decoder over `y (T, N, E)` with attention over `memory (N, S, M)`,
-/// from `h0 (N, H)` (and `c0 (N, H)` for LSTM).
+/// from `h0 (N, H)` (and `c0 (N, H)` for LSTM) and `context0 (N, M)` (zero when
+/// `None`).
 pub fn decoder_forward<F: Real>(
     spec: &DecoderSpec<'_>,
     y: &[F],
     memory: &[F],
     h0: &[F],
     c0: Option<&[F]>,
+    context0: Option<&[F]>,
     w: &DecoderWeights<'_, F>,
 ) -> Result<DecoderForward<F>> {
     let lengths = spec.check(w)?;
@@ -288,6 +291,9 @@ pub fn decoder_forward<F: Real>(
         Vec::new()
     };
     let mut contexts = zeros::<F>((t_len + 1) * n * m, "contexts")?;
+    if let Some(c) = context0 {
+        contexts[..n * m].copy_from_slice(c);
+    }
     let mut weights = zeros::<F>(t_len * n * s, "weights")?;
     let additive = spec.kind == Kind::Additive;
     let mut e_buf = zeros::<F>(if additive { t_len * n * s * a } else { 0 }, "attention")?;

@@ -23,6 +23,7 @@ struct Arrays {
     memory: Vec<f64>,
     h0: Vec<f64>,
     c0: Option<Vec<f64>>,
+    ctx0: Vec<f64>,
     w_ih: Vec<f64>,
     w_hh: Vec<f64>,
     b_ih: Vec<f64>,
@@ -40,6 +41,7 @@ fn arrays(c: &Case, rng: &mut Lcg) -> Arrays {
         memory: rng.vec(c.n * c.s * c.m, 1.0),
         h0: rng.vec(c.n * c.h, 0.5),
         c0: (c.mode == Mode::Lstm).then(|| rng.vec(c.n * c.h, 0.5)),
+        ctx0: rng.vec(c.n * c.m, 0.5),
         w_ih: rng.vec(gh * (c.e + c.m), 0.7),
         w_hh: rng.vec(gh * c.h, 0.7),
         b_ih: rng.vec(gh, 0.5),
@@ -52,7 +54,16 @@ fn arrays(c: &Case, rng: &mut Lcg) -> Arrays {
 
 fn run(c: &Case, x: &Arrays, lengths: &[usize]) -> DecoderForward<f64> {
     let spec = spec(c, lengths);
-    decoder_forward(&spec, &x.y, &x.memory, &x.h0, x.c0.as_deref(), &weights(x)).unwrap()
+    decoder_forward(
+        &spec,
+        &x.y,
+        &x.memory,
+        &x.h0,
+        x.c0.as_deref(),
+        Some(&x.ctx0),
+        &weights(x),
+    )
+    .unwrap()
 }
 
 fn spec<'a>(c: &Case, lengths: &'a [usize]) -> DecoderSpec<'a> {
@@ -149,6 +160,7 @@ fn gradients_match_central_differences() {
             check("y", &g.dy, |x| &mut x.y);
             check("memory", &g.dmemory, |x| &mut x.memory);
             check("h0", &g.dh0, |x| &mut x.h0);
+            check("context0", &g.dcontext0, |x| &mut x.ctx0);
             check("w_ih", &g.dw_ih, |x| &mut x.w_ih);
             check("w_hh", &g.dw_hh, |x| &mut x.w_hh);
             check("b_ih", g.db_ih.as_deref().unwrap(), |x| &mut x.b_ih);
@@ -207,6 +219,7 @@ fn bad_sizes_are_errors() {
         &x.memory,
         &x.h0,
         x.c0.as_deref(),
+        None,
         &weights(&x),
     );
     assert!(err.is_err());
@@ -218,6 +231,7 @@ fn bad_sizes_are_errors() {
         short,
         &x.h0,
         x.c0.as_deref(),
+        None,
         &weights(&x)
     )
     .is_err());
