@@ -18,6 +18,7 @@ from rnncore.models._base import Config, Model
 from rnncore.models.char_lm import CharLM, LMConfig
 from rnncore.models.classifier import ClassifierConfig, SequenceClassifier
 from rnncore.models.min_char_rnn import MinCharRNN, min_char_rnn
+from rnncore.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnncore.models.tagger import SequenceTagger, TaggerConfig
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "LMConfig",
     "MinCharRNN",
     "Model",
+    "Seq2Seq",
+    "Seq2SeqConfig",
     "SequenceClassifier",
     "SequenceTagger",
     "TaggerConfig",
