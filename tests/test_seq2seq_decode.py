@@ -74,3 +74,18 @@ def test_ensemble_of_one_model_is_the_model():
 def test_source_model_rejects_a_batch():
     with pytest.raises(ValueError, match="src"):
         SourceModel(model(), np.zeros((2, 3), np.int64))
+
+
+def test_attention_heatmap_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    from rnncore.decode.heatmap import attention_png
+
+    m = model()
+    src = np.array([[3, 4, 5, 6]])
+    _, weights = m.greedy(src, max_length=3)
+    T = weights.shape[1]
+    path = tmp_path / "attention.png"
+    attention_png(path, weights[0], list("abcd"), [str(i) for i in range(T)])
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="source"):
+        attention_png(path, weights[0], list("abc"), [str(i) for i in range(T)])
