@@ -158,12 +158,10 @@ pub fn attend<F: Real>(
                 Kind::Additive => {
                     let e = &mut out.e[(b * s_len + s) * a..][..a];
                     let q = &qp[b * a..][..a];
-                    let mut score = F::ZERO;
                     for j in 0..a {
-                        e[j] = (q[j] + k[j]).tanh();
-                        score += v[j] * e[j];
+                        e[j] = (q[j] + k[j]).tanh_fast(); // exact for f64
                     }
-                    score
+                    dot(v, e)
                 }
                 _ => dot(&query[b * a..][..a], k),
             };
