@@ -1,7 +1,7 @@
 """Date normalisation with models.Seq2Seq: train for a wall-clock budget, then greedy
 exact match on held-out dates.
 
-    python benches/bench_seq2seq_dates.py --minutes 10 --test 2000
+    python benches/bench_seq2seq_dates.py --minutes 10 --test 2000 --beam 5
 
 Training pairs come from ``date_pairs(seed=0)``, held-out ones from seed 1 with any
 source seen in training removed. Prints the exact-match rate every evaluation and
@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from rnncore.data import PairVocab, date_pairs, pair_batches
+from rnncore.decode import translate
 from rnncore.models import Seq2Seq, Seq2SeqConfig
 from rnncore.optim import Adam, clip_grad_norm_
 
@@ -35,6 +36,15 @@ def exact_match(model, src_vocab, tgt_vocab, pairs, batch_size=500):
     return hits / len(pairs)
 
 
+def beam_exact_match(model, src_vocab, tgt_vocab, pairs, beam_size):
+    """Fraction of ``pairs`` whose best beam-search output equals the target."""
+    hits = 0
+    for source, target in pairs:
+        best = translate(model, src_vocab.encode(source)[0], beam_size=beam_size, max_length=12)
+        hits += tgt_vocab.decode(best[0].ids) == target
+    return hits / len(pairs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -43,6 +53,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--beam", type=int, default=0, help="also score beam search of this width")
     args = parser.parse_args()
 
     train = date_pairs(args.train, seed=0)
@@ -82,6 +93,14 @@ def main() -> None:
         f"date normalisation: {steps} steps in {train_time:.0f}s, greedy exact match "
         f"{acc:.4f} on {len(test)} held-out dates"
     )
+    if args.beam:
+        start = time.perf_counter()
+        acc = beam_exact_match(model, src_vocab, tgt_vocab, test, args.beam)
+        elapsed = time.perf_counter() - start
+        print(
+            f"beam {args.beam}: exact match {acc:.4f}, {len(test) / elapsed:.1f} sentences/s "
+            "(one sentence at a time)"
+        )
 
 
 if __name__ == "__main__":
