@@ -15,9 +15,12 @@ _Mode = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
 _FloatArray = NDArray[np.float32] | NDArray[np.float64]
 
 __all__ = [
+    "AttentionDecoderCache",
     "Decoder",
     "__version__",
     "backward",
+    "decoder_backward",
+    "decoder_forward",
     "forward",
     "gate_count",
     "get_num_threads",
@@ -233,3 +236,66 @@ class Decoder:
             ``(ids (N, length) int64, ends (N,) int64)``: row ``n`` holds
             ``ends[n]`` drawn ids, then zeros.
         """
+
+# --- Sequence to sequence: the teacher-forced attention decoder -------------------
+
+_Attention = Literal["additive", "general", "dot"]
+
+@final
+class AttentionDecoderCache:
+    """What :func:`decoder_forward` saved for :func:`decoder_backward`; opaque."""
+
+def decoder_forward(
+    mode: _Mode,
+    attention: _Attention,
+    y: _FloatArray,
+    memory: _FloatArray,
+    lengths: NDArray[np.integer] | None,
+    h0: _FloatArray,
+    c0: _FloatArray | None,
+    weights: dict[str, _FloatArray],
+    context0: _FloatArray | None = None,
+) -> tuple[_FloatArray, _FloatArray, _FloatArray, _FloatArray | None, AttentionDecoderCache]:
+    """The attention decoder over ``T`` teacher-forced steps (the equations of
+    :func:`rnncore.reference.decoder_forward`): ``x_t = [y_t; context_{t-1}]``, the
+    cell step, attention of ``h_t`` over ``memory``, ``output_t = [h_t; context_t]``.
+
+    Args:
+        mode: the cell; attention: the score (``"additive"`` Bahdanau, ``"general"``
+            and ``"dot"`` Luong).
+        y: ``(T, N, E)`` decoder inputs; its dtype is the call's.
+        memory: ``(N, S, M)`` encoder outputs.
+        lengths: ``(N,)`` source lengths in ``1..S``, or ``None`` (all ``S``).
+        h0: ``(N, H)``; c0: ``(N, H)`` for lstm, ``None`` otherwise.
+        weights: ``w_ih (G*H, E + M)``, ``w_hh (G*H, H)``, optional ``b_ih``,
+            ``b_hh (G*H,)``; additive: ``w_query (A, H)``, ``w_key (A, M)``,
+            ``v (A,)``; general: ``w_key (H, M)``; dot (``M == H``): none.
+        context0: ``(N, M)`` the context fed into step 0, or ``None`` (zero).
+
+    Returns:
+        ``(output (T, N, H + M), attention weights (T, N, S), h_n (N, H),
+        c_n (N, H) or None, cache)``; the weights are exactly 0 at padded source steps.
+    """
+
+def decoder_backward(
+    mode: _Mode,
+    attention: _Attention,
+    weights: dict[str, _FloatArray],
+    cache: AttentionDecoderCache,
+    d_output: _FloatArray,
+    d_h_n: _FloatArray | None = None,
+    d_c_n: _FloatArray | None = None,
+    d_weights: _FloatArray | None = None,
+) -> dict[str, _FloatArray | None]:
+    """Backpropagation through time for one :func:`decoder_forward` call.
+
+    Args:
+        mode, attention, weights: as given to :func:`decoder_forward`.
+        cache: what it returned.
+        d_output: ``(T, N, H + M)``; d_h_n, d_c_n: ``(N, H)`` or ``None`` (zero);
+        d_weights: ``(T, N, S)`` gradient of the attention weights, or ``None``.
+
+    Returns:
+        The gradients by name: ``y``, ``memory``, ``h0``, ``c0`` (lstm, else
+        ``None``), ``context0`` and every weight name (``None`` for weights the call has not).
+    """

@@ -15,6 +15,7 @@ pub mod mode;
 pub mod panel;
 pub mod parallel;
 pub mod real;
+pub mod seq2seq;
 pub mod sequence;
 mod shared;
 pub mod simd;

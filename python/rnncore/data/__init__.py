@@ -7,13 +7,18 @@
   sequences for classification and tagging.
 - :func:`encode_file`, :func:`open_ids`: corpora larger than memory, encoded
   once and read through ``np.memmap``.
+- :func:`read_pairs`, :class:`PairVocab`, :func:`pair_batches`: files of
+  ``source<TAB>target`` pairs for sequence to sequence; :func:`date_pairs` and
+  :func:`reversal_pairs` generate built-in tasks from a seed.
 """
 
 from __future__ import annotations
 
 from rnncore.data.idfile import build_vocab, encode_file, open_ids, read_text_chunks
 from rnncore.data.padding import BucketBatcher, PaddedBatch, pad_batch
+from rnncore.data.pairs import PairVocab, pair_batches, read_pairs, write_pairs
 from rnncore.data.stream import SPLITS, Batch, StreamBatcher, fingerprint
+from rnncore.data.tasks import date_pairs, reversal_pairs
 from rnncore.data.vocab import CharVocab, Vocab, WordVocab, vocab_from_dict
 
 __all__ = [
@@ -22,14 +27,20 @@ __all__ = [
     "BucketBatcher",
     "CharVocab",
     "PaddedBatch",
+    "PairVocab",
     "StreamBatcher",
     "Vocab",
     "WordVocab",
     "build_vocab",
+    "date_pairs",
     "encode_file",
     "fingerprint",
     "open_ids",
     "pad_batch",
+    "pair_batches",
+    "read_pairs",
     "read_text_chunks",
+    "reversal_pairs",
     "vocab_from_dict",
+    "write_pairs",
 ]

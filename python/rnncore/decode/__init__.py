@@ -12,6 +12,9 @@
 - :class:`CompiledLM`: a ``CharLM`` packed for the Rust decoding kernels; the
   decoders above compile a ``CharLM`` on entry (:func:`compiled`), and
   :func:`sample` then runs its whole loop in one call.
+- :func:`translate`, :class:`SourceModel`: a :class:`~rnncore.models.Seq2Seq`
+  bound to one source is a decodable model, so beam search (length penalty,
+  EOS, n-best) and ensembles run on it; one compiled decoder call per step.
 - :mod:`rnncore.decode.commands`: the ``rnncore sample`` and ``rnncore score``
   subcommands (not imported here).
 
@@ -35,6 +38,7 @@ from rnncore.decode.sampling import (
     sampling_distribution,
 )
 from rnncore.decode.scoring import Score, score
+from rnncore.decode.seq2seq import SourceModel, translate
 
 __all__ = [
     "CompiledLM",
@@ -42,6 +46,7 @@ __all__ = [
     "Hypothesis",
     "Rule",
     "Score",
+    "SourceModel",
     "beam_search",
     "compiled",
     "greedy",
@@ -51,4 +56,5 @@ __all__ = [
     "sample_with",
     "sampling_distribution",
     "score",
+    "translate",
 ]

@@ -8,13 +8,15 @@ parameter gradients to ``grads``.
 
 ``Embedding``, ``Linear`` and ``Dropout`` follow the same conventions, and
 ``SoftmaxCrossEntropy`` (or :func:`rnncore.nn.functional.softmax_cross_entropy`)
-returns a loss together with its gradient; models in :mod:`rnncore.models` are
+returns a loss together with its gradient; ``AttentionDecoder`` runs a cell with
+attention over encoder outputs over a whole target sequence; models in :mod:`rnncore.models` are
 built from these pieces.
 """
 
 from __future__ import annotations
 
 from rnncore.nn import functional
+from rnncore.nn.attention import AttentionDecoder
 from rnncore.nn.cells import GRUCell, LSTMCell, RNNCell
 from rnncore.nn.dropout import Dropout
 from rnncore.nn.embedding import Embedding
@@ -26,6 +28,7 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "AttentionDecoder",
     "Dropout",
     "Embedding",
     "GRUCell",

@@ -12,6 +12,10 @@ check every gradient against central finite differences.
   forward.
 - :mod:`.sequence`: :func:`forward` and :func:`backward` over a whole sequence, with
   variable lengths and the reverse direction (PyTorch's packed-sequence semantics).
+- :mod:`.attention`: Bahdanau (additive) and Luong (general, dot) attention over
+  encoder outputs, with a source mask from lengths.
+- :mod:`.decoder`: the teacher-forced attention decoder with input feeding, forward
+  and backpropagation through time.
 
 Conventions: ``T`` steps, ``N`` batch, ``D`` input size, ``H`` hidden size, ``G``
 gates; ``x (T, N, D)``, ``h0 (N, H)``, ``w_ih (G*H, D)``, ``w_hh (G*H, H)``,
@@ -20,6 +24,7 @@ biases ``(G*H,)``.
 
 from __future__ import annotations
 
+from rnncore.reference.attention import attention_backward, attention_forward
 from rnncore.reference.cells import (
     gate_count,
     gru_step,
@@ -29,10 +34,15 @@ from rnncore.reference.cells import (
     rnn_step,
     rnn_step_backward,
 )
+from rnncore.reference.decoder import decoder_backward, decoder_forward
 from rnncore.reference.sequence import backward, forward
 
 __all__ = [
+    "attention_backward",
+    "attention_forward",
     "backward",
+    "decoder_backward",
+    "decoder_forward",
     "forward",
     "gate_count",
     "gru_step",

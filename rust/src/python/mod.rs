@@ -6,6 +6,7 @@ mod decoder;
 mod errors;
 mod kernels;
 mod minchar;
+mod seq2seq;
 
 use pyo3::prelude::*;
 
@@ -49,6 +50,9 @@ fn rnncore_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kernels::backward, m)?)?;
     m.add_class::<decoder::Decoder>()?;
     m.add_function(wrap_pyfunction!(minchar::min_char_rnn_step, m)?)?;
+    m.add_function(wrap_pyfunction!(seq2seq::decoder_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(seq2seq::decoder_backward, m)?)?;
+    m.add_class::<seq2seq::AttentionDecoderCache>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;

@@ -1,0 +1,104 @@
+"""Decoding a :class:`~rnncore.models.Seq2Seq`: its decoder bound to one source is a
+decodable model, so :func:`~rnncore.decode.beam_search`, :func:`~rnncore.decode.greedy`
+and :class:`~rnncore.decode.Ensemble` run on it unchanged.
+
+The state of a row is ``(h (1, N, H)[, c], context (1, N, M), memory (1, N, S, M),
+lengths (1, N))``: the decoder's recurrent state and last context, and the encoder
+output each row attends over, all with the batch on axis 1 so beams can gather
+their rows. Each ``step`` is one compiled decoder call (one step) for every row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rnncore.decode._model import eval_mode
+from rnncore.decode.beam import Hypothesis, beam_search
+from rnncore.errors import ArgumentError
+from rnncore.nn._base import Array, State
+from rnncore.nn.functional import log_softmax
+
+__all__ = ["SourceModel", "translate"]
+
+
+class SourceModel:
+    """``model``'s decoder conditioned on one source sentence ``src (S,)``.
+
+    Decoding starts from the prime ``[bos_id]`` (:func:`translate` passes it). The
+    model is put in eval mode for the encoder run; call under
+    :func:`~rnncore.decode._model.eval_mode` or let the decoders do it.
+    """
+
+    def __init__(self, model: Any, src: Any) -> None:
+        self.model = model
+        self.vocab_size = model.config.tgt_vocab_size
+        ids = np.asarray(src)
+        if ids.ndim != 1:
+            raise ArgumentError(f"src must be one sentence (S,), got shape {ids.shape}")
+        with eval_mode(model):
+            s, lens = model._source(ids[None, :], None)
+            memory, hx, _ = model.encode(s, lens)  # (1, S, M)
+        self._memory = memory[None]  # (1, 1, S, M)
+        self._hx = hx
+        self._M = memory.shape[2]
+
+    def eval(self) -> SourceModel:
+        self.model.eval()
+        return self
+
+    def train(self, mode: bool = True) -> SourceModel:
+        self.model.train(mode)
+        return self
+
+    @property
+    def training(self) -> bool:
+        return self.model.training
+
+    def initial_state(self, N: int) -> State:
+        """The state after the encoder, for ``N`` rows."""
+        h, c = self._hx if isinstance(self._hx, tuple) else (self._hx, None)
+        rep = lambda a: np.repeat(a[None], N, axis=1)  # (1, 1, ...) -> (1, N, ...)  # noqa: E731
+        context = np.zeros((1, N, self._M), dtype=self.model.dtype)
+        memory = np.repeat(self._memory, N, axis=1)  # (1, N, S, M)
+        lengths = np.full((1, N), self._memory.shape[2], np.int64)
+        cell = () if c is None else (rep(c),)
+        return (rep(h), *cell, context, memory, lengths)
+
+    def step(self, ids: Array, state: State) -> tuple[Array, State]:
+        """``ids (N,)`` -> ``(log_probs (N, V), state)``: one decoder step for all rows."""
+        m = self.model
+        h, *cell, context, memory, lengths = state
+        hx = (h[0], cell[0][0]) if cell else h[0]
+        y = m.tgt_embedding._forward(np.asarray(ids, np.int64)[None, :])  # (1, N, E)
+        out, _, hx, context_n = m.decoder(y, memory[0], lengths[0], hx, context[0])
+        log_probs = log_softmax(m.head._forward(out[0]))  # (N, V)
+        h_n, *c_n = hx if isinstance(hx, tuple) else (hx,)
+        new = (h_n[None], *(c[None] for c in c_n), context_n[None], memory, lengths)
+        return log_probs, new
+
+
+def translate(
+    model: Any,
+    src: Any,
+    *,
+    beam_size: int = 1,
+    max_length: int = 100,
+    length_penalty: float = 0.0,
+    n_best: int = 1,
+) -> list[Hypothesis]:
+    """The ``n_best`` best target sequences for one source ``src (S,)`` by beam search
+    (``beam_size`` 1 is greedy), ending in ``eos_id``; ``ids`` of each
+    :class:`~rnncore.decode.Hypothesis` include the final ``eos_id`` if emitted."""
+    bound = SourceModel(model, src)
+    cfg = model.config
+    return beam_search(
+        bound,
+        prime_ids=[cfg.bos_id],
+        beam_size=beam_size,
+        max_length=max_length,
+        eos_id=cfg.eos_id,
+        length_penalty=length_penalty,
+        n_best=n_best,
+    )

@@ -1,0 +1,234 @@
+"""Encoder–decoder with attention: translation-style sequence to sequence.
+
+``src (N, S)`` with ``src_lengths`` -> source Embedding ``(S, N, E)`` -> stacked,
+optionally bidirectional RNN/LSTM/GRU encoder ``memory (N, S, M = dirs*H)`` ->
+bridge ``h0 = tanh(W [h_fwd; h_bwd] + b)`` from the top layer's final states (an
+LSTM decoder starts with ``c0 = 0``) -> :class:`~rnncore.nn.AttentionDecoder` over
+the embedded target inputs (teacher forcing), one compiled call for all steps ->
+head ``Linear(H + M, V_tgt)`` on ``[h_t; context_t]``.
+
+Targets are ``tgt (N, T)`` rows ``BOS y_1 .. y_k EOS`` followed by padding, with
+``tgt_lengths`` counting BOS and EOS: the decoder reads ``tgt[:, :-1]`` and is
+scored on ``tgt[:, 1:]`` over the valid steps ``t < tgt_lengths - 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from rnncore import _validate, nn
+from rnncore.errors import ArgumentError, ShapeError, StateError
+from rnncore.models._base import Config, Model, check_common, check_ids, check_lengths, make_rnn
+from rnncore.nn._base import Array
+from rnncore.nn.functional import _in_range, softmax_cross_entropy
+
+__all__ = ["Seq2Seq", "Seq2SeqConfig"]
+
+
+@dataclass
+class Seq2SeqConfig(Config):
+    """What :class:`Seq2Seq` is; ``dataclasses.asdict(config)`` is JSON."""
+
+    vocab_size: int  # V_src: source symbols
+    tgt_vocab_size: int  # V_tgt: target symbols (ids bos_id and eos_id among them)
+    cell: str = "lstm"  # encoder and decoder cell: 'lstm' | 'gru' | 'rnn_tanh' | 'rnn_relu'
+    embedding_dim: int = 64  # E of both embeddings
+    hidden_size: int = 128  # H: each encoder direction and the decoder
+    num_layers: int = 1  # stacked encoder layers
+    bidirectional: bool = True  # encoder reads both ways; memory width M = dirs*H
+    attention: str = "additive"  # 'additive' (Bahdanau) | 'general' | 'dot' (Luong)
+    dropout: float = 0.0  # between encoder layers, training only
+    bos_id: int = 1  # target id that starts every decoder input
+    eos_id: int = 2  # target id that ends a decoded sequence
+    dtype: str = "float32"  # 'float32' | 'float64'
+    seed: int | None = 0  # initial weights and dropout masks
+
+    def __post_init__(self) -> None:
+        check_common(self)
+        _validate.positive_int("tgt_vocab_size", self.tgt_vocab_size)
+        _validate.flag("bidirectional", self.bidirectional)
+        _validate.choice("attention", self.attention, ("additive", "general", "dot"))
+        for name in ("bos_id", "eos_id"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value < self.tgt_vocab_size:
+                raise ArgumentError(f"{name} must lie in 0..{self.tgt_vocab_size - 1}, got {value}")
+        dirs = 2 if self.bidirectional else 1
+        if self.attention == "dot" and dirs != 1:
+            raise ArgumentError("dot attention needs a one-directional encoder (M == H)")
+
+
+class Seq2Seq(Model):
+    """Encoder, bridge, attention decoder and head (see the module docstring).
+
+    Parameters: ``src_embedding.weight (V_src, E)``, ``tgt_embedding.weight
+    (V_tgt, E)``, ``encoder.*`` (torch's names), ``bridge.weight (H, M)``,
+    ``bridge.bias (H,)``, ``decoder.*`` (:class:`~rnncore.nn.AttentionDecoder`),
+    ``head.weight (V_tgt, H + M)``, ``head.bias (V_tgt,)``.
+    """
+
+    def __init__(self, config: Seq2SeqConfig, *, backend: ModuleType | None = None) -> None:
+        if not isinstance(config, Seq2SeqConfig):
+            raise ArgumentError(f"config must be a Seq2SeqConfig, got {type(config).__name__}")
+        super().__init__(config.seed)
+        self.config = config
+        self.dtype = np.dtype(config.dtype)
+        E, H = config.embedding_dim, config.hidden_size
+        M = (2 if config.bidirectional else 1) * H
+        kw: dict[str, Any] = {"dtype": self.dtype, "rng": self.rng}
+        V_src, V_tgt = config.vocab_size, config.tgt_vocab_size
+        self.src_embedding = self._add("src_embedding", nn.Embedding(V_src, E, **kw))
+        self.tgt_embedding = self._add("tgt_embedding", nn.Embedding(V_tgt, E, **kw))
+        rnn = make_rnn(config.cell, E, config, self.rng, backend, config.bidirectional)
+        self.encoder = self._add("encoder", rnn)
+        self.bridge = self._add("bridge", nn.Linear(M, H, **kw))
+        decoder = nn.AttentionDecoder(E, H, M, config.cell, config.attention, **kw, backend=backend)
+        self.decoder = self._add("decoder", decoder)
+        self.head = self._add("head", nn.Linear(H + M, V_tgt, **kw))
+        self._cache: tuple | None = None
+
+    # ----------------------------------------------------------------- encoder
+
+    def _source(self, src: Any, src_lengths: Any) -> tuple[Array, Array]:
+        """Checked ``src (N, S)`` and ``src_lengths (N,)`` (all ``S`` when None)."""
+        arr = check_ids("src", src, self.config.vocab_size, 2, "(N, S)")
+        N, S = arr.shape
+        lens = check_lengths(src_lengths, N, S)
+        return arr, np.full(N, S, np.int64) if lens is None else lens
+
+    def encode(self, src: Array, lens: Array) -> tuple[Array, Any, Array]:
+        """Checked ``src (N, S)``, ``lens`` -> ``(memory (N, S, M), h0 state, bridge
+        pre-activation (N, H))``."""
+        x = self.src_embedding._forward(src.T)  # (S, N, E)
+        out, hx = self.encoder(x, lengths=lens)  # (S, N, M)
+        h_n = hx[0] if isinstance(hx, tuple) else hx  # (L*dirs, N, H)
+        dirs = 2 if self.config.bidirectional else 1
+        top = np.concatenate(list(h_n[-dirs:]), axis=1)  # (N, M) top layer's final states
+        h0 = np.tanh(self.bridge._forward(top))  # (N, H)
+        c0 = np.zeros_like(h0) if self.config.cell == "lstm" else None
+        state = (h0, c0) if c0 is not None else h0
+        return np.ascontiguousarray(out.transpose(1, 0, 2)), state, h0
+
+    # ----------------------------------------------------------------- training
+
+    def _targets(self, tgt: Any, tgt_lengths: Any, N: int) -> tuple[Array, Array]:
+        arr = check_ids("tgt", tgt, self.config.tgt_vocab_size, 2, "(N, T)")
+        if arr.shape[0] != N:
+            raise ShapeError(f"tgt must have the batch of src ({N}), got shape {arr.shape}")
+        if arr.shape[1] < 2:
+            raise ShapeError(f"tgt needs at least BOS and one symbol (T >= 2), got {arr.shape}")
+        lens = check_lengths(tgt_lengths, N, arr.shape[1])
+        lens = np.full(N, arr.shape[1], np.int64) if lens is None else lens
+        if lens.min() < 2:
+            raise ArgumentError(
+                f"tgt_lengths must be at least 2 (BOS and EOS), got {lens.tolist()}"
+            )
+        return arr, lens
+
+    def logits(self, src: Any, src_lengths: Any, tgt_in: Any) -> tuple[Array, Array]:
+        """Teacher-forced ``logits (N, T, V_tgt)`` and attention ``weights (N, T, S)``
+        for decoder inputs ``tgt_in (N, T)`` (each row starts with BOS)."""
+        s, s_lens = self._source(src, src_lengths)
+        t = check_ids("tgt_in", tgt_in, self.config.tgt_vocab_size, 2, "(N, T)")
+        if t.shape[0] != s.shape[0]:
+            raise ShapeError(f"tgt_in must have the batch of src ({s.shape[0]}), got {t.shape}")
+        memory, state, _ = self.encode(s, s_lens)
+        y = self.tgt_embedding._forward(t.T)  # (T, N, E)
+        out, weights, _, _ = self.decoder(y, memory, s_lens, state)
+        return self.head._forward(out).transpose(1, 0, 2), weights.transpose(1, 0, 2)
+
+    def loss(self, src: Any, src_lengths: Any, tgt: Any, tgt_lengths: Any = None) -> float:
+        """Mean cross-entropy of ``tgt[:, 1:]`` given ``tgt[:, :-1]`` over the valid
+        steps; kept for :meth:`backward`.
+
+        Args:
+            src: ``(N, S)`` source ids; src_lengths: ``(N,)`` in ``1..S`` or None.
+            tgt: ``(N, T)`` rows ``BOS .. EOS`` then padding; tgt_lengths: ``(N,)``
+                in ``2..T`` counting BOS and EOS, or None (all ``T``).
+        """
+        s, s_lens = self._source(src, src_lengths)
+        N = s.shape[0]
+        t, t_lens = self._targets(tgt, tgt_lengths, N)
+        self._cache = None
+        T = t.shape[1] - 1
+        memory, state, h0 = self.encode(s, s_lens)
+        y = self.tgt_embedding._forward(np.ascontiguousarray(t[:, :-1].T))  # (T, N, E)
+        out, _, _, _ = self.decoder(y, memory, s_lens, state)  # (T, N, H + M)
+        logits = self.head._forward(out)  # (T, N, V)
+        V = self.config.tgt_vocab_size
+        valid = np.arange(T)[:, None] < (t_lens - 1)[None, :]  # (T, N)
+        target = np.ascontiguousarray(t[:, 1:].T)  # (T, N)
+        _in_range("tgt", target, V, valid)
+        loss, dlogits = softmax_cross_entropy(
+            logits.reshape(T * N, V), target.reshape(-1), mask=valid.reshape(-1)
+        )
+        self._cache = (dlogits.reshape(T, N, V), h0)
+        return loss
+
+    def backward(self) -> None:
+        """Backpropagate the most recent :meth:`loss`, adding to :attr:`grads`."""
+        if self._cache is None:
+            raise StateError("Seq2Seq.backward() needs a loss() call first")
+        dlogits, h0 = self._cache
+        d_out = self.head._backward(dlogits)  # (T, N, H + M)
+        if not np.isfinite(d_out).all():
+            self._poison_grads()
+            return
+        dy, dmemory, dhx, _ = self.decoder.backward(d_out)
+        self.tgt_embedding._backward(dy)
+        dh0 = dhx[0] if isinstance(dhx, tuple) else dhx  # (N, H)
+        d_top = self.bridge._backward(dh0 * (1.0 - h0**2))  # (N, M)
+        dirs = 2 if self.config.bidirectional else 1
+        H, N = self.config.hidden_size, h0.shape[0]
+        d_h_n = np.zeros((self.config.num_layers * dirs, N, H), dtype=self.dtype)
+        d_h_n[-dirs:] = d_top.reshape(N, dirs, H).transpose(1, 0, 2)
+        d_hx = (d_h_n, None) if self.config.cell == "lstm" else d_h_n
+        dx, _ = self.encoder.backward(np.ascontiguousarray(dmemory.transpose(1, 0, 2)), d_hx)
+        self.src_embedding._backward(dx)
+
+    # ----------------------------------------------------------------- decoding
+
+    def greedy(
+        self, src: Any, src_lengths: Any = None, max_length: int = 100
+    ) -> tuple[list[list[int]], Array]:
+        """The most likely symbol at every step, for a batch of sources at once.
+
+        Each step is one compiled decoder call of one step for the whole batch
+        (the state and context carry over). A row stops at ``eos_id`` (not included
+        in its output) or after ``max_length`` symbols.
+
+        Returns:
+            ``(outputs, weights)``: one list of target ids per source, and the
+            attention weights ``(N, T, S)`` of every step taken (rows that have
+            stopped keep running and are ignored).
+        """
+        s, s_lens = self._source(src, src_lengths)
+        max_length = _validate.positive_int("max_length", max_length)
+        was_training = self.training
+        self.eval()
+        try:
+            memory, hx, _ = self.encode(s, s_lens)
+            N = s.shape[0]
+            prev = np.full(N, self.config.bos_id, np.int64)
+            context = None
+            done = np.zeros(N, dtype=bool)
+            outputs: list[list[int]] = [[] for _ in range(N)]
+            weights = []
+            for _ in range(max_length):
+                y = self.tgt_embedding._forward(prev[None, :])  # (1, N, E)
+                out, w, hx, context = self.decoder(y, memory, s_lens, hx, context)
+                prev = self.head._forward(out[0]).argmax(axis=1)  # (N,)
+                weights.append(w[0])
+                for b in np.flatnonzero(~done):
+                    if prev[b] == self.config.eos_id:
+                        done[b] = True
+                    else:
+                        outputs[b].append(int(prev[b]))
+                if done.all():
+                    break
+        finally:
+            self.train(was_training)
+        return outputs, np.stack(weights, axis=1)  # (N, T, S)

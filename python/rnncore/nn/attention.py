@@ -1,0 +1,208 @@
+"""The teacher-forced attention decoder: a recurrent cell with attention over encoder
+outputs and input feeding, run over a whole target sequence in one kernel call."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from rnncore import _validate
+from rnncore.errors import ShapeError, StateError
+from rnncore.nn._base import GATES, Array, Module, State
+
+ATTENTIONS = ("additive", "general", "dot")
+MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+# Kernel weight name -> parameter name.
+PARAMETERS = {
+    "w_ih": "weight_ih",
+    "w_hh": "weight_hh",
+    "b_ih": "bias_ih",
+    "b_hh": "bias_hh",
+    "w_query": "attention_weight_query",
+    "w_key": "attention_weight_key",
+    "v": "attention_v",
+}
+
+
+class AttentionDecoder(Module):
+    r"""A decoder that attends over encoder outputs at every step (Bahdanau et al.
+    2015; Luong et al. 2015 for ``general``/``dot`` and input feeding)::
+
+        x_t = [y_t; context_{t-1}]                  (N, E + M)  input feeding
+        h_t (, c_t) = cell(x_t, h_{t-1} (, c_{t-1}))  RNN, LSTM or GRU step
+        score(h_t, m_s) = v . tanh(W_q h_t + W_k m_s)  additive
+                        = h_t . (W_k m_s)             general
+                        = h_t . m_s                   dot (M == H)
+        weights_t = softmax over the valid source steps (exactly 0 at padding)
+        context_t = sum_s weights_t[s] m_s           (N, M)
+        output_t = [h_t; context_t]                  (N, H + M), for the head
+
+    The key projection ``W_k m`` is computed once per call. The whole target
+    sequence is one call to the compiled kernels (``rnncore._rnncore.decoder_forward``)
+    or, with ``backend=rnncore.reference``, to the float64 NumPy reference.
+
+    Args:
+        input_size: ``E``, size of the (embedded) decoder inputs.
+        hidden_size: ``H``.
+        memory_size: ``M``, size of the encoder outputs (``2H_enc`` for a
+            bidirectional encoder).
+        mode: the cell, ``"lstm"`` (default), ``"gru"``, ``"rnn_tanh"``, ``"rnn_relu"``.
+        attention: ``"additive"`` (default), ``"general"`` or ``"dot"``.
+        attention_size: ``A``, units of the additive score (default ``H``).
+        bias: whether the cell has biases.
+        dtype, seed, rng, backend: as for :class:`~rnncore.nn.LSTM`.
+
+    Parameters (drawn from ``U(-1/sqrt(H), 1/sqrt(H))``): ``weight_ih (G*H, E + M)``,
+    ``weight_hh (G*H, H)``, ``bias_ih``, ``bias_hh (G*H,)`` in torch's gate order;
+    additive: ``attention_weight_query (A, H)``, ``attention_weight_key (A, M)``,
+    ``attention_v (A,)``; general: ``attention_weight_key (H, M)``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        memory_size: int,
+        mode: str = "lstm",
+        attention: str = "additive",
+        attention_size: int | None = None,
+        bias: bool = True,
+        *,
+        dtype: Any = np.float32,
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+        backend: ModuleType | None = None,
+    ) -> None:
+        super().__init__(hidden_size, dtype=dtype, seed=seed, rng=rng, backend=backend)
+        self._mode = _validate.choice("mode", mode, MODES)
+        self.attention = _validate.choice("attention", attention, ATTENTIONS)
+        self.input_size = _validate.positive_int("input_size", input_size)
+        self.memory_size = _validate.positive_int("memory_size", memory_size)
+        self.bias = _validate.flag("bias", bias)
+        H, M = self.hidden_size, self.memory_size
+        if attention == "dot" and M != H:
+            raise ShapeError(f"dot attention needs memory_size == hidden_size, got {M} and {H}")
+        A = H
+        if attention_size is not None:
+            A = _validate.positive_int("attention_size", attention_size)
+        self.attention_size = A if attention == "additive" else (H if attention == "general" else M)
+        G = GATES[self._mode]
+        self._add_parameter("weight_ih", (G * H, self.input_size + M))
+        self._add_parameter("weight_hh", (G * H, H))
+        if self.bias:
+            self._add_parameter("bias_ih", (G * H,))
+            self._add_parameter("bias_hh", (G * H,))
+        if attention == "additive":
+            self._add_parameter("attention_weight_query", (A, H))
+            self._add_parameter("attention_weight_key", (A, M))
+            self._add_parameter("attention_v", (A,))
+        elif attention == "general":
+            self._add_parameter("attention_weight_key", (H, M))
+        self._cache: tuple[Any, int, int, int] | None = None  # (kernel cache, T, N, S)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}, {self.memory_size}, mode={self._mode!r}"
+        s += f", attention={self.attention!r}"
+        return s + ("" if self.bias else ", bias=False")
+
+    def _kernel_weights(self) -> dict[str, Array]:
+        return {k: self._params[p] for k, p in PARAMETERS.items() if p in self._params}
+
+    def forward(
+        self,
+        y: Any,
+        memory: Any,
+        lengths: Any = None,
+        hx: State | None = None,
+        context0: Any = None,
+    ) -> tuple[Array, Array, State, Array]:
+        """Run the decoder over ``T`` teacher-forced steps.
+
+        Args:
+            y: ``(T, N, E)`` decoder inputs (embedded previous target symbols).
+            memory: ``(N, S, M)`` encoder outputs.
+            lengths: ``(N,)`` source lengths in ``1..S`` (padded source steps get
+                weight 0), or None (all ``S``).
+            hx: initial state ``h0 (N, H)``, or ``(h0, c0)`` for lstm; None is zeros.
+            context0: ``(N, M)`` the context fed into step 0 (None: zeros); the last
+                context of a previous call to continue a sequence step by step.
+
+        Returns:
+            ``(output (T, N, H + M), weights (T, N, S), hx_n, context_n (N, M))``
+            with ``hx_n`` shaped like ``hx``.
+        """
+        y = _validate.float_array("y", y, self.dtype)
+        _validate.ndim("y", y, (3,), "(T, N, E)")
+        _validate.features("y", y, self.input_size)
+        _validate.nonempty("y", y, [(0, "time", "T"), (1, "batch", "N")])
+        _validate.finite("y", y)
+        T, N, _ = y.shape
+        memory = _validate.float_array("memory", memory, self.dtype)
+        _validate.ndim("memory", memory, (3,), "(N, S, M)")
+        if memory.shape[0] != N or memory.shape[2] != self.memory_size:
+            raise ShapeError(
+                f"memory must be ({N}, S, {self.memory_size}) = (N, S, M) for y of batch "
+                f"{N}, got {memory.shape}"
+            )
+        _validate.nonempty("memory", memory, [(1, "source", "S")])
+        _validate.finite("memory", memory)
+        S = memory.shape[1]
+        if lengths is not None:
+            lengths = _validate.lengths(lengths, N, S)
+        H = self.hidden_size
+        h0, c0 = self._state("hx", hx, ("h0", "c0"), (N, H), "(N, H)")
+        if h0 is None:
+            h0 = np.zeros((N, H), dtype=self.dtype)
+            c0 = np.zeros((N, H), dtype=self.dtype) if self._mode == "lstm" else None
+        if context0 is None:
+            context0 = np.zeros((N, self.memory_size), dtype=self.dtype)
+        context0 = self._array("context0", context0, (N, self.memory_size), "(N, M)")
+        output, weights, h_n, c_n, cache = self._kernels.decoder_forward(
+            self._mode, self.attention, y, memory, lengths, h0, c0,
+            self._kernel_weights(), context0=context0,
+        )  # fmt: skip
+        self._cache = (cache, T, N, S) if self.training else None
+        output = self._cast(output)  # (T, N, H + M)
+        c_n = None if c_n is None else self._cast(c_n)
+        return output, self._cast(weights), self._pack(self._cast(h_n), c_n), output[-1, :, H:]
+
+    def backward(
+        self, d_output: Any, d_weights: Any = None, d_hx: State | None = None
+    ) -> tuple[Array, Array, State, Array]:
+        """Backpropagation through time for the most recent training-mode forward.
+
+        Args:
+            d_output: ``(T, N, H + M)`` gradient of the output.
+            d_weights: ``(T, N, S)`` gradient of the attention weights, or None.
+            d_hx: gradient of ``hx_n`` (``dh_n`` or ``(dh_n, dc_n)``), or None.
+
+        Returns:
+            ``(dy (T, N, E), dmemory (N, S, M), dhx, dcontext0 (N, M))``; adds the
+            parameter gradients to :attr:`grads`.
+        """
+        if self._cache is None:
+            raise StateError("AttentionDecoder.backward() needs a forward() in training mode first")
+        cache, T, N, S = self._cache
+        H, M = self.hidden_size, self.memory_size
+        d_output = _validate.float_array("d_output", d_output, self.dtype)
+        _validate.shape("d_output", d_output, (T, N, H + M), "(T, N, H + M)")
+        _validate.finite("d_output", d_output)
+        if d_weights is not None:
+            d_weights = self._array("d_weights", d_weights, (T, N, S), "(T, N, S)")
+        dh_n, dc_n = self._state("d_hx", d_hx, ("dh_n", "dc_n"), (N, H), "(N, H)", True)
+        grads = self._kernels.decoder_backward(
+            self._mode, self.attention, self._kernel_weights(), cache, d_output,
+            dh_n, dc_n, d_weights=d_weights,
+        )  # fmt: skip
+        for k, p in PARAMETERS.items():
+            if p in self.grads:
+                self.grads[p] += grads[k]
+        dc0 = None if grads["c0"] is None else self._cast(grads["c0"])
+        return (
+            self._cast(grads["y"]),
+            self._cast(grads["memory"]),
+            self._pack(self._cast(grads["h0"]), dc0),
+            self._cast(grads["context0"]),
+        )

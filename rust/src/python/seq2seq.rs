@@ -1,0 +1,395 @@
+//! `decoder_forward` and `decoder_backward`: the teacher-forced attention decoder
+//! with the same signature as `rnncore.reference.decoder_forward`/`_backward`
+//! (weights in a dict by name). The forward's cache is an opaque
+//! `AttentionDecoderCache` that owns what the backward needs.
+
+use numpy::{Element, PyArrayDescrMethods, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use super::arrays::{dtype_name, lengths_arg, ndarray, to_numpy, FloatArg};
+use super::errors::run_detached;
+use crate::error::RnnError;
+use crate::mode::Mode;
+use crate::real::Real;
+use crate::seq2seq::{
+    decoder_backward as backward_kernel, decoder_forward as forward_kernel, AttnWeights,
+    DecoderCache, DecoderSpec, DecoderWeights, Kind,
+};
+
+const WEIGHT_NAMES: [&str; 7] = ["w_ih", "w_hh", "b_ih", "b_hh", "w_query", "w_key", "v"];
+
+enum Typed {
+    F32(DecoderCache<f32>),
+    F64(DecoderCache<f64>),
+}
+
+/// What `decoder_forward` saved for `decoder_backward`; opaque.
+#[pyclass(module = "rnncore._rnncore", frozen)]
+pub struct AttentionDecoderCache {
+    sizes: Sizes,
+    typed: Typed,
+}
+
+/// `(mode, kind, T, N, S, E, H, M, A)` of the call that made a cache.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Sizes {
+    mode: Mode,
+    kind: Kind,
+    dims: [usize; 7],
+}
+
+impl Sizes {
+    fn spec<'a>(&self, lengths: &'a [usize]) -> DecoderSpec<'a> {
+        let [t, n, s, e, h, m, a] = self.dims;
+        DecoderSpec {
+            mode: self.mode,
+            kind: self.kind,
+            t,
+            n,
+            s,
+            e,
+            h,
+            m,
+            a,
+            lengths: Some(lengths),
+        }
+    }
+}
+
+/// The weights of one call, borrowed by name from the dict.
+struct WeightArgs<'py, F: Element> {
+    args: Vec<Option<FloatArg<'py, F>>>, // in the order of WEIGHT_NAMES
+}
+
+impl<'py, F: Real + Element> WeightArgs<'py, F> {
+    fn extract(weights: &Bound<'py, PyAny>) -> Result<Self, RnnError> {
+        let dict = weights
+            .cast::<PyDict>()
+            .map_err(|_| RnnError::dtype("weights", "must be a dict of arrays by name"))?;
+        for key in dict.keys() {
+            let name: String = key.extract().unwrap_or_default();
+            if !WEIGHT_NAMES.contains(&name.as_str()) {
+                return Err(RnnError::argument(
+                    "weights",
+                    format!("unknown decoder weight {name:?}"),
+                ));
+            }
+        }
+        let mut args = Vec::with_capacity(WEIGHT_NAMES.len());
+        for name in WEIGHT_NAMES {
+            let item = dict.get_item(name).ok().flatten();
+            args.push(FloatArg::<F>::extract_opt(item.as_ref(), name)?);
+        }
+        Ok(Self { args })
+    }
+
+    fn get(&self, i: usize) -> Option<&FloatArg<'py, F>> {
+        self.args[i].as_ref()
+    }
+
+    /// `w_hh (G*H, H)` gives `H`; the attention's key width `A`.
+    fn sizes(&self, kind: Kind, m: usize) -> Result<(usize, usize), RnnError> {
+        let w_hh = self
+            .get(1)
+            .ok_or_else(|| RnnError::argument("w_hh", "is required"))?;
+        let h = w_hh.dims(2, "(G*H, H)")?[1];
+        let a = match (kind, self.get(6)) {
+            (Kind::Additive, Some(v)) => v.dims(1, "(A,)")?[0],
+            (Kind::Additive, None) => return Err(RnnError::argument("v", "additive needs v")),
+            (Kind::General, _) => h,
+            (Kind::Dot, _) => m,
+        };
+        Ok((h, a))
+    }
+
+    /// Every weight given has the shape the sizes of the call ask for.
+    fn check_shapes(&self, sizes: &Sizes) -> Result<(), RnnError> {
+        let [_, _, _, e, h, m, a] = sizes.dims;
+        let gh = sizes.mode.gates() * h;
+        let shapes: [(usize, &[usize], &str); 7] = [
+            (0, &[gh, e + m], "(G*H, E + M)"),
+            (1, &[gh, h], "(G*H, H)"),
+            (2, &[gh], "(G*H,)"),
+            (3, &[gh], "(G*H,)"),
+            (4, &[a, h], "(A, H)"),
+            (5, &[a, m], "(A, M)"),
+            (6, &[a], "(A,)"),
+        ];
+        for (i, shape, meaning) in shapes {
+            if let Some(arg) = self.get(i) {
+                arg.expect(shape, meaning)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn precision_f64(py: Python<'_>, y: &Bound<'_, PyAny>) -> Result<bool, RnnError> {
+    let y = ndarray(y, "y")?;
+    let dtype = y.dtype();
+    if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
+        Ok(false)
+    } else if dtype.is_equiv_to(&numpy::dtype::<f64>(py)) {
+        Ok(true)
+    } else {
+        Err(RnnError::dtype(
+            "y",
+            format!("must be float32 or float64, got {}", dtype_name(y)),
+        ))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn forward_typed<'py, F: Real + Element>(
+    py: Python<'py>,
+    mode: Mode,
+    kind: Kind,
+    y: &Bound<'py, PyAny>,
+    memory: &Bound<'py, PyAny>,
+    lengths: Option<&Bound<'py, PyAny>>,
+    h0: &Bound<'py, PyAny>,
+    c0: Option<&Bound<'py, PyAny>>,
+    weights: &Bound<'py, PyAny>,
+    context0: Option<&Bound<'py, PyAny>>,
+    wrap: fn(DecoderCache<F>) -> Typed,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let y = FloatArg::<F>::extract(y, "y")?;
+    let [t, n, e] = <[usize; 3]>::try_from(y.dims(3, "(T, N, E)")?).unwrap_or_default();
+    let memory = FloatArg::<F>::extract(memory, "memory")?;
+    let ms = memory.dims(3, "(N, S, M)")?.to_vec();
+    let (s, m) = (ms[1], ms[2]);
+    memory.expect(&[n, s, m], "(N, S, M) with N from y")?;
+    let w = WeightArgs::<F>::extract(weights)?;
+    let (h, a) = w.sizes(kind, m)?;
+    let h0 = FloatArg::<F>::extract(h0, "h0")?;
+    h0.expect(&[n, h], "(N, H) with N from y, H from w_hh")?;
+    let c0 = FloatArg::<F>::extract_opt(c0, "c0")?;
+    if let Some(c0) = &c0 {
+        c0.expect(&[n, h], "(N, H)")?;
+    }
+    let context0 = FloatArg::<F>::extract_opt(context0, "context0")?;
+    if let Some(c) = &context0 {
+        c.expect(&[n, m], "(N, M)")?;
+    }
+    let lengths = lengths_arg(lengths)?.unwrap_or_else(|| vec![s; n]);
+    let sizes = Sizes {
+        mode,
+        kind,
+        dims: [t, n, s, e, h, m, a],
+    };
+    w.check_shapes(&sizes)?;
+    let data: Vec<_> = (0..WEIGHT_NAMES.len())
+        .map(|i| w.get(i).map(|a| a.data()))
+        .collect();
+    let (y_d, mem_d, h0_d, c0_d) = (
+        y.data(),
+        memory.data(),
+        h0.data(),
+        c0.as_ref().map(|a| a.data()),
+    );
+    let ctx_d = context0.as_ref().map(|a| a.data());
+    let out = run_detached(py, || {
+        let dw = decoder_weights(&data)?;
+        forward_kernel(
+            &sizes.spec(&lengths),
+            &y_d,
+            &mem_d,
+            &h0_d,
+            c0_d.as_deref(),
+            ctx_d.as_deref(),
+            &dw,
+        )
+    })?;
+    let c_n = out.c_n.map(|c| to_numpy(py, c, &[n, h])).transpose()?;
+    let cache = AttentionDecoderCache {
+        sizes,
+        typed: wrap(out.cache),
+    };
+    (
+        to_numpy(py, out.output, &[t, n, h + m])?,
+        to_numpy(py, out.weights, &[t, n, s])?,
+        to_numpy(py, out.h_n, &[n, h])?,
+        c_n,
+        Bound::new(py, cache)?,
+    )
+        .into_pyobject(py)
+}
+
+/// The kernel's weights from the borrowed arrays, in the order of WEIGHT_NAMES.
+fn decoder_weights<'a, F: Real>(
+    data: &'a [Option<std::borrow::Cow<'a, [F]>>],
+) -> Result<DecoderWeights<'a, F>, RnnError> {
+    let get = |i: usize| data[i].as_deref();
+    Ok(DecoderWeights {
+        w_ih: get(0).ok_or_else(|| RnnError::argument("w_ih", "is required"))?,
+        w_hh: get(1).ok_or_else(|| RnnError::argument("w_hh", "is required"))?,
+        b_ih: get(2),
+        b_hh: get(3),
+        attn: AttnWeights {
+            w_query: get(4),
+            w_key: get(5),
+            v: get(6),
+        },
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_typed<'py, F: Real + Element>(
+    py: Python<'py>,
+    sizes: Sizes,
+    cache: &DecoderCache<F>,
+    weights: &Bound<'py, PyAny>,
+    d_output: &Bound<'py, PyAny>,
+    d_h_n: Option<&Bound<'py, PyAny>>,
+    d_c_n: Option<&Bound<'py, PyAny>>,
+    d_weights: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let [t, n, s, e, h, m, a] = sizes.dims;
+    let gh = sizes.mode.gates() * h;
+    let w = WeightArgs::<F>::extract(weights)?;
+    w.check_shapes(&sizes)?;
+    let d_output = FloatArg::<F>::extract(d_output, "d_output")?;
+    d_output.expect(&[t, n, h + m], "(T, N, H + M)")?;
+    let d_h_n = FloatArg::<F>::extract_opt(d_h_n, "d_h_n")?;
+    let d_c_n = FloatArg::<F>::extract_opt(d_c_n, "d_c_n")?;
+    for g in d_h_n.iter().chain(d_c_n.iter()) {
+        g.expect(&[n, h], "(N, H)")?;
+    }
+    let d_weights = FloatArg::<F>::extract_opt(d_weights, "d_weights")?;
+    if let Some(g) = &d_weights {
+        g.expect(&[t, n, s], "(T, N, S)")?;
+    }
+    let data: Vec<_> = (0..WEIGHT_NAMES.len())
+        .map(|i| w.get(i).map(|a| a.data()))
+        .collect();
+    let (dy_d, dh_d, dc_d, dw_d) = (
+        d_output.data(),
+        d_h_n.as_ref().map(|a| a.data()),
+        d_c_n.as_ref().map(|a| a.data()),
+        d_weights.as_ref().map(|a| a.data()),
+    );
+    let g = run_detached(py, || {
+        let dw = decoder_weights(&data)?;
+        let spec = sizes.spec(&cache.lengths);
+        backward_kernel(
+            &spec,
+            &dw,
+            cache,
+            &dy_d,
+            dw_d.as_deref(),
+            dh_d.as_deref(),
+            dc_d.as_deref(),
+        )
+    })?;
+    let grads = PyDict::new(py);
+    let opt = |v: Option<Vec<F>>, shape: &[usize]| v.map(|v| to_numpy(py, v, shape)).transpose();
+    grads.set_item("y", to_numpy(py, g.dy, &[t, n, e])?)?;
+    grads.set_item("memory", to_numpy(py, g.dmemory, &[n, s, m])?)?;
+    grads.set_item("h0", to_numpy(py, g.dh0, &[n, h])?)?;
+    grads.set_item("c0", opt(g.dc0, &[n, h])?)?;
+    grads.set_item("context0", to_numpy(py, g.dcontext0, &[n, m])?)?;
+    grads.set_item("w_ih", to_numpy(py, g.dw_ih, &[gh, e + m])?)?;
+    grads.set_item("w_hh", to_numpy(py, g.dw_hh, &[gh, h])?)?;
+    grads.set_item("b_ih", opt(g.db_ih, &[gh])?)?;
+    grads.set_item("b_hh", opt(g.db_hh, &[gh])?)?;
+    grads.set_item("w_query", opt(g.dw_query, &[a, h])?)?;
+    grads.set_item("w_key", opt(g.dw_key, &[a, m])?)?;
+    grads.set_item("v", opt(g.dv, &[a])?)?;
+    Ok(grads)
+}
+
+/// The teacher-forced attention decoder over a whole target sequence (see the stub).
+#[pyfunction]
+#[pyo3(signature = (mode, attention, y, memory, lengths, h0, c0, weights, context0=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn decoder_forward<'py>(
+    py: Python<'py>,
+    mode: &str,
+    attention: &str,
+    y: &Bound<'py, PyAny>,
+    memory: &Bound<'py, PyAny>,
+    lengths: Option<&Bound<'py, PyAny>>,
+    h0: &Bound<'py, PyAny>,
+    c0: Option<&Bound<'py, PyAny>>,
+    weights: &Bound<'py, PyAny>,
+    context0: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let (mode, kind) = (Mode::from_name(mode)?, Kind::from_name(attention)?);
+    if precision_f64(py, y)? {
+        forward_typed::<f64>(
+            py,
+            mode,
+            kind,
+            y,
+            memory,
+            lengths,
+            h0,
+            c0,
+            weights,
+            context0,
+            Typed::F64,
+        )
+    } else {
+        forward_typed::<f32>(
+            py,
+            mode,
+            kind,
+            y,
+            memory,
+            lengths,
+            h0,
+            c0,
+            weights,
+            context0,
+            Typed::F32,
+        )
+    }
+}
+
+/// Backpropagation through time for one `decoder_forward` call (see the stub).
+#[pyfunction]
+#[pyo3(signature = (mode, attention, weights, cache, d_output, d_h_n=None, d_c_n=None, d_weights=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn decoder_backward<'py>(
+    py: Python<'py>,
+    mode: &str,
+    attention: &str,
+    weights: &Bound<'py, PyAny>,
+    cache: &Bound<'py, PyAny>,
+    d_output: &Bound<'py, PyAny>,
+    d_h_n: Option<&Bound<'py, PyAny>>,
+    d_c_n: Option<&Bound<'py, PyAny>>,
+    d_weights: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let (mode, kind) = (Mode::from_name(mode)?, Kind::from_name(attention)?);
+    let cache = cache
+        .cast::<AttentionDecoderCache>()
+        .map_err(|_| RnnError::dtype("cache", "must be the cache that decoder_forward returned"))?;
+    let cache = cache.get();
+    if cache.sizes.mode != mode || cache.sizes.kind != kind {
+        return Err(RnnError::argument("cache", "was made with another mode or attention").into());
+    }
+    match &cache.typed {
+        Typed::F32(c) => backward_typed::<f32>(
+            py,
+            cache.sizes,
+            c,
+            weights,
+            d_output,
+            d_h_n,
+            d_c_n,
+            d_weights,
+        ),
+        Typed::F64(c) => backward_typed::<f64>(
+            py,
+            cache.sizes,
+            c,
+            weights,
+            d_output,
+            d_h_n,
+            d_c_n,
+            d_weights,
+        ),
+    }
+}

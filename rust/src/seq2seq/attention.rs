@@ -1,0 +1,296 @@
+//! Attention of `N` queries over their own encoder outputs, one decoder step at
+//! a time, forward and backward (the equations of `rnncore.reference.attention`):
+//!
+//! ```text
+//! keys    = memory @ w_key^T          (N, S, A)  once per sequence (dot: memory)
+//! score_s = v . tanh(w_query q + k_s) (additive)   or   q . k_s (general, dot)
+//! weights = softmax over the valid s < lengths[b]; exactly 0 elsewhere   (N, S)
+//! context = sum_s weights_s memory_s  (N, M)
+//! ```
+//!
+//! Shapes: `query (N, Q)`, `memory (N, S, M)`, `w_query (A, Q)`, `w_key (A, M)`
+//! (general: `A = Q`), `v (A,)`; all row-major.
+
+use crate::error::{Result, RnnError};
+use crate::linalg::{matmul, MatMut, MatRef};
+use crate::real::Real;
+
+/// The score function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Bahdanau: `v . tanh(w_query q + w_key m_s)`.
+    Additive,
+    /// Luong general: `q . (w_key m_s)`.
+    General,
+    /// Luong dot: `q . m_s`.
+    Dot,
+}
+
+impl Kind {
+    /// Parse `"additive"`, `"general"` or `"dot"`.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "additive" => Ok(Self::Additive),
+            "general" => Ok(Self::General),
+            "dot" => Ok(Self::Dot),
+            _ => Err(RnnError::argument(
+                "attention",
+                format!("must be 'additive', 'general' or 'dot', got '{name}'"),
+            )),
+        }
+    }
+}
+
+/// Sizes of one attention: `N` rows, `S` source steps, `M` memory width, `Q`
+/// query width, `A` key width (`M` for dot, `Q` for general).
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub n: usize,
+    pub s: usize,
+    pub m: usize,
+    pub q: usize,
+    pub a: usize,
+}
+
+/// The attention's own weights (`None` where the kind has none).
+#[derive(Debug, Clone, Copy)]
+pub struct AttnWeights<'a, F> {
+    /// `(A, Q)`, additive.
+    pub w_query: Option<&'a [F]>,
+    /// `(A, M)`, additive and general.
+    pub w_key: Option<&'a [F]>,
+    /// `(A,)`, additive.
+    pub v: Option<&'a [F]>,
+}
+
+/// `keys (N, S, A)` of `memory (N, S, M)`.
+pub fn project_keys<F: Real>(kind: Kind, z: Sizes, memory: &[F], w: &AttnWeights<'_, F>) -> Vec<F> {
+    match (kind, w.w_key) {
+        (Kind::Dot, _) | (_, None) => memory.to_vec(),
+        (_, Some(w_key)) => {
+            let mut keys = vec![F::ZERO; z.n * z.s * z.a];
+            matmul(
+                MatMut::row_major(&mut keys, z.n * z.s, z.a),
+                MatRef::row_major(memory, z.n * z.s, z.m),
+                MatRef::row_major(w_key, z.a, z.m).t(),
+                false,
+            );
+            keys
+        }
+    }
+}
+
+/// Backward of [`project_keys`]: `dmemory += dkeys @ w_key` (dot: `+= dkeys`),
+/// `dw_key = dkeys^T @ memory` (`(A, M)`; empty for dot).
+pub fn project_keys_backward<F: Real>(
+    kind: Kind,
+    z: Sizes,
+    dkeys: &[F],
+    memory: &[F],
+    w: &AttnWeights<'_, F>,
+    dmemory: &mut [F],
+) -> Vec<F> {
+    match (kind, w.w_key) {
+        (Kind::Dot, _) | (_, None) => {
+            for (d, &k) in dmemory.iter_mut().zip(dkeys) {
+                *d += k;
+            }
+            Vec::new()
+        }
+        (_, Some(w_key)) => {
+            let rows = z.n * z.s;
+            matmul(
+                MatMut::row_major(dmemory, rows, z.m),
+                MatRef::row_major(dkeys, rows, z.a),
+                MatRef::row_major(w_key, z.a, z.m),
+                true,
+            );
+            let mut dw_key = vec![F::ZERO; z.a * z.m];
+            matmul(
+                MatMut::row_major(&mut dw_key, z.a, z.m),
+                MatRef::row_major(dkeys, rows, z.a).t(),
+                MatRef::row_major(memory, rows, z.m),
+                false,
+            );
+            dw_key
+        }
+    }
+}
+
+/// What one step keeps for its backward: `weights (N, S)` and, additive only,
+/// `e = tanh(w_query q + k) (N, S, A)`.
+pub struct StepOut<'a, F> {
+    pub context: &'a mut [F],
+    pub weights: &'a mut [F],
+    pub e: &'a mut [F],
+}
+
+/// One forward step. `lengths[b]` in `1..=S` (checked by the caller); `qp (N, A)`
+/// is scratch for `query @ w_query^T`.
+#[allow(clippy::too_many_arguments)]
+pub fn attend<F: Real>(
+    kind: Kind,
+    z: Sizes,
+    query: &[F],
+    keys: &[F],
+    memory: &[F],
+    lengths: &[usize],
+    w: &AttnWeights<'_, F>,
+    qp: &mut [F],
+    out: StepOut<'_, F>,
+) {
+    let (s_len, a, m) = (z.s, z.a, z.m);
+    if let (Kind::Additive, Some(w_query)) = (kind, w.w_query) {
+        matmul(
+            MatMut::row_major(qp, z.n, a),
+            MatRef::row_major(query, z.n, z.q),
+            MatRef::row_major(w_query, a, z.q).t(),
+            false,
+        );
+    }
+    let v = w.v.unwrap_or(&[]);
+    for b in 0..z.n {
+        let len = lengths[b];
+        let weights = &mut out.weights[b * s_len..][..s_len];
+        for s in 0..len {
+            let k = &keys[(b * s_len + s) * a..][..a];
+            weights[s] = match kind {
+                Kind::Additive => {
+                    let e = &mut out.e[(b * s_len + s) * a..][..a];
+                    let q = &qp[b * a..][..a];
+                    for j in 0..a {
+                        e[j] = (q[j] + k[j]).tanh_fast(); // exact for f64
+                    }
+                    dot(v, e)
+                }
+                _ => dot(&query[b * a..][..a], k),
+            };
+        }
+        let max = weights[..len]
+            .iter()
+            .fold(weights[0], |acc, &x| if x > acc { x } else { acc });
+        let mut total = F::ZERO;
+        for x in &mut weights[..len] {
+            *x = (*x - max).exp();
+            total += *x;
+        }
+        for x in &mut weights[..len] {
+            *x = *x / total;
+        }
+        weights[len..].fill(F::ZERO);
+        let context = &mut out.context[b * m..][..m];
+        context.fill(F::ZERO);
+        for (s, &p) in weights[..len].iter().enumerate() {
+            for (c, &x) in context.iter_mut().zip(&memory[(b * s_len + s) * m..][..m]) {
+                *c += p * x;
+            }
+        }
+    }
+}
+
+/// Gradients one backward step accumulates into.
+pub struct StepGrads<'a, F> {
+    /// `(N, Q)`, written.
+    pub dquery: &'a mut [F],
+    /// `(N, S, A)`, accumulated.
+    pub dkeys: &'a mut [F],
+    /// `(N, S, M)`, accumulated (the values' share).
+    pub dmemory: &'a mut [F],
+    /// `(A, Q)`, accumulated (additive).
+    pub dw_query: &'a mut [F],
+    /// `(A,)`, accumulated (additive).
+    pub dv: &'a mut [F],
+}
+
+/// Backward of [`attend`]: `dcontext (N, M)`, `dweights (N, S)` or `None`;
+/// `weights`, `e` as the forward left them; `dscore (N, S)`, `dqp (N, A)` scratch.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_backward<F: Real>(
+    kind: Kind,
+    z: Sizes,
+    dcontext: &[F],
+    dweights: Option<&[F]>,
+    query: &[F],
+    keys: &[F],
+    memory: &[F],
+    weights: &[F],
+    e: &[F],
+    w: &AttnWeights<'_, F>,
+    dscore: &mut [F],
+    dqp: &mut [F],
+    g: StepGrads<'_, F>,
+) {
+    let (s_len, a, m) = (z.s, z.a, z.m);
+    for b in 0..z.n {
+        let dc = &dcontext[b * m..][..m];
+        let p = &weights[b * s_len..][..s_len];
+        let ds = &mut dscore[b * s_len..][..s_len];
+        let mut weighted = F::ZERO;
+        for s in 0..s_len {
+            let row = (b * s_len + s) * m;
+            for (dmem, &d) in g.dmemory[row..][..m].iter_mut().zip(dc) {
+                *dmem += p[s] * d;
+            }
+            let mut dw = dot(&memory[row..][..m], dc);
+            if let Some(dweights) = dweights {
+                dw += dweights[b * s_len + s];
+            }
+            ds[s] = dw;
+            weighted += p[s] * dw;
+        }
+        for s in 0..s_len {
+            ds[s] = p[s] * (ds[s] - weighted);
+        }
+    }
+    match (kind, w.w_query, w.v) {
+        (Kind::Additive, Some(w_query), Some(v)) => {
+            dqp.fill(F::ZERO);
+            for b in 0..z.n {
+                let dq = &mut dqp[b * a..][..a];
+                for s in 0..s_len {
+                    let d = dscore[b * s_len + s];
+                    let row = (b * s_len + s) * a;
+                    let (er, dk) = (&e[row..][..a], &mut g.dkeys[row..][..a]);
+                    for j in 0..a {
+                        g.dv[j] += d * er[j];
+                        let dpre = d * v[j] * (F::ONE - er[j] * er[j]);
+                        dk[j] += dpre;
+                        dq[j] += dpre;
+                    }
+                }
+            }
+            matmul(
+                MatMut::row_major(g.dquery, z.n, z.q),
+                MatRef::row_major(dqp, z.n, a),
+                MatRef::row_major(w_query, a, z.q),
+                false,
+            );
+            matmul(
+                MatMut::row_major(g.dw_query, a, z.q),
+                MatRef::row_major(dqp, z.n, a).t(),
+                MatRef::row_major(query, z.n, z.q),
+                true,
+            );
+        }
+        _ => {
+            for b in 0..z.n {
+                let q = &query[b * a..][..a];
+                let dq = &mut g.dquery[b * a..][..a];
+                dq.fill(F::ZERO);
+                for s in 0..s_len {
+                    let d = dscore[b * s_len + s];
+                    let row = (b * s_len + s) * a;
+                    let (k, dk) = (&keys[row..][..a], &mut g.dkeys[row..][..a]);
+                    for j in 0..a {
+                        dq[j] += d * k[j];
+                        dk[j] += d * q[j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn dot<F: Real>(x: &[F], y: &[F]) -> F {
+    x.iter().zip(y).fold(F::ZERO, |acc, (&a, &b)| acc + a * b)
+}

@@ -1,0 +1,265 @@
+//! Backpropagation through time for one [`decoder_forward`](super::decoder_forward)
+//! call: the per-step attention and cell backward in reverse order, then `dy`,
+//! `dw_ih`, the input bias and the key projection's gradients once.
+
+use super::attention::{attend_backward, project_keys_backward, Kind, StepGrads};
+use super::decoder::{DecoderCache, DecoderGrads, DecoderSpec, DecoderWeights};
+use crate::buffer::zeros;
+use crate::cells::{gru, lstm, rnn};
+use crate::error::{Result, RnnError};
+use crate::linalg::{matmul, MatMut, MatRef};
+use crate::mode::Mode;
+use crate::real::Real;
+use crate::sequence::check_finite;
+use crate::simd;
+
+/// Gradients of `sum(d_output * output) + sum(d_weights * weights) +
+/// sum(d_h_n * h_n) + sum(d_c_n * c_n)` for the forward call that produced
+/// `cache`. `d_output (T, N, H + M)`; the others `None` (zero) or `d_weights
+/// (T, N, S)`, `d_h_n`, `d_c_n (N, H)`.
+#[allow(clippy::too_many_arguments)]
+pub fn decoder_backward<F: Real>(
+    spec: &DecoderSpec<'_>,
+    w: &DecoderWeights<'_, F>,
+    cache: &DecoderCache<F>,
+    d_output: &[F],
+    d_weights: Option<&[F]>,
+    d_h_n: Option<&[F]>,
+    d_c_n: Option<&[F]>,
+) -> Result<DecoderGrads<F>> {
+    let lengths = spec.check(w)?;
+    let (t_len, n, s, e, h, m, a) = (spec.t, spec.n, spec.s, spec.e, spec.h, spec.m, spec.a);
+    let (gh, nh, em) = (spec.mode.gates() * h, n * h, e + m);
+    let mode = spec.mode;
+    let separate = mode.separate_recurrent_projection();
+    let additive = spec.kind == Kind::Additive;
+    if lengths != cache.lengths
+        || cache.gates.len() != t_len * n * gh
+        || cache.memory.len() != n * s * m
+        || cache.y.len() != t_len * n * e
+    {
+        return Err(RnnError::argument(
+            "cache",
+            "was made by a call of other sizes",
+        ));
+    }
+    super::decoder::len("d_output", d_output, t_len * n * (h + m))?;
+    check_finite("d_output", d_output)?;
+    for (name, arr, want) in [
+        ("d_weights", d_weights, t_len * n * s),
+        ("d_h_n", d_h_n, nh),
+        ("d_c_n", d_c_n, nh),
+    ] {
+        if let Some(arr) = arr {
+            super::decoder::len(name, arr, want)?;
+            check_finite(name, arr)?;
+        }
+    }
+    if d_c_n.is_some() && !mode.has_cell_state() {
+        return Err(RnnError::argument("d_c_n", "only lstm has a cell state"));
+    }
+    let level = simd::best_level();
+    let z = spec.sizes();
+    let active = vec![true; n];
+
+    let mut dh = match d_h_n {
+        Some(g) => g.to_vec(),
+        None => zeros::<F>(nh, "dh")?,
+    }; // (N, H)
+    let mut dc = if mode.has_cell_state() {
+        Some(match d_c_n {
+            Some(g) => g.to_vec(),
+            None => zeros::<F>(nh, "dc")?,
+        })
+    } else {
+        None
+    }; // (N, H)
+    let mut dctx = zeros::<F>(n * m, "dcontext")?; // (N, M)
+    let mut dgates = zeros::<F>(t_len * n * gh, "dgates")?; // (T, N, G*H) of the input projection
+    let mut dgh = zeros::<F>(if separate { n * gh } else { 0 }, "dgates")?; // (N, 3H), GRU
+    let mut dh_t = zeros::<F>(nh, "dh")?;
+    let mut dh_direct = zeros::<F>(nh, "dh")?;
+    let mut dquery = zeros::<F>(nh, "dquery")?;
+    let mut dscore = zeros::<F>(n * s, "dscore")?;
+    let mut dqp = zeros::<F>(n * a, "dquery")?;
+    let mut dkeys = zeros::<F>(n * s * a, "dkeys")?;
+    let mut dmemory = zeros::<F>(n * s * m, "dmemory")?;
+    let mut dw_query = zeros::<F>(if additive { a * h } else { 0 }, "dw_query")?;
+    let mut dv = zeros::<F>(if additive { a } else { 0 }, "dv")?;
+    let mut dw_hh = zeros::<F>(gh * h, "dw_hh")?;
+    let mut db_hh = zeros::<F>(gh, "db_hh")?;
+    let w_ctx = MatRef::strided(&w.w_ih[e.min(w.w_ih.len())..], gh, m, em, 1); // (G*H, M)
+
+    for t in (0..t_len).rev() {
+        let d_out = &d_output[t * n * (h + m)..][..n * (h + m)];
+        for (b, row) in d_out.chunks_exact(h + m).enumerate() {
+            for (d, &g) in dctx[b * m..][..m].iter_mut().zip(&row[h..]) {
+                *d += g;
+            }
+        }
+        let h_next = &cache.states[(t + 1) * nh..][..nh];
+        let grads = StepGrads {
+            dquery: &mut dquery,
+            dkeys: &mut dkeys,
+            dmemory: &mut dmemory,
+            dw_query: &mut dw_query,
+            dv: &mut dv,
+        };
+        attend_backward(
+            spec.kind,
+            z,
+            &dctx,
+            d_weights.map(|d| &d[t * n * s..][..n * s]),
+            h_next,
+            &cache.keys,
+            &cache.memory,
+            &cache.weights[t * n * s..][..n * s],
+            if additive {
+                &cache.e[t * n * s * a..][..n * s * a]
+            } else {
+                &[]
+            },
+            &w.attn,
+            &mut dscore,
+            &mut dqp,
+            grads,
+        );
+        for (b, row) in d_out.chunks_exact(h + m).enumerate() {
+            for j in 0..h {
+                dh_t[b * h + j] = dh[b * h + j] + row[j] + dquery[b * h + j];
+            }
+        }
+        let g_t = &cache.gates[t * n * gh..][..n * gh];
+        let dg_t = &mut dgates[t * n * gh..][..n * gh];
+        let h_prev = &cache.states[t * nh..][..nh];
+        match mode {
+            Mode::RnnTanh | Mode::RnnRelu => rnn::backward_step(
+                level,
+                h,
+                mode == Mode::RnnRelu,
+                &active,
+                g_t,
+                &dh_t,
+                dg_t,
+                &mut dh_direct,
+            ),
+            Mode::Lstm => {
+                let cells = cache.cells.as_deref().unwrap_or(&[]);
+                super::decoder::len("cache", cells, (t_len + 1) * nh)?;
+                let (c_prev, c_next) = (&cells[t * nh..][..nh], &cells[(t + 1) * nh..][..nh]);
+                let dc = dc.as_mut().expect("lstm has a cell gradient");
+                lstm::backward_step(
+                    level,
+                    h,
+                    &active,
+                    g_t,
+                    c_prev,
+                    c_next,
+                    &dh_t,
+                    dc,
+                    dg_t,
+                    &mut dh_direct,
+                );
+            }
+            Mode::Gru => {
+                let hn = cache.hn.as_deref().unwrap_or(&[]);
+                super::decoder::len("cache", hn, t_len * nh)?;
+                let hn_t = &hn[t * nh..][..nh];
+                gru::backward_step(
+                    level,
+                    h,
+                    &active,
+                    g_t,
+                    hn_t,
+                    h_prev,
+                    &dh_t,
+                    dg_t,
+                    &mut dgh,
+                    &mut dh_direct,
+                );
+            }
+        }
+        let dg_h: &[F] = if separate { &dgh } else { dg_t };
+        // dh_prev = dh_direct + dg_h @ w_hh; dw_hh += dg_h^T @ h_prev.
+        dh.copy_from_slice(&dh_direct);
+        matmul(
+            MatMut::row_major(&mut dh, n, h),
+            MatRef::row_major(dg_h, n, gh),
+            MatRef::row_major(w.w_hh, gh, h),
+            true,
+        );
+        matmul(
+            MatMut::row_major(&mut dw_hh, gh, h),
+            MatRef::row_major(dg_h, n, gh).t(),
+            MatRef::row_major(h_prev, n, h),
+            true,
+        );
+        for row in dg_h.chunks_exact(gh) {
+            for (d, &g) in db_hh.iter_mut().zip(row) {
+                *d += g;
+            }
+        }
+        // The context half of this step's input goes to context_{t-1}.
+        matmul(
+            MatMut::row_major(&mut dctx, n, m),
+            MatRef::row_major(dg_t, n, gh),
+            w_ctx,
+            false,
+        );
+    }
+
+    let rows = t_len * n;
+    let mut dy = zeros::<F>(rows * e, "dy")?; // (T, N, E)
+    matmul(
+        MatMut::row_major(&mut dy, rows, e),
+        MatRef::row_major(&dgates, rows, gh),
+        MatRef::strided(w.w_ih, gh, e, em, 1),
+        false,
+    );
+    let mut dw_y = zeros::<F>(gh * e, "dw_ih")?; // (G*H, E)
+    matmul(
+        MatMut::row_major(&mut dw_y, gh, e),
+        MatRef::row_major(&dgates, rows, gh).t(),
+        MatRef::row_major(&cache.y, rows, e),
+        false,
+    );
+    let mut dw_c = zeros::<F>(gh * m, "dw_ih")?; // (G*H, M), against context_{t-1}
+    matmul(
+        MatMut::row_major(&mut dw_c, gh, m),
+        MatRef::row_major(&dgates, rows, gh).t(),
+        MatRef::row_major(&cache.contexts[..rows * m], rows, m),
+        false,
+    );
+    let mut dw_ih = zeros::<F>(gh * em, "dw_ih")?; // (G*H, E + M)
+    for (j, row) in dw_ih.chunks_exact_mut(em).enumerate() {
+        row[..e].copy_from_slice(&dw_y[j * e..][..e]);
+        row[e..].copy_from_slice(&dw_c[j * m..][..m]);
+    }
+    let (db_ih, db_hh) = if w.b_ih.is_some() {
+        let mut db_ih = zeros::<F>(gh, "db_ih")?;
+        for row in dgates.chunks_exact(gh) {
+            for (d, &g) in db_ih.iter_mut().zip(row) {
+                *d += g;
+            }
+        }
+        (Some(db_ih), Some(db_hh))
+    } else {
+        (None, None)
+    };
+    let dw_key = project_keys_backward(spec.kind, z, &dkeys, &cache.memory, &w.attn, &mut dmemory);
+    let some = |v: Vec<F>| if v.is_empty() { None } else { Some(v) };
+    Ok(DecoderGrads {
+        dy,
+        dmemory,
+        dh0: dh,
+        dcontext0: dctx,
+        dc0: dc,
+        dw_ih,
+        dw_hh,
+        db_ih,
+        db_hh,
+        dw_query: some(dw_query),
+        dw_key: some(dw_key),
+        dv: some(dv),
+    })
+}

@@ -1,0 +1,21 @@
+//! Sequence to sequence: attention over encoder outputs and the teacher-forced
+//! attention decoder, forward and backpropagation through time, in `f32` and
+//! `f64`. The equations are those of `rnncore.reference.attention` and
+//! `rnncore.reference.decoder`; the cell step is that of [`crate::cells`].
+//!
+//! Layout: `y (T, N, E)` decoder inputs, `memory (N, S, M)` encoder outputs,
+//! `h0`, `c0 (N, H)`, `w_ih (G*H, E + M)`, `w_hh (G*H, H)`, biases `(G*H,)`,
+//! `w_query (A, H)`, `w_key (A, M)`, `v (A,)`; all row-major.
+
+mod attention;
+mod backward;
+mod decoder;
+
+pub use attention::{AttnWeights, Kind};
+pub use backward::decoder_backward;
+pub use decoder::{
+    decoder_forward, DecoderCache, DecoderForward, DecoderGrads, DecoderSpec, DecoderWeights,
+};
+
+#[cfg(test)]
+mod tests;

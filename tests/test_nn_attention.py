@@ -1,0 +1,116 @@
+"""``rnncore.nn.AttentionDecoder``: the layer on the compiled kernels against the same
+layer on the float64 reference, step-by-step runs against one whole-sequence run,
+parameter names, gradients into ``grads`` and named errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnncore import nn, reference
+from rnncore.errors import ArgumentError, DTypeError, ShapeError, StateError
+
+
+def pair(mode, attention, E=3, H=5, M=4, **kwargs):
+    """The layer on the compiled kernels and the same weights on the reference."""
+    M = H if attention == "dot" else M
+    ours = nn.AttentionDecoder(E, H, M, mode, attention, dtype=np.float64, seed=1, **kwargs)
+    ref = nn.AttentionDecoder(
+        E, H, M, mode, attention, dtype=np.float64, seed=1, backend=reference, **kwargs
+    )
+    return ours, ref
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("attention", ["additive", "general", "dot"])
+def test_layer_matches_reference_backend(mode, attention, rng):
+    ours, ref = pair(mode, attention)
+    T, N, S = 4, 3, 6
+    y = rng.standard_normal((T, N, ours.input_size))
+    memory = rng.standard_normal((N, S, ours.memory_size))
+    lengths = np.array([6, 2, 4])
+    results = []
+    d_output = rng.standard_normal((T, N, ours.hidden_size + ours.memory_size))
+    for layer in (ours, ref):
+        out, weights, _hx, context = layer(y, memory, lengths)
+        dy, dmemory, _dhx, dcontext0 = layer.backward(d_output)
+        results.append((out, weights, context, dy, dmemory, dcontext0, layer.grads))
+    for a, b in zip(results[0][:6], results[1][:6]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    for name in ours.grads:
+        np.testing.assert_allclose(results[0][6][name], results[1][6][name], rtol=1e-10, atol=1e-12)
+    assert np.all(results[0][1][:, 1, 2:] == 0.0)
+
+
+def test_parameter_names_and_shapes():
+    layer = nn.AttentionDecoder(3, 5, 8, "lstm", "additive", attention_size=7)
+    shapes = {name: p.shape for name, p in layer.named_parameters()}
+    assert shapes == {
+        "weight_ih": (20, 11),
+        "weight_hh": (20, 5),
+        "bias_ih": (20,),
+        "bias_hh": (20,),
+        "attention_weight_query": (7, 5),
+        "attention_weight_key": (7, 8),
+        "attention_v": (7,),
+    }
+    general = nn.AttentionDecoder(3, 5, 8, "gru", "general", bias=False)
+    assert {n: p.shape for n, p in general.named_parameters()} == {
+        "weight_ih": (15, 11),
+        "weight_hh": (15, 5),
+        "attention_weight_key": (5, 8),
+    }
+    assert layer.weight_ih.dtype == np.float32
+
+
+def test_steps_one_at_a_time_equal_one_call(rng):
+    layer = nn.AttentionDecoder(2, 4, 3, "lstm", "additive", dtype=np.float64, seed=0)
+    y = rng.standard_normal((5, 2, 2))
+    memory = rng.standard_normal((2, 4, 3))
+    lengths = np.array([4, 3])
+    whole, weights, (h, _c), context = layer(y, memory, lengths)
+    hx, ctx = None, None
+    for t in range(5):
+        out, w_t, hx, ctx = layer(y[t : t + 1], memory, lengths, hx, ctx)
+        np.testing.assert_allclose(out[0], whole[t], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(w_t[0], weights[t], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(hx[0], h, rtol=1e-12)
+    np.testing.assert_allclose(ctx, context, rtol=1e-12)
+
+
+def test_float32_layer_returns_float32(rng):
+    layer = nn.AttentionDecoder(2, 4, 3, "gru", "general", seed=0)
+    y = rng.standard_normal((3, 2, 2)).astype(np.float32)
+    memory = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    out, weights, h, context = layer(y, memory)
+    assert out.dtype == weights.dtype == h.dtype == context.dtype == np.float32
+    dy, dmemory, _dh0, _dcontext0 = layer.backward(np.ones_like(out))
+    assert dy.dtype == dmemory.dtype == np.float32
+    assert layer.grads["attention_weight_key"].any()
+
+
+def test_bad_input_raises_named_errors(rng):
+    layer = nn.AttentionDecoder(2, 4, 3, "lstm", "additive", dtype=np.float64)
+    y = rng.standard_normal((3, 2, 2))
+    memory = rng.standard_normal((2, 5, 3))
+    with pytest.raises(ShapeError, match="memory"):
+        layer(y, memory[:1])
+    with pytest.raises(ShapeError, match="memory"):
+        layer(y, rng.standard_normal((2, 5, 4)))
+    with pytest.raises(ShapeError, match="y"):
+        layer(rng.standard_normal((3, 2, 5)), memory)
+    with pytest.raises(ArgumentError, match="lengths"):
+        layer(y, memory, np.array([6, 1]))
+    with pytest.raises(DTypeError, match="y"):
+        layer(y.astype(np.float32), memory)
+    with pytest.raises(ShapeError, match="context0"):
+        layer(y, memory, context0=np.zeros((2, 4)))
+    with pytest.raises(StateError):
+        nn.AttentionDecoder(2, 4, 3).backward(np.zeros((1, 1, 7), np.float32))
+    out, *_ = layer(y, memory)
+    with pytest.raises(ShapeError, match="d_output"):
+        layer.backward(out[:2])
+    with pytest.raises(ShapeError, match="dot"):
+        nn.AttentionDecoder(2, 4, 3, attention="dot")
+    with pytest.raises(ArgumentError, match="attention"):
+        nn.AttentionDecoder(2, 4, 3, attention="cosine")

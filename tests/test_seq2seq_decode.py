@@ -1,0 +1,91 @@
+"""Decoding a Seq2Seq through ``rnncore.decode``: beam width 1 equals greedy, a beam
+as wide as the search space equals exhaustive enumeration, ensembles of one model
+equal the model."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from rnncore.decode import Ensemble, beam_search
+from rnncore.decode.seq2seq import SourceModel, translate
+from rnncore.models import Seq2Seq, Seq2SeqConfig
+from rnncore.nn.functional import log_softmax
+
+
+def model(V_tgt=6, seed=0):
+    cfg = Seq2SeqConfig(
+        vocab_size=7, tgt_vocab_size=V_tgt, embedding_dim=4, hidden_size=5, dtype="float64",
+        seed=seed,
+    )  # fmt: skip
+    return Seq2Seq(cfg)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_beam_one_is_greedy(seed):
+    m = model(seed=seed)
+    rng = np.random.default_rng(seed)
+    src = rng.integers(0, 7, (4, 5))
+    greedy, _ = m.greedy(src, max_length=6)
+    for row, out in zip(src, greedy):
+        (best,) = translate(m, row, beam_size=1, max_length=6)
+        ids = best.ids[:-1] if best.ids and best.ids[-1] == m.config.eos_id else best.ids
+        assert ids == out
+
+
+def sequence_log_prob(m, src, seq):
+    """log P(seq | src) by teacher forcing."""
+    tgt_in = np.array([[m.config.bos_id, *seq[:-1]]])
+    logits, _ = m.logits(src[None, :], None, tgt_in)
+    lp = log_softmax(logits[0])  # (k, V)
+    return float(lp[np.arange(len(seq)), seq].sum())
+
+
+def test_wide_beam_equals_exhaustive_enumeration():
+    m = model(V_tgt=4)
+    src = np.array([3, 4, 5])
+    V, L, eos = 4, 3, m.config.eos_id
+    candidates = []
+    for k in range(1, L + 1):
+        for seq in itertools.product(range(V), repeat=k):
+            if eos in seq[:-1] or (k < L and seq[-1] != eos):
+                continue
+            candidates.append((sequence_log_prob(m, src, list(seq)), list(seq)))
+    candidates.sort(key=lambda c: -c[0])
+    found = translate(m, src, beam_size=V**L, max_length=L, n_best=5)
+    assert [h.ids for h in found] == [c[1] for c in candidates[:5]]
+    np.testing.assert_allclose([h.log_prob for h in found], [c[0] for c in candidates[:5]])
+
+
+def test_ensemble_of_one_model_is_the_model():
+    m = model()
+    src = np.array([3, 4, 5, 6])
+    alone = translate(m, src, beam_size=3, max_length=6, n_best=2)
+    together = beam_search(
+        Ensemble([SourceModel(m, src)]), prime_ids=[m.config.bos_id], beam_size=3,
+        max_length=6, eos_id=m.config.eos_id, n_best=2,
+    )  # fmt: skip
+    assert [h.ids for h in together] == [h.ids for h in alone]
+    np.testing.assert_allclose([h.log_prob for h in together], [h.log_prob for h in alone])
+
+
+def test_source_model_rejects_a_batch():
+    with pytest.raises(ValueError, match="src"):
+        SourceModel(model(), np.zeros((2, 3), np.int64))
+
+
+def test_attention_heatmap_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    from rnncore.decode.heatmap import attention_png
+
+    m = model()
+    src = np.array([[3, 4, 5, 6]])
+    _, weights = m.greedy(src, max_length=3)
+    T = weights.shape[1]
+    path = tmp_path / "attention.png"
+    attention_png(path, weights[0], list("abcd"), [str(i) for i in range(T)])
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="source"):
+        attention_png(path, weights[0], list("abc"), [str(i) for i in range(T)])
