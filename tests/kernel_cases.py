@@ -9,7 +9,7 @@ import numpy as np
 
 from rnncore import reference
 
-MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before")
 
 
 @dataclass

@@ -104,4 +104,4 @@ def test_inputs_are_not_modified():
 
 
 def test_gate_count():
-    assert [_rnncore.gate_count(m) for m in MODES] == [1, 1, 4, 3]
+    assert [_rnncore.gate_count(m) for m in MODES] == [1, 1, 4, 3, 3]

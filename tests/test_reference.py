@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from rnncore import reference
 from rnncore.errors import ArgumentError, ShapeError
 
-MODES = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
+MODES = ["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before"]
 GRADIENT_OF = ["x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"]  # order backward returns
 
 
@@ -282,7 +282,7 @@ def test_rnn_step_by_hand(mode):
 
 
 def test_gate_count():
-    assert [reference.gate_count(m) for m in MODES] == [1, 1, 4, 3]
+    assert [reference.gate_count(m) for m in MODES] == [1, 1, 4, 3, 3]
 
 
 def test_unknown_mode_is_an_argument_error():

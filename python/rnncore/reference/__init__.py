@@ -8,8 +8,8 @@ few lines of NumPy, always in float64 whatever dtype comes in, and its own tests
 check every gradient against central finite differences.
 
 - :mod:`.cells`: one time step of each cell (``rnn_tanh``, ``rnn_relu``, ``lstm``,
-  ``gru``, with PyTorch's equations and gate order), each backward right under its
-  forward.
+  ``gru``, with PyTorch's equations and gate order; ``gru_reset_before``, the GRU
+  with the reset gate applied before ``W_hn``), each backward right under its forward.
 - :mod:`.sequence`: :func:`forward` and :func:`backward` over a whole sequence, with
   variable lengths and the reverse direction (PyTorch's packed-sequence semantics).
 
@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from rnncore.reference.cells import (
     gate_count,
+    gru_reset_before_step,
+    gru_reset_before_step_backward,
     gru_step,
     gru_step_backward,
     lstm_step,
@@ -35,6 +37,8 @@ __all__ = [
     "backward",
     "forward",
     "gate_count",
+    "gru_reset_before_step",
+    "gru_reset_before_step_backward",
     "gru_step",
     "gru_step_backward",
     "lstm_step",

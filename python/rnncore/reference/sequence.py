@@ -19,6 +19,8 @@ import numpy as np
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
 from rnncore.reference.cells import (
     gate_count,
+    gru_reset_before_step,
+    gru_reset_before_step_backward,
     gru_step,
     gru_step_backward,
     lstm_step,
@@ -43,7 +45,8 @@ def forward(
     """Run one direction of one layer over ``T`` steps, in float64.
 
     Args:
-        mode: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``.
+        mode: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"``, ``"gru"`` or
+            ``"gru_reset_before"``.
         x: ``(T, N, D)`` inputs.
         h0: ``(N, H)`` initial hidden state.
         c0: ``(N, H)`` initial cell state for lstm, None otherwise.
@@ -155,6 +158,8 @@ def _step(mode, x_proj, h_prev, c_prev, w_hh, b_hh):
         return lstm_step(x_proj, h_prev, c_prev, w_hh, b_hh)
     if mode == "gru":
         h_next, step_cache = gru_step(x_proj, h_prev, w_hh, b_hh)
+    elif mode == "gru_reset_before":
+        h_next, step_cache = gru_reset_before_step(x_proj, h_prev, w_hh, b_hh)
     else:
         nonlinearity = "relu" if mode == "rnn_relu" else "tanh"
         h_next, step_cache = rnn_step(x_proj, h_prev, w_hh, b_hh, nonlinearity)
@@ -168,6 +173,9 @@ def _step_backward(mode, dh_next, dc_next, step_cache, w_hh):
         return lstm_step_backward(dh_next, dc_next, step_cache, w_hh)
     if mode == "gru":
         dx_proj, dh_prev, dw_hh, db_hh = gru_step_backward(dh_next, step_cache, w_hh)
+    elif mode == "gru_reset_before":
+        step_backward = gru_reset_before_step_backward
+        dx_proj, dh_prev, dw_hh, db_hh = step_backward(dh_next, step_cache, w_hh)
     else:
         dx_proj, dh_prev, dw_hh, db_hh = rnn_step_backward(dh_next, step_cache, w_hh)
     return dx_proj, dh_prev, None, dw_hh, db_hh

@@ -9,6 +9,7 @@
 //! gradients and pass the state gradient through unchanged (`dh_direct = dh`).
 
 pub mod gru;
+pub mod gru_reset_before;
 pub mod lstm;
 pub mod rnn;
 

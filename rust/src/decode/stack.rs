@@ -88,6 +88,13 @@ impl<R: Real> Stack<R> {
     pub fn new(w: &Weights<'_, R>) -> Result<Self> {
         let (mode, hsz) = (w.mode, w.hidden);
         let g = mode.gates();
+        if mode == Mode::GruResetBefore {
+            return Err(RnnError::argument(
+                "mode",
+                "the compiled decoder runs rnn_tanh, rnn_relu, lstm and gru cells, not \
+                 gru_reset_before",
+            ));
+        }
         if hsz == 0 || w.layers.is_empty() {
             return Err(RnnError::shape(
                 "weights",

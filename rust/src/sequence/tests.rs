@@ -14,7 +14,13 @@ fn opt<F>(v: &[F]) -> Option<&[F]> {
     }
 }
 
-const MODES: [Mode; 4] = [Mode::RnnTanh, Mode::RnnRelu, Mode::Lstm, Mode::Gru];
+const MODES: [Mode; 5] = [
+    Mode::RnnTanh,
+    Mode::RnnRelu,
+    Mode::Lstm,
+    Mode::Gru,
+    Mode::GruResetBefore,
+];
 
 /// All inputs of one call, owned, so single entries can be perturbed.
 #[derive(Clone)]
@@ -405,7 +411,8 @@ fn wide_steps_are_correct_and_thread_count_independent() {
     {
         let dims = Dims { t, n, d: 2, h };
         let lengths = (0..n).map(|b| 1 + (b * 5) % t).collect();
-        let p = Problem::new(mode, dims, Some(lengths), mode == Mode::Gru, true, 5);
+        let reverse = matches!(mode, Mode::Gru | Mode::GruResetBefore);
+        let p = Problem::new(mode, dims, Some(lengths), reverse, true, 5);
         let mut runs = Vec::new();
         for threads in [1, 2, 3] {
             crate::parallel::set_num_threads(Some(threads));
