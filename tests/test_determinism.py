@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,12 @@ import rnncore
 from rnncore import nn
 from rnncore.errors import ArgumentError
 
-LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+LAYERS = {
+    "lstm": nn.LSTM,
+    "gru": nn.GRU,
+    "gru_reset_before": functools.partial(nn.GRU, reset_after=False),
+    "rnn": nn.RNN,
+}
 
 
 def run(cls, threads: int, dtype, hidden: int = 12):

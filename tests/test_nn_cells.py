@@ -19,6 +19,7 @@ MODES = {  # kernel mode -> (cell class, layer class, extra constructor argument
     "rnn_relu": (nn.RNNCell, nn.RNN, {"nonlinearity": "relu"}),
     "lstm": (nn.LSTMCell, nn.LSTM, {}),
     "gru": (nn.GRUCell, nn.GRU, {}),
+    "gru_reset_before": (nn.GRUCell, nn.GRU, {"reset_after": False}),
 }
 TOL = {"rtol": 1e-12, "atol": 1e-14}
 

@@ -19,12 +19,14 @@ import pytest
 from gradcheck import numeric_gradient
 
 from rnncore import nn
+from rnncore.errors import ArgumentError
 
 MODES = {  # kernel mode -> (class, extra constructor arguments)
     "rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
     "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
     "lstm": (nn.LSTM, {}),
     "gru": (nn.GRU, {}),
+    "gru_reset_before": (nn.GRU, {"reset_after": False}),
 }
 
 
@@ -456,3 +458,12 @@ def test_pickle_and_deepcopy_keep_weights_backend_and_last_forward(backend, rng)
         assert clone._kernels is backend and clone.weight_hh_l1 is not layer.weight_hh_l1
         np.testing.assert_array_equal(clone.backward(d_output)[0], dx)
         np.testing.assert_array_equal(clone.eval()(x)[0], expected)
+
+
+def test_gru_reset_after_flag():
+    assert repr(nn.GRU(3, 4, reset_after=False)) == "GRU(3, 4, reset_after=False)"
+    assert repr(nn.GRUCell(3, 4, reset_after=False)) == "GRUCell(3, 4, reset_after=False)"
+    assert nn.GRU(3, 4).reset_after and not nn.GRUCell(3, 4, reset_after=False).reset_after
+    for cls in (nn.GRU, nn.GRUCell):
+        with pytest.raises(ArgumentError, match="reset_after"):
+            cls(3, 4, reset_after="no")

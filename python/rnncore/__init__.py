@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from rnncore import checkpoint, corpus, data, decode, errors, models, nn, optim, reference, train
+from rnncore import (
+    checkpoint,
+    convert,
+    corpus,
+    data,
+    decode,
+    errors,
+    models,
+    nn,
+    optim,
+    reference,
+    train,
+)
 from rnncore._rnncore import __version__, get_num_threads, set_num_threads, simd_level
 from rnncore.errors import (
     ArgumentError,
@@ -24,6 +36,7 @@ __all__ = [
     "StateError",
     "__version__",
     "checkpoint",
+    "convert",
     "corpus",
     "data",
     "decode",

@@ -1,6 +1,6 @@
 """The ``rnncore`` command: train a language model on text, sample from it, score text.
 
-    rnncore train [--data FILE] [--model lstm|gru|rnn] [--rnn-size H] ... [--out DIR]
+    rnncore train [--data FILE] [--model CELL] [--rnn-size H] ... [--out DIR]
     rnncore train --init-from DIR/latest         # continue a run (exactly, same data)
     rnncore sample --checkpoint DIR [--length 500] [--temperature 1.0] [--top-k K]
                    [--top-p P] [--prime TEXT] [--seed S] [--num-samples N] [--eos SYMBOL]
@@ -47,7 +47,7 @@ from rnncore.train import TrainConfig, Trainer
 
 __all__ = ["DEFAULTS", "MIN_CHAR_RNN", "build_parser", "main"]
 
-CELLS = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh"}
+CELLS = {"lstm": "lstm", "gru": "gru", "gru-reset-before": "gru_reset_before", "rnn": "rnn_tanh"}
 MEMMAP_BYTES = 64 << 20  # text files above this size are encoded to an id file and memory-mapped
 
 # Defaults of `rnncore train` (char-rnn's where it has one).

@@ -26,7 +26,7 @@ from rnncore.errors import ArgumentError, DTypeError, ShapeError
 from rnncore.nn._base import Array, Layer
 from rnncore.nn.functional import _in_range, _integers
 
-CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+CELLS = ("lstm", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu")
 DTYPES = ("float32", "float64")
 
 C = TypeVar("C", bound="Config")
@@ -94,8 +94,8 @@ def make_rnn(
     }
     if cell == "lstm":
         return nn.LSTM(input_size, cfg.hidden_size, **common)
-    if cell == "gru":
-        return nn.GRU(input_size, cfg.hidden_size, **common)
+    if cell in ("gru", "gru_reset_before"):
+        return nn.GRU(input_size, cfg.hidden_size, reset_after=cell == "gru", **common)
     return nn.RNN(input_size, cfg.hidden_size, nonlinearity=cell[4:], **common)
 
 

@@ -31,7 +31,7 @@ class LMConfig(Config):
     """What :class:`CharLM` is; ``dataclasses.asdict(config)`` is JSON."""
 
     vocab_size: int  # V: number of distinct tokens (characters, words, ...)
-    cell: str = "lstm"  # 'lstm' | 'gru' | 'rnn_tanh' | 'rnn_relu'
+    cell: str = "lstm"  # 'lstm' | 'gru' | 'gru_reset_before' | 'rnn_tanh' | 'rnn_relu'
     hidden_size: int = 128  # H: features of each layer's state (char-rnn's rnn_size)
     num_layers: int = 2  # stacked recurrent layers (char-rnn's default)
     dropout: float = 0.0  # between recurrent layers and before the head, training only
@@ -227,8 +227,9 @@ class CharLM(Model):
     @property
     def decodes_compiled(self) -> bool:
         """Whether the decoders run this model through :meth:`compile` (True on
-        the compiled kernels; a model on the NumPy reference decodes as it is)."""
-        return self.rnn._backend is None
+        the compiled kernels; a model on the NumPy reference, or with the cell
+        ``gru_reset_before``, which the compiled decoder lacks, decodes as it is)."""
+        return self.rnn._backend is None and self.config.cell != "gru_reset_before"
 
     def compile(self) -> decode.CompiledLM:
         """A snapshot of the weights packed for fast decoding (one Rust call per

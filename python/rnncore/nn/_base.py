@@ -23,7 +23,8 @@ from rnncore import _validate
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
 
 # Gates G of each kernel mode, in PyTorch's order within the (G*H, ...) weights.
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}  # -, i|f|g|o, r|z|n
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}
+# (gates: -, -, i|f|g|o, r|z|n, r|z|n)
 
 Array = np.ndarray
 State = Any  # an (h, c) tuple for LSTMs, a single array otherwise

@@ -82,6 +82,8 @@ class _RNNBase(Module):
         s = f"{self.input_size}, {self.hidden_size}"
         if self._mode == "rnn_relu":
             s += ", nonlinearity='relu'"
+        if self._mode == "gru_reset_before":
+            s += ", reset_after=False"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if not self.bias:

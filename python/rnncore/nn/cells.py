@@ -52,6 +52,8 @@ class _CellBase(Module):
             s += ", bias=False"
         if self._mode == "rnn_relu":
             s += ", nonlinearity='relu'"
+        if self._mode == "gru_reset_before":
+            s += ", reset_after=False"
         return s
 
     def clear_cache(self) -> None:
@@ -233,6 +235,10 @@ class GRUCell(_CellBase):
         n = \tanh(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn})) \\
         h' = (1 - z) \odot n + z \odot h
         \end{array}
+
+    With ``reset_after=False`` the reset gate acts on the state before the product,
+    ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)`` (Cho et al. 2014; Keras's
+    ``reset_after=False``), with the same parameter names and shapes.
 """ + _CELL_DOC.format(
         hx="``h`` ``(N, H)`` (``(H,)`` unbatched).",
         out="``h'``",
@@ -246,10 +252,13 @@ class GRUCell(_CellBase):
         hidden_size: int,
         bias: bool = True,
         *,
+        reset_after: bool = True,
         dtype: Any = np.float32,
         seed: int | None = None,
         rng: np.random.Generator | None = None,
         backend: ModuleType | None = None,
     ) -> None:
         kw = dict(dtype=dtype, seed=seed, rng=rng, backend=backend)
-        super().__init__("gru", input_size, hidden_size, bias, **kw)
+        self.reset_after = _validate.flag("reset_after", reset_after)
+        mode = "gru" if self.reset_after else "gru_reset_before"
+        super().__init__(mode, input_size, hidden_size, bias, **kw)

@@ -199,6 +199,12 @@ class GRU(_RNNBase):
     with reset, update and new gates ``r, z, n`` stacked in this order in
     ``weight_ih_l[k] = W_ir|W_iz|W_in`` (and likewise the others).
 
+    ``reset_after=False`` (keyword) applies the reset gate to the state before the
+    product, ``n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)``: Cho et
+    al.'s GRU and Keras's ``reset_after=False``, with the same parameter names and
+    shapes (:func:`rnncore.convert.from_keras_gru` converts Keras's weights). It
+    costs a second, dependent product per step.
+
     Example::
 
         >>> gru = GRU(10, 20, batch_first=True, seed=0)
@@ -217,13 +223,15 @@ class GRU(_RNNBase):
         dropout: float = 0.0,
         bidirectional: bool = False,
         *,
+        reset_after: bool = True,
         dtype: Any = np.float32,
         seed: int | None = None,
         rng: np.random.Generator | None = None,
         backend: ModuleType | None = None,
     ) -> None:
+        self.reset_after = _validate.flag("reset_after", reset_after)
         super().__init__(
-            "gru",
+            "gru" if self.reset_after else "gru_reset_before",
             input_size,
             hidden_size,
             num_layers,
