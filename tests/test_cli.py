@@ -102,6 +102,14 @@ def test_every_cell_trains_and_samples(model, tmp_path, corpus):
     assert first.stdout == again.stdout and len(first.stdout) == 21
 
 
+def test_init_flags_reach_the_model(tmp_path, corpus):
+    flags = ("--model", "lstm", "--forget-bias", 1.5, "--init-hh", "orthogonal", "--max-steps", 1)
+    done = rnncore("train", "--data", corpus, *TINY, *flags, "--out", "run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    config = load_checkpoint(tmp_path / "run" / "latest").state["model_config"]
+    assert (config["forget_bias"], config["init_hh"]) == (1.5, "orthogonal")
+
+
 def test_killed_training_resumes_exactly(tmp_path, corpus):
     """SIGKILL a training process after it saved a checkpoint, continue with
     --init-from, and compare with one uninterrupted run of the same length."""
@@ -316,6 +324,9 @@ def test_errors_are_one_line_and_status_2(tmp_path, corpus):
         (("sample", "--checkpoint", tmp_path / "ok" / "latest"), "model.safetensors"),
         (("train", "--init-from", tmp_path / "ok" / "latest"), "model.safetensors"),
         (("sample", "--checkpoint", tmp_path / "ok" / "best", "--length", -1), "--length"),
+        (("train", "--model", "gru", "--forget-bias", 1, "--max-steps", 1), "forget_bias"),
+        (("train", "--model", "lstm", "--init-hh", "identity", "--max-steps", 1), "IRNN"),
+        (("train", "--min-char-rnn", "--init-hh", "orthogonal"), "--init-hh"),
     ]
     for args, words in cases:
         done = rnncore(*args, cwd=tmp_path)

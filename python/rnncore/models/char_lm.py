@@ -10,6 +10,7 @@ the next chunk; no gradient flows between chunks.
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from types import ModuleType
@@ -39,13 +40,21 @@ class LMConfig(Config):
     dtype: str = "float32"  # 'float32' | 'float64', of parameters and activations
     forget_bias: float = 0.0  # added to the LSTM forget-gate bias_ih at init; 0 keeps torch's
     seed: int | None = 0  # initial weights and dropout masks; None: fresh OS entropy
+    init_hh: str = "uniform"  # 'uniform' (torch's) | 'orthogonal' | 'identity' (rnn_* only)
 
     def __post_init__(self) -> None:
         check_common(self)
         if isinstance(self.forget_bias, bool) or not isinstance(self.forget_bias, numbers.Real):
             raise ArgumentError(f"forget_bias must be a number, got {self.forget_bias!r}")
+        if not math.isfinite(self.forget_bias):
+            raise ArgumentError(f"forget_bias must be finite, got {self.forget_bias}")
         if self.forget_bias != 0 and self.cell != "lstm":
             raise ArgumentError(f"forget_bias is for cell='lstm', not {self.cell!r}")
+        _validate.choice("init_hh", self.init_hh, nn.init.HH_INITS)
+        if self.init_hh == "identity" and not self.cell.startswith("rnn_"):
+            raise ArgumentError(
+                f"init_hh='identity' (IRNN) is for cell='rnn_relu' or 'rnn_tanh', not {self.cell!r}"
+            )
 
 
 class CharLM(Model):
@@ -55,8 +64,9 @@ class CharLM(Model):
     ``embedding_dim`` is set, ``rnn.weight_ih_l{k}``, ``rnn.weight_hh_l{k}``,
     ``rnn.bias_ih_l{k}``, ``rnn.bias_hh_l{k}`` (torch's LSTM/GRU/RNN names and
     shapes), ``head.weight (V, H)`` and ``head.bias (V,)``. Initialisation is
-    torch's, plus ``forget_bias``. One-hot input costs ``T*N*V`` floats per chunk:
-    for a large vocabulary (words) set ``embedding_dim``.
+    torch's, plus ``forget_bias`` and ``init_hh`` (:mod:`rnncore.nn.init`). One-hot
+    input costs ``T*N*V`` floats per chunk: for a large vocabulary (words) set
+    ``embedding_dim``.
 
     Args:
         config: the :class:`LMConfig`.
@@ -89,10 +99,9 @@ class CharLM(Model):
         )
         self.dropout = self._add("dropout", nn.Dropout(config.dropout, **kw))
         self.head = self._add("head", nn.Linear(H, V, **kw))
+        nn.init.init_hh_(self.rnn, config.init_hh)  # draws from self.rng after the rest
         if config.forget_bias != 0:
-            for name, p in self.rnn.named_parameters():
-                if name.startswith("bias_ih"):
-                    p[H : 2 * H] += self.dtype.type(config.forget_bias)  # gates i|f|g|o
+            nn.init.forget_bias_(self.rnn, config.forget_bias)  # gates i|f|g|o
         self._cache: tuple[Array, int, int] | None = None  # (dlogits (T*N, V), T, N)
 
     # ----------------------------------------------------------------- state

@@ -8,13 +8,14 @@ parameter gradients to ``grads``.
 
 ``Embedding``, ``Linear`` and ``Dropout`` follow the same conventions, and
 ``SoftmaxCrossEntropy`` (or :func:`rnncore.nn.functional.softmax_cross_entropy`)
-returns a loss together with its gradient; models in :mod:`rnncore.models` are
+returns a loss together with its gradient; :mod:`rnncore.nn.init` holds the
+orthogonal, identity (IRNN) and forget-bias initialisations; models in :mod:`rnncore.models` are
 built from these pieces.
 """
 
 from __future__ import annotations
 
-from rnncore.nn import functional
+from rnncore.nn import functional, init
 from rnncore.nn.cells import GRUCell, LSTMCell, RNNCell
 from rnncore.nn.dropout import Dropout
 from rnncore.nn.embedding import Embedding
@@ -34,4 +35,5 @@ __all__ = [
     "RNNCell",
     "SoftmaxCrossEntropy",
     "functional",
+    "init",
 ]
