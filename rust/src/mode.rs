@@ -16,11 +16,13 @@ pub enum Mode {
     /// GRU with the reset gate applied before the recurrent product,
     /// `n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)` (Cho et al. 2014).
     GruResetBefore,
+    /// LSTM with a coupled input-forget gate (input gate `1 - f`), gates `f, g, o`.
+    LstmCifg,
 }
 
 impl Mode {
     /// Parse the name the Python layer uses (`"rnn_tanh"`, `"rnn_relu"`, `"lstm"`,
-    /// `"gru"`, `"gru_reset_before"`).
+    /// `"gru"`, `"gru_reset_before"`, `"lstm_cifg"`).
     pub fn from_name(name: &str) -> Result<Self> {
         match name {
             "rnn_tanh" => Ok(Self::RnnTanh),
@@ -28,11 +30,12 @@ impl Mode {
             "lstm" => Ok(Self::Lstm),
             "gru" => Ok(Self::Gru),
             "gru_reset_before" => Ok(Self::GruResetBefore),
+            "lstm_cifg" => Ok(Self::LstmCifg),
             other => Err(RnnError::argument(
                 "mode",
                 format!(
-                    "unknown cell mode {other:?}; expected rnn_tanh, rnn_relu, lstm, gru or \
-                     gru_reset_before"
+                    "unknown cell mode {other:?}; expected rnn_tanh, rnn_relu, lstm, gru, \
+                     gru_reset_before or lstm_cifg"
                 ),
             )),
         }
@@ -45,6 +48,7 @@ impl Mode {
             Self::Lstm => "lstm",
             Self::Gru => "gru",
             Self::GruResetBefore => "gru_reset_before",
+            Self::LstmCifg => "lstm_cifg",
         }
     }
 
@@ -53,13 +57,13 @@ impl Mode {
         match self {
             Self::RnnTanh | Self::RnnRelu => 1,
             Self::Lstm => 4,
-            Self::Gru | Self::GruResetBefore => 3,
+            Self::Gru | Self::GruResetBefore | Self::LstmCifg => 3,
         }
     }
 
     /// Whether the cell carries a cell state `c` besides `h`.
     pub fn has_cell_state(self) -> bool {
-        self == Self::Lstm
+        matches!(self, Self::Lstm | Self::LstmCifg)
     }
 
     /// Whether `W_hh h + b_hh` must be kept apart from the input projection
@@ -87,6 +91,7 @@ mod tests {
             Mode::Lstm,
             Mode::Gru,
             Mode::GruResetBefore,
+            Mode::LstmCifg,
         ] {
             assert_eq!(Mode::from_name(m.name()), Ok(m));
         }

@@ -2,7 +2,7 @@
 //! of its scalar twin, at vector lengths around the SIMD widths (rows of
 //! `H` = 1, 7, 8, 9, 33; with `N` = 0 rows the loops see length 0).
 
-use super::{gru, gru_reset_before, lstm, rnn};
+use super::{gru, gru_reset_before, lstm, lstm_cifg, rnn};
 use crate::real::Real;
 use crate::simd::Level;
 
@@ -60,6 +60,19 @@ fn check_all<F: Real>() {
                 let mut dc = values::<F>(n * h, 6, 1.0);
                 let (mut dg, mut dd) = (vec![F::ZERO; n * 4 * h], vec![F::ZERO; n * h]);
                 lstm::backward_step(
+                    level, h, &active, &g, &cp, &cn, &dh, &mut dc, &mut dg, &mut dd,
+                );
+                vec![g, cn, hn, dc, dg, dd]
+            });
+            same_at_all_levels::<F>(|level| {
+                let mut g = values::<F>(n * 3 * h, 17, 3.0);
+                let cp = values::<F>(n * h, 18, 1.0);
+                let (mut cn, mut hn) = (vec![F::ZERO; n * h], vec![F::ZERO; n * h]);
+                lstm_cifg::forward_step(level, h, &mut g, &cp, &mut cn, &mut hn);
+                let dh = values::<F>(n * h, 19, 1.0);
+                let mut dc = values::<F>(n * h, 20, 1.0);
+                let (mut dg, mut dd) = (vec![F::ZERO; n * 3 * h], vec![F::ZERO; n * h]);
+                lstm_cifg::backward_step(
                     level, h, &active, &g, &cp, &cn, &dh, &mut dc, &mut dg, &mut dd,
                 );
                 vec![g, cn, hn, dc, dg, dd]

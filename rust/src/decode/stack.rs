@@ -88,11 +88,13 @@ impl<R: Real> Stack<R> {
     pub fn new(w: &Weights<'_, R>) -> Result<Self> {
         let (mode, hsz) = (w.mode, w.hidden);
         let g = mode.gates();
-        if mode == Mode::GruResetBefore {
+        if matches!(mode, Mode::GruResetBefore | Mode::LstmCifg) {
             return Err(RnnError::argument(
                 "mode",
-                "the compiled decoder runs rnn_tanh, rnn_relu, lstm and gru cells, not \
-                 gru_reset_before",
+                format!(
+                    "the compiled decoder runs rnn_tanh, rnn_relu, lstm and gru cells, not {}",
+                    mode.name()
+                ),
             ));
         }
         if hsz == 0 || w.layers.is_empty() {

@@ -4,7 +4,7 @@
 use super::recurrent::Recurrent;
 use super::spec::{check_finite, check_len, CacheRef, Spec, Weights};
 use crate::buffer::zeros;
-use crate::cells::{gru, gru_reset_before, lstm, rnn};
+use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, rnn};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul_tiled, MatRef};
 use crate::mode::Mode;
@@ -38,9 +38,14 @@ fn check_cache<F>(spec: &Spec<'_>, cache: &CacheRef<'_, F>) -> Result<()> {
     check_len("cache['gates']", cache.gates, t * spec.dims.n * spec.gh())?;
     check_len("cache['states']", cache.states, (t + 1) * nh)?;
     match (spec.mode, cache.cells, cache.hn) {
-        (Mode::Lstm, Some(cells), _) => check_len("cache['cells']", cells, (t + 1) * nh),
+        (Mode::Lstm | Mode::LstmCifg, Some(cells), _) => {
+            check_len("cache['cells']", cells, (t + 1) * nh)
+        }
         (Mode::Gru | Mode::GruResetBefore, _, Some(hn)) => check_len("cache['hn']", hn, t * nh),
-        (Mode::Lstm, None, _) => Err(RnnError::argument("cache", "lstm cache lacks 'cells'")),
+        (Mode::Lstm | Mode::LstmCifg, None, _) => Err(RnnError::argument(
+            "cache",
+            format!("{} cache lacks 'cells'", spec.mode.name()),
+        )),
         (Mode::Gru | Mode::GruResetBefore, _, None) => Err(RnnError::argument(
             "cache",
             format!("{} cache lacks 'hn'", spec.mode.name()),
@@ -303,11 +308,16 @@ fn run_shard<F: Real>(
                     let relu = mode == Mode::RnnRelu;
                     rnn::backward_step(inp.level, h, relu, act, gates_t, dh, dgx_t, dh_direct);
                 }
-                Mode::Lstm => {
+                Mode::Lstm | Mode::LstmCifg => {
                     let cells = inp.cache.cells.expect("checked by check_cache");
                     // SAFETY: as above.
                     let dc = unsafe { dc_s.piece(g0, m * h) };
-                    lstm::backward_step(
+                    let step = if mode == Mode::Lstm {
+                        lstm::backward_step::<F>
+                    } else {
+                        lstm_cifg::backward_step::<F>
+                    };
+                    step(
                         inp.level,
                         h,
                         act,

@@ -4,7 +4,7 @@
 use super::recurrent::Recurrent;
 use super::spec::{check_finite, check_len, Cache, Spec, Weights};
 use crate::buffer::zeros;
-use crate::cells::{gru, gru_reset_before, lstm, rnn};
+use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, rnn};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul_tiled, MatRef};
 use crate::mode::Mode;
@@ -88,7 +88,12 @@ pub fn forward<F: Real>(
             check_len("c0", c0, nh)?;
             Some(c0)
         }
-        (true, None) => return Err(RnnError::argument("c0", "lstm needs an initial cell state")),
+        (true, None) => {
+            return Err(RnnError::argument(
+                "c0",
+                format!("{} needs an initial cell state", mode.name()),
+            ))
+        }
         (false, Some(_)) => {
             return Err(RnnError::argument(
                 "c0",
@@ -296,6 +301,10 @@ fn run_shard<F: Real>(
                 Mode::Lstm => {
                     let (c_prev, c_next) = cells.as_mut().expect("lstm has a cell buffer");
                     lstm::forward_step(level, h, g_t, c_prev, c_next, h_next);
+                }
+                Mode::LstmCifg => {
+                    let (c_prev, c_next) = cells.as_mut().expect("lstm has a cell buffer");
+                    lstm_cifg::forward_step(level, h, g_t, c_prev, c_next, h_next);
                 }
                 Mode::Gru => {
                     let hn = shared.hn.as_ref().expect("gru has an hn buffer");

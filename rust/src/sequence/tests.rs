@@ -14,12 +14,13 @@ fn opt<F>(v: &[F]) -> Option<&[F]> {
     }
 }
 
-const MODES: [Mode; 5] = [
+const MODES: [Mode; 6] = [
     Mode::RnnTanh,
     Mode::RnnRelu,
     Mode::Lstm,
     Mode::Gru,
     Mode::GruResetBefore,
+    Mode::LstmCifg,
 ];
 
 /// All inputs of one call, owned, so single entries can be perturbed.
@@ -248,7 +249,7 @@ fn padded_steps_are_zero_and_state_is_frozen() {
                 .collect();
             alone.arrays[0] = x;
             alone.arrays[1].truncate(4);
-            alone.arrays[2].truncate(if mode == Mode::Lstm { 4 } else { 0 });
+            alone.arrays[2].truncate(if mode.has_cell_state() { 4 } else { 0 });
             let fa = alone.run();
             for (a, b) in fa.h_n.iter().zip(&f.h_n[..4]) {
                 assert!((a - b).abs() < 1e-14, "{mode:?} reverse={reverse}");
