@@ -2,9 +2,10 @@
 conversion of :func:`rnncore.convert.from_keras_gru`.
 
 Keras 3 runs here on its NumPy backend (``KERAS_BACKEND=numpy``, which imports
-jax; ``scripts/requirements-dev.txt`` installs both). Independently of Keras, the
-reference is checked against a transcription of Keras's ``GRUCell.call``
-equations in Keras's own layout (gate order ``z, r, h``, ``x @ kernel``).
+jax; ``scripts/requirements-optional.txt`` installs both). Independently of
+Keras, the reference is checked against a transcription of Keras's
+``GRUCell.call`` equations in Keras's own layout (gate order ``z, r, h``,
+``x @ kernel``).
 """
 
 from __future__ import annotations
