@@ -188,8 +188,9 @@ def test_errors_through_the_python_api():
         decode.sample(model, length=3, prime_ids=[V])
 
 
-def test_gru_reset_before_is_decoded_uncompiled():
-    model = CharLM(LMConfig(vocab_size=5, cell="gru_reset_before", hidden_size=4, seed=0))
+@pytest.mark.parametrize("cell", ["gru_reset_before", "lstm_cifg"])
+def test_cells_without_a_compiled_decoder_decode_uncompiled(cell):
+    model = CharLM(LMConfig(vocab_size=5, cell=cell, hidden_size=4, seed=0))
     assert not model.decodes_compiled
     with pytest.raises(ArgumentError, match="model: CompiledLM runs"):
         model.compile()

@@ -15,6 +15,7 @@ LAYERS = {
     "lstm": nn.LSTM,
     "gru": nn.GRU,
     "gru_reset_before": functools.partial(nn.GRU, reset_after=False),
+    "lstm_cifg": functools.partial(nn.LSTM, cifg=True),
     "rnn": nn.RNN,
 }
 

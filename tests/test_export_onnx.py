@@ -137,6 +137,11 @@ def test_tagger(tmp_path, cell):
     assert_close(got, [model(ids, lengths)], np.float32)
 
 
+def test_cells_without_an_onnx_operator_are_refused(tmp_path):
+    with pytest.raises(ArgumentError, match="lstm_cifg cell has no standard ONNX operator"):
+        to_onnx(nn.LSTM(3, 4, cifg=True), tmp_path / "x.onnx")
+
+
 def test_other_objects_are_refused(tmp_path):
     with pytest.raises(ArgumentError, match="CharLM"):
         to_onnx(nn.Linear(3, 4), tmp_path / "x.onnx")

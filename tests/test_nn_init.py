@@ -44,14 +44,16 @@ def test_identity_is_irnn(nonlinearity, rng):
         np.testing.assert_array_equal(h_n, h0)
 
 
-def test_forget_bias_adds_to_the_forget_block_only():
-    layer = nn.LSTM(2, 3, num_layers=2, seed=0)
+@pytest.mark.parametrize("cifg", [False, True])
+def test_forget_bias_adds_to_the_forget_block_only(cifg):
+    layer = nn.LSTM(2, 3, num_layers=2, seed=0, cifg=cifg)
     before = layer.state_dict()
     nn.init.forget_bias_(layer, 1.0)
+    want = np.repeat([1.0, 0.0, 0.0] if cifg else [0.0, 1.0, 0.0, 0.0], 3)  # f|g|o, i|f|g|o
     for name, p in layer.named_parameters():
         delta = p - before[name]
         if name.startswith("bias_ih"):
-            np.testing.assert_allclose(delta, np.repeat([0.0, 1.0, 0.0, 0.0], 3), atol=1e-7)
+            np.testing.assert_allclose(delta, want, atol=1e-7)
         else:
             assert not delta.any(), name
 

@@ -47,7 +47,13 @@ from rnncore.train import TrainConfig, Trainer
 
 __all__ = ["DEFAULTS", "MIN_CHAR_RNN", "build_parser", "main"]
 
-CELLS = {"lstm": "lstm", "gru": "gru", "gru-reset-before": "gru_reset_before", "rnn": "rnn_tanh"}
+CELLS = {
+    "lstm": "lstm",
+    "lstm-cifg": "lstm_cifg",
+    "gru": "gru",
+    "gru-reset-before": "gru_reset_before",
+    "rnn": "rnn_tanh",
+}
 MEMMAP_BYTES = 64 << 20  # text files above this size are encoded to an id file and memory-mapped
 
 # Defaults of `rnncore train` (char-rnn's where it has one).

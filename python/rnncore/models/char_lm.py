@@ -20,7 +20,16 @@ import numpy as np
 
 from rnncore import _validate, decode, nn
 from rnncore.errors import ArgumentError, StateError
-from rnncore.models._base import Config, Model, check_common, check_ids, check_same_shape, make_rnn
+from rnncore.models._base import (
+    CELL_STATE,
+    UNCOMPILED,
+    Config,
+    Model,
+    check_common,
+    check_ids,
+    check_same_shape,
+    make_rnn,
+)
 from rnncore.nn._base import Array, State
 from rnncore.nn.functional import log_softmax, softmax_cross_entropy
 
@@ -32,7 +41,7 @@ class LMConfig(Config):
     """What :class:`CharLM` is; ``dataclasses.asdict(config)`` is JSON."""
 
     vocab_size: int  # V: number of distinct tokens (characters, words, ...)
-    cell: str = "lstm"  # 'lstm' | 'gru' | 'gru_reset_before' | 'rnn_tanh' | 'rnn_relu'
+    cell: str = "lstm"  # one of models.CELLS: lstm, lstm_cifg, gru, gru_reset_before, rnn_*
     hidden_size: int = 128  # H: features of each layer's state (char-rnn's rnn_size)
     num_layers: int = 2  # stacked recurrent layers (char-rnn's default)
     dropout: float = 0.0  # between recurrent layers and before the head, training only
@@ -48,8 +57,8 @@ class LMConfig(Config):
             raise ArgumentError(f"forget_bias must be a number, got {self.forget_bias!r}")
         if not math.isfinite(self.forget_bias):
             raise ArgumentError(f"forget_bias must be finite, got {self.forget_bias}")
-        if self.forget_bias != 0 and self.cell != "lstm":
-            raise ArgumentError(f"forget_bias is for cell='lstm', not {self.cell!r}")
+        if self.forget_bias != 0 and self.cell not in CELL_STATE:
+            raise ArgumentError(f"forget_bias is for cell='lstm' or 'lstm_cifg', not {self.cell!r}")
         _validate.choice("init_hh", self.init_hh, nn.init.HH_INITS)
         if self.init_hh == "identity" and not self.cell.startswith("rnn_"):
             raise ArgumentError(
@@ -111,14 +120,14 @@ class CharLM(Model):
         N = _validate.positive_int("N", N)
         shape = (self.config.num_layers, N, self.config.hidden_size)
         h = np.zeros(shape, self.dtype)
-        return (h, np.zeros(shape, self.dtype)) if self.config.cell == "lstm" else h
+        return (h, np.zeros(shape, self.dtype)) if self.config.cell in CELL_STATE else h
 
     def _check_state(self, state: State, N: int) -> State:
         """``state`` as the recurrent layer takes it, checked under the name ``state``."""
         if state is None:
             return None
         shape = (self.config.num_layers, N, self.config.hidden_size)
-        lstm = self.config.cell == "lstm"
+        lstm = self.config.cell in CELL_STATE
         if lstm != isinstance(state, tuple) or (lstm and len(state) != 2):
             want = "a tuple (h, c)" if lstm else "a single array h"
             raise ArgumentError(f"state must be {want} for cell={self.config.cell!r}")
@@ -237,8 +246,9 @@ class CharLM(Model):
     def decodes_compiled(self) -> bool:
         """Whether the decoders run this model through :meth:`compile` (True on
         the compiled kernels; a model on the NumPy reference, or with the cell
-        ``gru_reset_before``, which the compiled decoder lacks, decodes as it is)."""
-        return self.rnn._backend is None and self.config.cell != "gru_reset_before"
+        ``gru_reset_before`` or ``lstm_cifg``, which the compiled decoder lacks,
+        decodes as it is)."""
+        return self.rnn._backend is None and self.config.cell not in UNCOMPILED
 
     def compile(self) -> decode.CompiledLM:
         """A snapshot of the weights packed for fast decoding (one Rust call per
