@@ -9,7 +9,7 @@ import numpy as np
 
 from rnncore import reference
 
-MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg")
 
 
 @dataclass
@@ -71,7 +71,7 @@ def make_case(
     def u(*shape, scale=k):
         return rng.uniform(-scale, scale, shape).astype(dtype)
 
-    lstm = mode == "lstm"
+    lstm = mode in ("lstm", "lstm_cifg")  # the modes with a cell state
     return Case(
         mode=mode,
         x=u(T, N, D, scale=1.0),

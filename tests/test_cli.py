@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from rnncore.checkpoint import load_checkpoint
+from rnncore.cli import CELLS
 from rnncore.corpus import default_corpus
 from rnncore.train import read_metrics
 
@@ -86,6 +87,27 @@ def test_train_then_sample(tmp_path, corpus):
         "sample", "--checkpoint", run / "best", "--temperature", 0, "--length", 20, cwd=tmp_path
     )
     assert greedy.returncode == 0 and len(greedy.stdout) == 21
+
+
+@pytest.mark.parametrize("model", sorted(CELLS))
+def test_every_cell_trains_and_samples(model, tmp_path, corpus):
+    common = ("--max-steps", 4, "--eval-every", 2, "--out", "run", "--no-progress")
+    done = rnncore("train", "--data", corpus, *TINY, "--model", model, *common, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    config = load_checkpoint(tmp_path / "run" / "latest").state["model_config"]
+    assert config["cell"] == CELLS[model]
+    args = ("sample", "--checkpoint", tmp_path / "run", "--length", 20, "--seed", 1)
+    first, again = rnncore(*args, cwd=tmp_path), rnncore(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == again.stdout and len(first.stdout) == 21
+
+
+def test_init_flags_reach_the_model(tmp_path, corpus):
+    flags = ("--model", "lstm", "--forget-bias", 1.5, "--init-hh", "orthogonal", "--max-steps", 1)
+    done = rnncore("train", "--data", corpus, *TINY, *flags, "--out", "run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    config = load_checkpoint(tmp_path / "run" / "latest").state["model_config"]
+    assert (config["forget_bias"], config["init_hh"]) == (1.5, "orthogonal")
 
 
 def test_killed_training_resumes_exactly(tmp_path, corpus):
@@ -302,6 +324,9 @@ def test_errors_are_one_line_and_status_2(tmp_path, corpus):
         (("sample", "--checkpoint", tmp_path / "ok" / "latest"), "model.safetensors"),
         (("train", "--init-from", tmp_path / "ok" / "latest"), "model.safetensors"),
         (("sample", "--checkpoint", tmp_path / "ok" / "best", "--length", -1), "--length"),
+        (("train", "--model", "gru", "--forget-bias", 1, "--max-steps", 1), "forget_bias"),
+        (("train", "--model", "lstm", "--init-hh", "identity", "--max-steps", 1), "IRNN"),
+        (("train", "--min-char-rnn", "--init-hh", "orthogonal"), "--init-hh"),
     ]
     for args, words in cases:
         done = rnncore(*args, cwd=tmp_path)

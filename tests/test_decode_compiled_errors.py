@@ -186,3 +186,12 @@ def test_errors_through_the_python_api():
         decode.CompiledLM(object())
     with pytest.raises(RnnCoreError):
         decode.sample(model, length=3, prime_ids=[V])
+
+
+@pytest.mark.parametrize("cell", ["gru_reset_before", "lstm_cifg"])
+def test_cells_without_a_compiled_decoder_decode_uncompiled(cell):
+    model = CharLM(LMConfig(vocab_size=5, cell=cell, hidden_size=4, seed=0))
+    assert not model.decodes_compiled
+    with pytest.raises(ArgumentError, match="model: CompiledLM runs"):
+        model.compile()
+    assert model.sample(length=6, seed=2) == model.sample(length=6, seed=2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,13 @@ import rnncore
 from rnncore import nn
 from rnncore.errors import ArgumentError
 
-LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+LAYERS = {
+    "lstm": nn.LSTM,
+    "gru": nn.GRU,
+    "gru_reset_before": functools.partial(nn.GRU, reset_after=False),
+    "lstm_cifg": functools.partial(nn.LSTM, cifg=True),
+    "rnn": nn.RNN,
+}
 
 
 def run(cls, threads: int, dtype, hidden: int = 12):

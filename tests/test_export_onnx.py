@@ -26,6 +26,7 @@ from rnncore.models import (  # noqa: E402
 CELLS = {
     "lstm": (nn.LSTM, {}),
     "gru": (nn.GRU, {}),
+    "gru_reset_before": (nn.GRU, {"reset_after": False}),  # ONNX linear_before_reset = 0
     "rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
     "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
 }
@@ -88,7 +89,10 @@ def test_float64_is_refused(tmp_path):
     assert not (tmp_path / "x.onnx").exists()
 
 
-@pytest.mark.parametrize(("cell", "embedding_dim"), [("lstm", 8), ("gru", None), ("rnn_tanh", 6)])
+@pytest.mark.parametrize(
+    ("cell", "embedding_dim"),
+    [("lstm", 8), ("gru", None), ("gru_reset_before", 5), ("rnn_tanh", 6)],
+)
 def test_char_lm(tmp_path, cell, embedding_dim):
     config = LMConfig(vocab_size=11, cell=cell, hidden_size=9, embedding_dim=embedding_dim)
     model = CharLM(config)
@@ -131,6 +135,11 @@ def test_tagger(tmp_path, cell):
     lengths = np.array([6, 2, 5, 3])
     got = run_onnx(model, tmp_path, {"ids": ids, "lengths": lengths})
     assert_close(got, [model(ids, lengths)], np.float32)
+
+
+def test_cells_without_an_onnx_operator_are_refused(tmp_path):
+    with pytest.raises(ArgumentError, match="lstm_cifg cell has no standard ONNX operator"):
+        to_onnx(nn.LSTM(3, 4, cifg=True), tmp_path / "x.onnx")
 
 
 def test_other_objects_are_refused(tmp_path):

@@ -104,4 +104,23 @@ def test_inputs_are_not_modified():
 
 
 def test_gate_count():
-    assert [_rnncore.gate_count(m) for m in MODES] == [1, 1, 4, 3]
+    assert [_rnncore.gate_count(m) for m in MODES] == [1, 1, 4, 3, 3, 3]
+
+
+@pytest.mark.parametrize("impl", [_rnncore, reference], ids=["rust", "reference"])
+def test_cifg_is_an_lstm_whose_input_gate_mirrors_the_forget_gate(impl):
+    """sigmoid(-a) = 1 - sigmoid(a): an LSTM with input-gate weights -W_f equals
+    the CIFG LSTM with forget-gate weights W_f."""
+    case = make_case("lstm_cifg", 7, 3, 4, 5, lengths=[7, 2, 5], seed=4)
+    H = 5
+
+    def as_lstm(w):  # (3H, ...) f|g|o -> (4H, ...) i|f|g|o with i = -f
+        return np.concatenate([-w[:H], w])
+
+    cifg = case.forward(impl)
+    lstm = impl.forward(
+        "lstm", case.x, case.h0, case.c0, as_lstm(case.w_ih), as_lstm(case.w_hh),
+        as_lstm(case.b_ih), as_lstm(case.b_hh), case.lengths, False,
+    )  # fmt: skip
+    for a, b in zip(cifg[:3], lstm[:3]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)

@@ -19,13 +19,17 @@ import pytest
 from gradcheck import numeric_gradient
 
 from rnncore import nn
+from rnncore.errors import ArgumentError
 
 MODES = {  # kernel mode -> (class, extra constructor arguments)
     "rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
     "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
     "lstm": (nn.LSTM, {}),
     "gru": (nn.GRU, {}),
+    "gru_reset_before": (nn.GRU, {"reset_after": False}),
+    "lstm_cifg": (nn.LSTM, {"cifg": True}),
 }
+CELL_STATE = ("lstm", "lstm_cifg")
 
 
 def make(mode, backend, D, H, **kwargs):
@@ -117,13 +121,13 @@ def test_shapes(mode, num_layers, bidirectional, batch_first, case, backend, rng
 
     output, state = layer(x, lengths=lengths)
     assert output.shape == out_shape and output.dtype == np.float32
-    assert isinstance(state, tuple) == (mode == "lstm")
+    assert isinstance(state, tuple) == (mode in CELL_STATE)
     for s in flat(state):
         assert s.shape == state_shape and s.dtype == np.float32
 
     dx, d_hx = layer.backward(np.ones_like(output))
     assert dx.shape == x.shape and dx.dtype == np.float32
-    assert isinstance(d_hx, tuple) == (mode == "lstm")
+    assert isinstance(d_hx, tuple) == (mode in CELL_STATE)
     for d in flat(d_hx):
         assert d.shape == state_shape and d.dtype == np.float32
     for name, p in layer.named_parameters():
@@ -498,3 +502,21 @@ def test_pickle_and_deepcopy_keep_weights_backend_and_last_forward(backend, rng)
         assert clone._kernels is backend and clone.weight_hh_l1 is not layer.weight_hh_l1
         np.testing.assert_array_equal(clone.backward(d_output)[0], dx)
         np.testing.assert_array_equal(clone.eval()(x)[0], expected)
+
+
+def test_lstm_cifg_flag():
+    assert repr(nn.LSTM(3, 4, cifg=True)) == "LSTM(3, 4, cifg=True)"
+    assert repr(nn.LSTMCell(3, 4, cifg=True)) == "LSTMCell(3, 4, cifg=True)"
+    assert nn.LSTM(3, 4, cifg=True).weight_hh_l0.shape == (12, 4)  # gates f|g|o
+    for cls in (nn.LSTM, nn.LSTMCell):
+        with pytest.raises(ArgumentError, match="cifg"):
+            cls(3, 4, cifg=None)
+
+
+def test_gru_reset_after_flag():
+    assert repr(nn.GRU(3, 4, reset_after=False)) == "GRU(3, 4, reset_after=False)"
+    assert repr(nn.GRUCell(3, 4, reset_after=False)) == "GRUCell(3, 4, reset_after=False)"
+    assert nn.GRU(3, 4).reset_after and not nn.GRUCell(3, 4, reset_after=False).reset_after
+    for cls in (nn.GRU, nn.GRUCell):
+        with pytest.raises(ArgumentError, match="reset_after"):
+            cls(3, 4, reset_after="no")

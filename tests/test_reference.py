@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from rnncore import reference
 from rnncore.errors import ArgumentError, ShapeError
 
-MODES = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
+MODES = ["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg"]
+CELL_STATE = ("lstm", "lstm_cifg")
 GRADIENT_OF = ["x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"]  # order backward returns
 
 
@@ -31,7 +32,7 @@ def make_layer(mode, T, N, D, H, rng, bias=True):
     return {
         "x": rng.standard_normal((T, N, D)),  # (T, N, D)
         "h0": 0.5 * rng.standard_normal((N, H)),  # (N, H)
-        "c0": rng.standard_normal((N, H)) if mode == "lstm" else None,  # (N, H)
+        "c0": rng.standard_normal((N, H)) if mode in CELL_STATE else None,  # (N, H)
         "w_ih": rng.uniform(-1, 1, (G * H, D)),  # (G*H, D)
         "w_hh": rng.uniform(-1, 1, (G * H, H)),  # (G*H, H)
         "b_ih": rng.uniform(-1, 1, G * H) if bias else None,  # (G*H,)
@@ -169,12 +170,12 @@ def test_each_sequence_matches_running_alone(mode, reverse):
     output, h_n, c_n, _ = run_forward(mode, layer, LENGTHS, reverse)
     for n, length in enumerate(LENGTHS):
         alone = dict(layer, x=layer["x"][:length, n : n + 1], h0=layer["h0"][n : n + 1])
-        if mode == "lstm":
+        if mode in CELL_STATE:
             alone["c0"] = layer["c0"][n : n + 1]
         output_n, h_n_n, c_n_n, _ = run_forward(mode, alone, reverse=reverse)
         np.testing.assert_allclose(output[:length, n], output_n[:, 0], rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(h_n[n], h_n_n[0], rtol=1e-12, atol=1e-14)
-        if mode == "lstm":
+        if mode in CELL_STATE:
             np.testing.assert_allclose(c_n[n], c_n_n[0], rtol=1e-12, atol=1e-14)
 
 
@@ -188,7 +189,7 @@ def test_reverse_equals_forward_on_flipped_input(mode):
     out_f, h_n_f, c_n_f, cache_f = run_forward(mode, flipped)
     np.testing.assert_allclose(out_r, out_f[::-1], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(h_n_r, h_n_f, rtol=1e-12, atol=1e-14)
-    if mode == "lstm":
+    if mode in CELL_STATE:
         np.testing.assert_allclose(c_n_r, c_n_f, rtol=1e-12, atol=1e-14)
 
     d_output = rng.standard_normal(out_r.shape)  # (T, N, H)
@@ -282,7 +283,7 @@ def test_rnn_step_by_hand(mode):
 
 
 def test_gate_count():
-    assert [reference.gate_count(m) for m in MODES] == [1, 1, 4, 3]
+    assert [reference.gate_count(m) for m in MODES] == [1, 1, 4, 3, 3, 3]
 
 
 def test_unknown_mode_is_an_argument_error():

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnncore import nn, reference
+from rnncore.errors import ArgumentError
 from rnncore.models import CharLM, LMConfig
 
 CLASSES = {"rnn_tanh": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -95,3 +96,11 @@ def test_lm_trace_in_chunks_equals_one_pass(cell, rng):
     logits, _ = model(ids)  # (N, T, V)
     lp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     np.testing.assert_allclose(whole.log_probs, lp.transpose(1, 0, 2), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "layer", [lambda: nn.GRU(3, 4, reset_after=False), lambda: nn.LSTM(3, 4, cifg=True)]
+)
+def test_trace_refuses_cell_variants_it_does_not_cover(layer):
+    with pytest.raises(ArgumentError, match="traces cover"):
+        layer().trace(np.zeros((2, 1, 3), dtype=np.float32))

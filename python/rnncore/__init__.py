@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnncore import checkpoint, corpus, data, decode, errors, models, nn, optim, reference, train
+from rnncore import (
+    checkpoint,
+    convert,
+    corpus,
+    data,
+    decode,
+    errors,
+    models,
+    nn,
+    optim,
+    reference,
+    train,
+)
 from rnncore._native import kernels as _kernels
 from rnncore.errors import (
     ArgumentError,
@@ -30,6 +42,7 @@ __all__ = [
     "StateError",
     "__version__",
     "checkpoint",
+    "convert",
     "corpus",
     "data",
     "decode",

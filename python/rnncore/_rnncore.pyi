@@ -1,9 +1,10 @@
 """Compiled kernels of rnncore (Rust). Private: use :mod:`rnncore.nn`.
 
 Conventions (PyTorch's): ``T`` steps, ``N`` batch, ``D`` input size, ``H`` hidden
-size, ``G`` gates (``rnn_*`` 1, ``lstm`` 4 in order i,f,g,o, ``gru`` 3 in order
-r,z,n). Every float array of one call has the same dtype, float32 or float64.
-Arrays that are not C-contiguous are copied; inputs are never modified.
+size, ``G`` gates (``rnn_*`` 1, ``lstm`` 4 in order i,f,g,o, ``gru`` and
+``gru_reset_before`` 3 in order r,z,n, ``lstm_cifg`` 3 in order f,g,o). Every
+float array of one call has the same dtype, float32 or float64. Arrays that are
+not C-contiguous are copied; inputs are never modified.
 """
 
 from typing import Literal, final
@@ -11,7 +12,7 @@ from typing import Literal, final
 import numpy as np
 from numpy.typing import NDArray
 
-_Mode = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
+_Mode = Literal["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg"]
 _FloatArray = NDArray[np.float32] | NDArray[np.float64]
 
 __all__ = [
@@ -63,7 +64,8 @@ def forward(
     Args:
         x: ``(T, N, D)`` inputs.
         h0: ``(N, H)`` initial hidden state.
-        c0: ``(N, H)`` initial cell state for ``lstm``; ``None`` otherwise.
+        c0: ``(N, H)`` initial cell state for ``lstm`` and ``lstm_cifg``; ``None``
+            otherwise.
         w_ih: ``(G*H, D)`` input weights, gates stacked as in PyTorch.
         w_hh: ``(G*H, H)`` recurrent weights.
         b_ih, b_hh: ``(G*H,)`` biases, or both ``None`` for a layer without bias.
@@ -77,7 +79,8 @@ def forward(
         after its own last step), final cell state ``(N, H)`` or ``None``, and the
         cache that :func:`backward` needs (``gates (T, N, G*H)`` holds the activated
         gates, ``states (T+1, N, H)`` the hidden states, plus ``cells (T+1, N, H)``
-        for lstm and ``hn (T, N, H)`` = ``W_hn h + b_hn`` for gru).
+        for lstm, ``hn (T, N, H)`` = ``W_hn h + b_hn`` for gru and ``r * h`` for
+        gru_reset_before).
     """
 
 def backward(

@@ -1,6 +1,6 @@
 """The ``rnncore`` command: train a language model on text, sample from it, score text.
 
-    rnncore train [--data FILE] [--model lstm|gru|rnn] [--rnn-size H] ... [--out DIR]
+    rnncore train [--data FILE] [--model CELL] [--rnn-size H] ... [--out DIR]
     rnncore train --init-from DIR/latest         # continue a run (exactly, same data)
     rnncore sample --checkpoint DIR [--length 500] [--temperature 1.0] [--top-k K]
                    [--top-p P] [--prime TEXT] [--seed S] [--num-samples N] [--eos SYMBOL]
@@ -52,7 +52,13 @@ from rnncore.train import TrainConfig, Trainer
 
 __all__ = ["DEFAULTS", "MIN_CHAR_RNN", "build_parser", "main"]
 
-CELLS = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh"}
+CELLS = {
+    "lstm": "lstm",
+    "lstm-cifg": "lstm_cifg",
+    "gru": "gru",
+    "gru-reset-before": "gru_reset_before",
+    "rnn": "rnn_tanh",
+}
 MEMMAP_BYTES = 64 << 20  # text files above this size are encoded to an id file and memory-mapped
 
 # Defaults of `rnncore train` (char-rnn's where it has one).
@@ -65,6 +71,8 @@ DEFAULTS: dict[str, Any] = {
     "seq_length": 50,
     "batch_size": 50,
     "dropout": 0.0,
+    "forget_bias": 0.0,  # added to the LSTM forget-gate biases at init
+    "init_hh": "uniform",  # weight_hh init: torch's uniform, orthogonal or identity (IRNN)
     "grad_clip": 5.0,
     "clip_mode": "norm",
     "optimizer": "adam",
@@ -109,6 +117,8 @@ ARCHITECTURE = {  # setting -> field of the model config, fixed by --init-from
     "num_layers": "num_layers",
     "embedding_size": "embedding_dim",
     "dropout": "dropout",
+    "forget_bias": "forget_bias",
+    "init_hh": "init_hh",
     "dtype": "dtype",
     "seed": "seed",
 }
@@ -129,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seq-length", type=int, help="T, steps per chunk (default 50)")
     t.add_argument("--batch-size", type=int, help="N, parallel streams (default 50)")
     t.add_argument("--dropout", type=float, help="dropout probability (default 0)")
+    t.add_argument("--forget-bias", type=float, help="added to LSTM forget-gate biases (default 0)")
+    t.add_argument(
+        "--init-hh", choices=["uniform", "orthogonal", "identity"], help="W_hh init (uniform)"
+    )
     t.add_argument("--grad-clip", type=float, help="gradient clip, 0 = off (default 5)")
     t.add_argument("--clip-mode", choices=["norm", "value"], help="global norm or per entry")
     t.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop", "adagrad"])
@@ -183,6 +197,8 @@ def _architecture(s: dict[str, Any]) -> dict[str, Any]:
         "num_layers": s["num_layers"],
         "embedding_dim": s["embedding_size"] or None,
         "dropout": s["dropout"],
+        "forget_bias": s["forget_bias"],
+        "init_hh": s["init_hh"],
         "dtype": s["dtype"],
         "seed": s["seed"],
     }
@@ -196,7 +212,8 @@ def _check_flags(
     if ckpt is not None:
         stored, wanted = ckpt.state.get("model_config") or {}, _architecture(s)
         for setting, field in ARCHITECTURE.items():
-            if getattr(args, setting) is not None and wanted[field] != stored.get(field):
+            default = getattr(LMConfig, field, None)  # a field absent from older runs
+            if getattr(args, setting) is not None and wanted[field] != stored.get(field, default):
                 raise ArgumentError(
                     f"--{setting.replace('_', '-')} differs from the checkpoint's {field}="
                     f"{stored.get(field)!r}; the model of --init-from is kept as it is"
@@ -209,6 +226,7 @@ def _check_flags(
             for k in ("model", "num_layers", "embedding_size", "dropout", "optimizer")
             if getattr(args, k) not in (None, MIN_CHAR_RNN[k])
         ]
+        fixed += [k for k in ("forget_bias", "init_hh") if getattr(args, k) is not None]
         if fixed:
             names = ", ".join("--" + k.replace("_", "-") for k in fixed)
             raise ArgumentError(f"--min-char-rnn fixes {names}; leave them out")
@@ -265,7 +283,9 @@ def _build(
             dropout=s["dropout"],
             embedding_dim=s["embedding_size"] or None,
             dtype=s["dtype"],
+            forget_bias=s["forget_bias"],
             seed=s["seed"],
+            init_hh=s["init_hh"],
         )
         model, frozen = CharLM(config), []
     params = {k: p for k, p in model.named_parameters() if k not in frozen}

@@ -13,19 +13,30 @@ pub enum Mode {
     Lstm,
     /// GRU, gates `r, z, n`, PyTorch's "reset after" form.
     Gru,
+    /// GRU with the reset gate applied before the recurrent product,
+    /// `n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)` (Cho et al. 2014).
+    GruResetBefore,
+    /// LSTM with a coupled input-forget gate (input gate `1 - f`), gates `f, g, o`.
+    LstmCifg,
 }
 
 impl Mode {
-    /// Parse the name the Python layer uses (`"rnn_tanh"`, `"rnn_relu"`, `"lstm"`, `"gru"`).
+    /// Parse the name the Python layer uses (`"rnn_tanh"`, `"rnn_relu"`, `"lstm"`,
+    /// `"gru"`, `"gru_reset_before"`, `"lstm_cifg"`).
     pub fn from_name(name: &str) -> Result<Self> {
         match name {
             "rnn_tanh" => Ok(Self::RnnTanh),
             "rnn_relu" => Ok(Self::RnnRelu),
             "lstm" => Ok(Self::Lstm),
             "gru" => Ok(Self::Gru),
+            "gru_reset_before" => Ok(Self::GruResetBefore),
+            "lstm_cifg" => Ok(Self::LstmCifg),
             other => Err(RnnError::argument(
                 "mode",
-                format!("unknown cell mode {other:?}; expected rnn_tanh, rnn_relu, lstm or gru"),
+                format!(
+                    "unknown cell mode {other:?}; expected rnn_tanh, rnn_relu, lstm, gru, \
+                     gru_reset_before or lstm_cifg"
+                ),
             )),
         }
     }
@@ -36,6 +47,8 @@ impl Mode {
             Self::RnnRelu => "rnn_relu",
             Self::Lstm => "lstm",
             Self::Gru => "gru",
+            Self::GruResetBefore => "gru_reset_before",
+            Self::LstmCifg => "lstm_cifg",
         }
     }
 
@@ -44,19 +57,25 @@ impl Mode {
         match self {
             Self::RnnTanh | Self::RnnRelu => 1,
             Self::Lstm => 4,
-            Self::Gru => 3,
+            Self::Gru | Self::GruResetBefore | Self::LstmCifg => 3,
         }
     }
 
     /// Whether the cell carries a cell state `c` besides `h`.
     pub fn has_cell_state(self) -> bool {
-        self == Self::Lstm
+        matches!(self, Self::Lstm | Self::LstmCifg)
     }
 
     /// Whether `W_hh h + b_hh` must be kept apart from the input projection
     /// (GRU: the reset gate multiplies its `n` block).
     pub fn separate_recurrent_projection(self) -> bool {
         self == Self::Gru
+    }
+
+    /// Whether the forward keeps a `(T, N, H)` buffer besides the gates: `W_hn h +
+    /// b_hn` for [`Gru`](Self::Gru), `r * h` for [`GruResetBefore`](Self::GruResetBefore).
+    pub fn keeps_hn(self) -> bool {
+        matches!(self, Self::Gru | Self::GruResetBefore)
     }
 }
 
@@ -66,7 +85,14 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for m in [Mode::RnnTanh, Mode::RnnRelu, Mode::Lstm, Mode::Gru] {
+        for m in [
+            Mode::RnnTanh,
+            Mode::RnnRelu,
+            Mode::Lstm,
+            Mode::Gru,
+            Mode::GruResetBefore,
+            Mode::LstmCifg,
+        ] {
             assert_eq!(Mode::from_name(m.name()), Ok(m));
         }
         assert!(matches!(

@@ -49,6 +49,11 @@ class CompiledLM:
         config = getattr(model, "config", None)
         if config is None or not hasattr(config, "cell") or not hasattr(model, "head"):
             raise ArgumentError(f"model must be a CharLM, got {type(model).__name__}")
+        if config.cell not in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+            raise ArgumentError(
+                "model: CompiledLM runs the cells lstm, gru, rnn_tanh and rnn_relu; the "
+                f"decoders run a {config.cell} model through its sequence layers instead"
+            )
         params = dict(model.named_parameters())
         layers = []
         for k in range(config.num_layers):

@@ -6,7 +6,10 @@ in one node), with the weights regrouped from torch's gate order to ONNX's:
 - LSTM: torch ``i|f|g|o`` -> ONNX ``i|o|f|c``;
 - GRU: torch ``r|z|n`` -> ONNX ``z|r|h``, with ``linear_before_reset = 1``
   (torch applies the reset gate after the recurrent product, bias included);
+- GRU with ``reset_after=False``: the same, with ``linear_before_reset = 0``;
 - RNN: one gate, ``Tanh`` or ``Relu``.
+
+Other cells (``lstm_cifg``) have no standard operator and are refused.
 
 ONNX's ``W (dirs, G*H, D)``, ``R (dirs, G*H, H)`` and ``B (dirs, 2*G*H)`` stack
 the directions; ``sequence_lens`` gives torch's packed-sequence semantics.
@@ -20,8 +23,12 @@ from typing import Any
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
+from rnncore.errors import ArgumentError
+
 ORDER = {"lstm": [0, 3, 1, 2], "gru": [1, 0, 2], "rnn_tanh": [0], "rnn_relu": [0]}
 OP = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
+# The GRU with the reset before the product is ONNX's GRU with linear_before_reset = 0.
+ORDER["gru_reset_before"], OP["gru_reset_before"] = ORDER["gru"], "GRU"
 
 
 @dataclass
@@ -84,6 +91,10 @@ def stack(
     ``c_n`` None unless LSTM) and the last layer's ``Y_h (dirs, N, H)``.
     """
     mode, H, dirs = rnn._mode, rnn.hidden_size, 2 if rnn.bidirectional else 1
+    if mode not in OP:
+        raise ArgumentError(
+            f"the {mode} cell has no standard ONNX operator; export takes the cells {sorted(OP)}"
+        )
     params = dict(rnn.named_parameters())
     h_parts: list[str] = []
     c_parts: list[str] = []

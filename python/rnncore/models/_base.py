@@ -26,7 +26,9 @@ from rnncore.errors import ArgumentError, DTypeError, ShapeError
 from rnncore.nn._base import Array, Layer
 from rnncore.nn.functional import _in_range, _integers
 
-CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+CELLS = ("lstm", "lstm_cifg", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu")
+CELL_STATE = ("lstm", "lstm_cifg")  # cells whose state is a tuple (h, c)
+UNCOMPILED = ("lstm_cifg", "gru_reset_before")  # cells the compiled decoder does not run
 DTYPES = ("float32", "float64")
 
 C = TypeVar("C", bound="Config")
@@ -92,10 +94,10 @@ def make_rnn(
         "rng": rng,
         "backend": backend,
     }
-    if cell == "lstm":
-        return nn.LSTM(input_size, cfg.hidden_size, **common)
-    if cell == "gru":
-        return nn.GRU(input_size, cfg.hidden_size, **common)
+    if cell in CELL_STATE:
+        return nn.LSTM(input_size, cfg.hidden_size, cifg=cell == "lstm_cifg", **common)
+    if cell in ("gru", "gru_reset_before"):
+        return nn.GRU(input_size, cfg.hidden_size, reset_after=cell == "gru", **common)
     return nn.RNN(input_size, cfg.hidden_size, nonlinearity=cell[4:], **common)
 
 

@@ -10,6 +10,7 @@ the next chunk; no gradient flows between chunks.
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from types import ModuleType
@@ -20,7 +21,16 @@ import numpy as np
 from rnncore import _validate, decode, nn
 from rnncore.errors import ArgumentError, StateError
 from rnncore.models import tracing
-from rnncore.models._base import Config, Model, check_common, check_ids, check_same_shape, make_rnn
+from rnncore.models._base import (
+    CELL_STATE,
+    UNCOMPILED,
+    Config,
+    Model,
+    check_common,
+    check_ids,
+    check_same_shape,
+    make_rnn,
+)
 from rnncore.nn._base import Array, State
 from rnncore.nn.functional import log_softmax, softmax_cross_entropy
 
@@ -32,7 +42,7 @@ class LMConfig(Config):
     """What :class:`CharLM` is; ``dataclasses.asdict(config)`` is JSON."""
 
     vocab_size: int  # V: number of distinct tokens (characters, words, ...)
-    cell: str = "lstm"  # 'lstm' | 'gru' | 'rnn_tanh' | 'rnn_relu'
+    cell: str = "lstm"  # one of models.CELLS: lstm, lstm_cifg, gru, gru_reset_before, rnn_*
     hidden_size: int = 128  # H: features of each layer's state (char-rnn's rnn_size)
     num_layers: int = 2  # stacked recurrent layers (char-rnn's default)
     dropout: float = 0.0  # between recurrent layers and before the head, training only
@@ -40,13 +50,21 @@ class LMConfig(Config):
     dtype: str = "float32"  # 'float32' | 'float64', of parameters and activations
     forget_bias: float = 0.0  # added to the LSTM forget-gate bias_ih at init; 0 keeps torch's
     seed: int | None = 0  # initial weights and dropout masks; None: fresh OS entropy
+    init_hh: str = "uniform"  # 'uniform' (torch's) | 'orthogonal' | 'identity' (rnn_* only)
 
     def __post_init__(self) -> None:
         check_common(self)
         if isinstance(self.forget_bias, bool) or not isinstance(self.forget_bias, numbers.Real):
             raise ArgumentError(f"forget_bias must be a number, got {self.forget_bias!r}")
-        if self.forget_bias != 0 and self.cell != "lstm":
-            raise ArgumentError(f"forget_bias is for cell='lstm', not {self.cell!r}")
+        if not math.isfinite(self.forget_bias):
+            raise ArgumentError(f"forget_bias must be finite, got {self.forget_bias}")
+        if self.forget_bias != 0 and self.cell not in CELL_STATE:
+            raise ArgumentError(f"forget_bias is for cell='lstm' or 'lstm_cifg', not {self.cell!r}")
+        _validate.choice("init_hh", self.init_hh, nn.init.HH_INITS)
+        if self.init_hh == "identity" and not self.cell.startswith("rnn_"):
+            raise ArgumentError(
+                f"init_hh='identity' (IRNN) is for cell='rnn_relu' or 'rnn_tanh', not {self.cell!r}"
+            )
 
 
 class CharLM(Model):
@@ -56,8 +74,9 @@ class CharLM(Model):
     ``embedding_dim`` is set, ``rnn.weight_ih_l{k}``, ``rnn.weight_hh_l{k}``,
     ``rnn.bias_ih_l{k}``, ``rnn.bias_hh_l{k}`` (torch's LSTM/GRU/RNN names and
     shapes), ``head.weight (V, H)`` and ``head.bias (V,)``. Initialisation is
-    torch's, plus ``forget_bias``. One-hot input costs ``T*N*V`` floats per chunk:
-    for a large vocabulary (words) set ``embedding_dim``.
+    torch's, plus ``forget_bias`` and ``init_hh`` (:mod:`rnncore.nn.init`). One-hot
+    input costs ``T*N*V`` floats per chunk: for a large vocabulary (words) set
+    ``embedding_dim``.
 
     Args:
         config: the :class:`LMConfig`.
@@ -90,10 +109,9 @@ class CharLM(Model):
         )
         self.dropout = self._add("dropout", nn.Dropout(config.dropout, **kw))
         self.head = self._add("head", nn.Linear(H, V, **kw))
+        nn.init.init_hh_(self.rnn, config.init_hh)  # draws from self.rng after the rest
         if config.forget_bias != 0:
-            for name, p in self.rnn.named_parameters():
-                if name.startswith("bias_ih"):
-                    p[H : 2 * H] += self.dtype.type(config.forget_bias)  # gates i|f|g|o
+            nn.init.forget_bias_(self.rnn, config.forget_bias)  # gates i|f|g|o
         self._cache: tuple[Array, int, int] | None = None  # (dlogits (T*N, V), T, N)
 
     # ----------------------------------------------------------------- state
@@ -103,14 +121,14 @@ class CharLM(Model):
         N = _validate.positive_int("N", N)
         shape = (self.config.num_layers, N, self.config.hidden_size)
         h = np.zeros(shape, self.dtype)
-        return (h, np.zeros(shape, self.dtype)) if self.config.cell == "lstm" else h
+        return (h, np.zeros(shape, self.dtype)) if self.config.cell in CELL_STATE else h
 
     def _check_state(self, state: State, N: int) -> State:
         """``state`` as the recurrent layer takes it, checked under the name ``state``."""
         if state is None:
             return None
         shape = (self.config.num_layers, N, self.config.hidden_size)
-        lstm = self.config.cell == "lstm"
+        lstm = self.config.cell in CELL_STATE
         if lstm != isinstance(state, tuple) or (lstm and len(state) != 2):
             want = "a tuple (h, c)" if lstm else "a single array h"
             raise ArgumentError(f"state must be {want} for cell={self.config.cell!r}")
@@ -237,8 +255,10 @@ class CharLM(Model):
     @property
     def decodes_compiled(self) -> bool:
         """Whether the decoders run this model through :meth:`compile` (True on
-        the compiled kernels; a model on the NumPy reference decodes as it is)."""
-        return self.rnn._backend is None
+        the compiled kernels; a model on the NumPy reference, or with the cell
+        ``gru_reset_before`` or ``lstm_cifg``, which the compiled decoder lacks,
+        decodes as it is)."""
+        return self.rnn._backend is None and self.config.cell not in UNCOMPILED
 
     def compile(self) -> decode.CompiledLM:
         """A snapshot of the weights packed for fast decoding (one Rust call per

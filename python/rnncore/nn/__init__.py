@@ -9,13 +9,15 @@ parameter gradients to ``grads``.
 ``Embedding``, ``Linear`` and ``Dropout`` follow the same conventions, and
 ``SoftmaxCrossEntropy`` (or :func:`rnncore.nn.functional.softmax_cross_entropy`)
 returns a loss together with its gradient; ``AttentionDecoder`` runs a cell with
-attention over encoder outputs over a whole target sequence; models in :mod:`rnncore.models` are
+attention over encoder outputs over a whole target sequence; :mod:`rnncore.nn.init`
+holds the orthogonal, identity (IRNN) and forget-bias initialisations; models in
+:mod:`rnncore.models` are
 built from these pieces.
 """
 
 from __future__ import annotations
 
-from rnncore.nn import functional
+from rnncore.nn import functional, init
 from rnncore.nn.attention import AttentionDecoder
 from rnncore.nn.cells import GRUCell, LSTMCell, RNNCell
 from rnncore.nn.dropout import Dropout
@@ -37,4 +39,5 @@ __all__ = [
     "RNNCell",
     "SoftmaxCrossEntropy",
     "functional",
+    "init",
 ]

@@ -24,7 +24,9 @@ from rnncore._native import kernels
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
 
 # Gates G of each kernel mode, in PyTorch's order within the (G*H, ...) weights.
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}  # -, i|f|g|o, r|z|n
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3, "lstm_cifg": 3}
+# (gates: -, -, i|f|g|o, r|z|n, r|z|n, f|g|o)
+CELL_STATE = ("lstm", "lstm_cifg")  # the modes whose state is a tuple (h, c)
 
 Array = np.ndarray
 State = Any  # an (h, c) tuple for LSTMs, a single array otherwise
@@ -222,7 +224,7 @@ class Module(Layer):
         """
         if value is None:
             return None, None
-        lstm = self._mode == "lstm"
+        lstm = self._mode in CELL_STATE
         if lstm:
             if not isinstance(value, (tuple, list)) or len(value) != 2:
                 raise ArgumentError(
@@ -251,7 +253,7 @@ class Module(Layer):
 
     def _pack(self, h: Array, c: Array | None) -> State:
         """A state as the caller sees it: ``(h, c)`` for LSTMs, ``h`` otherwise."""
-        return (h, c) if self._mode == "lstm" else h
+        return (h, c) if self._mode in CELL_STATE else h
 
     def _array(self, name: str, value: Any, expected: tuple[int, ...], meaning: str) -> Array:
         """``value`` as a finite array of the layer's dtype and shape ``expected``."""

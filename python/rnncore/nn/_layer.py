@@ -16,7 +16,7 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore.errors import ArgumentError, StateError
-from rnncore.nn._base import GATES, Array, Module, State
+from rnncore.nn._base import CELL_STATE, GATES, Array, Module, State
 from rnncore.nn._trace import cache_arrays, names
 
 SUFFIXES = ("", "_reverse")  # parameter-name suffix of direction 0 (forward), 1 (reverse)
@@ -83,6 +83,10 @@ class _RNNBase(Module):
         s = f"{self.input_size}, {self.hidden_size}"
         if self._mode == "rnn_relu":
             s += ", nonlinearity='relu'"
+        if self._mode == "gru_reset_before":
+            s += ", reset_after=False"
+        if self._mode == "lstm_cifg":
+            s += ", cifg=True"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if not self.bias:
@@ -141,7 +145,7 @@ class _RNNBase(Module):
         h0, c0 = self._state("hx", hx, ("h_0", "c_0"), state_shape, meaning)
         lens = None if lengths is None else _validate.lengths(lengths, N, T)
         h0 = np.zeros((LD, N, H), self.dtype) if h0 is None else h0.reshape(LD, N, H)
-        if self._mode == "lstm":
+        if self._mode in CELL_STATE:
             c0 = np.zeros((LD, N, H), self.dtype) if c0 is None else c0.reshape(LD, N, H)
 
         output, h_n, c_n, inputs, caches, masks = self._forward_layers(x, h0, c0, lens)
@@ -211,6 +215,7 @@ class _RNNBase(Module):
             in ``h_n``; ``h_n`` is the final state, as :meth:`forward` returns it
             (pass it as ``hx`` to trace a long sequence chunk by chunk).
         """
+        names(self._mode)  # refuses the cell variants traces do not cover, before any work
         _, h_n = self.forward(x, hx)
         tr = self._trace
         assert tr is not None  # forward sets it
@@ -282,7 +287,7 @@ class _RNNBase(Module):
         dirs, H = self._dirs, self.hidden_size
         N = d_out.shape[1]
         dh0 = np.empty((self.num_layers * dirs, N, H), self.dtype)
-        dc0 = np.empty_like(dh0) if self._mode == "lstm" else None
+        dc0 = np.empty_like(dh0) if self._mode in CELL_STATE else None
         d_layer = d_out  # gradient of layer k's (dropped-out) output
         for k in reversed(range(self.num_layers)):
             if tr.masks[k] is not None:

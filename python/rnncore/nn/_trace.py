@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from rnncore.errors import ArgumentError
 from rnncore.nn._base import Array
 
 # Gate names of each kernel mode, in PyTorch's order within the (G*H, ...) weights.
@@ -21,7 +22,13 @@ GATE_NAMES = {"rnn_tanh": (), "rnn_relu": (), "lstm": ("i", "f", "g", "o"), "gru
 
 
 def names(mode: str) -> tuple[str, ...]:
-    """The arrays a trace of ``mode`` holds: ``h``, ``c`` for LSTM, then the gates."""
+    """The arrays a trace of ``mode`` holds: ``h``, ``c`` for LSTM, then the gates.
+
+    Raises:
+        ArgumentError: ``mode`` is a cell variant that traces do not cover yet.
+    """
+    if mode not in GATE_NAMES:
+        raise ArgumentError(f"traces cover the {', '.join(GATE_NAMES)} cells, not {mode!r}")
     return ("h",) + (("c",) if mode == "lstm" else ()) + GATE_NAMES[mode]
 
 

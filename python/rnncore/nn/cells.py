@@ -15,7 +15,7 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore.errors import ArgumentError, StateError
-from rnncore.nn._base import GATES, Array, Module, State
+from rnncore.nn._base import CELL_STATE, GATES, Array, Module, State
 
 
 class _CellBase(Module):
@@ -52,6 +52,10 @@ class _CellBase(Module):
             s += ", bias=False"
         if self._mode == "rnn_relu":
             s += ", nonlinearity='relu'"
+        if self._mode == "gru_reset_before":
+            s += ", reset_after=False"
+        if self._mode == "lstm_cifg":
+            s += ", cifg=True"
         return s
 
     def clear_cache(self) -> None:
@@ -82,7 +86,7 @@ class _CellBase(Module):
         state_shape, meaning = ((N, H), "(N, H)") if batched else ((H,), "(H,)")
         h, c = self._state("hx", hx, ("h", "c"), state_shape, meaning)
         h = np.zeros((N, H), self.dtype) if h is None else h.reshape(N, H)
-        if self._mode == "lstm":
+        if self._mode in CELL_STATE:
             c = np.zeros((N, H), self.dtype) if c is None else c.reshape(N, H)
         _, h_next, c_next, cache = self._kernel_forward("", x, h, c, None, reverse=False)
         if self.training:
@@ -113,7 +117,7 @@ class _CellBase(Module):
                 "in training mode caches one and every backward() consumes the latest "
                 "(eval mode caches nothing)"
             )
-        if d_c is not None and self._mode != "lstm":
+        if d_c is not None and self._mode not in CELL_STATE:
             raise ArgumentError(f"d_c is only used by LSTMCell, not {type(self).__name__}")
         x, cache, batched = self._stack[-1]
         N, H = x.shape[1], self.hidden_size
@@ -201,6 +205,9 @@ class LSTMCell(_CellBase):
         c' = f \odot c + i \odot g \\
         h' = o \odot \tanh(c')
         \end{array}
+
+    ``cifg=True`` ties the input gate to ``1 - f`` (CIFG): the weights then hold
+    the gates ``f, g, o`` (``G = 3``) under the same names.
 """ + _CELL_DOC.format(
         hx="a tuple ``(h, c)``, both ``(N, H)`` (``(H,)`` unbatched).",
         out="``(h', c')``, both",
@@ -214,13 +221,16 @@ class LSTMCell(_CellBase):
         hidden_size: int,
         bias: bool = True,
         *,
+        cifg: bool = False,
         dtype: Any = np.float32,
         seed: int | None = None,
         rng: np.random.Generator | None = None,
         backend: ModuleType | None = None,
     ) -> None:
         kw = dict(dtype=dtype, seed=seed, rng=rng, backend=backend)
-        super().__init__("lstm", input_size, hidden_size, bias, **kw)
+        self.cifg = _validate.flag("cifg", cifg)
+        mode = "lstm_cifg" if self.cifg else "lstm"
+        super().__init__(mode, input_size, hidden_size, bias, **kw)
 
 
 class GRUCell(_CellBase):
@@ -233,6 +243,10 @@ class GRUCell(_CellBase):
         n = \tanh(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn})) \\
         h' = (1 - z) \odot n + z \odot h
         \end{array}
+
+    With ``reset_after=False`` the reset gate acts on the state before the product,
+    ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)`` (Cho et al. 2014; Keras's
+    ``reset_after=False``), with the same parameter names and shapes.
 """ + _CELL_DOC.format(
         hx="``h`` ``(N, H)`` (``(H,)`` unbatched).",
         out="``h'``",
@@ -246,10 +260,13 @@ class GRUCell(_CellBase):
         hidden_size: int,
         bias: bool = True,
         *,
+        reset_after: bool = True,
         dtype: Any = np.float32,
         seed: int | None = None,
         rng: np.random.Generator | None = None,
         backend: ModuleType | None = None,
     ) -> None:
         kw = dict(dtype=dtype, seed=seed, rng=rng, backend=backend)
-        super().__init__("gru", input_size, hidden_size, bias, **kw)
+        self.reset_after = _validate.flag("reset_after", reset_after)
+        mode = "gru" if self.reset_after else "gru_reset_before"
+        super().__init__(mode, input_size, hidden_size, bias, **kw)

@@ -139,6 +139,11 @@ class LSTM(_RNNBase):
     in ``weight_ih_l[k] = W_ii|W_if|W_ig|W_io`` (and likewise the others), ``sigma``
     the sigmoid and ``odot`` the elementwise product.
 
+    ``cifg=True`` (keyword) couples the input gate to the forget gate, ``i_t = 1 -
+    f_t`` (CIFG, Greff et al. 2017): there is no input gate, and the weights hold
+    the gates ``f, g, o`` in this order (``G = 3``, so ``weight_ih_l[k]`` is
+    ``(3H, D)``), under the same names.
+
     Example::
 
         >>> lstm = LSTM(10, 20, num_layers=2, bidirectional=True, seed=0)
@@ -162,13 +167,15 @@ class LSTM(_RNNBase):
         dropout: float = 0.0,
         bidirectional: bool = False,
         *,
+        cifg: bool = False,
         dtype: Any = np.float32,
         seed: int | None = None,
         rng: np.random.Generator | None = None,
         backend: ModuleType | None = None,
     ) -> None:
+        self.cifg = _validate.flag("cifg", cifg)
         super().__init__(
-            "lstm",
+            "lstm_cifg" if self.cifg else "lstm",
             input_size,
             hidden_size,
             num_layers,
@@ -199,6 +206,12 @@ class GRU(_RNNBase):
     with reset, update and new gates ``r, z, n`` stacked in this order in
     ``weight_ih_l[k] = W_ir|W_iz|W_in`` (and likewise the others).
 
+    ``reset_after=False`` (keyword) applies the reset gate to the state before the
+    product, ``n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)``: Cho et
+    al.'s GRU and Keras's ``reset_after=False``, with the same parameter names and
+    shapes (:func:`rnncore.convert.from_keras_gru` converts Keras's weights). It
+    costs a second, dependent product per step.
+
     Example::
 
         >>> gru = GRU(10, 20, batch_first=True, seed=0)
@@ -217,13 +230,15 @@ class GRU(_RNNBase):
         dropout: float = 0.0,
         bidirectional: bool = False,
         *,
+        reset_after: bool = True,
         dtype: Any = np.float32,
         seed: int | None = None,
         rng: np.random.Generator | None = None,
         backend: ModuleType | None = None,
     ) -> None:
+        self.reset_after = _validate.flag("reset_after", reset_after)
         super().__init__(
-            "gru",
+            "gru" if self.reset_after else "gru_reset_before",
             input_size,
             hidden_size,
             num_layers,

@@ -8,8 +8,9 @@ few lines of NumPy, always in float64 whatever dtype comes in, and its own tests
 check every gradient against central finite differences.
 
 - :mod:`.cells`: one time step of each cell (``rnn_tanh``, ``rnn_relu``, ``lstm``,
-  ``gru``, with PyTorch's equations and gate order), each backward right under its
-  forward.
+  ``gru``, with PyTorch's equations and gate order; ``gru_reset_before``, the GRU
+  with the reset gate applied before ``W_hn``; ``lstm_cifg``, the LSTM with a coupled
+  input-forget gate), each backward right under its forward.
 - :mod:`.sequence`: :func:`forward` and :func:`backward` over a whole sequence, with
   variable lengths and the reverse direction (PyTorch's packed-sequence semantics).
 - :mod:`.attention`: Bahdanau (additive) and Luong (general, dot) attention over
@@ -27,8 +28,12 @@ from __future__ import annotations
 from rnncore.reference.attention import attention_backward, attention_forward
 from rnncore.reference.cells import (
     gate_count,
+    gru_reset_before_step,
+    gru_reset_before_step_backward,
     gru_step,
     gru_step_backward,
+    lstm_cifg_step,
+    lstm_cifg_step_backward,
     lstm_step,
     lstm_step_backward,
     rnn_step,
@@ -45,8 +50,12 @@ __all__ = [
     "decoder_forward",
     "forward",
     "gate_count",
+    "gru_reset_before_step",
+    "gru_reset_before_step_backward",
     "gru_step",
     "gru_step_backward",
+    "lstm_cifg_step",
+    "lstm_cifg_step_backward",
     "lstm_step",
     "lstm_step_backward",
     "rnn_step",

@@ -12,8 +12,9 @@ cache and ``w_hh``, and returns the gradient of every input of the step:
 is the gradient of a bias of zero when the layer has none; the caller drops it).
 
 Shapes: N batch, H hidden, G gates (``rnn_*`` 1, ``lstm`` 4 in order i,f,g,o,
-``gru`` 3 in order r,z,n); ``x_proj (N, G*H)``, ``h_prev``, ``h_next``, ``c_prev``,
-``c_next (N, H)``, ``w_hh (G*H, H)``, ``b_hh (G*H,)`` or None.
+``gru`` and ``gru_reset_before`` 3 in order r,z,n, ``lstm_cifg`` 3 in order f,g,o);
+``x_proj (N, G*H)``, ``h_prev``, ``h_next``, ``c_prev``, ``c_next (N, H)``,
+``w_hh (G*H, H)``, ``b_hh (G*H,)`` or None.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import numpy as np
 
 from rnncore.errors import ArgumentError
 
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3, "lstm_cifg": 3}
+CELL_STATE = ("lstm", "lstm_cifg")  # the modes with a cell state c besides h
 
 
 def gate_count(mode: str) -> int:
     """Number of gates ``G`` of a cell mode: 1 (``rnn_tanh``, ``rnn_relu``), 4 (``lstm``)
-    or 3 (``gru``). Raises :class:`~rnncore.errors.ArgumentError` for any other mode."""
+    or 3 (``gru``, ``gru_reset_before``, ``lstm_cifg``). Raises
+    :class:`~rnncore.errors.ArgumentError` for any other mode."""
     if mode not in GATES:
         raise ArgumentError(f"unknown mode {mode!r}; expected one of {sorted(GATES)}")
     return GATES[mode]
@@ -225,3 +228,120 @@ def gru_step_backward(
     dh_prev, dw_hh, db_hh = project_backward(dh_proj, h_prev, w_hh)
     dh_prev = dh_prev + dh_next * z  # (N, H) plus the direct path z * h_prev
     return dx_proj, dh_prev, dw_hh, db_hh
+
+
+# --- GRU with the reset before the product (Cho et al. 2014, Keras reset_after=False) --
+
+
+def gru_reset_before_step(
+    x_proj: np.ndarray, h_prev: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray | None
+) -> tuple[np.ndarray, tuple]:
+    """One GRU step with the reset gate applied to the state before ``W_hn``::
+
+        r = sigmoid(W_ir x + b_ir + W_hr h_prev + b_hr)
+        z = sigmoid(W_iz x + b_iz + W_hz h_prev + b_hz)
+        n = tanh(W_in x + b_in + W_hn (r * h_prev) + b_hn)
+        h_next = (1 - z) * n + z * h_prev
+
+    Args:
+        x_proj: ``(N, 3H)`` projected input ``x_t @ w_ih.T + b_ih``.
+        h_prev: ``(N, H)`` previous hidden state.
+        w_hh: ``(3H, H)`` rows ``W_hr|W_hz|W_hn``; b_hh: ``(3H,)`` or None.
+
+    Returns:
+        ``(h_next (N, H), step_cache)``.
+    """
+    H = h_prev.shape[1]
+    b_hh = np.zeros(3 * H) if b_hh is None else b_hh
+    x_r, x_z, x_n = np.split(x_proj + b_hh, 3, axis=1)  # each (N, H)
+    h_r, h_z = np.split(h_prev @ w_hh[: 2 * H].T, 2, axis=1)  # each (N, H)
+    r = sigmoid(x_r + h_r)  # (N, H) reset gate
+    z = sigmoid(x_z + h_z)  # (N, H) update gate
+    rh = r * h_prev  # (N, H) the state after the reset
+    n = np.tanh(x_n + rh @ w_hh[2 * H :].T)  # (N, H) candidate state
+    h_next = (1.0 - z) * n + z * h_prev  # (N, H)
+    return h_next, (h_prev, r, z, n, rh)
+
+
+def gru_reset_before_step_backward(
+    dh_next: np.ndarray, step_cache: tuple, w_hh: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Backward of :func:`gru_reset_before_step`.
+
+    Every bias is additive, so ``db_hh`` equals the gradient of the pre-activations
+    ``dx_proj``; ``dw_hh`` stacks ``d[r z]^T h_prev`` and ``dn^T (r * h_prev)``.
+
+    Args:
+        dh_next: ``(N, H)`` gradient of ``h_next``.
+        step_cache: what :func:`gru_reset_before_step` returned.
+        w_hh: ``(3H, H)``.
+
+    Returns:
+        ``(dx_proj (N, 3H), dh_prev (N, H), dw_hh (3H, H), db_hh (3H,))``.
+    """
+    h_prev, r, z, n, rh = step_cache
+    H = h_prev.shape[1]
+    dn_pre = dh_next * (1.0 - z) * (1.0 - n**2)  # (N, H)
+    dz_pre = dh_next * (h_prev - n) * z * (1.0 - z)  # (N, H)
+    drh = dn_pre @ w_hh[2 * H :]  # (N, H) gradient of r * h_prev
+    dr_pre = drh * h_prev * r * (1.0 - r)  # (N, H)
+    drz = np.concatenate([dr_pre, dz_pre], axis=1)  # (N, 2H)
+    dx_proj = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)  # (N, 3H)
+    dh_prev = dh_next * z + drh * r + drz @ w_hh[: 2 * H]  # (N, H)
+    dw_hh = np.concatenate([drz.T @ h_prev, dn_pre.T @ rh], axis=0)  # (3H, H)
+    return dx_proj, dh_prev, dw_hh, dx_proj.sum(axis=0)
+
+
+# --- LSTM with a coupled input-forget gate (CIFG): gates f, g, o; input gate 1 - f ------
+
+
+def lstm_cifg_step(
+    x_proj: np.ndarray,
+    h_prev: np.ndarray,
+    c_prev: np.ndarray,
+    w_hh: np.ndarray,
+    b_hh: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """One CIFG LSTM step (Greff et al. 2017), the input gate tied to ``1 - f``::
+
+        f, g, o = split(x_proj + h_prev @ w_hh.T + b_hh, 3)
+        f, g, o = sigmoid(f), tanh(g), sigmoid(o)
+        c_next = f * c_prev + (1 - f) * g
+        h_next = o * tanh(c_next)
+
+    Args:
+        x_proj: ``(N, 3H)`` projected input ``x_t @ w_ih.T + b_ih``.
+        h_prev, c_prev: ``(N, H)`` previous hidden and cell states.
+        w_hh: ``(3H, H)``; b_hh: ``(3H,)`` or None.
+
+    Returns:
+        ``(h_next (N, H), c_next (N, H), step_cache)``.
+    """
+    a = x_proj + project(h_prev, w_hh, b_hh)  # (N, 3H) pre-activations
+    a_f, a_g, a_o = np.split(a, 3, axis=1)  # each (N, H)
+    f = sigmoid(a_f)  # (N, H) forget gate; the input gate is 1 - f
+    g = np.tanh(a_g)  # (N, H) candidate cell
+    o = sigmoid(a_o)  # (N, H) output gate
+    c_next = f * c_prev + (1.0 - f) * g  # (N, H)
+    tanh_c = np.tanh(c_next)  # (N, H)
+    return o * tanh_c, c_next, (h_prev, c_prev, f, g, o, tanh_c)
+
+
+def lstm_cifg_step_backward(
+    dh_next: np.ndarray, dc_next: np.ndarray, step_cache: tuple, w_hh: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Backward of :func:`lstm_cifg_step`.
+
+    Returns:
+        ``(dx_proj (N, 3H), dh_prev (N, H), dc_prev (N, H), dw_hh (3H, H), db_hh (3H,))``.
+    """
+    h_prev, c_prev, f, g, o, tanh_c = step_cache
+    dc = dc_next + dh_next * o * (1.0 - tanh_c**2)  # (N, H) total gradient of c_next
+    df = dc * (c_prev - g)  # (N, H) f weighs c_prev, 1 - f weighs g
+    dg = dc * (1.0 - f)  # (N, H)
+    do = dh_next * tanh_c  # (N, H)
+    da = np.concatenate(  # (N, 3H) gradient of the pre-activations, order f, g, o
+        [df * f * (1.0 - f), dg * (1.0 - g**2), do * o * (1.0 - o)], axis=1
+    )
+    dh_prev, dw_hh, db_hh = project_backward(da, h_prev, w_hh)
+    return da, dh_prev, dc * f, dw_hh, db_hh

@@ -18,9 +18,14 @@ import numpy as np
 
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
 from rnncore.reference.cells import (
+    CELL_STATE,
     gate_count,
+    gru_reset_before_step,
+    gru_reset_before_step_backward,
     gru_step,
     gru_step_backward,
+    lstm_cifg_step,
+    lstm_cifg_step_backward,
     lstm_step,
     lstm_step_backward,
     rnn_step,
@@ -43,7 +48,8 @@ def forward(
     """Run one direction of one layer over ``T`` steps, in float64.
 
     Args:
-        mode: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``.
+        mode: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"``, ``"gru"``,
+            ``"gru_reset_before"`` or ``"lstm_cifg"``.
         x: ``(T, N, D)`` inputs.
         h0: ``(N, H)`` initial hidden state.
         c0: ``(N, H)`` initial cell state for lstm, None otherwise.
@@ -60,8 +66,8 @@ def forward(
     x, h0, c0, w_ih, w_hh, b_ih, b_hh = _float64(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     T, N, H = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh)
     _check_shape("h0", h0, (N, H))
-    if (c0 is not None) != (mode == "lstm"):
-        raise ArgumentError("c0 must be given for lstm and only for lstm")
+    if (c0 is not None) != (mode in CELL_STATE):
+        raise ArgumentError("c0 must be given for lstm and lstm_cifg and only for them")
     if c0 is not None:
         _check_shape("c0", c0, (N, H))
     lengths = _lengths(lengths, N, T)
@@ -118,8 +124,8 @@ def backward(
     lengths = _lengths(lengths, N, T)
 
     dh = np.zeros((N, H)) if d_h_n is None else d_h_n  # (N, H) gradient of the state
-    dc = None  # (N, H) gradient of the cell state, lstm only
-    if mode == "lstm":
+    dc = None  # (N, H) gradient of the cell state, lstm and lstm_cifg only
+    if mode in CELL_STATE:
         dc = np.zeros((N, H)) if d_c_n is None else d_c_n
     _check_shape("d_h_n", dh, (N, H))
     if dc is not None:
@@ -153,8 +159,12 @@ def _step(mode, x_proj, h_prev, c_prev, w_hh, b_hh):
     """One step of any mode: ``(h_next (N, H), c_next (N, H) or None, step_cache)``."""
     if mode == "lstm":
         return lstm_step(x_proj, h_prev, c_prev, w_hh, b_hh)
+    if mode == "lstm_cifg":
+        return lstm_cifg_step(x_proj, h_prev, c_prev, w_hh, b_hh)
     if mode == "gru":
         h_next, step_cache = gru_step(x_proj, h_prev, w_hh, b_hh)
+    elif mode == "gru_reset_before":
+        h_next, step_cache = gru_reset_before_step(x_proj, h_prev, w_hh, b_hh)
     else:
         nonlinearity = "relu" if mode == "rnn_relu" else "tanh"
         h_next, step_cache = rnn_step(x_proj, h_prev, w_hh, b_hh, nonlinearity)
@@ -166,8 +176,13 @@ def _step_backward(mode, dh_next, dc_next, step_cache, w_hh):
     dc_prev (N, H) or None, dw_hh (G*H, H), db_hh (G*H,))``."""
     if mode == "lstm":
         return lstm_step_backward(dh_next, dc_next, step_cache, w_hh)
+    if mode == "lstm_cifg":
+        return lstm_cifg_step_backward(dh_next, dc_next, step_cache, w_hh)
     if mode == "gru":
         dx_proj, dh_prev, dw_hh, db_hh = gru_step_backward(dh_next, step_cache, w_hh)
+    elif mode == "gru_reset_before":
+        step_backward = gru_reset_before_step_backward
+        dx_proj, dh_prev, dw_hh, db_hh = step_backward(dh_next, step_cache, w_hh)
     else:
         dx_proj, dh_prev, dw_hh, db_hh = rnn_step_backward(dh_next, step_cache, w_hh)
     return dx_proj, dh_prev, None, dw_hh, db_hh

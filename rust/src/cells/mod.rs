@@ -9,7 +9,9 @@
 //! gradients and pass the state gradient through unchanged (`dh_direct = dh`).
 
 pub mod gru;
+pub mod gru_reset_before;
 pub mod lstm;
+pub mod lstm_cifg;
 pub mod rnn;
 
 #[cfg(test)]

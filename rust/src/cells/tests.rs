@@ -2,7 +2,7 @@
 //! of its scalar twin, at vector lengths around the SIMD widths (rows of
 //! `H` = 1, 7, 8, 9, 33; with `N` = 0 rows the loops see length 0).
 
-use super::{gru, lstm, rnn};
+use super::{gru, gru_reset_before, lstm, lstm_cifg, rnn};
 use crate::real::Real;
 use crate::simd::Level;
 
@@ -65,6 +65,19 @@ fn check_all<F: Real>() {
                 vec![g, cn, hn, dc, dg, dd]
             });
             same_at_all_levels::<F>(|level| {
+                let mut g = values::<F>(n * 3 * h, 17, 3.0);
+                let cp = values::<F>(n * h, 18, 1.0);
+                let (mut cn, mut hn) = (vec![F::ZERO; n * h], vec![F::ZERO; n * h]);
+                lstm_cifg::forward_step(level, h, &mut g, &cp, &mut cn, &mut hn);
+                let dh = values::<F>(n * h, 19, 1.0);
+                let mut dc = values::<F>(n * h, 20, 1.0);
+                let (mut dg, mut dd) = (vec![F::ZERO; n * 3 * h], vec![F::ZERO; n * h]);
+                lstm_cifg::backward_step(
+                    level, h, &active, &g, &cp, &cn, &dh, &mut dc, &mut dg, &mut dd,
+                );
+                vec![g, cn, hn, dc, dg, dd]
+            });
+            same_at_all_levels::<F>(|level| {
                 let mut g = values::<F>(n * 3 * h, 7, 3.0);
                 let hg = values::<F>(n * 3 * h, 8, 2.0);
                 let hp = values::<F>(n * h, 9, 1.0);
@@ -77,6 +90,27 @@ fn check_all<F: Real>() {
                     level, h, &active, &g, &hn, &hp, &dh, &mut dgx, &mut dgh, &mut dd,
                 );
                 vec![g, hn, hx, dgx, dgh, dd]
+            });
+            same_at_all_levels::<F>(|level| {
+                let mut g = values::<F>(n * 3 * h, 11, 3.0);
+                let hg = values::<F>(n * 2 * h, 12, 2.0);
+                let hp = values::<F>(n * h, 13, 1.0);
+                let hn = values::<F>(n * h, 14, 2.0);
+                let (mut rh, mut hx) = (vec![F::ZERO; n * h], vec![F::ZERO; n * h]);
+                gru_reset_before::gates_step(level, h, &mut g, &hg, &hp, &mut rh);
+                gru_reset_before::update_step(level, h, &mut g, &hn, &hp, &mut hx);
+                let dh = values::<F>(n * h, 15, 1.0);
+                let drh = values::<F>(n * h, 16, 1.0);
+                let mut dgx = vec![F::ZERO; n * 3 * h];
+                let mut drz = vec![F::ZERO; n * 2 * h];
+                let (mut dn, mut dd) = (vec![F::ZERO; n * h], vec![F::ZERO; n * h]);
+                gru_reset_before::backward_update(
+                    level, h, &active, &g, &hp, &dh, &mut dgx, &mut drz, &mut dn, &mut dd,
+                );
+                gru_reset_before::backward_reset(
+                    level, h, &active, &g, &hp, &drh, &mut dgx, &mut drz, &mut dd,
+                );
+                vec![g, rh, hx, dgx, drz, dn, dd]
             });
         }
     }

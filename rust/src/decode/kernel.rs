@@ -278,6 +278,7 @@ fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
                 }
             }
             Mode::Gru => unreachable!("handled above"),
+            Mode::GruResetBefore | Mode::LstmCifg => unreachable!("rejected by Stack::new"),
         }
     }
 }

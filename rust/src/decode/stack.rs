@@ -88,6 +88,15 @@ impl<R: Real> Stack<R> {
     pub fn new(w: &Weights<'_, R>) -> Result<Self> {
         let (mode, hsz) = (w.mode, w.hidden);
         let g = mode.gates();
+        if matches!(mode, Mode::GruResetBefore | Mode::LstmCifg) {
+            return Err(RnnError::argument(
+                "mode",
+                format!(
+                    "the compiled decoder runs rnn_tanh, rnn_relu, lstm and gru cells, not {}",
+                    mode.name()
+                ),
+            ));
+        }
         if hsz == 0 || w.layers.is_empty() {
             return Err(RnnError::shape(
                 "weights",

@@ -118,6 +118,12 @@ impl DecoderSpec<'_> {
     /// when none were given.
     pub(super) fn check(&self, w: &DecoderWeights<'_, impl Real>) -> Result<Vec<usize>> {
         let (t, n, s, e, h, m, a) = (self.t, self.n, self.s, self.e, self.h, self.m, self.a);
+        if matches!(self.mode, Mode::GruResetBefore | Mode::LstmCifg) {
+            return Err(RnnError::argument(
+                "mode",
+                format!("the attention decoder does not run {}", self.mode.name()),
+            ));
+        }
         for (name, size) in [("T", t), ("N", n), ("S", s), ("H", h), ("M", m), ("A", a)] {
             if size == 0 {
                 return Err(RnnError::shape(name, "must be at least 1"));
@@ -348,6 +354,7 @@ pub fn decoder_forward<F: Real>(
                 let hn_t = &mut hn.as_mut().expect("gru keeps hn")[t * nh..][..nh];
                 gru::forward_step(level, h, g_t, &hg, h_prev, hn_t, h_next);
             }
+            Mode::GruResetBefore | Mode::LstmCifg => unreachable!("rejected by DecoderSpec::check"),
         }
         let ctx_t = &mut rest[..n * m];
         let out = StepOut {

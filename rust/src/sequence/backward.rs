@@ -4,7 +4,7 @@
 use super::recurrent::Recurrent;
 use super::spec::{check_finite, check_len, CacheRef, Spec, Weights};
 use crate::buffer::zeros;
-use crate::cells::{gru, lstm, rnn};
+use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, rnn};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul_tiled, MatRef};
 use crate::mode::Mode;
@@ -38,10 +38,18 @@ fn check_cache<F>(spec: &Spec<'_>, cache: &CacheRef<'_, F>) -> Result<()> {
     check_len("cache['gates']", cache.gates, t * spec.dims.n * spec.gh())?;
     check_len("cache['states']", cache.states, (t + 1) * nh)?;
     match (spec.mode, cache.cells, cache.hn) {
-        (Mode::Lstm, Some(cells), _) => check_len("cache['cells']", cells, (t + 1) * nh),
-        (Mode::Gru, _, Some(hn)) => check_len("cache['hn']", hn, t * nh),
-        (Mode::Lstm, None, _) => Err(RnnError::argument("cache", "lstm cache lacks 'cells'")),
-        (Mode::Gru, _, None) => Err(RnnError::argument("cache", "gru cache lacks 'hn'")),
+        (Mode::Lstm | Mode::LstmCifg, Some(cells), _) => {
+            check_len("cache['cells']", cells, (t + 1) * nh)
+        }
+        (Mode::Gru | Mode::GruResetBefore, _, Some(hn)) => check_len("cache['hn']", hn, t * nh),
+        (Mode::Lstm | Mode::LstmCifg, None, _) => Err(RnnError::argument(
+            "cache",
+            format!("{} cache lacks 'cells'", spec.mode.name()),
+        )),
+        (Mode::Gru | Mode::GruResetBefore, _, None) => Err(RnnError::argument(
+            "cache",
+            format!("{} cache lacks 'hn'", spec.mode.name()),
+        )),
         _ => Ok(()),
     }
 }
@@ -68,7 +76,10 @@ struct Inputs<'a, F> {
     spec: &'a Spec<'a>,
     level: Level,
     cache: &'a CacheRef<'a, F>,
+    /// `W_hh^T`, or for the GRU with the reset before the product `(W_hr|W_hz)^T`.
     w_hh_t: &'a Recurrent<'a, F>,
+    /// `W_hn^T`, GRU with the reset before the product only.
+    w_n_t: Option<&'a Recurrent<'a, F>>,
     d_output: &'a [F],
     d_h_n: Option<&'a [F]>,
     d_c_n: Option<&'a [F]>,
@@ -130,12 +141,22 @@ pub fn backward<F: Real>(
     };
     let (shards, wide) = parallel::plan(n, h);
     let widest = shards.iter().map(|&(b0, b1)| b1 - b0).max().unwrap_or(0);
-    let w_hh_t = Recurrent::transposed(w.w_hh, gh, h, t_len, widest)?; // W_hh^T (H, G*H)
+    let before = mode == Mode::GruResetBefore;
+    let (w_hh_t, w_n_t) = if before {
+        let (w_rz, w_n) = w.w_hh.split_at(2 * h * h); // (2H, H), (H, H)
+        (
+            Recurrent::transposed(w_rz, 2 * h, h, t_len, widest)?, // (H, 2H)
+            Some(Recurrent::transposed(w_n, h, h, t_len, widest)?), // (H, H)
+        )
+    } else {
+        (Recurrent::transposed(w.w_hh, gh, h, t_len, widest)?, None) // W_hh^T (H, G*H)
+    };
     let inputs = Inputs {
         spec,
         level: simd::best_level(),
         cache,
         w_hh_t: &w_hh_t,
+        w_n_t: w_n_t.as_ref(),
         d_output,
         d_h_n,
         d_c_n,
@@ -168,12 +189,27 @@ pub fn backward<F: Real>(
     let first_prev = if spec.reverse { 1 } else { 0 };
     let h_prevs = &cache.states[first_prev * nh..][..rows * h]; // (T*N, H)
     let mut dw_hh = zeros::<F>(gh * h, "dw_hh")?;
-    matmul_tiled(
-        &mut dw_hh,
-        dg_rec.t(),
-        MatRef::row_major(h_prevs, rows, h),
-        false,
-    );
+    if before {
+        // dW_hr|dW_hz = d[r z]^T h_prev, dW_hn = dn^T (r * h_prev).
+        let rh = cache.hn.expect("checked by check_cache"); // (T*N, H)
+        let (dw_rz, dw_n) = dw_hh.split_at_mut(2 * h * h);
+        let h_prevs = MatRef::row_major(h_prevs, rows, h);
+        matmul_tiled(
+            dw_rz,
+            MatRef::strided(&dgx, rows, 2 * h, gh, 1).t(),
+            h_prevs,
+            false,
+        );
+        let dn = MatRef::strided(&dgx[2 * h..], rows, h, gh, 1); // (T*N, H)
+        matmul_tiled(dw_n, dn.t(), MatRef::row_major(rh, rows, h), false);
+    } else {
+        matmul_tiled(
+            &mut dw_hh,
+            dg_rec.t(),
+            MatRef::row_major(h_prevs, rows, h),
+            false,
+        );
+    }
     let (db_ih, db_hh) = if w.b_ih.is_some() {
         let mut db_ih = zeros::<F>(gh, "db_ih")?;
         column_sums(&dgx, gh, &mut db_ih);
@@ -225,6 +261,10 @@ fn run_shard<F: Real>(
     }; // (S, H), LSTM
     let mut dh_prev = vec![F::ZERO; s * h];
     let mut active = vec![true; n];
+    // GRU with the reset before the product: (S, 2H) d[r z], (S, H) dn and d(r * h).
+    let before = mode == Mode::GruResetBefore;
+    let scratch = |width: usize| vec![F::ZERO; if before { s * width } else { 0 }];
+    let (mut drz, mut dn, mut drh) = (scratch(2 * h), scratch(h), scratch(h));
 
     for k in (0..spec.dims.t).rev() {
         let t = spec.time_of_step(k);
@@ -236,6 +276,7 @@ fn run_shard<F: Real>(
             SharedMut::new(&mut dc),
             SharedMut::new(&mut dh_prev),
         );
+        let (drz_s, dn_s) = (SharedMut::new(&mut drz), SharedMut::new(&mut dn));
         let step = (t * n + b0) * gh; // first element of our rows of a (T, N, G*H) buffer
 
         parallel::for_row_groups(s, wide, |r0, r1| {
@@ -267,11 +308,16 @@ fn run_shard<F: Real>(
                     let relu = mode == Mode::RnnRelu;
                     rnn::backward_step(inp.level, h, relu, act, gates_t, dh, dgx_t, dh_direct);
                 }
-                Mode::Lstm => {
+                Mode::Lstm | Mode::LstmCifg => {
                     let cells = inp.cache.cells.expect("checked by check_cache");
                     // SAFETY: as above.
                     let dc = unsafe { dc_s.piece(g0, m * h) };
-                    lstm::backward_step(
+                    let step = if mode == Mode::Lstm {
+                        lstm::backward_step::<F>
+                    } else {
+                        lstm_cifg::backward_step::<F>
+                    };
+                    step(
                         inp.level,
                         h,
                         act,
@@ -297,13 +343,57 @@ fn run_shard<F: Real>(
                         inp.level, h, act, gates_t, hn_t, h_prev, dh, dgx_t, dgh_t, dh_direct,
                     );
                 }
+                Mode::GruResetBefore => {
+                    let h_prev = &inp.cache.states[slot(prev)];
+                    // SAFETY: as above.
+                    let (drz, dn) =
+                        unsafe { (drz_s.piece(2 * g0, 2 * m * h), dn_s.piece(g0, m * h)) };
+                    gru_reset_before::backward_update(
+                        inp.level, h, act, gates_t, h_prev, dh, dgx_t, drz, dn, dh_direct,
+                    );
+                }
             }
         });
+
+        if let Some(w_n_t) = inp.w_n_t {
+            // d(r * h_prev) = dn @ W_hn, then the r gradient and the path through r * h.
+            w_n_t.mul(inp.level, &mut drh, &dn, s, false, wide);
+            let (drh, drz_s) = (&drh, SharedMut::new(&mut drz));
+            parallel::for_row_groups(s, wide, |r0, r1| {
+                let (m, g0) = (r1 - r0, r0 * h);
+                let slot = |sl: usize| (sl * n + b0 + r0) * h..(sl * n + b0 + r1) * h;
+                let gates_t = &inp.cache.gates[step + r0 * gh..][..m * gh]; // (m, 3H)
+                                                                            // SAFETY: row groups are disjoint, and only this shard touches rows
+                                                                            // b0..b1 of the shared buffers.
+                let (dgx_t, drz, dh_direct) = unsafe {
+                    (
+                        shared.dgx.piece(step + r0 * gh, m * gh),
+                        drz_s.piece(2 * g0, 2 * m * h),
+                        dhp_s.piece(g0, m * h),
+                    )
+                };
+                gru_reset_before::backward_reset(
+                    inp.level,
+                    h,
+                    &active[r0..r1],
+                    gates_t,
+                    &inp.cache.states[slot(prev)],
+                    &drh[g0..g0 + m * h],
+                    dgx_t,
+                    drz,
+                    dh_direct,
+                );
+            });
+        }
 
         // dh_prev = dh_direct + d(recurrent projection) @ W_hh, over all our rows.
         let grads = shared.dgh.as_ref().unwrap_or(&shared.dgx);
         // SAFETY: the row-group pieces of this step are gone; read-only now.
-        let dgr_t = unsafe { &*grads.piece(step, s * gh) };
+        let dgr_t = if before {
+            &drz[..]
+        } else {
+            unsafe { &*grads.piece(step, s * gh) }
+        };
         inp.w_hh_t
             .mul(inp.level, &mut dh_prev, dgr_t, s, true, wide);
         std::mem::swap(&mut dh, &mut dh_prev);

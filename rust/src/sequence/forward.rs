@@ -4,7 +4,7 @@
 use super::recurrent::Recurrent;
 use super::spec::{check_finite, check_len, Cache, Spec, Weights};
 use crate::buffer::zeros;
-use crate::cells::{gru, lstm, rnn};
+use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, rnn};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul_tiled, MatRef};
 use crate::mode::Mode;
@@ -26,12 +26,38 @@ pub struct Forward<F> {
     pub cache: Cache<F>,
 }
 
+/// `W_hh` prepared for the per-step products: all of it, or for the GRU with
+/// the reset before the product, its `W_hr|W_hz` rows (`main`) and `W_hn` (`n`).
+struct RecurrentWeights<'a, F> {
+    main: Recurrent<'a, F>,
+    n: Option<Recurrent<'a, F>>,
+}
+
+impl<'a, F: Real> RecurrentWeights<'a, F> {
+    /// `w_hh (G*H, H)` for `steps` products of at most `rows` rows each.
+    fn new(mode: Mode, w_hh: &'a [F], h: usize, steps: usize, rows: usize) -> Result<Self> {
+        let gh = mode.gates() * h;
+        Ok(if mode == Mode::GruResetBefore {
+            let (w_rz, w_n) = w_hh.split_at(2 * h * h); // (2H, H), (H, H)
+            Self {
+                main: Recurrent::new(w_rz, 2 * h, h, steps, rows)?,
+                n: Some(Recurrent::new(w_n, h, h, steps, rows)?),
+            }
+        } else {
+            Self {
+                main: Recurrent::new(w_hh, gh, h, steps, rows)?,
+                n: None,
+            }
+        })
+    }
+}
+
 /// The buffers every shard writes its own rows of.
 struct Shared<'a, F> {
     gates: SharedMut<'a, F>,         // (T, N, G*H)
     states: SharedMut<'a, F>,        // (T+1, N, H)
     cells: Option<SharedMut<'a, F>>, // (T+1, N, H), LSTM
-    hn: Option<SharedMut<'a, F>>,    // (T, N, H), GRU
+    hn: Option<SharedMut<'a, F>>,    // (T, N, H), GRU: W_hn h + b_hn, or r * h
     output: SharedMut<'a, F>,        // (T, N, H)
 }
 
@@ -62,7 +88,12 @@ pub fn forward<F: Real>(
             check_len("c0", c0, nh)?;
             Some(c0)
         }
-        (true, None) => return Err(RnnError::argument("c0", "lstm needs an initial cell state")),
+        (true, None) => {
+            return Err(RnnError::argument(
+                "c0",
+                format!("{} needs an initial cell state", mode.name()),
+            ))
+        }
         (false, Some(_)) => {
             return Err(RnnError::argument(
                 "c0",
@@ -117,7 +148,7 @@ pub fn forward<F: Real>(
         }
         None => None,
     };
-    let mut hn = if mode == Mode::Gru {
+    let mut hn = if mode.keeps_hn() {
         Some(zeros::<F>(t_len * nh, "hn")?)
     } else {
         None
@@ -125,7 +156,7 @@ pub fn forward<F: Real>(
     let mut output = zeros::<F>(t_len * nh, "output")?;
     let (shards, wide) = parallel::plan(n, h);
     let widest = shards.iter().map(|&(b0, b1)| b1 - b0).max().unwrap_or(0);
-    let w_hh = Recurrent::new(w.w_hh, gh, h, t_len, widest)?; // W_hh (G*H, H)
+    let w_hh = RecurrentWeights::new(mode, w.w_hh, h, t_len, widest)?;
     let level = simd::best_level();
     {
         let shared = Shared {
@@ -167,7 +198,7 @@ pub fn forward<F: Real>(
 fn run_shard<F: Real>(
     spec: &Spec<'_>,
     level: Level,
-    w_hh: &Recurrent<'_, F>,
+    w_hh: &RecurrentWeights<'_, F>,
     b_hh: Option<&[F]>,
     shared: &Shared<'_, F>,
     b0: usize,
@@ -178,14 +209,19 @@ fn run_shard<F: Real>(
     let (n, h, gh) = (spec.dims.n, spec.dims.h, spec.gh());
     let s = b1 - b0; // rows of this shard
     let mut active = vec![true; n];
-    let mut hg = if mode == Mode::Gru {
-        vec![F::ZERO; s * gh]
+    let mut hg = match mode {
+        Mode::Gru => vec![F::ZERO; s * gh],               // (S, 3H)
+        Mode::GruResetBefore => vec![F::ZERO; s * 2 * h], // (S, 2H)
+        _ => Vec::new(),
+    };
+    let mut hn_rb = if mode == Mode::GruResetBefore {
+        vec![F::ZERO; s * h] // (S, H) W_hn (r * h_prev)
     } else {
         Vec::new()
-    }; // (S, 3H)
+    };
     let row = |slot: usize, width: usize| (slot * n + b0) * width; // first element of our rows
     let recurrent = |dst: &mut [F], h_prev: &[F], accumulate: bool| {
-        w_hh.mul(level, dst, h_prev, s, accumulate, wide);
+        w_hh.main.mul(level, dst, h_prev, s, accumulate, wide);
     };
 
     for k in 0..spec.dims.t {
@@ -211,11 +247,34 @@ fn run_shard<F: Real>(
                         }
                     }
                 }
-                _ => recurrent(g_t, h_prev, true), // += h_prev @ W_hh^T
+                Mode::GruResetBefore => recurrent(&mut hg, h_prev, false), // h_prev @ W_hr|W_hz^T
+                _ => recurrent(g_t, h_prev, true),                         // += h_prev @ W_hh^T
             }
         }
+        if let Some(w_n) = &w_hh.n {
+            // Reset before the product: r, z and r * h_prev, then W_hn (r * h_prev).
+            let rh = shared.hn.as_ref().expect("gru_reset_before keeps r * h");
+            let hg = &hg;
+            parallel::for_row_groups(s, wide, |r0, r1| {
+                let m = r1 - r0;
+                let at = |slot: usize, width: usize| row(slot, width) + r0 * width;
+                // SAFETY: as below: rows b0..b1 are this shard's, row groups disjoint.
+                let (h_prev, g_t, rh_t) = unsafe {
+                    (
+                        &*shared.states.piece(at(prev, h), m * h),
+                        shared.gates.piece(at(t, gh), m * gh),
+                        rh.piece(at(t, h), m * h),
+                    )
+                };
+                let hg = &hg[r0 * 2 * h..r1 * 2 * h];
+                gru_reset_before::gates_step(level, h, g_t, hg, h_prev, rh_t);
+            });
+            // SAFETY: the row groups are done; only this shard touches these rows.
+            let rh_t = unsafe { &*rh.piece(row(t, h), s * h) };
+            w_n.mul(level, &mut hn_rb, rh_t, s, false, wide); // (S, H)
+        }
         spec.fill_active(t, &mut active);
-        let (active, hg) = (&active[b0..b1], &hg);
+        let (active, hg, hn_rb) = (&active[b0..b1], &hg, &hn_rb);
 
         parallel::for_row_groups(s, wide, |r0, r1| {
             let m = r1 - r0;
@@ -243,12 +302,20 @@ fn run_shard<F: Real>(
                     let (c_prev, c_next) = cells.as_mut().expect("lstm has a cell buffer");
                     lstm::forward_step(level, h, g_t, c_prev, c_next, h_next);
                 }
+                Mode::LstmCifg => {
+                    let (c_prev, c_next) = cells.as_mut().expect("lstm has a cell buffer");
+                    lstm_cifg::forward_step(level, h, g_t, c_prev, c_next, h_next);
+                }
                 Mode::Gru => {
                     let hn = shared.hn.as_ref().expect("gru has an hn buffer");
                     // SAFETY: as above.
                     let hn_t = unsafe { hn.piece(at(t, h), m * h) };
                     let hg = &hg[r0 * gh..r1 * gh];
                     gru::forward_step(level, h, g_t, hg, h_prev, hn_t, h_next);
+                }
+                Mode::GruResetBefore => {
+                    let hn = &hn_rb[r0 * h..r1 * h];
+                    gru_reset_before::update_step(level, h, g_t, hn, h_prev, h_next);
                 }
             }
             // Sequences that have ended keep their state; their output stays zero.

@@ -10,7 +10,10 @@
 //! 2. per step one product `h_prev (N, H) @ w_hh^T` (a GEMM, or over packed
 //!    panels for shards of up to 32 rows: [`recurrent`]) accumulated into that step's
 //!    `(N, G*H)` slice (GRU: into a scratch buffer, since `r` multiplies its `n`
-//!    block), then the fused pointwise cell update of `cells`;
+//!    block), then the fused pointwise cell update of `cells`; the GRU with the
+//!    reset before the product takes two products per step, `h_prev @
+//!    (W_hr|W_hz)^T`, then `(r * h_prev) @ W_hn^T`, each followed by half of
+//!    its pointwise update;
 //! 3. no allocation inside the time loop.
 //!
 //! The backward walks the steps in the opposite order, computing per step only
@@ -19,7 +22,7 @@
 //!
 //! Memory saved for the backward: `gates (T, N, G*H)` (activated),
 //! `states (T+1, N, H)`, plus `cells (T+1, N, H)` for LSTM and `hn (T, N, H)`
-//! for GRU.
+//! for GRU (`W_hn h + b_hn`, or `r * h` with the reset before the product).
 
 mod backward;
 mod forward;

@@ -47,7 +47,8 @@ pub struct Cache<F> {
     pub states: Vec<F>,
     /// `(T+1, N, H)` cell states (LSTM only).
     pub cells: Option<Vec<F>>,
-    /// `(T, N, H)` `W_hn h + b_hn` (GRU only).
+    /// `(T, N, H)` `W_hn h + b_hn` (GRU), `r * h` (GRU with the reset before
+    /// the product); `None` for the other cells.
     pub hn: Option<Vec<F>>,
 }
 

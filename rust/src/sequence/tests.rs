@@ -14,7 +14,14 @@ fn opt<F>(v: &[F]) -> Option<&[F]> {
     }
 }
 
-const MODES: [Mode; 4] = [Mode::RnnTanh, Mode::RnnRelu, Mode::Lstm, Mode::Gru];
+const MODES: [Mode; 6] = [
+    Mode::RnnTanh,
+    Mode::RnnRelu,
+    Mode::Lstm,
+    Mode::Gru,
+    Mode::GruResetBefore,
+    Mode::LstmCifg,
+];
 
 /// All inputs of one call, owned, so single entries can be perturbed.
 #[derive(Clone)]
@@ -242,7 +249,7 @@ fn padded_steps_are_zero_and_state_is_frozen() {
                 .collect();
             alone.arrays[0] = x;
             alone.arrays[1].truncate(4);
-            alone.arrays[2].truncate(if mode == Mode::Lstm { 4 } else { 0 });
+            alone.arrays[2].truncate(if mode.has_cell_state() { 4 } else { 0 });
             let fa = alone.run();
             for (a, b) in fa.h_n.iter().zip(&f.h_n[..4]) {
                 assert!((a - b).abs() < 1e-14, "{mode:?} reverse={reverse}");
@@ -405,7 +412,8 @@ fn wide_steps_are_correct_and_thread_count_independent() {
     {
         let dims = Dims { t, n, d: 2, h };
         let lengths = (0..n).map(|b| 1 + (b * 5) % t).collect();
-        let p = Problem::new(mode, dims, Some(lengths), mode == Mode::Gru, true, 5);
+        let reverse = matches!(mode, Mode::Gru | Mode::GruResetBefore);
+        let p = Problem::new(mode, dims, Some(lengths), reverse, true, 5);
         let mut runs = Vec::new();
         for threads in [1, 2, 3] {
             crate::parallel::set_num_threads(Some(threads));

@@ -1,0 +1,65 @@
+"""Training step (forward + backward) of each cell variant next to its plain cell,
+in one run, alternating, medians: T=64, D=H=512, N=32, float32 (BENCHMARKS.md's
+H=512 N=32 point of the grid). A variant should cost at most the extra
+arithmetic it adds.
+
+    python benches/bench_variants.py [--threads 1 2] [--reps 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import Contender, machine, race
+
+import rnncore
+from rnncore import nn
+
+T, N, H = 64, 32, 512
+# (name, plain cell, variant): each pair is timed side by side.
+PAIRS = [
+    ("gru reset_after=False", lambda: nn.GRU(H, H, seed=0),
+     lambda: nn.GRU(H, H, reset_after=False, seed=0)),
+    ("lstm cifg=True", lambda: nn.LSTM(H, H, seed=0), lambda: nn.LSTM(H, H, cifg=True, seed=0)),
+]  # fmt: skip
+
+
+def step(layer, x, dy):
+    def run():
+        layer(x)
+        layer.backward(dy)
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--reps", type=int, default=7)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, N, H)).astype(np.float32)
+    dy = rng.standard_normal((T, N, H)).astype(np.float32)
+    print(f"# {machine()}; T={T} N={N} D=H={H} float32, training step, medians of {args.reps}")
+    print("| variant | threads | plain ms | variant ms | variant / plain |")
+    print("|---|---|---|---|---|")
+    for name, plain, variant in PAIRS:
+        for threads in args.threads:
+            rnncore.set_num_threads(threads)
+            a = Contender("plain", step(plain(), x, dy))
+            b = Contender("variant", step(variant(), x, dy))
+            race([a, b], reps=args.reps)
+            print(
+                f"| {name} | {threads} | {a.median * 1e3:.1f} | {b.median * 1e3:.1f} "
+                f"| {b.median / a.median:.2f} (spread {a.spread:.2f}, {b.spread:.2f}) |"
+            )
+    rnncore.set_num_threads(None)
+
+
+if __name__ == "__main__":
+    main()
