@@ -223,6 +223,8 @@ class Decoder:
         top_k: int | None = None,
         top_p: float | None = None,
         stop_id: int | None = None,
+        *,
+        top_p_slack: float,
     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Draw up to ``length`` symbols per row without returning to Python.
 
@@ -234,6 +236,8 @@ class Decoder:
                 running, in row order, from where step ``t - 1`` stopped.
             temperature, top_k, top_p: as :func:`rnncore.decode.pick`.
             stop_id: a row ends after drawing it (the id is kept).
+            top_p_slack: ``rnncore.decode.sampling.TOP_P_SLACK`` (the one
+                definition of how near ``top_p`` a mass counts as reaching it).
 
         Returns:
             ``(ids (N, length) int64, ends (N,) int64)``: row ``n`` holds

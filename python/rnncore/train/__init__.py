@@ -1,11 +1,12 @@
-"""Training and sampling of language models.
+"""Training of language models (sampling is :mod:`rnncore.decode`).
 
 - :class:`Trainer`, :class:`TrainConfig`, :class:`TrainResult`: truncated BPTT
   with clipping, schedules, validation, checkpoints, early stopping and exact
   resume.
 - :class:`MetricsLog`, :func:`read_metrics`: the ``metrics.csv`` of a run;
   :func:`plot_losses` draws it (with matplotlib).
-- :func:`sample`, :func:`temperature_picker`: text from a trained model.
+
+Text from a trained model: :func:`rnncore.decode.sample_text`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from rnncore.train.config import TrainConfig
 from rnncore.train.metrics import COLUMNS, MetricsLog, read_metrics
 from rnncore.train.plotting import have_matplotlib, plot_losses
 from rnncore.train.progress import Progress
-from rnncore.train.sampling import Picker, sample, sample_ids, temperature_picker
 from rnncore.train.trainer import Trainer, TrainResult
 
 __all__ = [
     "COLUMNS",
     "MetricsLog",
-    "Picker",
     "Progress",
     "TrainConfig",
     "TrainResult",
@@ -28,7 +27,4 @@ __all__ = [
     "have_matplotlib",
     "plot_losses",
     "read_metrics",
-    "sample",
-    "sample_ids",
-    "temperature_picker",
 ]

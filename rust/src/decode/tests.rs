@@ -308,7 +308,7 @@ fn sample_equals_a_loop_of_steps_and_draws() {
     let (n, length, stop) = (4, 12, 2);
     let mut rng = Lcg(9);
     let uniforms: Vec<f64> = (0..n * length).map(|_| rng.next() * 0.5 + 0.5).collect();
-    let knobs = Knobs::new(0.8, Some(4), Some(0.95)).unwrap();
+    let knobs = Knobs::new(0.8, Some(4), Some(0.95), 1e-9).unwrap();
     let first = vec![-(6f64.ln()); n * 6];
     let (h0, _) = state(&m, n, 1);
     let got = sample(

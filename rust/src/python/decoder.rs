@@ -369,7 +369,7 @@ impl Decoder {
     }
 
     /// The sampling loop: `(ids (N, length) int64, ends (N,) int64)`.
-    #[pyo3(signature = (log_probs, h, c, uniforms, length, temperature=1.0, top_k=None, top_p=None, stop_id=None))]
+    #[pyo3(signature = (log_probs, h, c, uniforms, length, temperature=1.0, top_k=None, top_p=None, stop_id=None, *, top_p_slack))]
     #[allow(clippy::too_many_arguments)]
     fn sample<'py>(
         &self,
@@ -383,8 +383,9 @@ impl Decoder {
         top_k: Option<usize>,
         top_p: Option<f64>,
         stop_id: Option<usize>,
+        top_p_slack: f64,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let knobs = Knobs::new(temperature, top_k, top_p)?;
+        let knobs = Knobs::new(temperature, top_k, top_p, top_p_slack)?;
         typed!(self, |s| sample_typed(
             py, s, log_probs, h, c, uniforms, length, knobs, stop_id
         ))
