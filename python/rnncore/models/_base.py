@@ -23,7 +23,7 @@ import numpy as np
 
 from rnncore import _validate, nn
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
-from rnncore.nn._base import Array, Layer
+from rnncore.nn._base import Array, Module
 from rnncore.nn.functional import _in_range, _integers
 
 CELLS = ("lstm", "lstm_cifg", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu")
@@ -128,12 +128,12 @@ class Model:
     """Named layers seen as one: parameters, grads, state dict, mode and ``rng``."""
 
     def __init__(self, seed: int | None) -> None:
-        self._layers: dict[str, Layer] = {}
+        self._layers: dict[str, Module] = {}
         self.grads: dict[str, Array] = {}
         self._rng = np.random.default_rng(seed)
         self.training = True
 
-    def _add(self, name: str, layer: Layer) -> Any:
+    def _add(self, name: str, layer: Module) -> Any:
         """Register ``layer`` under ``name``; its parameters become ``name.param``."""
         self._layers[name] = layer
         for pname, g in layer.grads.items():
