@@ -26,7 +26,12 @@ from rnncore.errors import ArgumentError, DTypeError, ShapeError
 from rnncore.nn._base import Array, Module
 from rnncore.nn.functional import _in_range, _integers
 
+# The cell names: those of the kernels' modes (rust/src/mode.rs) and of the configs.
 CELLS = ("lstm", "lstm_cifg", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu")
+# The one table of other spellings, accepted wherever a cell is named (configs,
+# ``rnncore train --model``): char-rnn's ``rnn``, and hyphens for underscores.
+# (``nn.RNN(nonlinearity="tanh")`` is torch's spelling of the layer ``rnn_tanh``.)
+CELL_ALIASES = {"rnn": "rnn_tanh", **{c.replace("_", "-"): c for c in CELLS if "_" in c}}
 CELL_STATE = ("lstm", "lstm_cifg")  # cells whose state is a tuple (h, c)
 UNCOMPILED = ("lstm_cifg", "gru_reset_before")  # cells the compiled decoder does not run
 DTYPES = ("float32", "float64")
@@ -60,10 +65,18 @@ class Config:
             raise ArgumentError(f"{cls.__name__}: {err}") from err
 
 
+def cell_name(name: Any) -> str:
+    """The cell name ``name`` stands for: one of :data:`CELLS`, or an alias of one
+    (:data:`CELL_ALIASES`)."""
+    if isinstance(name, str) and name in CELL_ALIASES:
+        return CELL_ALIASES[name]
+    return _validate.choice("cell", name, [*CELLS, *CELL_ALIASES])
+
+
 def check_common(cfg: Any) -> None:
     """Checks of the fields every model config has (raises ArgumentError/DTypeError)."""
     _validate.positive_int("vocab_size", cfg.vocab_size)
-    _validate.choice("cell", cfg.cell, CELLS)
+    cfg.cell = cell_name(cfg.cell)
     _validate.positive_int("hidden_size", cfg.hidden_size)
     _validate.positive_int("num_layers", cfg.num_layers)
     _validate.probability("dropout", cfg.dropout)
