@@ -256,6 +256,20 @@ def test_score_agrees_with_step_and_with_loss(monkeypatch):
     assert whole.log_prob == pytest.approx(log_prob_by_steps(exact, [1, 2, 3, 0, 1], long_ids))
 
 
+def test_score_runs_the_compiled_model(monkeypatch):
+    model = lm(5, seed=2)
+    ids = np.random.default_rng(3).integers(0, 5, 30)
+    want = decode.score(model, ids, prime_ids=[4, 1])
+    calls = []
+    forward = decode.CompiledLM.forward
+    monkeypatch.setattr(
+        decode.CompiledLM, "forward", lambda self, *a: calls.append(1) or forward(self, *a)
+    )
+    assert decode.score(model, ids, prime_ids=[4, 1]) == want
+    assert calls  # the chunks went through the compiled decoder
+    assert want.log_prob == pytest.approx(log_prob_by_steps(model, [4, 1], ids), rel=1e-10)
+
+
 def test_score_rejects_bad_ids():
     model = lm(3)
     with pytest.raises(ArgumentError, match="at least 2"):
