@@ -13,7 +13,7 @@ pub mod stack;
 
 pub use draw::{Drawer, Knobs};
 pub use generate::{run, sample, Samples, Sampling, State};
-pub use stack::{Input, LayerWeights, Stack, Weights};
+pub use stack::{Input, ModelWeights, Stack};
 
 #[cfg(test)]
 mod tests;

@@ -9,10 +9,11 @@ use pyo3::types::PyTuple;
 
 use super::arrays::{dtype_name, ids_arg, ndarray, to_numpy, FloatArg};
 use super::errors::run_detached;
-use crate::decode::{self, Input, Knobs, LayerWeights, Sampling, Stack, State, Weights};
+use crate::decode::{self, Input, Knobs, ModelWeights, Sampling, Stack, State};
 use crate::error::RnnError;
 use crate::mode::Mode;
 use crate::real::Real;
+use crate::sequence;
 use crate::simd;
 
 /// One layer's arrays as Python passes them: `(w_ih, w_hh, b_ih, b_hh)`.
@@ -98,7 +99,7 @@ fn build<F: Real + Element>(
         head_b.as_ref().map(|b| b.data()),
         emb.as_ref().map(|e| e.data()),
     );
-    let weights = Weights {
+    let weights = ModelWeights {
         mode,
         hidden: h,
         input: match &emb_d {
@@ -107,7 +108,7 @@ fn build<F: Real + Element>(
         },
         layers: data
             .iter()
-            .map(|(a, b, c, d)| LayerWeights {
+            .map(|(a, b, c, d)| sequence::Weights {
                 w_ih: a,
                 w_hh: b,
                 b_ih: c.as_deref(),
