@@ -23,16 +23,14 @@ import numpy as np
 
 from rnncore import _validate, nn
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
-from rnncore.nn._base import Array, Module
+from rnncore.nn._base import CELL_STATE, GATES, Array, Module
 from rnncore.nn.functional import _in_range, _integers
 
-# The cell names: those of the kernels' modes (rust/src/mode.rs) and of the configs.
-CELLS = ("lstm", "lstm_cifg", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu")
+CELLS = tuple(GATES)  # the cell names: the kernels' modes
 # The one table of other spellings, accepted wherever a cell is named (configs,
 # ``rnncore train --model``): char-rnn's ``rnn``, and hyphens for underscores.
 # (``nn.RNN(nonlinearity="tanh")`` is torch's spelling of the layer ``rnn_tanh``.)
 CELL_ALIASES = {"rnn": "rnn_tanh", **{c.replace("_", "-"): c for c in CELLS if "_" in c}}
-CELL_STATE = ("lstm", "lstm_cifg")  # cells whose state is a tuple (h, c)
 UNCOMPILED = ("lstm_cifg", "gru_reset_before")  # cells the compiled decoder does not run
 DTYPES = ("float32", "float64")
 

@@ -22,11 +22,8 @@ import numpy as np
 from rnncore import _validate
 from rnncore._native import kernels
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
-
-# Gates G of each kernel mode, in PyTorch's order within the (G*H, ...) weights.
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3, "lstm_cifg": 3}
-# (gates: -, -, i|f|g|o, r|z|n, r|z|n, f|g|o)
-CELL_STATE = ("lstm", "lstm_cifg")  # the modes whose state is a tuple (h, c)
+from rnncore.reference.cells import CELL_STATE
+from rnncore.reference.cells import GATES as GATES  # the one table of the modes, re-exported
 
 Array = np.ndarray
 State = Any  # an (h, c) tuple for LSTMs, a single array otherwise
