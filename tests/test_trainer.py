@@ -14,13 +14,9 @@ from rnncore.decode import sample_text
 from rnncore.errors import CheckpointError, NonFiniteError
 from rnncore.models import CharLM, LMConfig
 from rnncore.optim import create
-from rnncore.train import (
-    COLUMNS,
-    TrainConfig,
-    Trainer,
-    have_matplotlib,
-    read_metrics,
-)
+from rnncore.train import TrainConfig, Trainer, read_metrics
+from rnncore.train.metrics import COLUMNS
+from rnncore.train.plotting import have_matplotlib
 
 TEXT = default_corpus()[:4000]
 VOCAB = CharVocab.from_text(TEXT)

@@ -12,19 +12,15 @@ Text from a trained model: :func:`rnncore.decode.sample_text`.
 from __future__ import annotations
 
 from rnncore.train.config import TrainConfig
-from rnncore.train.metrics import COLUMNS, MetricsLog, read_metrics
-from rnncore.train.plotting import have_matplotlib, plot_losses
-from rnncore.train.progress import Progress
+from rnncore.train.metrics import MetricsLog, read_metrics
+from rnncore.train.plotting import plot_losses
 from rnncore.train.trainer import Trainer, TrainResult
 
 __all__ = [
-    "COLUMNS",
     "MetricsLog",
-    "Progress",
     "TrainConfig",
     "TrainResult",
     "Trainer",
-    "have_matplotlib",
     "plot_losses",
     "read_metrics",
 ]
