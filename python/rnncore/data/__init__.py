@@ -19,7 +19,7 @@ from rnncore.data.padding import BucketBatcher, PaddedBatch, pad_batch
 from rnncore.data.pairs import PairVocab, pair_batches, read_pairs, write_pairs
 from rnncore.data.stream import Batch, StreamBatcher
 from rnncore.data.tasks import date_pairs, reversal_pairs
-from rnncore.data.vocab import CharVocab, Vocab, WordVocab
+from rnncore.data.vocab import CharVocab, Vocab, WordVocab, vocab_from_dict
 
 __all__ = [
     "Batch",
@@ -38,5 +38,6 @@ __all__ = [
     "pair_batches",
     "read_pairs",
     "reversal_pairs",
+    "vocab_from_dict",
     "write_pairs",
 ]
