@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from rnncore.checkpoint import (
-    STATE_FILE,
     Checkpoint,
     build_model,
     checkpoint_vocab,
@@ -38,6 +37,7 @@ from rnncore.checkpoint import (
     load_model,
     resolve,
 )
+from rnncore.checkpoint.format import STATE_FILE
 from rnncore.corpus import default_corpus
 from rnncore.data import CharVocab, StreamBatcher, WordVocab, build_vocab, encode_file
 from rnncore.decode import commands
