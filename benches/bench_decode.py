@@ -1,4 +1,4 @@
-"""Generation speed (../shared/BENCHMARKS.md, issue targets of decoding):
+"""Generation speed (benches/README.md, issue targets of decoding):
 
 - batch-1 sampling of 1,000 characters from a 2x512 LSTM char model (65
   symbols), rnncore against PyTorch loops that advance one character per call

@@ -1,6 +1,6 @@
 """Data-parallel training on one machine: one process against W = 1 and W = 2
 Ray workers (one thread each), on the char-rnn and word-level configs of
-../shared/BENCHMARKS.md; training steps alternating A B C A B C, medians.
+benches/README.md; training steps alternating A B C A B C, medians.
 
 Besides ms per step and symbols/s it reports, per worker and step, the time of
 the forward and backward (compute) and of the all-reduce: from the end of a

@@ -1,5 +1,5 @@
 """rnncore's RNN/LSTM/GRU layers against torch.nn on the standard grid of
-../shared/BENCHMARKS.md: training step (forward + backward) and inference, T=64,
+benches/README.md: training step (forward + backward) and inference, T=64,
 D=H, float32, same weights and inputs.
 
     python benches/bench_layers.py            # the whole grid

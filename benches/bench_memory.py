@@ -1,4 +1,4 @@
-"""Peak memory of a training step (../shared/BENCHMARKS.md, item 7).
+"""Peak memory of a training step (benches/README.md, item 7).
 
 The char-rnn config (embedding 65->64, 2-layer LSTM H=512, N=50, T=50, softmax
 readout, Adam) trains for a few steps in a fresh process per contender

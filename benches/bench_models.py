@@ -1,5 +1,5 @@
 """Whole training steps, rnncore against PyTorch and plain NumPy
-(../shared/BENCHMARKS.md):
+(benches/README.md):
 
 - char-rnn config: embedding of a 65-symbol vocabulary, 2-layer LSTM H=512,
   N=50, T=50, softmax readout, one Adam step (rnncore vs torch);

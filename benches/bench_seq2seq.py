@@ -3,7 +3,7 @@ CPU ops, side by side (alternating, medians).
 
     python benches/bench_seq2seq.py --reps 7
 
-The standard seq2seq configuration of BENCHMARKS.md: a 2-layer bidirectional LSTM
+The standard seq2seq configuration of benches/README.md: a 2-layer bidirectional LSTM
 encoder H=256, an LSTM decoder H=256 with Bahdanau attention and input feeding,
 N=64, source and target length 30, vocabularies of 64 symbols, float32. A step is
 the loss, the backward and an SGD update. The torch model: nn.Embedding, a

@@ -1,4 +1,4 @@
-"""rnncore.torch against torch.nn, side by side (../shared/BENCHMARKS.md):
+"""rnncore.torch against torch.nn, side by side (benches/README.md):
 
 - the word-level config through examples/word_lm.py: one training step
   (embedding, 2-layer LSTM, linear readout, cross-entropy, backward, gradient

@@ -1,5 +1,5 @@
 """Training step (forward + backward) of each cell variant next to its plain cell,
-in one run, alternating, medians: T=64, D=H=512, N=32, float32 (BENCHMARKS.md's
+in one run, alternating, medians: T=64, D=H=512, N=32, float32 (benches/README.md's
 H=512 N=32 point of the grid). A variant should cost at most the extra
 arithmetic it adds.
 

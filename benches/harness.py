@@ -1,4 +1,4 @@
-"""Side-by-side timing as ../shared/BENCHMARKS.md asks: contenders run in the
+"""Side-by-side timing as benches/README.md asks: contenders run in the
 same process, alternating (A B A B ...), after a warm-up; medians of at least
 7 repetitions; ratios of medians; the machine's matmul speed from the same run."""
 
@@ -92,7 +92,7 @@ def machine() -> str:
 
 
 def rnn_flops(cell: str, T: int, N: int, D: int, H: int, train: bool) -> float:
-    """Matmul FLOPs of one forward (x3 for a training step), BENCHMARKS.md's count."""
+    """Matmul FLOPs of one forward (x3 for a training step), benches/README.md's count."""
     G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
     fwd = 2 * T * N * (D + H) * G * H
     return 3 * fwd if train else fwd

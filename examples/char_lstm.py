@@ -17,7 +17,9 @@ import time
 
 import numpy as np
 
+from rnncore import decode
 from rnncore.nn import LSTM
+from rnncore.nn.functional import log_softmax
 
 
 def load_corpus() -> tuple[np.ndarray, list[str]]:
@@ -73,21 +75,20 @@ class Model:
         grads.update(self.lstm.grads)
         return loss, grads, hx
 
-    def sample(self, prime: np.ndarray, length: int, temperature: float, rng) -> list[int]:
-        """Warm the state up on ``prime`` ids, then draw ``length`` symbols."""
-        self.lstm.eval()
-        out, hx = self.lstm(one_hot(prime[:, None], self.V))  # (P, 1, H)
-        h = out[-1, 0]
-        drawn = []
-        for _ in range(length):
-            logits = (self.w_out @ h + self.b_out) / temperature  # (V,)
-            p = np.exp(logits - logits.max())
-            i = int(rng.choice(self.V, p=p / p.sum()))
-            drawn.append(i)
-            out, hx = self.lstm(one_hot(np.array([[i]]), self.V), hx)
-            h = out[0, 0]
-        self.lstm.train()
-        return drawn
+    # What rnncore.decode asks of a model: a vocabulary size, initial_state, step.
+    @property
+    def vocab_size(self) -> int:
+        return self.V
+
+    def initial_state(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(h, c)``, each ``(layers, n, H)`` zeros."""
+        h = np.zeros((self.lstm.num_layers, n, self.lstm.hidden_size), dtype=np.float32)
+        return h, h.copy()
+
+    def step(self, ids: np.ndarray, hx) -> tuple[np.ndarray, tuple]:
+        """``ids (n,)`` -> next-symbol log-probabilities ``(n, V)`` and the state."""
+        out, hx = self.lstm(one_hot(np.asarray(ids)[None, :], self.V), hx)  # (1, n, H)
+        return log_softmax(out[0] @ self.w_out.T + self.b_out), hx  # (n, V)
 
 
 class Adam:
@@ -149,7 +150,10 @@ def main() -> None:
 
     prime = "The "
     index = {c: i for i, c in enumerate(chars)}
-    drawn = model.sample(np.array([index[c] for c in prime]), 400, args.temperature, rng)
+    prime_ids = [index[c] for c in prime]
+    drawn = decode.sample(
+        model, prime_ids=prime_ids, length=400, temperature=args.temperature, rng=rng
+    )[0]
     print(f"\nafter {step} steps, loss {smooth:.3f}; a sample:\n")
     print(prime + "".join(chars[i] for i in drawn))
 

@@ -12,19 +12,11 @@ import time
 import numpy as np
 import pytest
 
-from rnncore.checkpoint import (
-    MODEL_FILE,
-    OPTIMIZER_FILE,
-    STATE_FILE,
-    TRAIN_FILE,
-    Checkpoint,
-    check_tensors,
-    flatten,
-    load_checkpoint,
-    save_checkpoint,
-    unflatten,
-)
+from rnncore.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from rnncore.checkpoint.atomic import old_path
+from rnncore.checkpoint.format import MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, TRAIN_FILE
+from rnncore.checkpoint.model import check_tensors
+from rnncore.checkpoint.tree import flatten, unflatten
 from rnncore.errors import ArgumentError, CheckpointError
 
 

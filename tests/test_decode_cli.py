@@ -108,6 +108,20 @@ def test_sample_options_match_the_api(runs):
     assert done.stdout == "".join(f"--- sample {i + 1} ---\n{t}\n" for i, t in enumerate(texts))
 
 
+def test_same_seed_same_text_from_the_cli_the_api_and_charlm(runs):
+    model, vocab = loaded(runs, "gru")
+    flags = ["--prime", "The ", "--length", 40, "--seed", 11, "--temperature", 0.9, "--top-p", 0.95]
+    done = rnncore("sample", "--checkpoint", "gru", *flags, cwd=runs)
+    assert done.returncode == 0, done.stderr
+    knobs = {"length": 40, "seed": 11, "temperature": 0.9, "top_p": 0.95}
+    text = decode.sample_text(model, vocab, prime="The ", **knobs)
+    prime = vocab.encode("The ")
+    ids = model.sample(prime_ids=prime, **knobs)[0]
+    assert done.stdout == text + "\n"
+    assert text == vocab.decode([*prime, *ids])
+    assert ids != model.sample(prime_ids=prime, **{**knobs, "seed": 12})[0]  # the seed matters
+
+
 def test_beam_matches_the_api(runs):
     model, vocab = loaded(runs, "lstm")
     done = rnncore(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rnncore import _rnncore, decode
+from rnncore.decode.sampling import TOP_P_SLACK
 from rnncore.errors import ArgumentError, DTypeError, NonFiniteError, RnnCoreError, ShapeError
 from rnncore.models import CharLM, LMConfig
 
@@ -138,6 +139,7 @@ def sample_kwargs(**change):
         "c": np.zeros((2, 2, H)),
         "uniforms": np.full(10, 0.5),
         "length": 5,
+        "top_p_slack": TOP_P_SLACK,
     }
     return {**kw, **change}
 
@@ -158,6 +160,7 @@ def sample_kwargs(**change):
         ({"top_p": 0.0}, ArgumentError, "top_p"),
         ({"top_p": 1.5}, ArgumentError, "top_p"),
         ({"stop_id": V}, ArgumentError, "stop_id"),
+        ({"top_p_slack": -1.0}, ArgumentError, "top_p_slack"),
     ],
 )
 def test_bad_sampling_arguments_are_named(change, error, name):

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from rnncore import decode
+from rnncore.data import CharVocab
 from rnncore.decode import scoring
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
 from rnncore.models import CharLM, LMConfig
-from rnncore.train import sample_ids, temperature_picker
 
 
 def lm(V=3, cell="lstm", seed=0, scale=3.0, **kw):
@@ -205,13 +205,30 @@ def test_decoding_runs_in_eval_mode_and_restores_the_mode():
     assert not model.training
 
 
-def test_legacy_text_sampler_uses_the_same_loop():
+def test_sample_text_is_sample_on_text():
     model = lm(4, seed=5)
-    assert sample_ids(model, np.array([1]), 10, temperature_picker(0), None) == decode.greedy(
-        model, prime_ids=[1], length=10
+    vocab = CharVocab.from_text("abcd")
+    prime = vocab.encode("ba")
+    for knobs in ({"temperature": 0.0}, {"temperature": 0.7, "top_k": 3, "seed": 4}):
+        ids = decode.sample(model, prime_ids=prime, length=12, **knobs)[0]
+        text = decode.sample_text(model, vocab, prime="ba", length=12, **knobs)
+        assert text == vocab.decode([*prime, *ids])
+    assert decode.sample_text(model, vocab, prime="b", length=9, temperature=0) == vocab.decode(
+        [1, *decode.greedy(model, prime_ids=[1], length=9)]
     )
     with pytest.raises(ArgumentError, match="temperature"):
-        temperature_picker(-1)
+        decode.sample_text(model, vocab, length=3, temperature=-1)
+
+
+def test_a_given_state_is_where_the_prime_starts():
+    model = lm(4, seed=6, cell="gru")
+    _, state = model.forward(np.array([[2, 3, 1]]), None)  # (L, 1, H) after 2, 3, 1
+    for how in ({"temperature": 0}, {"seed": 9}):
+        want = decode.sample(model, prime_ids=[2, 3, 1, 0], length=8, **how)
+        assert decode.sample(model, prime_ids=[0], length=8, state=state, **how) == want
+    assert decode.greedy(model, prime_ids=[0], length=5, state=state) == decode.greedy(
+        model, prime_ids=[2, 3, 1, 0], length=5
+    )
 
 
 # ------------------------------------------------------------------ scoring
@@ -237,6 +254,20 @@ def test_score_agrees_with_step_and_with_loss(monkeypatch):
     chunked = decode.score(exact, long_ids, prime_ids=[1, 2, 3, 0, 1])
     np.testing.assert_allclose(chunked, whole, rtol=1e-12)
     assert whole.log_prob == pytest.approx(log_prob_by_steps(exact, [1, 2, 3, 0, 1], long_ids))
+
+
+def test_score_runs_the_compiled_model(monkeypatch):
+    model = lm(5, seed=2)
+    ids = np.random.default_rng(3).integers(0, 5, 30)
+    want = decode.score(model, ids, prime_ids=[4, 1])
+    calls = []
+    forward = decode.CompiledLM.forward
+    monkeypatch.setattr(
+        decode.CompiledLM, "forward", lambda self, *a: calls.append(1) or forward(self, *a)
+    )
+    assert decode.score(model, ids, prime_ids=[4, 1]) == want
+    assert calls  # the chunks went through the compiled decoder
+    assert want.log_prob == pytest.approx(log_prob_by_steps(model, [4, 1], ids), rel=1e-10)
 
 
 def test_score_rejects_bad_ids():

@@ -107,6 +107,16 @@ def test_gate_count():
     assert [_rnncore.gate_count(m) for m in MODES] == [1, 1, 4, 3, 3, 3]
 
 
+def test_the_rust_and_python_tables_of_modes_agree():
+    from rnncore.models._base import CELLS
+    from rnncore.nn._base import GATES
+
+    assert {m: _rnncore.gate_count(m) for m in GATES} == GATES
+    assert set(CELLS) == set(GATES) == set(MODES)
+    with pytest.raises(ValueError, match="unknown cell mode"):
+        _rnncore.gate_count("lstmp")  # nor does Rust know a mode Python lacks
+
+
 @pytest.mark.parametrize("impl", [_rnncore, reference], ids=["rust", "reference"])
 def test_cifg_is_an_lstm_whose_input_gate_mirrors_the_forget_gate(impl):
     """sigmoid(-a) = 1 - sigmoid(a): an LSTM with input-gate weights -W_f equals

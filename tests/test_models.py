@@ -444,3 +444,22 @@ def test_tagger_padding(rng):
     assert loss == pytest.approx(picked[valid].mean(), rel=1e-12)
     with pytest.raises(ArgumentError, match="tags"):
         model.loss(ids, lengths, np.where(valid, 3, 0))
+
+
+def test_cell_names_have_one_table_of_aliases():
+    from rnncore.models._base import CELL_ALIASES, CELLS
+    from rnncore.nn._base import GATES
+
+    assert set(CELLS) == set(GATES)  # the configs name the kernels' modes
+    assert CELL_ALIASES == {
+        "rnn": "rnn_tanh",
+        "lstm-cifg": "lstm_cifg",
+        "gru-reset-before": "gru_reset_before",
+        "rnn-tanh": "rnn_tanh",
+        "rnn-relu": "rnn_relu",
+    }
+    for alias, cell in CELL_ALIASES.items():
+        assert LMConfig(vocab_size=3, cell=alias).cell == cell
+        assert LMConfig(vocab_size=3, cell=cell).cell == cell
+    with pytest.raises(ArgumentError, match=r"cell must be one of .*'rnn'"):
+        LMConfig(vocab_size=3, cell="tanh")

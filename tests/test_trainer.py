@@ -10,18 +10,13 @@ import pytest
 from rnncore.checkpoint import load_checkpoint, load_model
 from rnncore.corpus import default_corpus
 from rnncore.data import CharVocab, StreamBatcher, WordVocab, encode_file
+from rnncore.decode import sample_text
 from rnncore.errors import CheckpointError, NonFiniteError
 from rnncore.models import CharLM, LMConfig
 from rnncore.optim import create
-from rnncore.train import (
-    COLUMNS,
-    TrainConfig,
-    Trainer,
-    have_matplotlib,
-    read_metrics,
-    sample,
-    temperature_picker,
-)
+from rnncore.train import TrainConfig, Trainer, read_metrics
+from rnncore.train.metrics import COLUMNS
+from rnncore.train.plotting import have_matplotlib
 
 TEXT = default_corpus()[:4000]
 VOCAB = CharVocab.from_text(TEXT)
@@ -260,19 +255,18 @@ def test_sampling_is_seeded_starts_with_the_prime_and_can_be_greedy(tmp_path):
     trainer.fit()
     model, vocab, _ = load_model(tmp_path / "latest")
     draw = [
-        sample(model, vocab, 80, "The ", temperature_picker(0.8), np.random.default_rng(s))
+        sample_text(model, vocab, length=80, prime="The ", temperature=0.8, seed=s)
         for s in (1, 1, 2)
     ]
     assert draw[0] == draw[1] != draw[2]
     assert draw[0].startswith("The ") and len(draw[0]) == 84
     greedy = {
-        sample(model, vocab, 30, "a", temperature_picker(0.0), np.random.default_rng(s))
-        for s in range(3)
+        sample_text(model, vocab, length=30, prime="a", temperature=0.0, seed=s) for s in range(3)
     }
     assert len(greedy) == 1
     words = WordVocab.from_text(TEXT)
     lm = CharLM(LMConfig(vocab_size=len(words), hidden_size=8, num_layers=1, embedding_dim=8))
-    text = sample(lm, words, 5, "the", rng=np.random.default_rng(0))
+    text = sample_text(lm, words, length=5, prime="the", rng=np.random.default_rng(0))
     assert text.startswith("the ") and len(words.tokenize(text)) == 6
 
 

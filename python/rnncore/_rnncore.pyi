@@ -3,8 +3,9 @@
 Conventions (PyTorch's): ``T`` steps, ``N`` batch, ``D`` input size, ``H`` hidden
 size, ``G`` gates (``rnn_*`` 1, ``lstm`` 4 in order i,f,g,o, ``gru`` and
 ``gru_reset_before`` 3 in order r,z,n, ``lstm_cifg`` 3 in order f,g,o). Every
-float array of one call has the same dtype, float32 or float64. Arrays that are
-not C-contiguous are copied; inputs are never modified.
+float array of one call has the same dtype, float32 or float64: that of its input
+weights (``w_ih``; ``weight_ih_l0`` of the first layer), which every other array
+must match. Arrays that are not C-contiguous are copied; inputs are never modified.
 """
 
 from typing import Literal, final
@@ -137,7 +138,7 @@ def min_char_rnn_step(
 
     Args:
         inputs, targets: ``(T,)`` ids in ``0..V-1``, ``T >= 1``.
-        h0: ``(H,)`` the state before the chunk; its dtype is the call's.
+        h0: ``(H,)`` the state before the chunk.
         params: ``[weight_ih (H, V), weight_hh (H, H), bias_ih (H,), bias_hh (H,),
             head.weight (V, H), head.bias (V,)]``, updated in place except bias_hh.
         grads: six arrays of the same shapes: overwritten with the clipped
@@ -164,8 +165,7 @@ class Decoder:
         layers: ``L`` tuples ``(weight_ih, weight_hh, bias_ih, bias_hh)``:
             ``(G*H, K)``, ``(G*H, H)``, ``(G*H,)`` or None each; ``K`` is ``E``
             (or ``V`` without an embedding) for layer 0 and ``H`` above.
-        head_weight: ``(V, H)`` readout weights; its dtype (float32 or float64)
-            is the decoder's.
+        head_weight: ``(V, H)`` readout weights.
         head_bias: ``(V,)`` or None.
         embedding: ``(V, E)`` input embedding; None: one-hot inputs (``K = V``).
 
@@ -223,6 +223,8 @@ class Decoder:
         top_k: int | None = None,
         top_p: float | None = None,
         stop_id: int | None = None,
+        *,
+        top_p_slack: float,
     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Draw up to ``length`` symbols per row without returning to Python.
 
@@ -234,6 +236,8 @@ class Decoder:
                 running, in row order, from where step ``t - 1`` stopped.
             temperature, top_k, top_p: as :func:`rnncore.decode.pick`.
             stop_id: a row ends after drawing it (the id is kept).
+            top_p_slack: ``rnncore.decode.sampling.TOP_P_SLACK`` (the one
+                definition of how near ``top_p`` a mass counts as reaching it).
 
         Returns:
             ``(ids (N, length) int64, ends (N,) int64)``: row ``n`` holds
@@ -266,7 +270,7 @@ def decoder_forward(
     Args:
         mode: the cell; attention: the score (``"additive"`` Bahdanau, ``"general"``
             and ``"dot"`` Luong).
-        y: ``(T, N, E)`` decoder inputs; its dtype is the call's.
+        y: ``(T, N, E)`` decoder inputs.
         memory: ``(N, S, M)`` encoder outputs.
         lengths: ``(N,)`` source lengths in ``1..S``, or ``None`` (all ``S``).
         h0: ``(N, H)``; c0: ``(N, H)`` for lstm, ``None`` otherwise.

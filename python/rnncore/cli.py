@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from rnncore.checkpoint import (
-    STATE_FILE,
     Checkpoint,
     build_model,
     checkpoint_vocab,
@@ -38,6 +37,7 @@ from rnncore.checkpoint import (
     load_model,
     resolve,
 )
+from rnncore.checkpoint.format import STATE_FILE
 from rnncore.corpus import default_corpus
 from rnncore.data import CharVocab, StreamBatcher, WordVocab, build_vocab, encode_file
 from rnncore.decode import commands
@@ -46,19 +46,13 @@ from rnncore.distributed_cli import add_sweep_parser, add_train_options, data_pa
 from rnncore.errors import ArgumentError, RnnCoreError
 from rnncore.export import command as export_command
 from rnncore.models import CharLM, LMConfig
+from rnncore.models._base import CELL_ALIASES, CELLS, cell_name
 from rnncore.models.min_char_rnn import FROZEN, min_char_rnn
 from rnncore.optim import create
 from rnncore.train import TrainConfig, Trainer
 
 __all__ = ["DEFAULTS", "MIN_CHAR_RNN", "build_parser", "main"]
 
-CELLS = {
-    "lstm": "lstm",
-    "lstm-cifg": "lstm_cifg",
-    "gru": "gru",
-    "gru-reset-before": "gru_reset_before",
-    "rnn": "rnn_tanh",
-}
 MEMMAP_BYTES = 64 << 20  # text files above this size are encoded to an id file and memory-mapped
 
 # Defaults of `rnncore train` (char-rnn's where it has one).
@@ -97,7 +91,7 @@ DEFAULTS: dict[str, Any] = {
 # --min-char-rnn: Karpathy's min-char-rnn (a tanh RNN on one-hot characters, summed
 # loss, Adagrad with eps inside the square root, entries clipped to [-5, 5], float64).
 MIN_CHAR_RNN: dict[str, Any] = {
-    "model": "rnn",
+    "model": "rnn_tanh",
     "rnn_size": 100,
     "num_layers": 1,
     "embedding_size": 0,
@@ -132,7 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a character- or word-level language model")
     t.add_argument("--data", help="UTF-8 text file (default: Python's help() topics)")
-    t.add_argument("--model", choices=sorted(CELLS), help="recurrent cell (default lstm)")
+    t.add_argument(
+        "--model",
+        choices=[*CELLS, *CELL_ALIASES],
+        metavar="CELL",
+        help=f"recurrent cell: {', '.join(CELLS)} (default lstm); aliases: "
+        + ", ".join(f"{a} = {c}" for a, c in CELL_ALIASES.items()),
+    )
     t.add_argument("--rnn-size", type=int, help="hidden size H (default 128)")
     t.add_argument("--num-layers", type=int, help="stacked layers (default 2)")
     t.add_argument("--embedding-size", type=int, help="embedding size E; 0 = one-hot (default)")
@@ -192,7 +192,7 @@ def _settings(args: argparse.Namespace, saved: dict[str, Any]) -> dict[str, Any]
 def _architecture(s: dict[str, Any]) -> dict[str, Any]:
     """The model settings of ``s`` as :class:`LMConfig` fields."""
     return {
-        "cell": CELLS[s["model"]],
+        "cell": cell_name(s["model"]),
         "hidden_size": s["rnn_size"],
         "num_layers": s["num_layers"],
         "embedding_dim": s["embedding_size"] or None,
@@ -224,7 +224,8 @@ def _check_flags(
         fixed = [
             k
             for k in ("model", "num_layers", "embedding_size", "dropout", "optimizer")
-            if getattr(args, k) not in (None, MIN_CHAR_RNN[k])
+            if getattr(args, k) is not None
+            and (cell_name(args.model) if k == "model" else getattr(args, k)) != MIN_CHAR_RNN[k]
         ]
         fixed += [k for k in ("forget_bias", "init_hh") if getattr(args, k) is not None]
         if fixed:
@@ -277,7 +278,7 @@ def _build(
     else:
         config = LMConfig(
             vocab_size=V,
-            cell=CELLS[s["model"]],
+            cell=cell_name(s["model"]),
             hidden_size=s["rnn_size"],
             num_layers=s["num_layers"],
             dropout=s["dropout"],

@@ -4,22 +4,28 @@
 //! and GRU cells, in `f32` and `f64`) are plain Rust over slices and know nothing
 //! of Python. The optional `python` feature adds the PyO3 binding that NumPy
 //! arrays go through.
+//!
+//! The crate is the extension's inside, not a Rust library: its modules are
+//! `pub(crate)`, and only the sequence kernels' entry points are re-exported
+//! below. Without the binding (`--no-default-features`, the kernels' own tests)
+//! much of it has no caller, hence the `dead_code` allowance there.
+#![cfg_attr(not(feature = "python"), allow(dead_code, unused_imports))]
 
-pub mod buffer;
-pub mod cells;
-pub mod decode;
-pub mod error;
-pub mod linalg;
-pub mod minchar;
-pub mod mode;
-pub mod panel;
-pub mod parallel;
-pub mod real;
-pub mod seq2seq;
-pub mod sequence;
+pub(crate) mod buffer;
+pub(crate) mod cells;
+pub(crate) mod decode;
+pub(crate) mod error;
+pub(crate) mod linalg;
+pub(crate) mod minchar;
+pub(crate) mod mode;
+pub(crate) mod panel;
+pub(crate) mod parallel;
+pub(crate) mod real;
+pub(crate) mod seq2seq;
+pub(crate) mod sequence;
 mod shared;
-pub mod simd;
-pub mod vmath;
+pub(crate) mod simd;
+pub(crate) mod vmath;
 
 #[cfg(test)]
 mod test_util;

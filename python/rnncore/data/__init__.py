@@ -14,15 +14,14 @@
 
 from __future__ import annotations
 
-from rnncore.data.idfile import build_vocab, encode_file, open_ids, read_text_chunks
+from rnncore.data.idfile import build_vocab, encode_file, open_ids
 from rnncore.data.padding import BucketBatcher, PaddedBatch, pad_batch
 from rnncore.data.pairs import PairVocab, pair_batches, read_pairs, write_pairs
-from rnncore.data.stream import SPLITS, Batch, StreamBatcher, fingerprint
+from rnncore.data.stream import Batch, StreamBatcher
 from rnncore.data.tasks import date_pairs, reversal_pairs
 from rnncore.data.vocab import CharVocab, Vocab, WordVocab, vocab_from_dict
 
 __all__ = [
-    "SPLITS",
     "Batch",
     "BucketBatcher",
     "CharVocab",
@@ -34,12 +33,10 @@ __all__ = [
     "build_vocab",
     "date_pairs",
     "encode_file",
-    "fingerprint",
     "open_ids",
     "pad_batch",
     "pair_batches",
     "read_pairs",
-    "read_text_chunks",
     "reversal_pairs",
     "vocab_from_dict",
     "write_pairs",

@@ -2,6 +2,7 @@
 
 - :func:`sample`, :func:`greedy`: draw continuations with temperature, top-k,
   top-p and a stop symbol, all samples advanced as one batch;
+  :func:`sample_text` is :func:`sample` from a prime text to a text;
   :func:`sample_with` runs the same loop with any rule; :func:`pick` and
   :func:`sampling_distribution` are the rule's pieces.
 - :func:`beam_search` -> :class:`Hypothesis` list: the most likely
@@ -34,6 +35,7 @@ from rnncore.decode.sampling import (
     greedy,
     pick,
     sample,
+    sample_text,
     sample_with,
     sampling_distribution,
 )
@@ -53,6 +55,7 @@ __all__ = [
     "length_penalty",
     "pick",
     "sample",
+    "sample_text",
     "sample_with",
     "sampling_distribution",
     "score",

@@ -182,17 +182,20 @@ def advance(model: Any, ids: Array, state: State) -> tuple[Array, State]:
     return np.stack(out, axis=1), state  # (N, T, V)
 
 
-def warm_up(model: Any, prime: Array, N: int) -> tuple[Array, State]:
+def warm_up(model: Any, prime: Array, N: int, state: State = None) -> tuple[Array, State]:
     """The next-symbol log-probabilities ``(N, V)`` float64 and the state of ``N``
-    rows after ``prime (P,)``.
+    rows after ``prime (P,)``, from ``state`` (one row; None: ``initial_state(1)``).
 
     The prime runs once, as a batch of one, and its state is copied to the ``N``
     rows. Without a prime the first symbol is uniform over the vocabulary (there
-    is nothing to condition on) and the state is ``initial_state(N)``.
+    is nothing to condition on) and the state is ``state`` copied to ``N`` rows,
+    or ``initial_state(N)``.
     """
     V = vocab_size(model)
     if prime.size == 0:
-        return np.full((N, V), -np.log(V)), model.initial_state(N)
-    log_probs, state = advance(model, prime[None, :], model.initial_state(1))  # (1, P, V)
+        rows = model.initial_state(N) if state is None else repeat_rows(state, N)
+        return np.full((N, V), -np.log(V)), rows
+    start = model.initial_state(1) if state is None else state
+    log_probs, state = advance(model, prime[None, :], start)  # (1, P, V)
     last = np.asarray(log_probs[:, -1], dtype=np.float64)  # (1, V)
     return np.repeat(last, N, axis=0), repeat_rows(state, N)

@@ -134,6 +134,7 @@ class CompiledLM:
         top_k: int | None,
         top_p: float | None,
         stop_id: int | None,
+        top_p_slack: float,
     ) -> tuple[Array, Array]:
         """Draw up to ``length`` ids per row in one call.
 
@@ -145,6 +146,7 @@ class CompiledLM:
                 ``temperature == 0``).
             length, temperature, top_k, top_p, stop_id: as
                 :func:`rnncore.decode.sample`.
+            top_p_slack: :data:`rnncore.decode.sampling.TOP_P_SLACK`.
 
         Returns:
             ``(ids (N, length) int64, ends (N,) int64)``: row ``n`` drew
@@ -161,6 +163,7 @@ class CompiledLM:
             top_k,
             top_p,
             stop_id,
+            top_p_slack=top_p_slack,
         )
 
 

@@ -11,7 +11,8 @@ built from three knobs applied in this order:
    probability (after 1 and 2) reaches ``p``;
 
 then renormalise what is kept and draw from it. :func:`sample_with` runs the
-same loop with any other rule.
+same loop with any other rule, :func:`greedy` with the argmax, and
+:func:`sample_text` is :func:`sample` from text to text.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from rnncore.decode._model import (
 )
 from rnncore.decode.compiled import compiled
 from rnncore.errors import ArgumentError
-from rnncore.nn._base import Array
+from rnncore.nn._base import Array, State
 
 __all__ = [
     "Rule",
@@ -43,6 +44,7 @@ __all__ = [
     "greedy",
     "pick",
     "sample",
+    "sample_text",
     "sample_with",
     "sampling_distribution",
 ]
@@ -51,6 +53,7 @@ Rule = Callable[[np.ndarray], np.ndarray]  # log_probs (n, V) -> ids (n,)
 
 # A symbol is kept by top-p while the mass before it is below p by more than
 # this: floating-point sums that "reach" p exactly still count as reaching it.
+# The one definition: the Rust loop gets it through ``sample_loop``.
 TOP_P_SLACK = 1e-9
 
 
@@ -165,43 +168,17 @@ def sample_with(
     length: int,
     stop_id: int | None = None,
     num_samples: int = 1,
+    state: State = None,
 ) -> list[list[int]]:
-    """The sampling loop with any rule ``log_probs (n, V) -> ids (n,)``.
+    """The sampling loop of :func:`sample` with any rule ``log_probs (n, V) -> ids (n,)``.
 
     See :func:`sample` for the arguments; ``rule`` replaces its knobs and its
     generator. A sample that draws ``stop_id`` leaves the batch (its rows of
     the state are dropped), so the rule sees only the samples still running.
     """
-    V = vocab_size(model)
-    length = nonnegative_int("length", length)
-    N = _validate.positive_int("num_samples", num_samples)
-    prime = check_id_sequence("prime_ids", prime_ids, V)
-    stop = check_symbol("stop_id", stop_id, V)
-    out = np.zeros((N, length), dtype=np.int64)  # (N, length) drawn ids
-    ends = np.full(N, length)  # (N,) length of each sample
-    with eval_mode(model):
-        model = compiled(model)
-        log_probs, state = warm_up(model, prime, N)  # (N, V), state of N rows
-        rows = np.arange(N)  # (n,) the samples still running, in batch order
-        for t in range(length):
-            nxt = np.asarray(rule(log_probs), dtype=np.int64)  # (n,)
-            if nxt.shape != rows.shape or nxt.min() < 0 or nxt.max() >= V:
-                raise ArgumentError(
-                    f"rule must return {rows.size} ids in 0..{V - 1}, got {nxt.shape} "
-                    f"with values {nxt.min()}..{nxt.max()}"
-                )
-            out[rows, t] = nxt
-            if stop is not None:
-                going = nxt != stop  # (n,)
-                if not going.all():
-                    ends[rows[~going]] = t + 1
-                    rows, nxt = rows[going], nxt[going]
-                    if rows.size == 0:
-                        break
-                    state = take_rows(state, np.flatnonzero(going))
-            if t + 1 < length:
-                log_probs, state = model.step(nxt, state)  # (n, V)
-    return [out[i, : ends[i]].tolist() for i in range(N)]
+    return _run(
+        model, rule, (1.0, None, None), None, prime_ids, length, stop_id, num_samples, state
+    )
 
 
 def sample(
@@ -216,6 +193,7 @@ def sample(
     num_samples: int = 1,
     seed: int | None = None,
     rng: np.random.Generator | None = None,
+    state: State = None,
 ) -> list[list[int]]:
     """Draw ``num_samples`` independent continuations of ``prime_ids``, as one batch.
 
@@ -235,42 +213,118 @@ def sample(
         seed, rng: the random draws: a seed, or a ``numpy.random.Generator``
             (not both; neither: fresh entropy). The same seed gives the same
             samples.
+        state: the state of one sequence (batch 1) before the prime; None:
+            ``model.initial_state(1)``.
 
     Returns:
         ``num_samples`` lists of drawn ids (the prime is not repeated).
     """
     knobs = check_rule(temperature, top_k, top_p)
     gen = make_rng(seed, rng)
-    fast = compiled(model)
-    if callable(getattr(fast, "sample_loop", None)):
-        return _sample_in_one_call(fast, gen, knobs, prime_ids, length, stop_id, num_samples)
-
-    def rule(log_probs: Array) -> Array:
-        return pick(log_probs, gen, temperature=knobs[0], top_k=knobs[1], top_p=knobs[2])
-
-    return sample_with(
-        fast, rule, prime_ids=prime_ids, length=length, stop_id=stop_id, num_samples=num_samples
-    )
+    return _run(model, None, knobs, gen, prime_ids, length, stop_id, num_samples, state)
 
 
-def _sample_in_one_call(
-    fast: Any,
-    gen: np.random.Generator | None,
+def greedy(
+    model: Any,
+    *,
+    prime_ids: Any = None,
+    length: int,
+    stop_id: int | None = None,
+    state: State = None,
+) -> list[int]:
+    """The most likely symbol at every step (argmax decoding): one list of ids.
+
+    Without a prime the first symbol is id 0 (every symbol is equally likely).
+    """
+    return _run(model, None, (0.0, None, None), None, prime_ids, length, stop_id, 1, state)[0]
+
+
+def sample_text(
+    model: Any,
+    vocab: Any,
+    *,
+    length: int = 500,
+    prime: str = "",
+    **options: Any,
+) -> str:
+    """The prime followed by up to ``length`` drawn symbols, as text: :func:`sample`
+    (one sample; ``options`` as there: ``temperature``, ``top_k``, ``top_p``,
+    ``stop_id``, ``seed`` or ``rng``) with ``vocab``'s ``encode``/``decode``.
+    ``rnncore sample`` prints the same text for the same seed."""
+    prime_ids = vocab.encode(prime) if prime else np.zeros(0, dtype=np.int64)
+    drawn = sample(model, prime_ids=prime_ids, length=length, **options)[0]
+    return str(vocab.decode([*prime_ids.tolist(), *drawn]))
+
+
+def _run(
+    model: Any,
+    rule: Rule | None,
     knobs: tuple[float, int | None, float | None],
+    gen: np.random.Generator | None,
     prime_ids: Any,
     length: Any,
     stop_id: Any,
     num_samples: Any,
+    state: State,
 ) -> list[list[int]]:
-    """:func:`sample` through ``fast.sample_loop`` (a compiled model: no dropout to
-    turn off): the same draws as the loop in :func:`sample_with` with :func:`pick`,
-    and ``gen`` left where that loop leaves it (``gen`` may be None at temperature 0)."""
-    V = vocab_size(fast)
+    """The one sampling loop: each step draws with ``rule``, or (None) with
+    :func:`pick` and ``knobs``/``gen`` (``gen`` None only at temperature 0).
+
+    Without a rule, a compiled model runs the whole loop in one Rust call
+    (``sample_loop``) with the same draws, and ``gen`` is left where the Python
+    loop would leave it: one uniform per running row per step.
+    """
+    V = vocab_size(model)
     length = nonnegative_int("length", length)
     N = _validate.positive_int("num_samples", num_samples)
     prime = check_id_sequence("prime_ids", prime_ids, V)
     stop = check_symbol("stop_id", stop_id, V)
-    log_probs, state = warm_up(fast, prime, N)  # (N, V), state of N rows
+    with eval_mode(model):
+        fast = compiled(model)
+        log_probs, state = warm_up(fast, prime, N, state)  # (N, V), state of N rows
+        if rule is None and callable(getattr(fast, "sample_loop", None)):
+            return _loop_in_one_call(fast, log_probs, state, gen, knobs, length, stop, N)
+        if rule is None:
+            temperature, top_k, top_p = knobs
+
+            def rule(lp: Array) -> Array:
+                return pick(lp, gen, temperature=temperature, top_k=top_k, top_p=top_p)  # type: ignore[arg-type]
+
+        out = np.zeros((N, length), dtype=np.int64)  # (N, length) drawn ids
+        ends = np.full(N, length)  # (N,) length of each sample
+        rows = np.arange(N)  # (n,) the samples still running, in batch order
+        for t in range(length):
+            nxt = np.asarray(rule(log_probs), dtype=np.int64)  # (n,)
+            if nxt.shape != rows.shape or nxt.min() < 0 or nxt.max() >= V:
+                raise ArgumentError(
+                    f"rule must return {rows.size} ids in 0..{V - 1}, got {nxt.shape} "
+                    f"with values {nxt.min()}..{nxt.max()}"
+                )
+            out[rows, t] = nxt
+            if stop is not None:
+                going = nxt != stop  # (n,)
+                if not going.all():
+                    ends[rows[~going]] = t + 1
+                    rows, nxt = rows[going], nxt[going]
+                    if rows.size == 0:
+                        break
+                    state = take_rows(state, np.flatnonzero(going))
+            if t + 1 < length:
+                log_probs, state = fast.step(nxt, state)  # (n, V)
+    return [out[i, : ends[i]].tolist() for i in range(N)]
+
+
+def _loop_in_one_call(
+    fast: Any,
+    log_probs: Array,
+    state: State,
+    gen: np.random.Generator | None,
+    knobs: tuple[float, int | None, float | None],
+    length: int,
+    stop: int | None,
+    N: int,
+) -> list[list[int]]:
+    """:func:`_run`'s loop as one ``fast.sample_loop`` call (see there)."""
     uniforms = np.zeros(0)  # (length * N,) when drawing
     if knobs[0] > 0 and gen is not None:
         before = gen.bit_generator.state
@@ -284,27 +338,9 @@ def _sample_in_one_call(
         top_k=knobs[1],
         top_p=knobs[2],
         stop_id=stop,
+        top_p_slack=TOP_P_SLACK,
     )  # (N, length), (N,)
-    if uniforms.size:  # one uniform per row per step it ran: rewind to just past those
+    if uniforms.size and gen is not None:  # one uniform per row per step it ran
         gen.bit_generator.state = before
         gen.random(int(ends.sum()))
     return [ids[i, : ends[i]].tolist() for i in range(N)]
-
-
-def greedy(
-    model: Any, *, prime_ids: Any = None, length: int, stop_id: int | None = None
-) -> list[int]:
-    """The most likely symbol at every step (argmax decoding): one list of ids.
-
-    Without a prime the first symbol is id 0 (every symbol is equally likely).
-    """
-
-    fast = compiled(model)
-    if callable(getattr(fast, "sample_loop", None)):
-        knobs = (0.0, None, None)
-        return _sample_in_one_call(fast, None, knobs, prime_ids, length, stop_id, 1)[0]
-
-    def rule(log_probs: Array) -> Array:
-        return np.asarray(log_probs).argmax(axis=1)  # (n,) ties: the lower id
-
-    return sample_with(fast, rule, prime_ids=prime_ids, length=length, stop_id=stop_id)[0]

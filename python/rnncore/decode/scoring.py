@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rnncore.decode._model import advance, check_id_sequence, eval_mode, vocab_size
+from rnncore.decode.compiled import compiled
 from rnncore.errors import ArgumentError
 
 __all__ = ["SCORE_CHUNK", "Score", "score"]
@@ -33,7 +34,8 @@ def score(model: Any, ids: Any, *, prime_ids: Any = None) -> Score:
 
     Args:
         model: a language model or :class:`~rnncore.decode.Ensemble` (in eval
-            mode while scoring, then back).
+            mode while scoring, then back; compiled like every decoder, see
+            :func:`~rnncore.decode.compiled`).
         ids: ``(T,)`` the ids to score (at least 2 without a prime, 1 with one).
         prime_ids: ``(P,)`` context ids, not scored.
 
@@ -52,6 +54,7 @@ def score(model: Any, ids: Any, *, prime_ids: Any = None) -> Score:
     chunk = SCORE_CHUNK
     total = 0.0
     with eval_mode(model):
+        model = compiled(model)  # a CharLM: one Rust call per chunk, GIL released
         state = model.initial_state(1)
         head = context[:-1]  # (P - 1,) the context before its last id: only its state counts
         for start in range(0, head.size, chunk):

@@ -23,11 +23,14 @@ import numpy as np
 
 from rnncore import _validate, nn
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
-from rnncore.nn._base import Array, Layer
+from rnncore.nn._base import CELL_STATE, GATES, Array, Module
 from rnncore.nn.functional import _in_range, _integers
 
-CELLS = ("lstm", "lstm_cifg", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu")
-CELL_STATE = ("lstm", "lstm_cifg")  # cells whose state is a tuple (h, c)
+CELLS = tuple(GATES)  # the cell names: the kernels' modes
+# The one table of other spellings, accepted wherever a cell is named (configs,
+# ``rnncore train --model``): char-rnn's ``rnn``, and hyphens for underscores.
+# (``nn.RNN(nonlinearity="tanh")`` is torch's spelling of the layer ``rnn_tanh``.)
+CELL_ALIASES = {"rnn": "rnn_tanh", **{c.replace("_", "-"): c for c in CELLS if "_" in c}}
 UNCOMPILED = ("lstm_cifg", "gru_reset_before")  # cells the compiled decoder does not run
 DTYPES = ("float32", "float64")
 
@@ -60,10 +63,18 @@ class Config:
             raise ArgumentError(f"{cls.__name__}: {err}") from err
 
 
+def cell_name(name: Any) -> str:
+    """The cell name ``name`` stands for: one of :data:`CELLS`, or an alias of one
+    (:data:`CELL_ALIASES`)."""
+    if isinstance(name, str) and name in CELL_ALIASES:
+        return CELL_ALIASES[name]
+    return _validate.choice("cell", name, [*CELLS, *CELL_ALIASES])
+
+
 def check_common(cfg: Any) -> None:
     """Checks of the fields every model config has (raises ArgumentError/DTypeError)."""
     _validate.positive_int("vocab_size", cfg.vocab_size)
-    _validate.choice("cell", cfg.cell, CELLS)
+    cfg.cell = cell_name(cfg.cell)
     _validate.positive_int("hidden_size", cfg.hidden_size)
     _validate.positive_int("num_layers", cfg.num_layers)
     _validate.probability("dropout", cfg.dropout)
@@ -128,12 +139,12 @@ class Model:
     """Named layers seen as one: parameters, grads, state dict, mode and ``rng``."""
 
     def __init__(self, seed: int | None) -> None:
-        self._layers: dict[str, Layer] = {}
+        self._layers: dict[str, Module] = {}
         self.grads: dict[str, Array] = {}
         self._rng = np.random.default_rng(seed)
         self.training = True
 
-    def _add(self, name: str, layer: Layer) -> Any:
+    def _add(self, name: str, layer: Module) -> Any:
         """Register ``layer`` under ``name``; its parameters become ``name.param``."""
         self._layers[name] = layer
         for pname, g in layer.grads.items():

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from rnncore import _validate
+from rnncore import _validate, decode
 from rnncore._native import kernels
 from rnncore.errors import ArgumentError
 from rnncore.models.char_lm import CharLM, LMConfig
@@ -92,21 +92,14 @@ class MinCharRNN:
         return loss, h
 
     def sample(self, h: Array, seed_ix: int, n: int, rng: np.random.Generator) -> list[int]:
-        """``n`` indices drawn one by one from the model, starting after ``seed_ix``.
-
-        ``rng`` draws the characters (min-char-rnn uses ``np.random.choice``); the
-        model's own generator is not touched.
-        """
+        """``n`` indices drawn one by one from the model, starting after ``seed_ix``
+        from the state ``h (1, 1, H)``: :func:`rnncore.decode.sample` (min-char-rnn's
+        ``np.random.choice`` is the same inverse-CDF draw, one uniform from ``rng``
+        per symbol); the model's own generator is not touched."""
         n = _validate.positive_int("n", n)
         if not isinstance(rng, np.random.Generator):
             raise ArgumentError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        ix, out = int(seed_ix), []
-        for _ in range(n):
-            log_p, h = self.model.step(np.array([ix]), h)  # (1, V)
-            p = np.exp(log_p[0].astype(np.float64))
-            ix = int(rng.choice(p.size, p=p / p.sum()))
-            out.append(ix)
-        return out
+        return decode.sample(self.model, prime_ids=[seed_ix], length=n, rng=rng, state=h)[0]
 
 
 def fused_arrays(model: Any, optimizer: Any) -> tuple[list, list, list] | None:

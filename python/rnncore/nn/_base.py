@@ -1,12 +1,12 @@
 """What every layer and cell of :mod:`rnncore.nn` shares.
 
-:class:`Layer` owns the parameters (NumPy arrays under PyTorch's names), their
+:class:`Module` owns the parameters (NumPy arrays under PyTorch's names), their
 gradients, the state dict, the training flag, the dtype and the random generator:
 everything :class:`~rnncore.nn.Linear`, :class:`~rnncore.nn.Embedding` and
-:class:`~rnncore.nn.Dropout` need. :class:`Module` adds the kernel backend and is
+:class:`~rnncore.nn.Dropout` need. :class:`KernelModule` adds the kernel backend and is
 the base of the recurrent layers and cells; it is the only place that calls the
 kernels: one direction of one layer at a time, through
-:meth:`Module._kernel_forward` and :meth:`Module._kernel_backward`.
+:meth:`KernelModule._kernel_forward` and :meth:`KernelModule._kernel_backward`.
 """
 
 from __future__ import annotations
@@ -22,18 +22,15 @@ import numpy as np
 from rnncore import _validate
 from rnncore._native import kernels
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
-
-# Gates G of each kernel mode, in PyTorch's order within the (G*H, ...) weights.
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3, "lstm_cifg": 3}
-# (gates: -, -, i|f|g|o, r|z|n, r|z|n, f|g|o)
-CELL_STATE = ("lstm", "lstm_cifg")  # the modes whose state is a tuple (h, c)
+from rnncore.reference.cells import CELL_STATE
+from rnncore.reference.cells import GATES as GATES  # the one table of the modes, re-exported
 
 Array = np.ndarray
 State = Any  # an (h, c) tuple for LSTMs, a single array otherwise
 
 
 class IncompatibleKeys(NamedTuple):
-    """What :meth:`Module.load_state_dict` returns, as in torch."""
+    """What :meth:`KernelModule.load_state_dict` returns, as in torch."""
 
     missing_keys: list[str]
     unexpected_keys: list[str]
@@ -46,7 +43,7 @@ def _to_numpy(value: Any) -> Array:
     return np.asarray(value)
 
 
-class Layer:
+class Module:
     """Parameters, gradients, state dict, train/eval mode, dtype and random generator.
 
     Subclasses register their parameters with :meth:`_register` in PyTorch's order;
@@ -151,12 +148,12 @@ class Layer:
 
     # ----------------------------------------------------------------- modes
 
-    def train(self, mode: bool = True) -> Layer:
+    def train(self, mode: bool = True) -> Module:
         """Training mode (dropout active, steps cached for backward); returns self."""
         self.training = _validate.flag("train(mode)", mode)
         return self
 
-    def eval(self) -> Layer:
+    def eval(self) -> Module:
         """Evaluation mode, the same as ``train(False)``; returns self."""
         return self.train(False)
 
@@ -172,8 +169,8 @@ class Layer:
         return f"{type(self).__name__}({extra})"
 
 
-class Module(Layer):
-    """A :class:`Layer` that runs the recurrent kernels: the base of RNNs and cells.
+class KernelModule(Module):
+    """A :class:`Module` that runs the recurrent kernels: the base of RNNs and cells.
 
     Subclasses set ``self._mode`` (a key of :data:`GATES`) and register their
     parameters with :meth:`_add_parameter` in PyTorch's order.

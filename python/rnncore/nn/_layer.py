@@ -16,7 +16,7 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore.errors import ArgumentError, StateError
-from rnncore.nn._base import CELL_STATE, GATES, Array, Module, State
+from rnncore.nn._base import CELL_STATE, GATES, Array, KernelModule, State
 from rnncore.nn._trace import cache_arrays, names
 
 SUFFIXES = ("", "_reverse")  # parameter-name suffix of direction 0 (forward), 1 (reverse)
@@ -36,7 +36,7 @@ class _Trace:
     state_meaning: str  # state_shape in symbols, for messages
 
 
-class _RNNBase(Module):
+class _RNNBase(KernelModule):
     """Shared by :class:`RNN`, :class:`LSTM` and :class:`GRU`; see their docstrings."""
 
     def __init__(

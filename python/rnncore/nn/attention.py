@@ -10,7 +10,7 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore.errors import ShapeError, StateError
-from rnncore.nn._base import GATES, Array, Module, State
+from rnncore.nn._base import GATES, Array, KernelModule, State
 
 ATTENTIONS = ("additive", "general", "dot")
 MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
@@ -26,7 +26,7 @@ PARAMETERS = {
 }
 
 
-class AttentionDecoder(Module):
+class AttentionDecoder(KernelModule):
     r"""A decoder that attends over encoder outputs at every step (Bahdanau et al.
     2015; Luong et al. 2015 for ``general``/``dot`` and input feeding)::
 

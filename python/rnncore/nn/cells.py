@@ -15,10 +15,10 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore.errors import ArgumentError, StateError
-from rnncore.nn._base import CELL_STATE, GATES, Array, Module, State
+from rnncore.nn._base import CELL_STATE, GATES, Array, KernelModule, State
 
 
-class _CellBase(Module):
+class _CellBase(KernelModule):
     """Shared by :class:`RNNCell`, :class:`LSTMCell` and :class:`GRUCell`."""
 
     def __init__(

@@ -8,10 +8,10 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore.errors import ShapeError, StateError
-from rnncore.nn._base import Array, Layer
+from rnncore.nn._base import Array, Module
 
 
-class Dropout(Layer):
+class Dropout(Module):
     """Zero each entry with probability ``p`` and scale the rest by ``1 / (1 - p)``.
 
     Only in training mode; in eval mode (and with ``p = 0``) the layer is the

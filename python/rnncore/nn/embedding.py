@@ -8,11 +8,11 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore.errors import ArgumentError, ShapeError, StateError
-from rnncore.nn._base import Array, Layer
+from rnncore.nn._base import Array, Module
 from rnncore.nn.functional import _in_range, _integers
 
 
-class Embedding(Layer):
+class Embedding(Module):
     """Row ``ids`` of a ``(V, E)`` table: ``ids (...) -> (..., E)``.
 
     Args:

@@ -19,17 +19,17 @@ from typing import Any, TypeVar
 import numpy as np
 
 from rnncore.errors import ArgumentError
-from rnncore.nn._base import GATES, Module
+from rnncore.nn._base import GATES, KernelModule
 
 __all__ = ["HH_INITS", "forget_bias_", "identity_hh_", "init_hh_", "orthogonal_hh_"]
 
 HH_INITS = ("uniform", "orthogonal", "identity")  # the choices of init_hh_
 
-M = TypeVar("M", bound=Module)
+M = TypeVar("M", bound=KernelModule)
 
 
-def _recurrent(layer: Any) -> Module:
-    if not isinstance(layer, Module):
+def _recurrent(layer: Any) -> KernelModule:
+    if not isinstance(layer, KernelModule):
         raise ArgumentError(
             f"layer must be a recurrent layer or cell of rnncore.nn, got {type(layer).__name__}"
         )
@@ -44,7 +44,7 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
-def _hh_params(layer: Module) -> list[np.ndarray]:
+def _hh_params(layer: KernelModule) -> list[np.ndarray]:
     """The live ``weight_hh`` arrays ``(G*H, H)`` of every layer and direction."""
     return [p for name, p in layer.named_parameters() if name.startswith("weight_hh")]
 

@@ -9,10 +9,10 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore.errors import ShapeError, StateError
-from rnncore.nn._base import Array, Layer
+from rnncore.nn._base import Array, Module
 
 
-class Linear(Layer):
+class Linear(Module):
     r"""Affine map of the last axis: :math:`y = x W^T + b`.
 
     Args:

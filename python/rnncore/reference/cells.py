@@ -23,6 +23,11 @@ import numpy as np
 
 from rnncore.errors import ArgumentError
 
+# The cell modes and their gates G, in PyTorch's order within the (G*H, ...)
+# weights (gates: -, -, i|f|g|o, r|z|n, r|z|n, f|g|o): the one Python table,
+# used by rnncore.nn and rnncore.models too. The compiled kernels have theirs in
+# rust/src/mode.rs (`Mode::gates`, exported as `_rnncore.gate_count`); a test
+# checks that the two agree.
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3, "lstm_cifg": 3}
 CELL_STATE = ("lstm", "lstm_cifg")  # the modes with a cell state c besides h
 

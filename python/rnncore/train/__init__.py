@@ -1,34 +1,26 @@
-"""Training and sampling of language models.
+"""Training of language models (sampling is :mod:`rnncore.decode`).
 
 - :class:`Trainer`, :class:`TrainConfig`, :class:`TrainResult`: truncated BPTT
   with clipping, schedules, validation, checkpoints, early stopping and exact
   resume.
 - :class:`MetricsLog`, :func:`read_metrics`: the ``metrics.csv`` of a run;
   :func:`plot_losses` draws it (with matplotlib).
-- :func:`sample`, :func:`temperature_picker`: text from a trained model.
+
+Text from a trained model: :func:`rnncore.decode.sample_text`.
 """
 
 from __future__ import annotations
 
 from rnncore.train.config import TrainConfig
-from rnncore.train.metrics import COLUMNS, MetricsLog, read_metrics
-from rnncore.train.plotting import have_matplotlib, plot_losses
-from rnncore.train.progress import Progress
-from rnncore.train.sampling import Picker, sample, sample_ids, temperature_picker
+from rnncore.train.metrics import MetricsLog, read_metrics
+from rnncore.train.plotting import plot_losses
 from rnncore.train.trainer import Trainer, TrainResult
 
 __all__ = [
-    "COLUMNS",
     "MetricsLog",
-    "Picker",
-    "Progress",
     "TrainConfig",
     "TrainResult",
     "Trainer",
-    "have_matplotlib",
     "plot_losses",
     "read_metrics",
-    "sample",
-    "sample_ids",
-    "temperature_picker",
 ]

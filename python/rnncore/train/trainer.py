@@ -37,19 +37,16 @@ from typing import Any
 
 import numpy as np
 
-from rnncore.checkpoint import (
-    MODEL_CONFIG_KEY,
+from rnncore.checkpoint.format import (
     MODEL_FILE,
     OPTIMIZER_FILE,
     STATE_FILE,
     TRAIN_FILE,
-    VOCAB_KEY,
     Checkpoint,
-    check_tensors,
-    flatten,
     save_checkpoint,
-    unflatten,
 )
+from rnncore.checkpoint.model import MODEL_CONFIG_KEY, VOCAB_KEY, check_tensors
+from rnncore.checkpoint.tree import flatten, unflatten
 from rnncore.data.stream import StreamBatcher
 from rnncore.errors import CheckpointError, RnnCoreError
 from rnncore.models.min_char_rnn import fused_train_step

@@ -15,20 +15,26 @@
 
 use crate::error::{Result, RnnError};
 
-/// Top-p keeps a symbol while the mass before it is below `p` by more than this.
-pub const TOP_P_SLACK: f64 = 1e-9;
-
 /// The sampling knobs, checked: see [`Knobs::new`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Knobs {
     pub temperature: f64,
     pub top_k: Option<usize>,
     pub top_p: Option<f64>,
+    /// Top-p keeps a symbol while the mass before it is below `top_p` by more
+    /// than this (`rnncore.decode.sampling.TOP_P_SLACK`, passed in by the caller).
+    pub top_p_slack: f64,
 }
 
 impl Knobs {
-    /// `temperature >= 0` (0: argmax), `top_k >= 1`, `top_p` in `(0, 1]`.
-    pub fn new(temperature: f64, top_k: Option<usize>, top_p: Option<f64>) -> Result<Self> {
+    /// `temperature >= 0` (0: argmax), `top_k >= 1`, `top_p` in `(0, 1]`,
+    /// `top_p_slack` finite and `>= 0`.
+    pub fn new(
+        temperature: f64,
+        top_k: Option<usize>,
+        top_p: Option<f64>,
+        top_p_slack: f64,
+    ) -> Result<Self> {
         if !(temperature.is_finite() && temperature >= 0.0) {
             return Err(RnnError::argument(
                 "temperature",
@@ -46,10 +52,17 @@ impl Knobs {
                 ));
             }
         }
+        if !(top_p_slack.is_finite() && top_p_slack >= 0.0) {
+            return Err(RnnError::argument(
+                "top_p_slack",
+                format!("must be a finite number >= 0, got {top_p_slack}"),
+            ));
+        }
         Ok(Self {
             temperature,
             top_k,
             top_p,
+            top_p_slack,
         })
     }
 
@@ -146,7 +159,7 @@ impl Drawer {
             for (j, s) in sorted.iter_mut().enumerate() {
                 cum += *s;
                 let before = cum - *s;
-                if j > 0 && before >= p - TOP_P_SLACK {
+                if j > 0 && before >= p - knobs.top_p_slack {
                     *s = 0.0;
                 }
             }
@@ -167,6 +180,9 @@ fn normalise(p: &mut [f64]) {
 mod tests {
     use super::*;
 
+    /// The value `rnncore.decode.sampling` passes in.
+    const SLACK: f64 = 1e-9;
+
     fn logs(p: &[f64]) -> Vec<f64> {
         p.iter().map(|x| x.ln()).collect()
     }
@@ -185,7 +201,7 @@ mod tests {
     #[test]
     fn plain_draws_follow_the_distribution() {
         let lp = logs(&[0.1, 0.2, 0.3, 0.4]);
-        let f = frequencies(&lp, &Knobs::new(1.0, None, None).unwrap());
+        let f = frequencies(&lp, &Knobs::new(1.0, None, None, SLACK).unwrap());
         for (got, want) in f.iter().zip([0.1, 0.2, 0.3, 0.4]) {
             assert!((got - want).abs() < 1e-4, "{f:?}");
         }
@@ -194,17 +210,17 @@ mod tests {
     #[test]
     fn temperature_top_k_and_top_p_truncate_and_sharpen() {
         let lp = logs(&[0.1, 0.4, 0.2, 0.3]);
-        let f = frequencies(&lp, &Knobs::new(1.0, Some(2), None).unwrap());
+        let f = frequencies(&lp, &Knobs::new(1.0, Some(2), None, SLACK).unwrap());
         assert!((f[1] - 4.0 / 7.0).abs() < 1e-4 && (f[3] - 3.0 / 7.0).abs() < 1e-4);
         assert_eq!(f[0] + f[2], 0.0);
         // top-p 0.6: 0.4 then 0.3 (mass before it 0.4 < 0.6), not 0.2 (0.7 before).
-        let f = frequencies(&lp, &Knobs::new(1.0, None, Some(0.6)).unwrap());
+        let f = frequencies(&lp, &Knobs::new(1.0, None, Some(0.6), SLACK).unwrap());
         assert!((f[1] - 4.0 / 7.0).abs() < 1e-4 && f[0] + f[2] == 0.0);
         // top-p exactly reached by the first two keeps only those two.
-        let f = frequencies(&lp, &Knobs::new(1.0, None, Some(0.7)).unwrap());
+        let f = frequencies(&lp, &Knobs::new(1.0, None, Some(0.7), SLACK).unwrap());
         assert!(f[0] + f[2] == 0.0);
         // temperature 0.5 squares the probabilities.
-        let f = frequencies(&lp, &Knobs::new(0.5, None, None).unwrap());
+        let f = frequencies(&lp, &Knobs::new(0.5, None, None, SLACK).unwrap());
         let z: f64 = [0.01, 0.16, 0.04, 0.09].iter().sum();
         assert!((f[1] - 0.16 / z).abs() < 1e-4, "{f:?}");
     }
@@ -213,19 +229,20 @@ mod tests {
     fn argmax_takes_the_lower_id_on_ties() {
         assert_eq!(argmax(&[0.0, 1.0, 1.0, -1.0]), 1);
         let mut d = Drawer::new(3);
-        let knobs = Knobs::new(0.0, None, None).unwrap();
+        let knobs = Knobs::new(0.0, None, None, SLACK).unwrap();
         assert_eq!(d.draw(&[-1.0, -0.5, -0.5], &knobs, 0.99), 1);
         // Ties under top-k keep the lower id.
-        let knobs = Knobs::new(1.0, Some(1), None).unwrap();
+        let knobs = Knobs::new(1.0, Some(1), None, SLACK).unwrap();
         assert_eq!(d.draw(&[-1.0, -0.5, -0.5], &knobs, 0.99), 1);
     }
 
     #[test]
     fn bad_knobs_are_refused() {
-        assert!(Knobs::new(-1.0, None, None).is_err());
-        assert!(Knobs::new(f64::NAN, None, None).is_err());
-        assert!(Knobs::new(1.0, Some(0), None).is_err());
-        assert!(Knobs::new(1.0, None, Some(0.0)).is_err());
-        assert!(Knobs::new(1.0, None, Some(1.5)).is_err());
+        assert!(Knobs::new(-1.0, None, None, SLACK).is_err());
+        assert!(Knobs::new(f64::NAN, None, None, SLACK).is_err());
+        assert!(Knobs::new(1.0, Some(0), None, SLACK).is_err());
+        assert!(Knobs::new(1.0, None, Some(0.0), SLACK).is_err());
+        assert!(Knobs::new(1.0, None, Some(1.5), SLACK).is_err());
+        assert!(Knobs::new(1.0, None, None, -1.0).is_err());
     }
 }

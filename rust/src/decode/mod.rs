@@ -11,9 +11,11 @@ pub mod generate;
 mod kernel;
 pub mod stack;
 
-pub use draw::{Drawer, Knobs};
-pub use generate::{run, sample, Samples, Sampling, State};
-pub use stack::{Input, LayerWeights, Stack, Weights};
+#[cfg(test)]
+use draw::Drawer;
+pub use draw::Knobs;
+pub use generate::{run, sample, Sampling, State};
+pub use stack::{Input, ModelWeights, Stack};
 
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@ use crate::error::{Result, RnnError};
 use crate::mode::Mode;
 use crate::parallel;
 use crate::real::Real;
+use crate::sequence::Weights;
 use crate::shared::SharedMut;
 use crate::simd::Level;
 
@@ -23,22 +24,14 @@ pub enum Input<'a, R> {
     Embedding(&'a [R]),
 }
 
-/// One recurrent layer's parameters, in PyTorch's layout.
-pub struct LayerWeights<'a, R> {
-    /// `(G*H, K)`, `K` the input features (`V`, `E` or `H`).
-    pub w_ih: &'a [R],
-    /// `(G*H, H)`.
-    pub w_hh: &'a [R],
-    pub b_ih: Option<&'a [R]>,
-    pub b_hh: Option<&'a [R]>,
-}
-
-/// A model's parameters, borrowed for [`Stack::new`].
-pub struct Weights<'a, R> {
+/// A model's parameters, borrowed for [`Stack::new`]; each recurrent layer's
+/// are a [`sequence::Weights`](crate::sequence::Weights) (`w_ih (G*H, K)`, `K`
+/// the input features: `V`, `E` or `H`).
+pub struct ModelWeights<'a, R> {
     pub mode: Mode,
     pub hidden: usize,
     pub input: Input<'a, R>,
-    pub layers: Vec<LayerWeights<'a, R>>,
+    pub layers: Vec<Weights<'a, R>>,
     /// Readout `(V, H)` and its bias `(V,)`.
     pub head_w: &'a [R],
     pub head_b: Option<&'a [R]>,
@@ -85,7 +78,7 @@ fn check<R: Real>(name: &str, data: &[R], shape: &[usize]) -> Result<()> {
 impl<R: Real> Stack<R> {
     /// Check `w` and pack it. Errors name the parameter as PyTorch does
     /// (`weight_hh_l1`, `head.weight`, ...).
-    pub fn new(w: &Weights<'_, R>) -> Result<Self> {
+    pub fn new(w: &ModelWeights<'_, R>) -> Result<Self> {
         let (mode, hsz) = (w.mode, w.hidden);
         let g = mode.gates();
         if matches!(mode, Mode::GruResetBefore | Mode::LstmCifg) {

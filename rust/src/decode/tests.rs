@@ -59,7 +59,7 @@ impl Model {
             .collect();
         let emb = Self::cast::<R>(&self.embedding);
         let (head_w, head_b) = (Self::cast::<R>(&self.head_w), Self::cast::<R>(&self.head_b));
-        Stack::new(&Weights {
+        Stack::new(&ModelWeights {
             mode: self.mode,
             hidden: self.h,
             input: if self.e.is_some() {
@@ -69,7 +69,7 @@ impl Model {
             },
             layers: layers
                 .iter()
-                .map(|a| LayerWeights {
+                .map(|a| sequence::Weights {
                     w_ih: &a[0],
                     w_hh: &a[1],
                     b_ih: Some(&a[2]),
@@ -308,7 +308,7 @@ fn sample_equals_a_loop_of_steps_and_draws() {
     let (n, length, stop) = (4, 12, 2);
     let mut rng = Lcg(9);
     let uniforms: Vec<f64> = (0..n * length).map(|_| rng.next() * 0.5 + 0.5).collect();
-    let knobs = Knobs::new(0.8, Some(4), Some(0.95)).unwrap();
+    let knobs = Knobs::new(0.8, Some(4), Some(0.95), 1e-9).unwrap();
     let first = vec![-(6f64.ln()); n * 6];
     let (h0, _) = state(&m, n, 1);
     let got = sample(
@@ -369,11 +369,11 @@ fn bad_weights_and_states_are_errors() {
     let mut w_hh = m.layers[0][1].clone();
     w_hh[3] = f64::NAN;
     let weights = |w_hh: &[f64], head: &[f64]| -> crate::Result<Stack<f64>> {
-        Stack::new(&Weights {
+        Stack::new(&ModelWeights {
             mode: Mode::Lstm,
             hidden: 4,
             input: Input::OneHot,
-            layers: vec![LayerWeights {
+            layers: vec![sequence::Weights {
                 w_ih: &m.layers[0][0],
                 w_hh,
                 b_ih: None,

@@ -58,6 +58,49 @@ pub fn dtype_name(array: &Bound<'_, PyUntypedArray>) -> String {
         .unwrap_or_else(|_| "?".to_owned())
 }
 
+/// The float type of a call. Every entry point takes it from its input weights
+/// (`w_ih`; `weight_ih_l0`, the first layer's) through [`precision`]; every other
+/// float array must then match it ([`FloatArg`], [`dtype_mismatch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F64,
+}
+
+/// The [`Precision`] of the array `obj`, or a `DTypeError` naming `name`.
+pub fn precision(
+    py: Python<'_>,
+    obj: &Bound<'_, PyAny>,
+    name: &str,
+) -> Result<Precision, RnnError> {
+    let array = ndarray(obj, name)?;
+    let dtype = array.dtype();
+    if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
+        Ok(Precision::F32)
+    } else if dtype.is_equiv_to(&numpy::dtype::<f64>(py)) {
+        Ok(Precision::F64)
+    } else {
+        Err(RnnError::dtype(
+            name,
+            format!("must be float32 or float64, got {}", dtype_name(array)),
+        ))
+    }
+}
+
+/// The error for an array `name` whose dtype is not the call's `F`: it names
+/// the array too that set `F` (the same in every entry point, see [`Precision`]).
+pub fn dtype_mismatch<F: Real>(name: &str, array: &Bound<'_, PyUntypedArray>) -> RnnError {
+    RnnError::dtype(
+        name,
+        format!(
+            "must have dtype {} like the input weights of this call \
+             (w_ih, weight_ih_l0), got {}",
+            F::NAME,
+            dtype_name(array)
+        ),
+    )
+}
+
 impl<'py, F: Real + Element> FloatArg<'py, F> {
     /// Borrow `obj` as an array of `F` (no conversion: another dtype is an error).
     pub fn extract(
@@ -66,16 +109,9 @@ impl<'py, F: Real + Element> FloatArg<'py, F> {
     ) -> Result<Self, RnnError> {
         let name = name.into();
         let untyped = ndarray(obj, &name)?;
-        let typed = untyped.cast::<PyArrayDyn<F>>().map_err(|_| {
-            RnnError::dtype(
-                &name,
-                format!(
-                    "must have dtype {} like the other arrays of this call, got {}",
-                    F::NAME,
-                    dtype_name(untyped)
-                ),
-            )
-        })?;
+        let typed = untyped
+            .cast::<PyArrayDyn<F>>()
+            .map_err(|_| dtype_mismatch::<F>(&name, untyped))?;
         let array = typed.try_readonly().map_err(|_| {
             RnnError::argument(&name, "is being written elsewhere and cannot be read now")
         })?;
@@ -142,44 +178,10 @@ impl<'py, F: Real + Element> FloatArg<'py, F> {
     }
 }
 
-/// Sequence lengths: a 1-D integer array (any integer dtype) of values >= 0.
-pub fn lengths_arg(obj: Option<&Bound<'_, PyAny>>) -> Result<Option<Vec<usize>>, RnnError> {
-    let Some(obj) = obj.filter(|o| !o.is_none()) else {
-        return Ok(None);
-    };
-    let untyped = ndarray(obj, "lengths")?;
-    let kind = untyped.dtype().kind();
-    if kind != b'i' && kind != b'u' {
-        return Err(RnnError::dtype(
-            "lengths",
-            format!("must hold integers, got dtype {}", dtype_name(untyped)),
-        ));
-    }
-    if untyped.ndim() != 1 {
-        return Err(RnnError::shape(
-            "lengths",
-            format!("must be 1-D (N,), got shape {}", fmt_shape(untyped.shape())),
-        ));
-    }
-    let as_i64 = untyped
-        .call_method1("astype", ("int64",))
-        .map_err(|e| RnnError::dtype("lengths", e.to_string()))?;
-    let typed = as_i64
-        .cast::<PyArrayDyn<i64>>()
-        .map_err(|_| RnnError::dtype("lengths", "could not be read as int64"))?;
-    let values = typed
-        .try_readonly()
-        .map_err(|_| RnnError::argument("lengths", "cannot be read now"))?
-        .as_array()
-        .iter()
-        .map(|&l| usize::try_from(l).unwrap_or(0)) // negative: reported as out of range
-        .collect();
-    Ok(Some(values))
-}
-
-/// Symbol ids: an integer array of `ndim` dimensions (any integer dtype) with
-/// values in `0..bound`, as `usize` in C order, with its shape.
-pub fn ids_arg(
+/// An integer array (any integer dtype) of `ndim` dimensions, as `usize` in C
+/// order with its shape; every value must lie in `0..bound` (`usize::MAX`: any
+/// value >= 0). The one reader of integer arguments: ids, rows, lengths.
+pub fn int_arg(
     obj: &Bound<'_, PyAny>,
     name: &str,
     ndim: usize,
@@ -190,7 +192,7 @@ pub fn ids_arg(
     if kind != b'i' && kind != b'u' {
         return Err(RnnError::dtype(
             name,
-            format!("must hold integer ids, got dtype {}", dtype_name(untyped)),
+            format!("must hold integers, got dtype {}", dtype_name(untyped)),
         ));
     }
     if untyped.ndim() != ndim {
@@ -213,6 +215,9 @@ pub fn ids_arg(
     for &v in readonly.as_array().iter() {
         match usize::try_from(v) {
             Ok(u) if u < bound => out.push(u),
+            _ if bound == usize::MAX => {
+                return Err(RnnError::argument(name, format!("must be >= 0, got {v}")))
+            }
             _ => {
                 return Err(RnnError::argument(
                     name,
@@ -222,6 +227,14 @@ pub fn ids_arg(
         }
     }
     Ok((out, shape))
+}
+
+/// Sequence lengths `(N,)`, or `None`: [`int_arg`] with values >= 0 (the
+/// kernels check them against `T`).
+pub fn lengths_arg(obj: Option<&Bound<'_, PyAny>>) -> Result<Option<Vec<usize>>, RnnError> {
+    obj.filter(|o| !o.is_none())
+        .map(|o| int_arg(o, "lengths", 1, usize::MAX).map(|(values, _)| values))
+        .transpose()
 }
 
 /// Hand a vector to NumPy as an array of `shape`, without copying.

@@ -3,16 +3,17 @@
 //!
 //! Signatures and shapes are documented in `python/rnncore/_rnncore.pyi`.
 
-use numpy::{Element, PyArrayDescrMethods, PyUntypedArrayMethods};
+use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use super::arrays::{dtype_name, ids_arg, ndarray, to_numpy, FloatArg};
+use super::arrays::{int_arg, ndarray, precision, to_numpy, FloatArg, Precision};
 use super::errors::run_detached;
-use crate::decode::{self, Input, Knobs, LayerWeights, Sampling, Stack, State, Weights};
+use crate::decode::{self, Input, Knobs, ModelWeights, Sampling, Stack, State};
 use crate::error::RnnError;
 use crate::mode::Mode;
 use crate::real::Real;
+use crate::sequence;
 use crate::simd;
 
 /// One layer's arrays as Python passes them: `(w_ih, w_hh, b_ih, b_hh)`.
@@ -98,7 +99,7 @@ fn build<F: Real + Element>(
         head_b.as_ref().map(|b| b.data()),
         emb.as_ref().map(|e| e.data()),
     );
-    let weights = Weights {
+    let weights = ModelWeights {
         mode,
         hidden: h,
         input: match &emb_d {
@@ -107,7 +108,7 @@ fn build<F: Real + Element>(
         },
         layers: data
             .iter()
-            .map(|(a, b, c, d)| LayerWeights {
+            .map(|(a, b, c, d)| sequence::Weights {
                 w_ih: a,
                 w_hh: b,
                 b_ih: c.as_deref(),
@@ -198,7 +199,7 @@ fn run_typed<'py, F: Real + Element>(
     ndim: usize,
     rows: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let (ids, shape) = ids_arg(ids, "ids", ndim, stack.vocab())?;
+    let (ids, shape) = int_arg(ids, "ids", ndim, stack.vocab())?;
     let n = shape[0];
     if ids.is_empty() {
         return Err(RnnError::shape("ids", "must hold at least one id").into());
@@ -206,7 +207,7 @@ fn run_typed<'py, F: Real + Element>(
     let rows = match rows.filter(|r| !r.is_none()) {
         Some(r) => {
             let m = ndarray(h, "h")?.shape().get(1).copied().unwrap_or(0);
-            let (rows, shape) = ids_arg(r, "rows", 1, m)?;
+            let (rows, shape) = int_arg(r, "rows", 1, m)?;
             if shape[0] != n {
                 return Err(RnnError::shape(
                     "rows",
@@ -302,18 +303,16 @@ impl Decoder {
         embedding: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mode = Mode::from_name(mode)?;
-        let hw = ndarray(head_weight, "head_weight")?;
-        let dtype = hw.dtype();
-        let typed = if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
-            Typed::F32(build(py, mode, &layers, head_weight, head_bias, embedding)?)
-        } else if dtype.is_equiv_to(&numpy::dtype::<f64>(py)) {
-            Typed::F64(build(py, mode, &layers, head_weight, head_bias, embedding)?)
-        } else {
-            return Err(RnnError::dtype(
-                "head_weight",
-                format!("must be float32 or float64, got {}", dtype_name(hw)),
-            )
-            .into());
+        let first = layers
+            .first()
+            .ok_or_else(|| RnnError::argument("layers", "must hold at least one layer"))?;
+        let typed = match precision(py, &first.0, "layers[0].w_ih")? {
+            Precision::F32 => {
+                Typed::F32(build(py, mode, &layers, head_weight, head_bias, embedding)?)
+            }
+            Precision::F64 => {
+                Typed::F64(build(py, mode, &layers, head_weight, head_bias, embedding)?)
+            }
         };
         Ok(Self { typed })
     }
@@ -369,7 +368,7 @@ impl Decoder {
     }
 
     /// The sampling loop: `(ids (N, length) int64, ends (N,) int64)`.
-    #[pyo3(signature = (log_probs, h, c, uniforms, length, temperature=1.0, top_k=None, top_p=None, stop_id=None))]
+    #[pyo3(signature = (log_probs, h, c, uniforms, length, temperature=1.0, top_k=None, top_p=None, stop_id=None, *, top_p_slack))]
     #[allow(clippy::too_many_arguments)]
     fn sample<'py>(
         &self,
@@ -383,8 +382,9 @@ impl Decoder {
         top_k: Option<usize>,
         top_p: Option<f64>,
         stop_id: Option<usize>,
+        top_p_slack: f64,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let knobs = Knobs::new(temperature, top_k, top_p)?;
+        let knobs = Knobs::new(temperature, top_k, top_p, top_p_slack)?;
         typed!(self, |s| sample_typed(
             py, s, log_probs, h, c, uniforms, length, knobs, stop_id
         ))

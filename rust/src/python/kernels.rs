@@ -3,37 +3,16 @@
 //!
 //! Signatures and shapes are documented in `python/rnncore/_rnncore.pyi`.
 
-use numpy::{Element, PyArrayDescrMethods, PyUntypedArrayMethods};
+use numpy::Element;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use super::arrays::{dtype_name, lengths_arg, ndarray, to_numpy, FloatArg};
+use super::arrays::{lengths_arg, precision, to_numpy, FloatArg, Precision};
 use super::errors::run_detached;
 use crate::error::RnnError;
 use crate::mode::Mode;
 use crate::real::Real;
 use crate::sequence::{self, CacheRef, Dims, Spec, Weights};
-
-/// Which float type `x` holds; every other array of the call must match it.
-enum Precision {
-    F32,
-    F64,
-}
-
-fn precision_of(py: Python<'_>, x: &Bound<'_, PyAny>) -> Result<Precision, RnnError> {
-    let x = ndarray(x, "x")?;
-    let dtype = x.dtype();
-    if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
-        Ok(Precision::F32)
-    } else if dtype.is_equiv_to(&numpy::dtype::<f64>(py)) {
-        Ok(Precision::F64)
-    } else {
-        Err(RnnError::dtype(
-            "x",
-            format!("must be float32 or float64, got {}", dtype_name(x)),
-        ))
-    }
-}
 
 /// The arrays every call takes, borrowed and shape-checked against `x (T, N, D)`
 /// and `H` (from `h0` in the forward, from `w_hh` in the backward).
@@ -287,7 +266,7 @@ pub fn forward<'py>(
     reverse: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let mode = Mode::from_name(mode)?;
-    match precision_of(py, x)? {
+    match precision(py, w_ih, "w_ih")? {
         Precision::F32 => forward_typed::<f32>(
             py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
         ),
@@ -317,7 +296,7 @@ pub fn backward<'py>(
     d_c_n: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let mode = Mode::from_name(mode)?;
-    match precision_of(py, x)? {
+    match precision(py, w_ih, "w_ih")? {
         Precision::F32 => backward_typed::<f32>(
             py, mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n, d_c_n,
         ),

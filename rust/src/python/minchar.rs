@@ -3,13 +3,12 @@
 //!
 //! Signature and shapes are documented in `python/rnncore/_rnncore.pyi`.
 
-use numpy::{
-    Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadwriteArrayDyn,
-    PyUntypedArrayMethods,
-};
+use numpy::{Element, PyArrayDyn, PyArrayMethods, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{dtype_name, fmt_shape, ids_arg, ndarray, to_numpy, FloatArg};
+use super::arrays::{
+    dtype_mismatch, fmt_shape, int_arg, ndarray, precision, to_numpy, FloatArg, Precision,
+};
 use super::errors::run_detached;
 use crate::error::RnnError;
 use crate::minchar::{self, Adagrad, Arrays, Sums};
@@ -32,16 +31,9 @@ fn writable<'py, F: Real + Element>(
     shape: &[usize],
 ) -> Result<PyReadwriteArrayDyn<'py, F>, RnnError> {
     let untyped = ndarray(obj, name)?;
-    let typed = untyped.cast::<PyArrayDyn<F>>().map_err(|_| {
-        RnnError::dtype(
-            name,
-            format!(
-                "must have dtype {} like h0, got {}",
-                F::NAME,
-                dtype_name(untyped)
-            ),
-        )
-    })?;
+    let typed = untyped
+        .cast::<PyArrayDyn<F>>()
+        .map_err(|_| dtype_mismatch::<F>(name, untyped))?;
     if typed.shape() != shape {
         return Err(RnnError::shape(
             name,
@@ -107,8 +99,8 @@ fn typed_step<'py, F: Real + Element>(
     }
     let v = b_out.shape()[0];
     let shapes: [&[usize]; 6] = [&[h, v], &[h, h], &[h], &[h], &[v, h], &[v]];
-    let (ids, _) = ids_arg(inputs, "inputs", 1, v)?;
-    let (tg, _) = ids_arg(targets, "targets", 1, v)?;
+    let (ids, _) = int_arg(inputs, "inputs", 1, v)?;
+    let (tg, _) = int_arg(targets, "targets", 1, v)?;
     if ids.is_empty() || tg.len() != ids.len() {
         return Err(RnnError::shape(
             "targets",
@@ -221,17 +213,8 @@ pub fn min_char_rnn_step<'py>(
     check_knob("eps", eps)?;
     check_knob("clip", clip)?;
     let opt = Adagrad { lr, eps, clip };
-    let hd = ndarray(h0, "h0")?;
-    let dtype = hd.dtype();
-    if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
-        typed_step::<f32>(py, inputs, targets, h0, &params, &grads, &sums, opt)
-    } else if dtype.is_equiv_to(&numpy::dtype::<f64>(py)) {
-        typed_step::<f64>(py, inputs, targets, h0, &params, &grads, &sums, opt)
-    } else {
-        Err(RnnError::dtype(
-            "h0",
-            format!("must be float32 or float64, got {}", dtype_name(hd)),
-        )
-        .into())
+    match precision(py, &params[0], NAMES[0])? {
+        Precision::F32 => typed_step::<f32>(py, inputs, targets, h0, &params, &grads, &sums, opt),
+        Precision::F64 => typed_step::<f64>(py, inputs, targets, h0, &params, &grads, &sums, opt),
     }
 }

@@ -3,11 +3,11 @@
 //! (weights in a dict by name). The forward's cache is an opaque
 //! `AttentionDecoderCache` that owns what the backward needs.
 
-use numpy::{Element, PyArrayDescrMethods, PyUntypedArrayMethods};
+use numpy::Element;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use super::arrays::{dtype_name, lengths_arg, ndarray, to_numpy, FloatArg};
+use super::arrays::{lengths_arg, precision, to_numpy, FloatArg, Precision};
 use super::errors::run_detached;
 use crate::error::RnnError;
 use crate::mode::Mode;
@@ -122,21 +122,6 @@ impl<'py, F: Real + Element> WeightArgs<'py, F> {
             }
         }
         Ok(())
-    }
-}
-
-fn precision_f64(py: Python<'_>, y: &Bound<'_, PyAny>) -> Result<bool, RnnError> {
-    let y = ndarray(y, "y")?;
-    let dtype = y.dtype();
-    if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
-        Ok(false)
-    } else if dtype.is_equiv_to(&numpy::dtype::<f64>(py)) {
-        Ok(true)
-    } else {
-        Err(RnnError::dtype(
-            "y",
-            format!("must be float32 or float64, got {}", dtype_name(y)),
-        ))
     }
 }
 
@@ -316,7 +301,16 @@ pub fn decoder_forward<'py>(
     context0: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let (mode, kind) = (Mode::from_name(mode)?, Kind::from_name(attention)?);
-    if precision_f64(py, y)? {
+    let dict = weights
+        .cast::<PyDict>()
+        .map_err(|_| RnnError::dtype("weights", "must be a dict of arrays by name"))?;
+    // Without a w_ih (an error the weights' extraction reports), `y` stands in.
+    let w_ih = dict.get_item("w_ih")?.filter(|w| !w.is_none());
+    let (source, name) = match &w_ih {
+        Some(w) => (w, "w_ih"),
+        None => (y, "y"),
+    };
+    if precision(py, source, name)? == Precision::F64 {
         forward_typed::<f64>(
             py,
             mode,

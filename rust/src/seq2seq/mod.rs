@@ -13,9 +13,9 @@ mod decoder;
 
 pub use attention::{AttnWeights, Kind};
 pub use backward::decoder_backward;
-pub use decoder::{
-    decoder_forward, DecoderCache, DecoderForward, DecoderGrads, DecoderSpec, DecoderWeights,
-};
+#[cfg(test)]
+use decoder::DecoderForward;
+pub use decoder::{decoder_forward, DecoderCache, DecoderSpec, DecoderWeights};
 
 #[cfg(test)]
 mod tests;
