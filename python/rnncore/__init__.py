@@ -6,6 +6,7 @@ The compiled extension is loaded on first use (:mod:`rnncore._native`), so
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from rnncore import (
@@ -33,6 +34,7 @@ from rnncore.errors import (
 )
 
 __all__ = [
+    "MAX_THREADS",
     "ArgumentError",
     "CheckpointError",
     "DTypeError",
@@ -58,8 +60,22 @@ __all__ = [
 ]
 
 
-def set_num_threads(n: int) -> None:
-    """Threads of the compiled kernels (results are bitwise the same at any count)."""
+MAX_THREADS = 1024
+"""Most threads :func:`set_num_threads` takes (``RNNCORE_NUM_THREADS`` is cut to it)."""
+
+
+def set_num_threads(n: int | None) -> None:
+    """Threads of the compiled kernels (results are bitwise the same at any count).
+
+    ``n`` is an integer in ``1..MAX_THREADS``; ``None`` restores the default
+    (``RNNCORE_NUM_THREADS``, else every core this process may use).
+    """
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise DTypeError(f"n must be an integer or None, got {type(n).__name__}")
+        if not 1 <= int(n) <= MAX_THREADS:
+            raise ArgumentError(f"n must lie in 1..{MAX_THREADS}, got {int(n)}")
+        n = int(n)
     _kernels().set_num_threads(n)
 
 

@@ -18,18 +18,25 @@ use rayon::ThreadPool;
 /// Most sequences one shard carries through the recurrence.
 pub const SHARD: usize = 16;
 
+/// Most threads the kernels use: larger requests (the binding refuses them) and
+/// larger `RNNCORE_NUM_THREADS` values are cut to this.
+pub const MAX_THREADS: usize = 1024;
+
 struct PoolState {
     threads: usize,
     pid: u32,
-    pool: Arc<ThreadPool>,
+    /// `None` when the pool could not be built: the failure is remembered (no
+    /// retry at every parallel section) and the work runs on the caller's thread.
+    pool: Option<Arc<ThreadPool>>,
 }
 
 static POOL: Mutex<Option<PoolState>> = Mutex::new(None);
 static REQUESTED: Mutex<Option<usize>> = Mutex::new(None);
 
 /// Threads used when none were requested: `RNNCORE_NUM_THREADS` if set to a
-/// positive integer, else the cores this process may use. Read once, at first
-/// use (finding the cores reads cgroup files: too slow for every step).
+/// positive integer, else the cores this process may use, at most
+/// [`MAX_THREADS`]. Read once, at first use (finding the cores reads cgroup
+/// files: too slow for every step).
 fn default_threads() -> usize {
     static DEFAULT: OnceLock<usize> = OnceLock::new();
     *DEFAULT.get_or_init(|| {
@@ -38,12 +45,13 @@ fn default_threads() -> usize {
             .and_then(|v| v.trim().parse::<usize>().ok())
             .filter(|&n| n > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .min(MAX_THREADS)
     })
 }
 
-/// Use `n` threads from now on (`n >= 1`); `None` restores the default.
+/// Use `n` threads from now on (`1..=MAX_THREADS`, clamped); `None` restores the default.
 pub fn set_num_threads(n: Option<usize>) {
-    *REQUESTED.lock().unwrap_or_else(|e| e.into_inner()) = n.map(|n| n.max(1));
+    *REQUESTED.lock().unwrap_or_else(|e| e.into_inner()) = n.map(|n| n.clamp(1, MAX_THREADS));
 }
 
 /// The number of threads the kernels use.
@@ -66,18 +74,21 @@ fn pool() -> Option<Arc<ThreadPool>> {
         .as_ref()
         .is_none_or(|s| s.threads != threads || s.pid != pid);
     if stale {
+        // Cannot start the threads (a limit on processes, or memory): remember
+        // it, so the sections that follow run on the caller's thread at once.
         let built = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("rnncore-{i}"))
             .build()
-            .ok()?; // cannot start threads: run on the caller's thread
+            .ok()
+            .map(Arc::new);
         *state = Some(PoolState {
             threads,
             pid,
-            pool: Arc::new(built),
+            pool: built,
         });
     }
-    state.as_ref().map(|s| Arc::clone(&s.pool))
+    state.as_ref().and_then(|s| s.pool.clone())
 }
 
 /// Run `f` on every item, in parallel on the pool when there is more than one

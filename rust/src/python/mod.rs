@@ -19,10 +19,14 @@ use crate::simd;
 #[pyo3(signature = (n=None))]
 fn set_num_threads(n: Option<i64>) -> PyResult<()> {
     let n = match n {
-        Some(n) if n < 1 => {
-            return Err(RnnError::argument("n", format!("must be at least 1, got {n}")).into())
+        Some(n) if !(1..=crate::parallel::MAX_THREADS as i64).contains(&n) => {
+            return Err(RnnError::argument(
+                "n",
+                format!("must lie in 1..{}, got {n}", crate::parallel::MAX_THREADS),
+            )
+            .into())
         }
-        Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        Some(n) => Some(n as usize),
         None => None,
     };
     crate::parallel::set_num_threads(n);

@@ -1,0 +1,1 @@
+"""Probes of a hostile user, kept as regression tests, one file per family."""
