@@ -82,10 +82,22 @@ def log_softmax(logits: Any) -> Array:
     """``log(softmax(logits))`` along the last axis, computed stably.
 
     ``logits (..., V)`` float32 or float64 -> ``(..., V)`` of the same dtype.
+    Huge logits (up to the largest float) keep their differences. Entries equal
+    to ``+inf`` share all the mass equally (``-log count``, the rest ``-inf``);
+    a row of ``-inf`` only, or with a NaN, has no distribution and gives NaN.
+    The compiled decoder follows the same rule.
     """
     x = _logits(logits, None)
-    shifted = x - x.max(axis=-1, keepdims=True)  # (..., V), max 0 per row
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    top = x.max(axis=-1, keepdims=True)  # (..., 1)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        shifted = x - np.where(np.isinf(top), 0, top)  # (..., V), max 0 per finite row
+        out = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        posinf = np.isposinf(x)
+        count = posinf.sum(axis=-1, keepdims=True)  # (..., 1)
+        shared = np.where(posinf, -np.log(np.maximum(count, 1)), -np.inf).astype(x.dtype)
+    out = np.where(count > 0, shared, out)
+    no_mass = np.isnan(top) | np.isneginf(top)  # (..., 1)
+    return np.where(no_mass, np.asarray(np.nan, x.dtype), out).astype(x.dtype, copy=False)
 
 
 def softmax(logits: Any) -> Array:

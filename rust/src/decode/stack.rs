@@ -343,12 +343,95 @@ fn dot_f64<R: Real>(a: &[R], b: &[R]) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
-/// `out = x - logsumexp(x)`, the sum taken in `f64`.
-fn log_softmax<R: Real>(x: &[R], out: &mut [R]) {
-    let max = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v.to_f64()));
+/// `out = x - logsumexp(x)`, the sum taken in `f64`, as `(x - max) - ln(sum)`
+/// so that huge logits (up to the largest float) keep their differences.
+/// Entries equal to `+inf` share all the mass equally (`-ln count`, the rest
+/// `-inf`); a row of `-inf` only, or with a NaN, has no distribution: all NaN.
+/// The same rule as `rnncore.nn.functional.log_softmax`.
+pub(crate) fn log_softmax<R: Real>(x: &[R], out: &mut [R]) {
+    let mut max = f64::NEG_INFINITY;
+    let mut nan = false;
+    for &v in x {
+        let v = v.to_f64();
+        nan |= v.is_nan();
+        max = max.max(v);
+    }
+    if nan || max == f64::NEG_INFINITY {
+        out.iter_mut().for_each(|o| *o = R::from_f64(f64::NAN));
+        return;
+    }
+    if max == f64::INFINITY {
+        let count = x.iter().filter(|&&v| v.to_f64() == f64::INFINITY).count();
+        let share = -(count as f64).ln();
+        for (o, &v) in out.iter_mut().zip(x) {
+            let top = v.to_f64() == f64::INFINITY;
+            *o = R::from_f64(if top { share } else { f64::NEG_INFINITY });
+        }
+        return;
+    }
     let sum: f64 = x.iter().map(|&v| (v.to_f64() - max).exp()).sum();
-    let lse = max + sum.ln();
+    let log_sum = sum.ln();
     for (o, &v) in out.iter_mut().zip(x) {
-        *o = R::from_f64(v.to_f64() - lse);
+        *o = R::from_f64((v.to_f64() - max) - log_sum);
+    }
+}
+
+#[cfg(test)]
+mod log_softmax_tests {
+    use super::log_softmax;
+
+    fn run(x: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; x.len()];
+        log_softmax(x, &mut out);
+        out
+    }
+
+    #[test]
+    fn huge_equal_logits_stay_uniform() {
+        for big in [3e38, 1e300, f64::MAX] {
+            let out = run(&[big; 10]);
+            for o in out {
+                assert!((o + 10f64.ln()).abs() < 1e-12, "{big}: {o}");
+            }
+        }
+    }
+
+    #[test]
+    fn huge_logits_keep_their_differences() {
+        let out = run(&[3e38, 3e38 - 1.0, -3e38]);
+        assert!((out[0] + 2f64.ln()).abs() < 1e-12);
+        assert!((out[1] + 2f64.ln()).abs() < 1e-12); // 1 is below the precision of 3e38
+        assert!(out[2] < -5e38 && out[2].is_finite());
+        let f = {
+            let x = [3e38f32, 3e38f32, -3e38f32];
+            let mut o = [0f32; 3];
+            log_softmax(&x, &mut o);
+            o
+        };
+        assert!((f[0] + 2f32.ln()).abs() < 1e-6 && f[2] == f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn infinite_logits_share_the_mass() {
+        let out = run(&[f64::INFINITY, 1.0, f64::INFINITY, f64::NEG_INFINITY]);
+        assert_eq!(out[1], f64::NEG_INFINITY);
+        assert_eq!(out[3], f64::NEG_INFINITY);
+        assert!((out[0] + 2f64.ln()).abs() < 1e-15 && out[0] == out[2]);
+        assert_eq!(run(&[f64::INFINITY, 0.0])[0], 0.0);
+    }
+
+    #[test]
+    fn no_mass_or_nan_gives_nan() {
+        assert!(run(&[f64::NEG_INFINITY; 3]).iter().all(|o| o.is_nan()));
+        assert!(run(&[1.0, f64::NAN]).iter().all(|o| o.is_nan()));
+    }
+
+    #[test]
+    fn ordinary_logits_match_the_direct_formula() {
+        let x = [0.5, -1.25, 2.0, 0.0];
+        let lse = x.iter().map(|v: &f64| v.exp()).sum::<f64>().ln();
+        for (o, v) in run(&x).iter().zip(x) {
+            assert!((o - (v - lse)).abs() < 1e-15);
+        }
     }
 }
