@@ -55,6 +55,29 @@ def length_penalty(length: Any, alpha: float) -> Any:
     return ((5.0 + np.asarray(length, dtype=np.float64)) / 6.0) ** alpha
 
 
+_PENALTY_RANGE = (1e-200, 1e200)
+
+
+def _penalties(alpha: float, max_length: int) -> Array:
+    """``length_penalty(len, alpha)`` for ``len`` in ``0..max_length``: ``(max_length + 1,)``.
+
+    Refuses an ``alpha`` whose penalty leaves ``[1e-200, 1e200]`` within
+    ``max_length`` symbols: there the scores would overflow to -inf or collapse
+    to -0.0 and no longer rank the hypotheses.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        penalty = length_penalty(np.arange(max_length + 1), alpha)
+    low, high = _PENALTY_RANGE
+    if not ((penalty >= low) & (penalty <= high)).all():
+        limit = np.log(high) / max(-np.log(5.0 / 6.0), np.log((5.0 + max_length) / 6.0))
+        raise ArgumentError(
+            f"length_penalty={alpha} makes the penalty over {max_length} symbols leave "
+            f"[{low:g}, {high:g}], where scores cannot be ranked; use |length_penalty| "
+            f"<= {np.floor(limit * 100) / 100:g} for max_length={max_length}"
+        )
+    return penalty
+
+
 def _block_repeats(cand: Array, seqs: Array, n: int) -> None:
     """Set ``cand (B, V)`` to -inf wherever that symbol would complete an n-gram
     its row of ``seqs (B, t)`` already holds."""
@@ -154,7 +177,7 @@ def beam_search(
     ngram = nonnegative_int("no_repeat_ngram_size", no_repeat_ngram_size)
     prime = check_id_sequence("prime_ids", prime_ids, V)
 
-    penalty = ((5.0 + np.arange(max_length + 1)) / 6.0) ** alpha  # (max_length + 1,) by length
+    penalty = _penalties(alpha, max_length)  # (max_length + 1,) by length
     finished = _Finished(n_best)
     with eval_mode(model):
         model = compiled(model)
@@ -189,7 +212,8 @@ def beam_search(
             # A live beam ends with t + 1 to max_length symbols, and its log-probability
             # only falls: its score stays below total / penalty at one end or the other.
             best = total.max()
-            if finished.worst_kept() >= max(best / penalty[t + 1], best / penalty[max_length]):
+            worst = finished.worst_kept()  # -inf until n_best are finished
+            if worst > -np.inf and worst >= max(best / penalty[t + 1], best / penalty[max_length]):
                 seqs = seqs[:0]
                 break
             next_lp, state = step_rows(model, tok, state, beam)  # (b', V), following the beams

@@ -95,7 +95,8 @@ def sampling_distribution(
     Args:
         log_probs: ``(N, V)`` the model's next-symbol log-probabilities.
         temperature: ``>= 0``; 0 puts all mass on the most likely symbol.
-        top_k: keep only the ``top_k`` most likely symbols (None: all).
+        top_k: keep only the ``top_k`` most likely symbols (None, or a value
+            of at least V: all of them).
         top_p: in ``(0, 1]``; keep the smallest set of most likely symbols whose
             probability reaches ``top_p`` (None or 1: all).
 
@@ -205,7 +206,8 @@ def sample(
             drawn from the uniform distribution (after the knobs below).
         length: the most symbols to draw per sample (>= 0).
         temperature: ``>= 0``; 0 is greedy (argmax).
-        top_k: keep the ``top_k`` most likely symbols at each step (None: all).
+        top_k: keep the ``top_k`` most likely symbols at each step (None, or a
+            value of at least V: all of them).
         top_p: nucleus sampling, in ``(0, 1]`` (None: all).
         stop_id: a sample ends when it draws this id, which is *included* as
             its last element; None: every sample has ``length`` symbols.
