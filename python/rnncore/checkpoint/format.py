@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,61 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 TRAIN_FILE = "train_state.safetensors"
 STATE_FILE = "state.json"
 RESERVED = ("format", "version", "files")
+
+STATE_MAX_BYTES = 256 << 20  # state.json: a vocabulary of millions of words fits
+STATE_MAX_DEPTH = 32  # nesting of state.json (rnncore writes at most 6)
+INT_MAX_DIGITS = 40  # an integer of state.json (seeds and generator states fit)
+
+
+def read_regular_file(path: Path, max_bytes: int | None = None) -> bytes:
+    """The bytes of ``path``, which must be a regular file (a symlink to one is
+    followed) of at most ``max_bytes``: a FIFO, a device such as ``/dev/zero``
+    or a directory is refused before reading. ``OSError`` as ``open`` raises it;
+    :class:`CheckpointError` for the rest."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise CheckpointError(f"{path}: not a regular file (a device, FIFO or directory)")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise CheckpointError(
+                f"{path}: {info.st_size} bytes, more than the {max_bytes} expected"
+            )
+        data = f.read(info.st_size + 1)  # one more: a file that grew is caught below
+    if len(data) != info.st_size:
+        raise CheckpointError(f"{path}: changed while it was read")
+    return data
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > INT_MAX_DIGITS:
+        raise CheckpointError(f"an integer of {len(text)} digits (at most {INT_MAX_DIGITS})")
+    return int(text)
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and dicts (a scalar: 0)."""
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def parse_json(where: Path, data: bytes) -> Any:
+    """``data`` as JSON with bounded nesting and integers, or :class:`CheckpointError`
+    naming ``where``."""
+    try:
+        document = json.loads(data.decode("utf-8"), parse_int=_bounded_int)
+    except CheckpointError as err:
+        raise CheckpointError(f"{where}: {err}") from None
+    except RecursionError:
+        raise CheckpointError(f"{where}: nested too deeply (corrupted or crafted)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{where}: not valid JSON ({err}); truncated or corrupted") from None
+    if _depth(document) > STATE_MAX_DEPTH:
+        raise CheckpointError(f"{where}: nested more than {STATE_MAX_DEPTH} deep (crafted?)")
+    return document
 
 
 @dataclass
@@ -112,13 +168,12 @@ def _read_state(directory: Path) -> dict[str, Any]:
     """Parse and check the outline of ``state.json``."""
     where = directory / STATE_FILE
     try:
-        document = json.loads(where.read_bytes().decode("utf-8"))
+        data = read_regular_file(where, STATE_MAX_BYTES)
     except FileNotFoundError:
         raise CheckpointError(f"{where}: file is missing (not a checkpoint directory?)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{where}: not valid JSON ({err}); truncated or corrupted") from None
     except OSError as err:
         raise CheckpointError(f"{where}: cannot be read ({err})") from None
+    document = parse_json(where, data)
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise CheckpointError(f"{where}: not an rnncore checkpoint (no format {FORMAT!r})")
     if document.get("version") != VERSION:
@@ -137,16 +192,17 @@ def _read_tensors(directory: Path, name: str, entry: Any) -> dict[str, np.ndarra
     where = directory / name
     if not isinstance(entry, dict) or not isinstance(entry.get("tensors"), dict):
         raise CheckpointError(f"{directory / STATE_FILE}: invalid entry for {name}")
+    size = entry.get("bytes")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise CheckpointError(f"{directory / STATE_FILE}: invalid 'bytes' for {name}: {size!r}")
     try:
-        data = where.read_bytes()
+        data = read_regular_file(where, size)
     except FileNotFoundError:
         raise CheckpointError(f"{where}: file is missing") from None
     except OSError as err:
         raise CheckpointError(f"{where}: cannot be read ({err})") from None
-    if len(data) != entry.get("bytes"):
-        raise CheckpointError(
-            f"{where}: {len(data)} bytes, but {entry.get('bytes')} were written (truncated?)"
-        )
+    if len(data) != size:
+        raise CheckpointError(f"{where}: {len(data)} bytes, but {size} were written (truncated?)")
     if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
         raise CheckpointError(f"{where}: SHA-256 does not match state.json (corrupted)")
     try:
@@ -155,6 +211,10 @@ def _read_tensors(directory: Path, name: str, entry: Any) -> dict[str, np.ndarra
         raise CheckpointError(f"{where}: not a valid safetensors file ({err})") from None
     if _describe(tensors) != entry["tensors"]:
         raise CheckpointError(f"{where}: tensor names, dtypes or shapes differ from state.json")
+    for key in sorted(tensors):
+        t = tensors[key]
+        if t.dtype.kind in "fc" and not np.isfinite(t).all():
+            raise CheckpointError(f"{where}: tensor {key!r} contains NaN or infinity")
     return tensors
 
 

@@ -53,6 +53,30 @@ def check_tensors(
             )
 
 
+def _check_sizes(where: str, weights: str, config: Any, tensors: dict[str, np.ndarray]) -> None:
+    """Raise unless the sizes of ``config`` (an ``LMConfig``) are those of the
+    stored ``tensors``: checked before the model is built, so a small
+    ``state.json`` cannot make it allocate more than the weights on disk hold."""
+    V, H, L, E = config.vocab_size, config.hidden_size, config.num_layers, config.embedding_dim
+    want = {"head.weight": (V, H)}
+    if E is not None:
+        want["embedding.weight"] = (V, E)
+    for name, shape in want.items():
+        got = tensors.get(name)
+        if got is None or got.shape != shape:
+            have = "missing" if got is None else f"{got.dtype} {got.shape}"
+            raise CheckpointError(
+                f"{weights}: {name} is {have}, the config needs {config.dtype} {shape}"
+            )
+    layers = sorted(k for k in tensors if k.startswith("rnn.weight_hh_l") and "reverse" not in k)
+    expected = [f"rnn.weight_hh_l{k}" for k in range(L)]
+    if layers != sorted(expected) or any(tensors[k].shape[-1:] != (H,) for k in expected):
+        raise CheckpointError(
+            f"{weights}: holds {[(k, tensors[k].shape) for k in layers]}, the config "
+            f"({where}) needs {L} layers of hidden size {H}"
+        )
+
+
 def build_model(ckpt: Checkpoint) -> Any:
     """The ``CharLM`` described by ``ckpt``, with its weights loaded."""
     from rnncore.models import CharLM, LMConfig
@@ -62,10 +86,12 @@ def build_model(ckpt: Checkpoint) -> Any:
     if not isinstance(config, dict):
         raise CheckpointError(f"{where}: no model config under {MODEL_CONFIG_KEY!r}")
     try:
-        model = CharLM(LMConfig.from_dict(config))
+        parsed = LMConfig.from_dict(config)
     except (TypeError, RnnCoreError) as err:
         raise CheckpointError(f"{where}: invalid model config ({err})") from None
     weights = ckpt.path / MODEL_FILE if ckpt.path else MODEL_FILE
+    _check_sizes(str(where), str(weights), parsed, ckpt.model)
+    model = CharLM(parsed)
     check_tensors(str(weights), ckpt.model, dict(model.state_dict()))
     model.load_state_dict(ckpt.model)
     return model

@@ -25,6 +25,14 @@ __all__ = ["CharVocab", "Vocab", "WordVocab", "vocab_from_dict"]
 # newlines; other whitespace only separates tokens.
 WORD_PATTERN = r"\w+|[^\w\s]|\n"
 
+# The tokenizers a word vocabulary can name. A saved vocabulary stores the name,
+# never a regular expression: a checkpoint is input, and a crafted pattern run
+# on user text could take exponential time.
+TOKENIZERS = {
+    "words": WORD_PATTERN,  # words, single punctuation marks, newlines
+    "whitespace": r"[^\s]+|\n",  # runs of non-space characters, newlines
+}
+
 
 def _symbols(name: str, value: Any) -> list[str]:
     """``value`` as a list of distinct non-empty strings."""
@@ -118,16 +126,17 @@ class CharVocab:
 class WordVocab:
     """Words, punctuation marks and newlines, with an unknown-word id.
 
-    Text is split by the regular expression ``pattern`` (by default words,
-    single punctuation marks and newlines). Decoding joins tokens with single
-    spaces (none around newlines), so it restores the tokens, not the exact
-    spacing.
+    Text is split by a tokenizer named from :data:`TOKENIZERS`: ``"words"``
+    (the default: words, single punctuation marks and newlines) or
+    ``"whitespace"`` (runs of non-space characters and newlines). Decoding joins
+    tokens with single spaces (none around newlines), so it restores the
+    tokens, not the exact spacing.
 
     Args:
         words: the known tokens in id order, ``unk`` first.
         unk: the token that stands for every unknown word.
         lowercase: fold text to lower case before splitting.
-        pattern: the token regular expression.
+        tokenizer: a name from :data:`TOKENIZERS`.
     """
 
     kind = "word"
@@ -137,16 +146,18 @@ class WordVocab:
         words: Sequence[str],
         unk: str = "<unk>",
         lowercase: bool = False,
-        pattern: str = WORD_PATTERN,
+        tokenizer: str = "words",
     ) -> None:
         self.symbols = _symbols("words", words)
         if self.symbols[0] != unk:
             raise ArgumentError(f"the first word must be the unknown token {unk!r}")
+        if not isinstance(tokenizer, str) or tokenizer not in TOKENIZERS:
+            raise ArgumentError(f"tokenizer must be one of {sorted(TOKENIZERS)}, got {tokenizer!r}")
         self.unk = unk
         self.unk_id = 0
         self.lowercase = bool(lowercase)
-        self.pattern = pattern
-        self._regex = re.compile(pattern)
+        self.tokenizer = tokenizer
+        self._regex = re.compile(TOKENIZERS[tokenizer])
         self._index = {w: i for i, w in enumerate(self.symbols)}
 
     def tokenize(self, text: str) -> list[str]:
@@ -161,14 +172,14 @@ class WordVocab:
         max_size: int | None = None,
         unk: str = "<unk>",
         lowercase: bool = False,
-        pattern: str = WORD_PATTERN,
+        tokenizer: str = "words",
     ) -> WordVocab:
         """Count the tokens of ``text`` (a string, or chunks that each end at a
         whitespace) and keep those seen ``min_count`` times or more, most frequent
         first (ties in sorted order), at most ``max_size`` entries with ``unk``."""
         if min_count < 1 or (max_size is not None and max_size < 2):
             raise ArgumentError("min_count must be >= 1 and max_size None or >= 2")
-        splitter = cls([unk], unk=unk, lowercase=lowercase, pattern=pattern)
+        splitter = cls([unk], unk=unk, lowercase=lowercase, tokenizer=tokenizer)
         counts: Counter[str] = Counter()
         for chunk in [text] if isinstance(text, str) else text:
             counts.update(splitter.tokenize(chunk))
@@ -178,7 +189,7 @@ class WordVocab:
         )
         if max_size is not None:
             ranked = ranked[: max_size - 1]
-        return cls([unk, *ranked], unk=unk, lowercase=lowercase, pattern=pattern)
+        return cls([unk, *ranked], unk=unk, lowercase=lowercase, tokenizer=tokenizer)
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -219,7 +230,7 @@ class WordVocab:
             "symbols": list(self.symbols),
             "unk": self.unk,
             "lowercase": self.lowercase,
-            "pattern": self.pattern,
+            "tokenizer": self.tokenizer,
         }
 
     def __eq__(self, other: object) -> bool:
@@ -240,14 +251,14 @@ def vocab_from_dict(d: Any) -> Vocab:
         return CharVocab(d.get("symbols"))
     words = _symbols("symbols", d.get("symbols"))
     unk = d.get("unk", "<unk>")
-    if not isinstance(unk, str) or not isinstance(d.get("pattern", WORD_PATTERN), str):
-        raise ArgumentError("a word vocabulary dict needs string 'unk' and 'pattern'")
-    try:
-        return WordVocab(
-            words,
-            unk=unk,
-            lowercase=bool(d.get("lowercase", False)),
-            pattern=d.get("pattern", WORD_PATTERN),
-        )
-    except re.error as err:
-        raise ArgumentError(f"invalid word pattern in the vocabulary: {err}") from None
+    if not isinstance(unk, str):
+        raise ArgumentError("a word vocabulary dict needs a string 'unk'")
+    tokenizer = d.get("tokenizer", "words")
+    if "pattern" in d:  # written before tokenizers had names: only the default is taken
+        if d["pattern"] != WORD_PATTERN:
+            raise ArgumentError(
+                "a word vocabulary with its own regular expression 'pattern' is not read "
+                f"(a pattern from a file is not run); tokenizers: {sorted(TOKENIZERS)}"
+            )
+        tokenizer = "words"
+    return WordVocab(words, unk=unk, lowercase=bool(d.get("lowercase", False)), tokenizer=tokenizer)
