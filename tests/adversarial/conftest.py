@@ -3,7 +3,6 @@ tiny trained run to decode from."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -15,24 +14,14 @@ TINY = ["--num-layers", "1", "--rnn-size", "8", "--seq-length", "16", "--batch-s
 TINY += ["--eval-every", "2", "--no-progress"]
 
 
-def run_cli(*args, cwd, env=None, timeout=180, limit_bytes=None):
-    """``python -m rnncore ARGS`` in ``cwd``; ``limit_bytes`` caps its address space."""
-    preexec = None
-    if limit_bytes is not None:
-
-        def preexec():
-            import resource
-
-            resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
-
+def run_cli(*args, cwd, timeout=180):
+    """``python -m rnncore ARGS`` in ``cwd``: the completed process."""
     return subprocess.run(
         [sys.executable, "-m", "rnncore", *map(str, args)],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
-        preexec_fn=preexec,
     )
 
 
