@@ -161,6 +161,8 @@ def test_killed_training_resumes_exactly(tmp_path, corpus):
         "train",
         "--init-from",
         tmp_path / "killed" / "latest",
+        "--data",
+        corpus,
         "--max-steps",
         end,
         "--no-progress",
@@ -214,6 +216,8 @@ def test_min_char_rnn_preset_and_its_resume(tmp_path, corpus):
         "train",
         "--init-from",
         tmp_path / "mcr",  # a run directory: its latest/
+        "--data",
+        corpus,
         "--max-steps",
         12,
         "--no-progress",

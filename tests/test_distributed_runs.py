@@ -105,7 +105,8 @@ def test_cli_train_with_workers_then_resume(ray_local, tmp_path, corpus, capsys)
     assert "worker 0: 2 streams" in printed and "worker 1: 2 streams" in printed
     assert load_checkpoint(out / "latest").state["trainer"]["step"] == 6
     assert (out / "workers.csv").read_text().startswith("step,worker,streams,symbols_per_s")
-    assert main(["train", "--init-from", str(out), "--max-steps", "9", "--workers", "2"]) == 0
+    again = ["train", "--init-from", str(out), "--data", corpus, "--max-steps", "9"]
+    assert main([*again, "--workers", "2"]) == 0
     assert "stopped at step 9" in capsys.readouterr().out
 
 

@@ -1,7 +1,7 @@
 """The ``rnncore`` command: train a language model on text, sample from it, score text.
 
     rnncore train [--data FILE] [--model CELL] [--rnn-size H] ... [--out DIR]
-    rnncore train --init-from DIR/latest         # continue a run (exactly, same data)
+    rnncore train --init-from DIR --data FILE    # continue a run (exactly, same data)
     rnncore sample --checkpoint DIR [--length 500] [--temperature 1.0] [--top-k K]
                    [--top-p P] [--prime TEXT] [--seed S] [--num-samples N] [--eos SYMBOL]
     rnncore sample --checkpoint DIR --beam B [--n-best K] [--length-penalty A] ...
@@ -49,7 +49,7 @@ from rnncore.models import CharLM, LMConfig
 from rnncore.models._base import CELL_ALIASES, CELLS, cell_name
 from rnncore.models.min_char_rnn import FROZEN, min_char_rnn
 from rnncore.optim import create
-from rnncore.train import TrainConfig, Trainer
+from rnncore.train import TrainConfig, Trainer, claim_run_dir, is_run_dir
 
 __all__ = ["DEFAULTS", "MIN_CHAR_RNN", "build_parser", "main"]
 
@@ -160,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--test-fraction", type=float, help="test part (default 0.05)")
     t.add_argument("--seed", type=int, help="seed of weights and dropout (default 0)")
     t.add_argument("--out", help="output directory (default: rnncore-run)")
+    t.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out although it holds an earlier run or other files (kept)",
+    )
     t.add_argument("--init-from", help="checkpoint (or run directory: its latest/) to continue")
     t.add_argument("--word-level", action="store_true", default=None, help="words, not chars")
     t.add_argument("--min-count", type=int, help="words seen fewer times become <unk>")
@@ -184,9 +189,27 @@ def _settings(args: argparse.Namespace, saved: dict[str, Any]) -> dict[str, Any]
     given = {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
     if "data" in given:
         given["data"] = str(Path(given["data"]).resolve())  # usable from any directory
+    elif saved.get("data") is not None:  # a path from a checkpoint is never opened
+        raise ArgumentError(
+            f"--init-from: the run was trained on {str(saved['data'])[:200]!r}; give the "
+            "file with --data FILE (rnncore does not open a path read from a checkpoint)"
+        )
     preset = given.get("min_char_rnn", saved.get("min_char_rnn", False))
     merged = {**DEFAULTS, **(MIN_CHAR_RNN if preset else {}), **saved, **given}
     return {k: merged[k] for k in DEFAULTS}
+
+
+def _out_dir(args: argparse.Namespace, ckpt: Checkpoint | None) -> Path:
+    """The run directory: ``--out``, else the run of ``--init-from``, else rnncore-run."""
+    if args.out:
+        return Path(args.out)
+    if ckpt is None:
+        return Path("rnncore-run")
+    if not is_run_dir(ckpt.path.parent):
+        raise ArgumentError(
+            f"--init-from {ckpt.path} is not inside a run directory; give --out DIR for this run"
+        )
+    return ckpt.path.parent
 
 
 def _architecture(s: dict[str, Any]) -> dict[str, Any]:
@@ -250,6 +273,8 @@ def _load_data(s: dict[str, Any], vocab: Any, out: Path) -> tuple[np.ndarray, An
             raise ArgumentError(
                 f"{path}: not UTF-8 text ({err.reason} at byte {err.start})"
             ) from None
+        if not text:
+            raise ArgumentError(f"--data {path}: the file is empty")
     if vocab is None:
         if s["word_level"]:
             vocab = WordVocab.from_text(text, **_word_options(s))
@@ -305,12 +330,17 @@ def _train(args: argparse.Namespace) -> int:
     saved = (ckpt.state.get("extra") or {}).get("settings", {}) if ckpt else {}
     s = _settings(args, saved)
     _check_flags(args, s, saved, ckpt)
-    out = Path(args.out) if args.out else (ckpt.path.parent if ckpt else Path("rnncore-run"))
+    out = _out_dir(args, ckpt)
+    if s["val_fraction"] + s["test_fraction"] >= 1:
+        raise ArgumentError("--val-fraction plus --test-fraction must be below 1")
+    if args.ray_address is not None and args.workers is None:
+        raise ArgumentError("--ray-address needs --workers")
+    if s["data"] is not None and not Path(s["data"]).is_file():
+        raise ArgumentError(f"--data {s['data']}: no such file")
+    claim_run_dir(out, continuing=ckpt is not None, force=args.force, what="--out")
     ids, vocab = _load_data(s, checkpoint_vocab(ckpt) if ckpt else None, out)
     model, optimizer, frozen = _build(s, len(vocab), ckpt, list(saved.get("frozen", [])))
     s["frozen"] = frozen
-    if s["val_fraction"] + s["test_fraction"] >= 1:
-        raise ArgumentError("--val-fraction plus --test-fraction must be below 1")
     split = (1.0 - s["val_fraction"] - s["test_fraction"], s["val_fraction"], s["test_fraction"])
     batcher = StreamBatcher(ids, s["batch_size"], s["seq_length"], split)
     clip = s["grad_clip"] or None
@@ -330,8 +360,6 @@ def _train(args: argparse.Namespace) -> int:
         out_dir=str(out),
         progress=not args.no_progress,
     )
-    if args.ray_address is not None and args.workers is None:
-        raise ArgumentError("--ray-address needs --workers")
     parts, extra = (model, optimizer, batcher, config), {"settings": s}
     if args.workers is None:
         trainer = Trainer(*parts, vocab=vocab, extra=extra)
@@ -401,8 +429,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (RnnCoreError, OSError, UnicodeDecodeError) as err:
+    except (RnnCoreError, OSError, UnicodeError, ValueError, TypeError, OverflowError) as err:
         print(f"rnncore: error: {err}", file=sys.stderr)
+        return 2
+    except MemoryError as err:
+        print(f"rnncore: error: out of memory{f' ({err})' if str(err) else ''}", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print("rnncore: error: input nested too deeply", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rnncore: interrupted", file=sys.stderr)

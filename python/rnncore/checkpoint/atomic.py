@@ -12,7 +12,9 @@ A crash before the first rename leaves ``<name>/`` untouched; between the two
 renames only ``<name>.old/`` exists and :func:`resolve` reads that (the next
 write puts it back first); after the second rename ``<name>/`` is complete.
 So a reader never sees a half-written checkpoint. One writer per target at a
-time.
+time. A symbolic link in place of the target, its ``.old`` or a temp directory
+is refused, never followed, and a target that holds files other than those
+being written is refused rather than deleted.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+
+from rnncore.errors import ArgumentError
 
 __all__ = ["old_path", "resolve", "write_directory"]
 
@@ -50,6 +54,32 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def _refuse_links(target: Path) -> None:
+    """Raise if ``target`` or a directory of its swap is a symbolic link."""
+    swap = [target, old_path(target), *target.parent.glob(target.name + ".tmp-*")]
+    for path in swap:
+        if path.is_symlink():
+            raise ArgumentError(
+                f"{path} is a symbolic link; rnncore does not follow it (remove it, "
+                "or write the checkpoint somewhere else)"
+            )
+
+
+def _refuse_foreign(target: Path, names: Mapping[str, bytes]) -> None:
+    """Raise if directory ``target`` holds entries other than ``names``."""
+    for directory in (target, old_path(target)):
+        if not directory.is_dir():
+            continue
+        foreign = sorted(set(os.listdir(directory)) - set(names))
+        if foreign:
+            raise ArgumentError(
+                f"{directory} holds files that are not part of a checkpoint "
+                f"({', '.join(foreign[:3])}); rnncore does not replace it"
+            )
+    if target.exists() and not target.is_dir():
+        raise ArgumentError(f"{target} exists and is not a directory")
+
+
 def _recover(target: Path) -> None:
     """Finish or undo an interrupted swap and remove leftover temp directories."""
     old = old_path(target)
@@ -69,6 +99,8 @@ def write_directory(target: str | os.PathLike, files: Mapping[str, bytes]) -> Pa
     put the one that describes the others last."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _refuse_links(target)
+    _refuse_foreign(target, files)
     _recover(target)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:

@@ -5,6 +5,8 @@
   resume.
 - :class:`MetricsLog`, :func:`read_metrics`: the ``metrics.csv`` of a run;
   :func:`plot_losses` draws it (with matplotlib).
+- :func:`claim_run_dir`, :func:`is_run_dir`: which directories a run may
+  write into (never one holding other files, never through a symbolic link).
 
 Text from a trained model: :func:`rnncore.decode.sample_text`.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 from rnncore.train.config import TrainConfig
 from rnncore.train.metrics import MetricsLog, read_metrics
 from rnncore.train.plotting import plot_losses
+from rnncore.train.rundir import claim_run_dir, is_run_dir
 from rnncore.train.trainer import Trainer, TrainResult
 
 __all__ = [
@@ -21,6 +24,8 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "Trainer",
+    "claim_run_dir",
+    "is_run_dir",
     "plot_losses",
     "read_metrics",
 ]

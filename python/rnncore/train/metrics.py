@@ -87,9 +87,13 @@ class MetricsLog:
                     if r and r[0].isdigit() and int(r[0]) <= resume_step and r[5] != ""
                 ]
         fresh = self.path.with_name(self.path.name + ".tmp")
-        with open(fresh, "w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows([COLUMNS, *kept])
-        os.replace(fresh, self.path)  # a kill here leaves the old or the new file
+        try:
+            with open(fresh, "w", newline="", encoding="utf-8") as f:
+                csv.writer(f).writerows([COLUMNS, *kept])
+            os.replace(fresh, self.path)  # a kill here leaves the old or the new file
+        except BaseException:
+            fresh.unlink(missing_ok=True)  # a full disk leaves no half-written copy behind
+            raise
         self._file = open(self.path, "a", newline="", encoding="utf-8")
         self._writer = csv.writer(self._file)
 

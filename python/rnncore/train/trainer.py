@@ -62,6 +62,7 @@ from rnncore.train.config import TrainConfig
 from rnncore.train.metrics import MetricsLog
 from rnncore.train.plotting import plot_losses
 from rnncore.train.progress import Progress
+from rnncore.train.rundir import claim_run_dir
 
 __all__ = ["TrainResult", "Trainer"]
 
@@ -312,7 +313,9 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train until a limit of the config is reached; returns what happened."""
         cfg = self.config
-        out = Path(cfg.out_dir) if cfg.out_dir else None
+        out = None
+        if cfg.out_dir:
+            out = claim_run_dir(cfg.out_dir, continuing=True, force=True, what="out_dir")
         log = MetricsLog(out / "metrics.csv", self._resumed_at) if out else None
         started = time.perf_counter()
         progress = Progress(self._total_steps(), self.step, cfg.progress)
