@@ -9,12 +9,19 @@ inputs are never modified.
 from __future__ import annotations
 
 import numbers
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from rnncore.errors import ArgumentError, DTypeError, NonFiniteError, ShapeError
+from rnncore.errors import (
+    ArgumentError,
+    DTypeError,
+    NonFiniteError,
+    OutOfMemoryError,
+    ShapeError,
+)
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -26,6 +33,18 @@ def positive_int(name: str, value: Any) -> int:
     if value < 1:
         raise ArgumentError(f"{name} must be a positive integer, got {value}")
     return int(value)
+
+
+def buffer_len(name: str, *dims: int, itemsize: int = 8) -> int:
+    """The product of ``dims``, or :class:`OutOfMemoryError` naming ``name`` when
+    a buffer of that many ``itemsize``-byte elements cannot exist on this machine."""
+    n = 1
+    for d in dims:
+        n *= int(d)
+    if n * itemsize > sys.maxsize:
+        shown = " x ".join(str(int(d)) for d in dims)
+        raise OutOfMemoryError(f"{name}: {shown} elements cannot be held in memory")
+    return n
 
 
 def flag(name: str, value: Any) -> bool:

@@ -1,10 +1,10 @@
 """The exceptions rnncore raises.
 
 Every error that comes from bad input is a subclass of :class:`RnnCoreError` and
-also of the built-in class a Python user would expect (``ValueError`` or
-``TypeError``), so ``except ValueError`` keeps working. The compiled kernels raise
-these same classes (they import them from here), so an error looks the same
-whether the Python layer or the Rust binding caught it.
+also of the built-in class a Python user would expect (``ValueError``,
+``TypeError`` or ``MemoryError``), so ``except ValueError`` keeps working. The
+compiled kernels raise these same classes (they import them from here), so an
+error looks the same whether the Python layer or the Rust binding caught it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ __all__ = [
     "CheckpointError",
     "DTypeError",
     "NonFiniteError",
+    "OutOfMemoryError",
     "RnnCoreError",
     "ShapeError",
     "StateError",
@@ -44,6 +45,11 @@ class ArgumentError(RnnCoreError, ValueError):
 
 class CheckpointError(RnnCoreError, ValueError):
     """A checkpoint is missing, truncated, corrupted or does not match the model."""
+
+
+class OutOfMemoryError(RnnCoreError, MemoryError):
+    """A buffer the call needs does not fit in memory (or its size overflows):
+    too many rows, symbols or steps for this machine. Nothing was changed."""
 
 
 class StateError(RnnCoreError, RuntimeError):

@@ -1,7 +1,45 @@
 //! Buffer allocation that reports running out of memory as an error.
+//!
+//! Every buffer whose size a caller controls (rows, lengths, vocabulary, batch)
+//! is allocated here: the size is a checked product, and the allocation is
+//! tried first, so a request too large for the machine is
+//! [`RnnError::OutOfMemory`] (Python's `MemoryError`), never an abort.
 
 use crate::error::{Result, RnnError};
 use crate::real::Real;
+
+/// The product of `dims`, or an error naming `what` when it overflows `usize`
+/// (or the byte count of `elem` bytes each does).
+pub fn checked_len(what: &str, dims: &[usize], elem: usize) -> Result<usize> {
+    let len = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|len| {
+            len.checked_mul(elem.max(1))
+                .is_some_and(|b| b <= isize::MAX as usize)
+        });
+    len.ok_or_else(|| {
+        let shown: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+        RnnError::out_of_memory(
+            what,
+            format!("{} elements cannot be held in memory", shown.join(" x ")),
+        )
+    })
+}
+
+fn reserve<T>(len: usize, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        RnnError::out_of_memory(
+            what,
+            format!(
+                "cannot allocate {len} elements ({} bytes): out of memory",
+                len.saturating_mul(std::mem::size_of::<T>())
+            ),
+        )
+    })?;
+    Ok(v)
+}
 
 /// A zeroed buffer, or an error (not an abort) when memory runs out.
 ///
@@ -9,13 +47,20 @@ use crate::real::Real;
 /// from `vec!`, which asks the allocator for zeroed memory (`calloc`), so large
 /// buffers cost no explicit fill: fresh pages are zero already.
 pub fn zeros<F: Real>(len: usize, what: &str) -> Result<Vec<F>> {
-    Vec::<F>::new().try_reserve_exact(len).map_err(|_| {
-        RnnError::argument(
-            what,
-            format!("cannot allocate {len} elements of {}", F::NAME),
-        )
-    })?;
+    drop(reserve::<F>(len, what)?);
     Ok(vec![F::ZERO; len])
+}
+
+/// `len` copies of `value`, or an error when memory runs out.
+pub fn filled<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>> {
+    let mut v = reserve(len, what)?;
+    v.resize(len, value);
+    Ok(v)
+}
+
+/// An empty vector with room for `len` elements, or an error when memory runs out.
+pub fn with_capacity<T>(len: usize, what: &str) -> Result<Vec<T>> {
+    reserve(len, what)
 }
 
 #[cfg(test)]
@@ -28,7 +73,23 @@ mod tests {
         assert!(zeros::<f64>(0, "x").unwrap().is_empty());
         assert!(matches!(
             zeros::<f64>(usize::MAX / 4, "gates"),
-            Err(RnnError::Argument { arg, .. }) if arg == "gates"
+            Err(RnnError::OutOfMemory { what, .. }) if what == "gates"
         ));
+        assert!(matches!(
+            filled(usize::MAX / 2, 0u32, "ids"),
+            Err(RnnError::OutOfMemory { what, .. }) if what == "ids"
+        ));
+        assert_eq!(filled(3, 7u8, "x").unwrap(), vec![7, 7, 7]);
+        assert!(with_capacity::<u64>(usize::MAX / 4, "rows").is_err());
+    }
+
+    #[test]
+    fn products_are_checked() {
+        assert_eq!(checked_len("x", &[3, 4, 5], 8).unwrap(), 60);
+        assert_eq!(checked_len("x", &[], 8).unwrap(), 1);
+        assert_eq!(checked_len("x", &[0, usize::MAX], 8).unwrap(), 0);
+        let err = checked_len("length * N", &[2, 1 << 63], 8).unwrap_err();
+        assert!(err.to_string().contains("length * N"), "{err}");
+        assert!(checked_len("x", &[1 << 61], 8).is_err()); // fits in usize, not in bytes
     }
 }

@@ -18,6 +18,9 @@ pub enum RnnError {
     /// A value outside its allowed range.
     #[error("{arg}: {msg}")]
     Argument { arg: String, msg: String },
+    /// A buffer that does not fit in memory, or whose size overflows.
+    #[error("{what}: {msg}")]
+    OutOfMemory { what: String, msg: String },
     /// A broken invariant inside rnncore (a bug, never the user's input).
     #[error("internal error in rnncore: {0}")]
     Internal(String),
@@ -39,6 +42,12 @@ impl RnnError {
     pub fn non_finite(arg: &str) -> Self {
         Self::NonFinite {
             arg: arg.to_owned(),
+        }
+    }
+    pub fn out_of_memory(what: &str, msg: impl Into<String>) -> Self {
+        Self::OutOfMemory {
+            what: what.to_owned(),
+            msg: msg.into(),
         }
     }
     pub fn argument(arg: &str, msg: impl Into<String>) -> Self {

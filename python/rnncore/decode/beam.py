@@ -166,6 +166,7 @@ def beam_search(
     V = vocab_size(model)
     B = _validate.positive_int("beam_size", beam_size)
     max_length = _validate.positive_int("max_length", max_length)
+    _validate.buffer_len("beam_size * max_length", B, max_length + 1)  # the beams' symbols
     min_length = nonnegative_int("min_length", min_length)
     if min_length > max_length:
         raise ArgumentError(f"min_length ({min_length}) must be <= max_length ({max_length})")

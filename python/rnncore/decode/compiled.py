@@ -19,7 +19,7 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore._native import kernels
-from rnncore.decode._model import take_rows
+from rnncore.decode._model import nonnegative_int, take_rows
 from rnncore.decode.ensemble import Ensemble
 from rnncore.errors import ArgumentError
 from rnncore.nn._base import Array, State
@@ -152,7 +152,10 @@ class CompiledLM:
             ``(ids (N, length) int64, ends (N,) int64)``: row ``n`` drew
             ``ids[n, :ends[n]]``.
         """
-        h, c = self._split(state, np.asarray(log_probs).shape[0])
+        N = np.asarray(log_probs).shape[0] if np.ndim(log_probs) else 1
+        length = nonnegative_int("length", length)
+        _validate.buffer_len("length * N", length, N)  # the (N, length) ids
+        h, c = self._split(state, N)
         return self._decoder.sample(
             np.asarray(log_probs, dtype=np.float64),
             h,

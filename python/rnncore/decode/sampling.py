@@ -279,6 +279,7 @@ def _run(
     V = vocab_size(model)
     length = nonnegative_int("length", length)
     N = _validate.positive_int("num_samples", num_samples)
+    _validate.buffer_len("num_samples * length", N, length)  # (N, length) ids
     prime = check_id_sequence("prime_ids", prime_ids, V)
     stop = check_symbol("stop_id", stop_id, V)
     with eval_mode(model):

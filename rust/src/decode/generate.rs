@@ -1,6 +1,7 @@
 //! Loops over many steps without returning to the caller: running given
 //! symbols through the model (a prime, a text to score), and sampling.
 
+use crate::buffer::{checked_len, filled, with_capacity, zeros};
 use crate::error::{Result, RnnError};
 use crate::real::Real;
 use crate::simd::Level;
@@ -24,19 +25,23 @@ struct Stepper<'a, R> {
 }
 
 impl<'a, R: Real> Stepper<'a, R> {
-    fn new(stack: &'a Stack<R>, level: Level, state: State<R>) -> Self {
+    fn new(stack: &'a Stack<R>, level: Level, state: State<R>) -> Result<Self> {
         let next = State {
-            h: vec![R::ZERO; state.h.len()],
-            c: state.c.as_ref().map(|c| vec![R::ZERO; c.len()]),
+            h: zeros(state.h.len(), "h")?,
+            c: state.c.as_ref().map(|c| zeros(c.len(), "c")).transpose()?,
         };
         let rows = state.h.len() / (stack.num_layers() * stack.hidden());
-        Self {
+        let scratch = zeros(
+            checked_len("logits", &[rows, stack.scratch_len(1)], 8)?,
+            "logits",
+        )?;
+        Ok(Self {
             stack,
             level,
             now: state,
             next,
-            scratch: vec![R::ZERO; stack.scratch_len(rows)],
-        }
+            scratch,
+        })
     }
 
     /// Advance the `ids.len()` rows of the current state; log-probabilities to `out`.
@@ -121,10 +126,10 @@ fn run_checked<R: Real>(
 ) -> Result<(Vec<R>, State<R>)> {
     let t_len = ids.len().checked_div(n).unwrap_or(0);
     let v = stack.vocab();
-    let mut out = crate::buffer::zeros::<R>(n * t_len * v, "log_probs")?;
-    let mut stepper = Stepper::new(stack, level, state);
-    let mut col = vec![0usize; n];
-    let mut lp = vec![R::ZERO; n * v];
+    let mut out = zeros::<R>(checked_len("log_probs", &[n, t_len, v], 8)?, "log_probs")?;
+    let mut stepper = Stepper::new(stack, level, state)?;
+    let mut col = filled(n, 0usize, "ids")?;
+    let mut lp = zeros::<R>(checked_len("log_probs", &[n, v], 8)?, "log_probs")?;
     for t in 0..t_len {
         for (i, c) in col.iter_mut().enumerate() {
             *c = ids[i * t_len + t];
@@ -175,18 +180,21 @@ pub fn sample<R: Real>(
         ));
     }
     let draw = move || -> Result<Samples> {
-        let mut ids = Vec::new();
-        ids.try_reserve_exact(n * s.length)
-            .map_err(|_| RnnError::argument("length", "too many symbols to hold"))?;
-        ids.resize(n * s.length, 0i64);
-        let mut ends = vec![s.length; n];
-        let mut rows: Vec<usize> = (0..n).collect();
-        let mut lp: Vec<f64> = first.to_vec();
-        let mut lp_r = vec![R::ZERO; n * v];
-        let mut next = vec![0usize; n];
-        let mut keep = Vec::with_capacity(n);
+        let mut ids = filled(
+            checked_len("length * N", &[s.length, n], 8)?,
+            0i64,
+            "length * N",
+        )?;
+        let mut ends = filled(n, s.length, "ends")?;
+        let mut rows = with_capacity::<usize>(n, "rows")?;
+        rows.extend(0..n);
+        let mut lp = with_capacity::<f64>(first.len(), "log_probs")?;
+        lp.extend_from_slice(first);
+        let mut lp_r = zeros::<R>(first.len(), "log_probs")?;
+        let mut next = filled(n, 0usize, "ids")?;
+        let mut keep = with_capacity(n, "rows")?;
         let mut drawer = Drawer::new(v);
-        let mut stepper = Stepper::new(stack, level, state);
+        let mut stepper = Stepper::new(stack, level, state)?;
         let mut cursor = 0;
         for t in 0..s.length {
             let m = rows.len();

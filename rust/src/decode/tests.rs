@@ -2,6 +2,7 @@
 //! loops against repeated steps; every SIMD level and thread count.
 
 use super::*;
+use crate::error::RnnError;
 use crate::mode::Mode;
 use crate::real::Real;
 use crate::sequence::{self, Dims, Spec};
@@ -395,4 +396,34 @@ fn bad_weights_and_states_are_errors() {
         c: None,
     };
     assert!(run(&stack, Level::Scalar, &[0], 1, bad).is_err());
+}
+
+#[test]
+fn sizes_too_large_for_memory_are_errors_not_aborts() {
+    let m = Model::new(Mode::Gru, 6, None, 10, 2, 5);
+    let stack = m.stack::<f64>();
+    let level = crate::simd::best_level();
+    let knobs = Knobs::new(0.0, None, None, 1e-9).unwrap();
+    let n = 2;
+    let first = vec![-(6f64.ln()); n * 6];
+    for length in [usize::MAX / 2 + 1, usize::MAX, 1usize << 60] {
+        let (h0, _) = state(&m, n, 1);
+        let got = sample(
+            &stack,
+            level,
+            &first,
+            State { h: h0, c: None },
+            &Sampling {
+                length,
+                knobs,
+                stop: None,
+                uniforms: &[],
+            },
+        );
+        assert!(
+            matches!(&got, Err(RnnError::OutOfMemory { what, .. }) if what == "length * N"),
+            "length {length}: {:?}",
+            got.as_ref().err()
+        );
+    }
 }

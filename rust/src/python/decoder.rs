@@ -9,6 +9,7 @@ use pyo3::types::PyTuple;
 
 use super::arrays::{int_arg, ndarray, precision, to_numpy, FloatArg, Precision};
 use super::errors::run_detached;
+use crate::buffer;
 use crate::decode::{self, Input, Knobs, ModelWeights, Sampling, Stack, State};
 use crate::error::RnnError;
 use crate::mode::Mode;
@@ -154,7 +155,7 @@ fn state_arg<F: Real + Element>(
         let data = a.data();
         let out = match rows {
             None => data.into_owned(),
-            Some(rows) => gather(&data, rows, stack.num_layers(), m, stack.hidden()),
+            Some(rows) => gather(&data, rows, stack.num_layers(), m, stack.hidden(), name)?,
         };
         crate::sequence::check_finite(name, &out)?;
         Ok(out)
@@ -164,15 +165,24 @@ fn state_arg<F: Real + Element>(
     Ok(State { h, c })
 }
 
-/// Rows `rows` of every layer of `a (L, M, H)`: `(L, rows.len(), H)`.
-fn gather<F: Copy>(a: &[F], rows: &[usize], layers: usize, m: usize, hsz: usize) -> Vec<F> {
-    let mut out = Vec::with_capacity(layers * rows.len() * hsz);
+/// Rows `rows` of every layer of `a (L, M, H)`: `(L, rows.len(), H)` (an
+/// error, not an abort, when that does not fit in memory).
+fn gather<F: Copy>(
+    a: &[F],
+    rows: &[usize],
+    layers: usize,
+    m: usize,
+    hsz: usize,
+    name: &str,
+) -> Result<Vec<F>, RnnError> {
+    let len = buffer::checked_len(name, &[layers, rows.len(), hsz], std::mem::size_of::<F>())?;
+    let mut out = buffer::with_capacity(len, name)?;
     for l in 0..layers {
         for &r in rows {
             out.extend_from_slice(&a[(l * m + r) * hsz..][..hsz]);
         }
     }
-    out
+    Ok(out)
 }
 
 fn state_out<'py, F: Real + Element>(
@@ -255,10 +265,11 @@ fn sample_typed<'py, F: Real + Element>(
     let uniforms = FloatArg::<f64>::extract(uniforms, "uniforms")?;
     uniforms.dims(1, "(M,)")?;
     let uniforms = uniforms.data();
-    if knobs.random() && uniforms.len() < n * length {
+    let draws = buffer::checked_len("length * N", &[length, n], 8)?;
+    if knobs.random() && uniforms.len() < draws {
         return Err(RnnError::shape(
             "uniforms",
-            format!("must hold length * N = {} numbers", n * length),
+            format!("must hold length * N = {draws} numbers"),
         )
         .into());
     }

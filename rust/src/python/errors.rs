@@ -15,6 +15,7 @@ pyo3::import_exception!(rnncore.errors, ShapeError);
 pyo3::import_exception!(rnncore.errors, DTypeError);
 pyo3::import_exception!(rnncore.errors, NonFiniteError);
 pyo3::import_exception!(rnncore.errors, ArgumentError);
+pyo3::import_exception!(rnncore.errors, OutOfMemoryError);
 
 impl From<RnnError> for PyErr {
     fn from(err: RnnError) -> PyErr {
@@ -24,6 +25,7 @@ impl From<RnnError> for PyErr {
             RnnError::DType { .. } => DTypeError::new_err(msg),
             RnnError::NonFinite { .. } => NonFiniteError::new_err(msg),
             RnnError::Argument { .. } => ArgumentError::new_err(msg),
+            RnnError::OutOfMemory { .. } => OutOfMemoryError::new_err(msg),
             RnnError::Internal(_) => RnnCoreError::new_err(msg),
         }
     }
