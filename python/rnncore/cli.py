@@ -403,6 +403,9 @@ def _fit(
     )
     if args.workers is not None:
         print(trainer.stats.summary())
+    if result.stop_reason == "interrupted":
+        print(f"rnncore: interrupted; continue with --init-from {out}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -59,6 +59,7 @@ from rnncore.optim import (
     global_norm,
 )
 from rnncore.train.config import TrainConfig
+from rnncore.train.interrupt import StopRequest
 from rnncore.train.metrics import MetricsLog
 from rnncore.train.plotting import plot_losses
 from rnncore.train.progress import Progress
@@ -89,7 +90,7 @@ class TrainResult:
 
     steps: int  # steps done in total, counting those before a resume
     epoch: int  # epoch of the next training chunk
-    stop_reason: str  # "max_steps", "max_epochs", "minutes" or "patience"
+    stop_reason: str  # "max_steps", "max_epochs", "minutes", "patience" or "interrupted"
     last_train_loss: float | None  # loss of the last step (None if it was skipped or none ran)
     best_val_loss: float | None  # best scheduled validation loss so far
     final_val_loss: float | None  # validation loss of the final weights (None: no val part)
@@ -311,7 +312,13 @@ class Trainer:
         self._log = _fresh_log()
 
     def fit(self) -> TrainResult:
-        """Train until a limit of the config is reached; returns what happened."""
+        """Train until a limit of the config is reached; returns what happened.
+
+        Ctrl-C (SIGINT) or SIGTERM in the main thread ends the run after the
+        step in progress: ``latest/`` is saved (atomically; resuming from it is
+        exact) and the result's ``stop_reason`` is ``"interrupted"``, without the
+        final validation. A second signal raises ``KeyboardInterrupt`` at once.
+        """
         cfg = self.config
         out = None
         if cfg.out_dir:
@@ -322,8 +329,10 @@ class Trainer:
         saved_at, last_loss, reason = -1, None, None
         validated: tuple[int, float | None] = (-1, None)  # the last scheduled validation
         row_time, row_symbols, run_symbols = started, 0, 0  # for the speeds shown
+        request = StopRequest()
+        request.install()  # Ctrl-C or SIGTERM: end after this step, save latest/
         try:
-            while (reason := self._stop_reason(started)) is None:
+            while (reason := request.reason or self._stop_reason(started)) is None:
                 loss, symbols, epoch = self.train_step()
                 last_loss = loss
                 if loss is not None:
@@ -350,12 +359,14 @@ class Trainer:
                 progress.update(1, loss, run_symbols / max(now - started, 1e-9))
             if out is not None and saved_at != self.step:
                 self.save(out / "latest")  # before the final validation: resumes exactly
-            final_val = self._final_validation(log, out, validated)
+            interrupted = reason == "interrupted"
+            final_val = None if interrupted else self._final_validation(log, out, validated)
         finally:
+            request.restore()
             progress.close()
             if log is not None:
                 log.close()
-        if out is not None and cfg.plot:
+        if out is not None and cfg.plot and not interrupted:
             plot_losses(out / "metrics.csv", out / "loss.png")
         return TrainResult(
             steps=self.step,
