@@ -13,6 +13,7 @@ __all__ = [
     "ArgumentError",
     "CheckpointError",
     "DTypeError",
+    "DivergedError",
     "NonFiniteError",
     "OutOfMemoryError",
     "RnnCoreError",
@@ -36,6 +37,12 @@ class DTypeError(RnnCoreError, TypeError):
 
 class NonFiniteError(RnnCoreError, ValueError):
     """An array holds NaN or infinity where finite values are required."""
+
+
+class DivergedError(NonFiniteError):
+    """Training skipped too many steps in a row with a non-finite loss, gradient
+    or update: the learning rate is too large for this model (the message names
+    it). The weights are those of the last good step."""
 
 
 class ArgumentError(RnnCoreError, ValueError):

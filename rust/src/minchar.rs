@@ -52,8 +52,11 @@ pub struct Outcome<R> {
     pub loss: f64,
     /// `(H,)` the state after the last step, for the next chunk.
     pub h: Vec<R>,
-    /// False when the loss or a gradient was not finite: then the gradients
-    /// are NaN and neither the parameters nor the sums were changed.
+    /// False when the loss or a gradient was not finite (then the gradients
+    /// are NaN), or when the update could leave a parameter or a sum
+    /// non-finite (a learning rate near the float's limit; then the gradients
+    /// are the clipped ones). Either way neither the parameters nor the sums
+    /// were changed.
     pub updated: bool,
 }
 
@@ -241,13 +244,30 @@ fn step_body<R: Real>(
             *x = clip(*x);
         }
         let (lr, eps) = (R::from_f64(opt.lr), R::from_f64(opt.eps));
-        for (param, grad, sum) in [
+        let arrays = [
             (p.w_ih, gw_ih, sums.w_ih),
             (p.w_hh, gw_hh, sums.w_hh),
             (p.b_ih, gb_ih, sums.b_ih),
             (p.w_out, gw_out, sums.w_out),
             (p.b_out, gb_out, sums.b_out),
-        ] {
+        ];
+        // |lr * d / sqrt(s + d^2 + eps)| <= lr, so the update stays finite when
+        // |x| + 2 lr and s + clip^2 + eps are: one pass of maxima, no sqrt.
+        let safe = (lr * hi).is_finite()
+            && arrays.iter().all(|(x, _, s)| {
+                (max_abs(x) + lr + lr).is_finite() && (max_abs(s) + hi * hi + eps).is_finite()
+            });
+        if !safe {
+            for (_, grad, _) in arrays {
+                grad.iter_mut().for_each(|d| *d = clip(*d));
+            }
+            return Ok(Outcome {
+                loss,
+                h: hs[t_len * h..].to_vec(),
+                updated: false,
+            });
+        }
+        for (param, grad, sum) in arrays {
             for ((x, d), s) in param.iter_mut().zip(grad.iter_mut()).zip(sum.iter_mut()) {
                 *d = clip(*d);
                 *s += *d * *d;
@@ -259,6 +279,18 @@ fn step_body<R: Real>(
         loss,
         h: hs[t_len * h..].to_vec(),
         updated: finite,
+    })
+}
+
+/// The largest `|x|` of `a` (0 for an empty slice).
+fn max_abs<R: Real>(a: &[R]) -> R {
+    a.iter().fold(R::ZERO, |m, &x| {
+        let v = if x < R::ZERO { R::ZERO - x } else { x };
+        if v > m {
+            v
+        } else {
+            m
+        }
     })
 }
 
@@ -418,6 +450,46 @@ mod tests {
                     assert!((p[i][j] - want).abs() < 1e-12);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn an_update_that_could_overflow_changes_nothing() {
+        for lr in [1e308, f64::MAX, f64::INFINITY] {
+            let mut p: [Vec<f64>; 6] = [
+                vec![0.1; 6],
+                vec![0.1; 4],
+                vec![0.0; 2],
+                vec![0.0; 2],
+                vec![0.2; 6],
+                vec![0.0; 3],
+            ];
+            let before = p.clone();
+            let mut g: [Vec<f64>; 6] = std::array::from_fn(|i| vec![0.0; p[i].len()]);
+            let mut s: [Vec<f64>; 6] = std::array::from_fn(|i| vec![0.0; p[i].len()]);
+            let opt = Adagrad {
+                lr,
+                eps: 1e-8,
+                clip: 5.0,
+            };
+            let out = run(
+                Level::Scalar,
+                &[0, 1],
+                &[1, 2],
+                &[0.0; 2],
+                &mut p,
+                &mut g,
+                &mut s,
+                opt,
+            )
+            .unwrap();
+            assert!(!out.updated && out.loss.is_finite(), "lr {lr}");
+            assert_eq!(p, before);
+            assert!(s.iter().all(|a| a.iter().all(|&x| x == 0.0)));
+            assert!(g
+                .iter()
+                .all(|a| a.iter().all(|x| x.is_finite() && x.abs() <= 5.0)));
+            assert!(g[4].iter().any(|&x| x != 0.0));
         }
     }
 

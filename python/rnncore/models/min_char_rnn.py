@@ -30,10 +30,11 @@ import numpy as np
 
 from rnncore import _validate, decode
 from rnncore._native import kernels
-from rnncore.errors import ArgumentError
+from rnncore.errors import ArgumentError, NonFiniteError
 from rnncore.models.char_lm import CharLM, LMConfig
 from rnncore.nn._base import Array
 from rnncore.optim import Adagrad, clip_grad_value_
+from rnncore.optim.undo import first_non_finite
 
 __all__ = ["FROZEN", "MinCharRNN", "fused_train_step", "min_char_rnn"]
 
@@ -82,7 +83,12 @@ class MinCharRNN:
         if fused is not None:
             loss, h, updated = fused
             if not updated:
-                self.optimizer.step(m.grads)  # non-finite gradients: raises like the layers
+                if first_non_finite(m.grads) is not None:
+                    self.optimizer.step(m.grads)  # raises like the layers, naming the gradient
+                raise NonFiniteError(  # finite gradients: an update that could overflow
+                    f"learning rate {self.optimizer.lr:g}: the Adagrad update could leave a "
+                    "weight non-finite; nothing was changed (lower the learning rate)"
+                )
             return loss, h
         m.zero_grad()
         loss, h = m.loss(x[None, :], y[None, :], h_prev, reduction="sum")  # batch of one
@@ -138,8 +144,10 @@ def fused_train_step(
     Computes the summed cross-entropy, its gradients, clips every entry to
     ``[-clip, clip]`` and takes the Adagrad step, in place: ``model.grads`` end
     as the clipped gradients. Returns ``(summed loss, next state (1, 1, H),
-    updated)``; ``updated`` is False when the loss or a gradient was not finite:
-    then nothing changed and the gradients are NaN. Used by
+    updated)``; ``updated`` is False when the loss or a gradient was not finite
+    (the gradients are then NaN) or when the update could leave a weight
+    non-finite (a learning rate near the float's limit; the gradients are the
+    clipped ones): either way nothing changed. Used by
     :meth:`MinCharRNN.train_step` and by the :class:`~rnncore.train.Trainer`.
     """
     x, y = np.asarray(inputs), np.asarray(targets)

@@ -48,7 +48,7 @@ from rnncore.checkpoint.format import (
 from rnncore.checkpoint.model import MODEL_CONFIG_KEY, VOCAB_KEY, check_tensors
 from rnncore.checkpoint.tree import flatten, unflatten
 from rnncore.data.stream import StreamBatcher
-from rnncore.errors import CheckpointError, RnnCoreError
+from rnncore.errors import CheckpointError, DivergedError, RnnCoreError
 from rnncore.models.min_char_rnn import fused_train_step
 from rnncore.optim import (
     Cosine,
@@ -154,7 +154,7 @@ class Trainer:
         self.model.zero_grad()
         fused = self._fused_step(batch.inputs, batch.targets)
         if fused is not None:  # loss, gradients, clip and update in one call
-            loss, state, _ = fused
+            loss, state, updated = fused
             loss = loss / batch.inputs.size
         elif self.config.loss_reduction == "sum":  # min-char-rnn's loss; reported per symbol
             loss, state = self.model.loss(batch.inputs, batch.targets, self.state, reduction="sum")
@@ -167,7 +167,12 @@ class Trainer:
         if fused is not None:  # clipped and updated inside the kernel
             # (its norm before clipping is not seen, so grad_norm and
             # clipped_frac count the other steps only)
-            applied = self.guard.check(loss, self.model.grads)
+            applied = self.guard.screen(loss, self.model.grads, self.optimizer.lr)
+            if applied and not updated:  # finite gradients, an update that could overflow
+                reason = "the update could leave a weight non-finite; it was not made"
+                applied = self.guard.skip(reason, self.optimizer.lr)
+            elif applied:
+                self.guard.passed()
             if not applied:
                 self._record_norm(global_norm(self.model.grads), False)
         else:
@@ -183,7 +188,7 @@ class Trainer:
         the non-finite guard, clipping (in place), the gradient-norm metrics and
         the optimizer step. Returns False if the guard skipped the step.
         Data-parallel workers call it with the gradients summed over all of them."""
-        if not self.guard.check(loss, grads):
+        if not self.guard.screen(loss, grads, self.optimizer.lr):
             self._record_norm(global_norm(grads), False)
             return False
         clipped = False
@@ -197,8 +202,7 @@ class Trainer:
             clipped = clipped or any(bool((np.abs(g) > limit).any()) for g in grads.values())
             clip_grad_value_(grads, limit)
         self._record_norm(norm, clipped)
-        self.optimizer.step(grads)
-        return True
+        return self.guard.step(self.optimizer, grads)  # undone if it overflows
 
     def _fused_step(self, inputs: Any, targets: Any) -> tuple[float, Any, bool] | None:
         """The step as one compiled call when the model, the optimizer and the
@@ -333,7 +337,16 @@ class Trainer:
         request.install()  # Ctrl-C or SIGTERM: end after this step, save latest/
         try:
             while (reason := request.reason or self._stop_reason(started)) is None:
-                loss, symbols, epoch = self.train_step()
+                try:
+                    loss, symbols, epoch = self.train_step()
+                except DivergedError as err:  # every bad step was skipped: the weights are good
+                    if out is None:
+                        raise
+                    self.save(out / "latest")
+                    raise DivergedError(
+                        f"{err}; {out / 'latest'} holds the weights of the last good step: "
+                        "continue from it with a lower learning rate"
+                    ) from None
                 last_loss = loss
                 if loss is not None:
                     self._log["loss_sum"] += loss
