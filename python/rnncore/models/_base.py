@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from rnncore import _validate, nn
+from rnncore._threads import CallGuard
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
 from rnncore.nn._base import CELL_STATE, GATES, Array, Module
 from rnncore.nn.functional import _in_range, _integers
@@ -135,7 +136,7 @@ def check_lengths(value: Any, N: int, T: int) -> Array | None:
     return None if value is None else _validate.lengths(value, N, T)
 
 
-class Model:
+class Model(CallGuard):
     """Named layers seen as one: parameters, grads, state dict, mode and ``rng``."""
 
     def __init__(self, seed: int | None) -> None:

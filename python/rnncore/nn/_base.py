@@ -21,6 +21,7 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore._native import kernels
+from rnncore._threads import CallGuard
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
 from rnncore.reference.cells import CELL_STATE
 from rnncore.reference.cells import GATES as GATES  # the one table of the modes, re-exported
@@ -43,7 +44,7 @@ def _to_numpy(value: Any) -> Array:
     return np.asarray(value)
 
 
-class Module:
+class Module(CallGuard):
     """Parameters, gradients, state dict, train/eval mode, dtype and random generator.
 
     Subclasses register their parameters with :meth:`_register` in PyTorch's order;

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from rnncore import _validate
+from rnncore._threads import CallGuard
 from rnncore.errors import StateError
 from rnncore.nn._base import Array
 from rnncore.nn.functional import REDUCTIONS, softmax_cross_entropy
 
 
-class SoftmaxCrossEntropy:
+class SoftmaxCrossEntropy(CallGuard):
     """Like :class:`torch.nn.CrossEntropyLoss` on ``(M, V)`` logits and ``(M,)`` targets.
 
     ``loss = ce(logits, targets, mask)`` returns a float; ``ce.backward()`` then
