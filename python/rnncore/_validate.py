@@ -105,7 +105,7 @@ def float_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
     """
     arr = np.asarray(value)
     if arr.dtype == dtype:
-        return np.ascontiguousarray(arr)
+        return arr if arr.ndim == 0 else np.ascontiguousarray(arr)  # (it makes 0-D 1-D)
     fix = f"convert it with np.asarray({name}, dtype=np.{dtype})"
     if not isinstance(value, np.ndarray):
         raise DTypeError(

@@ -22,7 +22,7 @@ import numpy as np
 from rnncore import _validate
 from rnncore._native import kernels
 from rnncore._threads import CallGuard
-from rnncore.errors import ArgumentError, DTypeError, ShapeError
+from rnncore.errors import ArgumentError, DTypeError, NonFiniteError, ShapeError
 from rnncore.reference.cells import CELL_STATE
 from rnncore.reference.cells import GATES as GATES  # the one table of the modes, re-exported
 
@@ -309,11 +309,27 @@ class KernelModule(Module):
 
         Returns ``output (T, N, H), h_n (N, H), c_n (N, H) or None, cache``.
         """
-        out, h_n, c_n, cache = self._kernels.forward(
-            self._mode, x, h0, c0, *self._weights(sfx), lengths, reverse
-        )
+        try:
+            out, h_n, c_n, cache = self._kernels.forward(
+                self._mode, x, h0, c0, *self._weights(sfx), lengths, reverse
+            )
+        except NonFiniteError as err:
+            raise self._named_weight(err) from None
         c_n = None if c_n is None else self._cast(c_n)
         return self._cast(out), self._cast(h_n), c_n, cache
+
+    def _named_weight(self, err: NonFiniteError) -> NonFiniteError:
+        """A kernel's NaN error, naming the parameter at its source when one of
+        this layer's parameters is not finite (they are checked when set: a NaN
+        there was written in place, or by a diverged step); else ``err``."""
+        for name, p in self._params.items():
+            if not np.isfinite(p).all():
+                return NonFiniteError(
+                    f"{type(self).__name__}.{name} contains NaN or infinity (it was checked "
+                    f"when set: changed in place since, or by a diverged step; the kernel "
+                    f"saw: {err})"
+                )
+        return err
 
     def _kernel_backward(
         self,
@@ -332,9 +348,12 @@ class KernelModule(Module):
         ``dx (T, N, D), dh0 (N, H), dc0 (N, H) or None``.
         """
         w = self._weights(sfx)
-        dx, dh0, dc0, *d_params = self._kernels.backward(
-            self._mode, x, *w, lengths, reverse, cache, d_output, d_h_n, d_c_n
-        )
+        try:
+            dx, dh0, dc0, *d_params = self._kernels.backward(
+                self._mode, x, *w, lengths, reverse, cache, d_output, d_h_n, d_c_n
+            )
+        except NonFiniteError as err:
+            raise self._named_weight(err) from None
         names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
         for name, d in zip(names, d_params):
             if d is not None:

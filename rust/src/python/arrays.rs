@@ -212,16 +212,22 @@ pub fn int_arg(
         .try_readonly()
         .map_err(|_| RnnError::argument(name, "cannot be read now"))?;
     let mut out = Vec::with_capacity(shape.iter().product());
-    for &v in readonly.as_array().iter() {
+    for (i, &v) in readonly.as_array().iter().enumerate() {
         match usize::try_from(v) {
             Ok(u) if u < bound => out.push(u),
             _ if bound == usize::MAX => {
-                return Err(RnnError::argument(name, format!("must be >= 0, got {v}")))
+                return Err(RnnError::argument(
+                    name,
+                    format!("{name}[{i}] = {v} is negative (flat index {i})"),
+                ))
             }
             _ => {
                 return Err(RnnError::argument(
                     name,
-                    format!("must lie in 0..{}, got {v}", bound.saturating_sub(1)),
+                    format!(
+                        "must lie in 0..{}, got {v} (flat index {i})",
+                        bound.saturating_sub(1)
+                    ),
                 ))
             }
         }
