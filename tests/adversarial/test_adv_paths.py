@@ -165,3 +165,22 @@ def test_claim_run_dir_rules(tmp_path):
     with pytest.raises(ArgumentError, match="symbolic link"):
         claim_run_dir(dangling, continuing=False, force=True)
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_full_disk_leaves_no_metrics_tmp(tmp_path, monkeypatch):
+    import csv
+    import errno
+
+    from rnncore.train.metrics import MetricsLog
+
+    (tmp_path / "metrics.csv").write_text("step\n")
+
+    class Full:
+        def writerows(self, rows):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(csv, "writer", lambda f: Full())
+    with pytest.raises(OSError, match="No space"):
+        MetricsLog(tmp_path / "metrics.csv", resume_step=3)
+    assert sorted(os.listdir(tmp_path)) == ["metrics.csv"]
+    assert (tmp_path / "metrics.csv").read_text() == "step\n"  # the old file is kept
