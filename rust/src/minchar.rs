@@ -14,6 +14,7 @@
 use crate::cells::rnn;
 use crate::error::{Result, RnnError};
 use crate::panel::narrow::Narrow;
+use crate::panel::transposed;
 use crate::real::Real;
 use crate::simd::Level;
 
@@ -58,17 +59,6 @@ pub struct Outcome<R> {
     /// are the clipped ones). Either way neither the parameters nor the sums
     /// were changed.
     pub updated: bool,
-}
-
-/// `a (rows, cols)` transposed, as a new `(cols, rows)` array.
-fn transpose<R: Real>(a: &[R], rows: usize, cols: usize) -> Vec<R> {
-    let mut out = vec![R::ZERO; rows * cols];
-    for (r, row) in a.chunks_exact(cols).enumerate() {
-        for (c, &x) in row.iter().enumerate() {
-            out[c * rows + r] = x;
-        }
-    }
-    out
 }
 
 /// One chunk: `ids (T,)` the inputs, `targets (T,)` the next symbols, `h0 (H,)`.
@@ -198,9 +188,9 @@ fn step_body<R: Real>(
     }
     // dW_out = dy^T states, dW_hh = draw^T hs[..T], the biases, and the
     // columns of dW_ih of the symbols seen.
-    let dy_t = transpose(&dy, t_len, v); // (V, T)
+    let dy_t = transposed(&dy, t_len, v); // (V, T)
     nt(states, t_len, h)?.mul(level, g.w_out, &dy_t, v, false, false);
-    let draw_t = transpose(&draw, t_len, h); // (H, T)
+    let draw_t = transposed(&draw, t_len, h); // (H, T)
     nt(&hs[..t_len * h], t_len, h)?.mul(level, g.w_hh, &draw_t, h, false, false);
     for (b, row) in g.b_out.iter_mut().zip(dy_t.chunks_exact(t_len)) {
         *b = row.iter().fold(R::ZERO, |a, &x| a + x);

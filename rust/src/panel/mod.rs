@@ -216,6 +216,27 @@ fn transpose<R: Real>(
     }
 }
 
+/// `a (rows, cols)`, row-major, transposed into a new `(cols, rows)` array, tile
+/// by tile with the same kernel as the packing.
+pub fn transposed<R: Real>(a: &[R], rows: usize, cols: usize) -> Vec<R> {
+    assert_eq!(a.len(), rows * cols);
+    let mut out = vec![R::ZERO; rows * cols];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            let (units, feats) = (TILE.min(rows - r0), TILE.min(cols - c0));
+            transpose(
+                &a[r0 * cols + c0..],
+                cols,
+                &mut out[c0 * rows + r0..],
+                rows,
+                units,
+                feats,
+            );
+        }
+    }
+    out
+}
+
 /// `a + x * w`, fused into one rounding when `FUSED` (the twins compiled with FMA).
 #[inline(always)]
 pub fn madd<R: Real, const FUSED: bool>(a: R, x: R, w: R) -> R {
@@ -255,6 +276,27 @@ pub fn accumulate<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transposed_matches_the_definition_at_every_size() {
+        for (rows, cols) in [
+            (1, 1),
+            (1, 40),
+            (40, 1),
+            (15, 17),
+            (16, 16),
+            (33, 50),
+            (64, 3),
+        ] {
+            let a: Vec<f64> = (0..rows * cols).map(|i| i as f64 * 0.5 - 3.0).collect();
+            let t = transposed(&a, rows, cols);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(t[c * rows + r], a[r * cols + c], "{rows}x{cols} at {r},{c}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn layouts_cover_every_unit_once() {
