@@ -313,3 +313,22 @@ def test_a_final_validation_better_than_the_best_goes_to_best(tmp_path):
     rebuilt = make_trainer(max_steps=1)
     rebuilt.model = model
     assert rebuilt.evaluate() == pytest.approx(result.final_val_loss, rel=1e-6)
+
+
+def test_the_test_part_is_scored_once_at_the_end():
+    trainer = make_trainer(max_steps=10)
+    seen = []
+    evaluate = trainer.evaluate
+
+    def counting(split="val"):
+        seen.append(split)
+        return evaluate(split)
+
+    trainer.evaluate = counting
+    result = trainer.fit()
+    assert seen.count("test") == 1 and seen[-1] == "test"  # after training, only then
+    assert result.test_loss is not None and np.isfinite(result.test_loss)
+    assert result.test_loss == evaluate("test")  # the final weights' loss on the test part
+    none = make_trainer(max_steps=2)
+    none.batcher = StreamBatcher(IDS, 4, 16, (0.9, 0.1, 0.0))
+    assert none.fit().test_loss is None  # no test part

@@ -397,9 +397,10 @@ def _fit(
     result = trainer.fit()
     best = "-" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
     final = "-" if result.final_val_loss is None else f"{result.final_val_loss:.4f}"
+    test = "" if result.test_loss is None else f", test loss {result.test_loss:.4f}"
     print(
         f"stopped at step {result.steps} (epoch {result.epoch}, {result.stop_reason}) after "
-        f"{result.seconds:.1f} s; val loss {final}, best {best}; checkpoints in {out}"
+        f"{result.seconds:.1f} s; val loss {final}, best {best}{test}; checkpoints in {out}"
     )
     if args.workers is not None:
         print(trainer.stats.summary())

@@ -95,6 +95,8 @@ class TrainResult:
     best_val_loss: float | None  # best scheduled validation loss so far
     final_val_loss: float | None  # validation loss of the final weights (None: no val part)
     seconds: float  # wall-clock time of this call
+    test_loss: float | None = None  # test loss of the final weights (None: no test part,
+    # or interrupted); the test part is read only here, once, at the end of a run
 
 
 class Trainer:
@@ -374,6 +376,7 @@ class Trainer:
                 self.save(out / "latest")  # before the final validation: resumes exactly
             interrupted = reason == "interrupted"
             final_val = None if interrupted else self._final_validation(log, out, validated)
+            test = None if interrupted else self.evaluate("test")
         finally:
             request.restore()
             progress.close()
@@ -389,6 +392,7 @@ class Trainer:
             best_val_loss=self.best_val_loss,
             final_val_loss=final_val,
             seconds=time.perf_counter() - started,
+            test_loss=test,
         )
 
     def _final_validation(
