@@ -44,6 +44,7 @@ from rnncore.distributed.stats import WorkerStats
 from rnncore.distributed.worker import Setup, Worker
 from rnncore.errors import ArgumentError, RnnCoreError
 from rnncore.train import TrainConfig, Trainer, TrainResult
+from rnncore.train.rundir import claim_run_dir
 
 __all__ = ["DataParallelTrainer", "WorkerLostError"]
 
@@ -226,8 +227,9 @@ class DataParallelTrainer(Trainer):
         """:meth:`Trainer.fit` on the workers, surviving up to ``max_recoveries``
         worker losses (each rolls back to the last checkpoint)."""
         self.start()
-        if self.config.out_dir:
-            self.stats.out = Path(self.config.out_dir) / "workers.csv"
+        if self.config.out_dir:  # claimed first: only a run's own workers.csv is removed
+            out = claim_run_dir(self.config.out_dir, continuing=True, force=True, what="out_dir")
+            self.stats.out = out / "workers.csv"
             if self._resumed_at is None:
                 self.stats.out.unlink(missing_ok=True)  # a new run
         self.stats.every = self.config.log_every
