@@ -443,62 +443,32 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_update_that_could_overflow_changes_nothing() {
-        for lr in [1e308, f64::MAX, f64::INFINITY] {
-            let mut p: [Vec<f64>; 6] = [
-                vec![0.1; 6],
-                vec![0.1; 4],
-                vec![0.0; 2],
-                vec![0.0; 2],
-                vec![0.2; 6],
-                vec![0.0; 3],
-            ];
-            let before = p.clone();
-            let mut g: [Vec<f64>; 6] = std::array::from_fn(|i| vec![0.0; p[i].len()]);
-            let mut s: [Vec<f64>; 6] = std::array::from_fn(|i| vec![0.0; p[i].len()]);
-            let opt = Adagrad {
-                lr,
-                eps: 1e-8,
-                clip: 5.0,
-            };
-            let out = run(
-                Level::Scalar,
-                &[0, 1],
-                &[1, 2],
-                &[0.0; 2],
-                &mut p,
-                &mut g,
-                &mut s,
-                opt,
-            )
-            .unwrap();
-            assert!(!out.updated && out.loss.is_finite(), "lr {lr}");
-            assert_eq!(p, before);
-            assert!(s.iter().all(|a| a.iter().all(|&x| x == 0.0)));
-            assert!(g
-                .iter()
-                .all(|a| a.iter().all(|x| x.is_finite() && x.abs() <= 5.0)));
-            assert!(g[4].iter().any(|&x| x != 0.0));
-        }
-    }
-
-    #[test]
-    fn a_non_finite_loss_changes_nothing() {
-        // H = 2, V = 3; W_out infinite: the logits are not finite.
+    /// One step of the H = 2, V = 3 model whose readout weights are `w_out`,
+    /// from zero sums: `(params before, params after, grads, sums, outcome)`.
+    #[allow(clippy::type_complexity)]
+    fn tiny_step(
+        w_out: f64,
+        lr: f64,
+    ) -> (
+        [Vec<f64>; 6],
+        [Vec<f64>; 6],
+        [Vec<f64>; 6],
+        [Vec<f64>; 6],
+        Outcome<f64>,
+    ) {
         let mut p: [Vec<f64>; 6] = [
             vec![0.1; 6],
             vec![0.1; 4],
             vec![0.0; 2],
             vec![0.0; 2],
-            vec![f64::INFINITY; 6],
+            vec![w_out; 6],
             vec![0.0; 3],
         ];
         let before = p.clone();
         let mut g: [Vec<f64>; 6] = std::array::from_fn(|i| vec![0.0; p[i].len()]);
         let mut s: [Vec<f64>; 6] = std::array::from_fn(|i| vec![0.0; p[i].len()]);
         let opt = Adagrad {
-            lr: 0.1,
+            lr,
             eps: 1e-8,
             clip: 5.0,
         };
@@ -513,6 +483,27 @@ mod tests {
             opt,
         )
         .unwrap();
+        (before, p, g, s, out)
+    }
+
+    #[test]
+    fn an_update_that_could_overflow_changes_nothing() {
+        for lr in [1e308, f64::MAX, f64::INFINITY] {
+            let (before, p, g, s, out) = tiny_step(0.2, lr);
+            assert!(!out.updated && out.loss.is_finite(), "lr {lr}");
+            assert_eq!(p, before);
+            assert!(s.iter().all(|a| a.iter().all(|&x| x == 0.0)));
+            assert!(g
+                .iter()
+                .all(|a| a.iter().all(|x| x.is_finite() && x.abs() <= 5.0)));
+            assert!(g[4].iter().any(|&x| x != 0.0));
+        }
+    }
+
+    #[test]
+    fn a_non_finite_loss_changes_nothing() {
+        // W_out infinite: the logits are not finite.
+        let (before, p, g, s, out) = tiny_step(f64::INFINITY, 0.1);
         assert!(!out.updated);
         assert!(g.iter().all(|a| a.iter().all(|x| x.is_nan())));
         assert!(s.iter().all(|a| a.iter().all(|&x| x == 0.0)));
