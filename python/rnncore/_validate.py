@@ -8,9 +8,10 @@ inputs are never modified.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,17 @@ def buffer_len(name: str, *dims: int, itemsize: int = 8) -> int:
         shown = " x ".join(str(int(d)) for d in dims)
         raise OutOfMemoryError(f"{name}: {shown} elements cannot be held in memory")
     return n
+
+
+@contextlib.contextmanager
+def allocating(name: str) -> Iterator[None]:
+    """Turn a ``MemoryError`` raised inside into :class:`OutOfMemoryError` naming ``name``."""
+    try:
+        yield
+    except OutOfMemoryError:
+        raise
+    except MemoryError as err:
+        raise OutOfMemoryError(f"{name}: does not fit in memory ({err})") from None
 
 
 def flag(name: str, value: Any) -> bool:

@@ -134,3 +134,24 @@ def test_cli_out_of_memory_is_one_line_and_status_2(tiny_run, args):
 def test_huge_length_on_the_command_line(tiny_run):
     done = run_cli("sample", "--checkpoint", tiny_run, "--length", 2**70, cwd=tiny_run.parent)
     assert done.returncode == 2 and "length" in done.stderr and "Traceback" not in done.stderr
+
+
+@settings(max_examples=20, deadline=None)
+@given(big=st.integers(2**45, 2**70), small=st.integers(1, 8))  # beyond any address space
+def test_layers_and_states_too_large_for_memory_are_named(big, small):
+    """Constructors and initial states: OutOfMemoryError naming the parameter or
+    argument, whether the size overflows or merely exceeds the machine."""
+    from rnncore import nn
+
+    cases = [
+        (lambda: nn.LSTM(small, big), "weight_ih_l0"),
+        (lambda: nn.GRU(big, small), "weight_ih_l0"),
+        (lambda: nn.RNNCell(small, big), "weight_ih"),
+        (lambda: nn.Linear(big, big), "weight"),
+        (lambda: nn.Embedding(big, small), "weight"),
+        (lambda: CharLM(LMConfig(vocab_size=5, hidden_size=8)).initial_state(big), "N"),
+        (lambda: CompiledLM(CharLM(LMConfig(vocab_size=5, hidden_size=8))).initial_state(big), "N"),
+    ]
+    for make, name in cases:
+        with pytest.raises(OutOfMemoryError, match=name):
+            make()

@@ -83,8 +83,10 @@ class CompiledLM:
     def initial_state(self, N: int) -> State:
         """Zeros: ``(h, c)`` for an LSTM, else ``h``; each ``(num_layers, N, H)``."""
         N = _validate.positive_int("N", N)
-        h = np.zeros((self._shape[0], N, self._shape[1]), self.dtype)
-        return (h, np.zeros_like(h)) if self._lstm else h
+        _validate.buffer_len("initial_state(N)", self._shape[0], N, self._shape[1])
+        with _validate.allocating("initial_state(N)"):
+            h = np.zeros((self._shape[0], N, self._shape[1]), self.dtype)
+            return (h, np.zeros_like(h)) if self._lstm else h
 
     def _split(self, state: State, N: int) -> tuple[Array, Array | None]:
         """``state`` (None: zeros) as the kernels take it: ``h`` and ``c`` or None."""

@@ -120,8 +120,10 @@ class CharLM(Model):
         """Zeros: ``(h, c)`` for LSTM, else ``h``, each ``(num_layers, N, H)``."""
         N = _validate.positive_int("N", N)
         shape = (self.config.num_layers, N, self.config.hidden_size)
-        h = np.zeros(shape, self.dtype)
-        return (h, np.zeros(shape, self.dtype)) if self.config.cell in CELL_STATE else h
+        _validate.buffer_len("initial_state(N)", *shape)
+        with _validate.allocating("initial_state(N)"):
+            h = np.zeros(shape, self.dtype)
+            return (h, np.zeros(shape, self.dtype)) if self.config.cell in CELL_STATE else h
 
     def _check_state(self, state: State, N: int) -> State:
         """``state`` as the recurrent layer takes it, checked under the name ``state``."""

@@ -202,7 +202,9 @@ class KernelModule(Module):
     def _add_parameter(self, name: str, shape: tuple[int, ...]) -> None:
         """Register a parameter drawn from U(-1/sqrt(H), 1/sqrt(H)), like torch."""
         bound = 1.0 / math.sqrt(self.hidden_size)
-        self._register(name, self.rng.uniform(-bound, bound, size=shape))
+        _validate.buffer_len(name, *shape)  # a named error for sizes no machine holds
+        with _validate.allocating(name):
+            self._register(name, self.rng.uniform(-bound, bound, size=shape))
 
     # ----------------------------------------------------------------- inputs
 

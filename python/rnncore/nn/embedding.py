@@ -51,7 +51,9 @@ class Embedding(Module):
             _in_range("padding_idx", _integers("padding_idx", padding_idx), V)
             padding_idx = int(padding_idx)
         self.padding_idx = padding_idx
-        weight = self.rng.standard_normal((V, E))
+        _validate.buffer_len("weight", V, E)  # a named error for sizes no machine holds
+        with _validate.allocating("weight"):
+            weight = self.rng.standard_normal((V, E))
         if padding_idx is not None:
             weight[padding_idx] = 0
         self._register("weight", weight)

@@ -46,7 +46,9 @@ class Linear(Module):
         bias = _validate.flag("bias", bias)
         bound = 1.0 / math.sqrt(self.in_features)
         shape = (self.out_features, self.in_features)
-        self._register("weight", self.rng.uniform(-bound, bound, size=shape))
+        _validate.buffer_len("weight", *shape)  # a named error for sizes no machine holds
+        with _validate.allocating("weight"):
+            self._register("weight", self.rng.uniform(-bound, bound, size=shape))
         if bias:
             self._register("bias", self.rng.uniform(-bound, bound, size=self.out_features))
         else:
