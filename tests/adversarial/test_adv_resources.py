@@ -155,3 +155,22 @@ def test_layers_and_states_too_large_for_memory_are_named(big, small):
     for make, name in cases:
         with pytest.raises(OutOfMemoryError, match=name):
             make()
+
+
+def test_attention_keys_too_large_for_memory_are_a_memory_error(tmp_path):
+    """The key projection (N, S, A) of a small memory and a wide attention."""
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from rnncore import nn
+        dec = nn.AttentionDecoder(1, 1, 1, mode="gru", attention_size=2_000_000)
+        y, memory = np.zeros((1, 100, 1), np.float32), np.zeros((100, 5000, 1), np.float32)
+        try:
+            dec(y, memory)
+        except MemoryError as err:
+            print(type(err).__name__, err)
+        """
+    )
+    done = run_limited([sys.executable, "-c", code], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("OutOfMemoryError keys"), done.stdout

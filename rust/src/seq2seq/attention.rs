@@ -11,6 +11,7 @@
 //! Shapes: `query (N, Q)`, `memory (N, S, M)`, `w_query (A, Q)`, `w_key (A, M)`
 //! (general: `A = Q`), `v (A,)`; all row-major.
 
+use crate::buffer::{checked_len, with_capacity, zeros};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul, MatMut, MatRef};
 use crate::real::Real;
@@ -63,12 +64,23 @@ pub struct AttnWeights<'a, F> {
     pub v: Option<&'a [F]>,
 }
 
-/// `keys (N, S, A)` of `memory (N, S, M)`.
-pub fn project_keys<F: Real>(kind: Kind, z: Sizes, memory: &[F], w: &AttnWeights<'_, F>) -> Vec<F> {
-    match (kind, w.w_key) {
-        (Kind::Dot, _) | (_, None) => memory.to_vec(),
+/// `keys (N, S, A)` of `memory (N, S, M)` (an error, not an abort, when they
+/// do not fit in memory).
+pub fn project_keys<F: Real>(
+    kind: Kind,
+    z: Sizes,
+    memory: &[F],
+    w: &AttnWeights<'_, F>,
+) -> Result<Vec<F>> {
+    Ok(match (kind, w.w_key) {
+        (Kind::Dot, _) | (_, None) => {
+            let mut keys = with_capacity(memory.len(), "keys")?;
+            keys.extend_from_slice(memory);
+            keys
+        }
         (_, Some(w_key)) => {
-            let mut keys = vec![F::ZERO; z.n * z.s * z.a];
+            let len = checked_len("keys", &[z.n, z.s, z.a], std::mem::size_of::<F>())?;
+            let mut keys = zeros::<F>(len, "keys")?;
             matmul(
                 MatMut::row_major(&mut keys, z.n * z.s, z.a),
                 MatRef::row_major(memory, z.n * z.s, z.m),
@@ -77,7 +89,7 @@ pub fn project_keys<F: Real>(kind: Kind, z: Sizes, memory: &[F], w: &AttnWeights
             );
             keys
         }
-    }
+    })
 }
 
 /// Backward of [`project_keys`]: `dmemory += dkeys @ w_key` (dot: `+= dkeys`),

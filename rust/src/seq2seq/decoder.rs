@@ -257,7 +257,7 @@ pub fn decoder_forward<F: Real>(
     }
     let level = simd::best_level();
     let z = spec.sizes();
-    let keys = project_keys(spec.kind, z, memory, &w.attn); // (N, S, A)
+    let keys = project_keys(spec.kind, z, memory, &w.attn)?; // (N, S, A)
     let separate = mode.separate_recurrent_projection();
 
     // The y half of the input projection for every step, biases folded in.
