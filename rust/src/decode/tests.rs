@@ -75,6 +75,7 @@ impl Model {
                     w_hh: &a[1],
                     b_ih: Some(&a[2]),
                     b_hh: Some(&a[3]),
+                    w_peep: None,
                 })
                 .collect(),
             head_w: &head_w,
@@ -115,6 +116,7 @@ impl Model {
                 w_hh: &a[1],
                 b_ih: Some(&a[2]),
                 b_hh: Some(&a[3]),
+                w_peep: None,
             };
             let at = l * n * hsz..(l + 1) * n * hsz;
             let f = sequence::forward(&spec, &x, &h[at.clone()], c.map(|c| &c[at]), &w).unwrap();
@@ -379,6 +381,7 @@ fn bad_weights_and_states_are_errors() {
                 w_hh,
                 b_ih: None,
                 b_hh: None,
+                w_peep: None,
             }],
             head_w: head,
             head_b: None,
