@@ -454,6 +454,7 @@ def test_cell_names_have_one_table_of_aliases():
     assert CELL_ALIASES == {
         "rnn": "rnn_tanh",
         "lstm-cifg": "lstm_cifg",
+        "lstm-peephole": "lstm_peephole",
         "gru-reset-before": "gru_reset_before",
         "rnn-tanh": "rnn_tanh",
         "rnn-relu": "rnn_relu",

@@ -106,6 +106,8 @@ def make_rnn(
         "rng": rng,
         "backend": backend,
     }
+    if cell == "lstm_peephole":
+        raise ArgumentError("cell='lstm_peephole' has no nn layer yet; it runs in the kernels only")
     if cell in CELL_STATE:
         return nn.LSTM(input_size, cfg.hidden_size, cifg=cell == "lstm_cifg", **common)
     if cell in ("gru", "gru_reset_before"):
