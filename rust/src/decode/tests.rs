@@ -430,3 +430,34 @@ fn sizes_too_large_for_memory_are_errors_not_aborts() {
         );
     }
 }
+
+/// The cells the decoder has no kernel for are refused by name, not run as
+/// another cell.
+#[test]
+fn cells_without_a_decoder_kernel_are_refused_by_name() {
+    for mode in [Mode::GruResetBefore, Mode::LstmCifg, Mode::LstmPeephole] {
+        let m = Model::new(mode, 5, None, 4, 1, 1);
+        let w_peep = [0.0; 3 * 4];
+        let err = Stack::new(&ModelWeights {
+            mode,
+            hidden: 4,
+            input: Input::OneHot,
+            layers: vec![sequence::Weights {
+                w_ih: &m.layers[0][0],
+                w_hh: &m.layers[0][1],
+                b_ih: Some(&m.layers[0][2]),
+                b_hh: Some(&m.layers[0][3]),
+                w_peep: mode.has_peepholes().then_some(&w_peep[..]),
+            }],
+            head_w: &m.head_w,
+            head_b: None,
+        })
+        .err()
+        .unwrap();
+        assert!(
+            matches!(&err, RnnError::Argument { arg, .. } if arg == "mode"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(mode.name()), "{err}");
+    }
+}
