@@ -26,6 +26,8 @@ PAIRS = [
     ("gru reset_after=False", lambda: nn.GRU(H, H, seed=0),
      lambda: nn.GRU(H, H, reset_after=False, seed=0)),
     ("lstm cifg=True", lambda: nn.LSTM(H, H, seed=0), lambda: nn.LSTM(H, H, cifg=True, seed=0)),
+    ("lstm peephole=True", lambda: nn.LSTM(H, H, seed=0),
+     lambda: nn.LSTM(H, H, peephole=True, seed=0)),
 ]  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from rnncore import reference
 
-MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg")
+MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg", "lstm_peephole")
 
 
 @dataclass
@@ -29,26 +29,33 @@ class Case:
     d_output: np.ndarray  # (T, N, H)
     d_h_n: np.ndarray  # (N, H)
     d_c_n: np.ndarray | None  # (N, H), lstm only
+    w_peep: np.ndarray | None = None  # (3H,), lstm_peephole only
 
     def forward(self, impl):
         return impl.forward(
             self.mode, self.x, self.h0, self.c0, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
-            self.lengths, self.reverse,
+            self.lengths, self.reverse, w_peep=self.w_peep,
         )  # fmt: skip
 
     def backward(self, impl, cache):
         return impl.backward(
             self.mode, self.x, self.w_ih, self.w_hh, self.b_ih, self.b_hh, self.lengths,
-            self.reverse, cache, self.d_output, self.d_h_n, self.d_c_n,
+            self.reverse, cache, self.d_output, self.d_h_n, self.d_c_n, w_peep=self.w_peep,
         )  # fmt: skip
 
     def run(self, impl):
-        """``(output, h_n, c_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)``."""
+        """``(output, h_n, c_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_peep)``;
+        ``dw_peep`` is None unless lstm_peephole (whose backward alone returns it)."""
         output, h_n, c_n, cache = self.forward(impl)
-        return (output, h_n, c_n, *self.backward(impl, cache))
+        grads = self.backward(impl, cache)
+        assert len(grads) == (8 if self.w_peep is not None else 7)
+        dw_peep = grads[7] if self.w_peep is not None else None
+        return (output, h_n, c_n, *grads[:7], dw_peep)
 
 
-RESULT_NAMES = ("output", "h_n", "c_n", "dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh")
+RESULT_NAMES = (
+    "output", "h_n", "c_n", "dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh", "dw_peep",
+)  # fmt: skip
 
 
 def make_case(
@@ -71,7 +78,7 @@ def make_case(
     def u(*shape, scale=k):
         return rng.uniform(-scale, scale, shape).astype(dtype)
 
-    lstm = mode in ("lstm", "lstm_cifg")  # the modes with a cell state
+    lstm = mode in ("lstm", "lstm_cifg", "lstm_peephole")  # the modes with a cell state
     return Case(
         mode=mode,
         x=u(T, N, D, scale=1.0),
@@ -86,6 +93,7 @@ def make_case(
         d_output=u(T, N, H, scale=1.0),
         d_h_n=u(N, H, scale=1.0),
         d_c_n=u(N, H, scale=1.0) if lstm else None,
+        w_peep=u(3 * H, scale=1.0) if mode == "lstm_peephole" else None,
     )
 
 

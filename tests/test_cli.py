@@ -93,6 +93,7 @@ def test_train_then_sample(tmp_path, corpus):
     [
         ("lstm", "lstm"),
         ("lstm-cifg", "lstm_cifg"),  # an alias
+        ("lstm-peephole", "lstm_peephole"),
         ("gru", "gru"),
         ("gru_reset_before", "gru_reset_before"),
         ("rnn", "rnn_tanh"),  # char-rnn's name

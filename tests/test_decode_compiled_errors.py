@@ -191,7 +191,7 @@ def test_errors_through_the_python_api():
         decode.sample(model, length=3, prime_ids=[V])
 
 
-@pytest.mark.parametrize("cell", ["gru_reset_before", "lstm_cifg"])
+@pytest.mark.parametrize("cell", ["gru_reset_before", "lstm_cifg", "lstm_peephole"])
 def test_cells_without_a_compiled_decoder_decode_uncompiled(cell):
     model = CharLM(LMConfig(vocab_size=5, cell=cell, hidden_size=4, seed=0))
     assert not model.decodes_compiled

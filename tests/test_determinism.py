@@ -16,6 +16,7 @@ LAYERS = {
     "gru": nn.GRU,
     "gru_reset_before": functools.partial(nn.GRU, reset_after=False),
     "lstm_cifg": functools.partial(nn.LSTM, cifg=True),
+    "lstm_peephole": functools.partial(nn.LSTM, peephole=True),
     "rnn": nn.RNN,
 }
 

@@ -140,6 +140,8 @@ def test_tagger(tmp_path, cell):
 def test_cells_without_an_onnx_operator_are_refused(tmp_path):
     with pytest.raises(ArgumentError, match="lstm_cifg cell has no standard ONNX operator"):
         to_onnx(nn.LSTM(3, 4, cifg=True), tmp_path / "x.onnx")
+    with pytest.raises(ArgumentError, match="lstm_peephole cell has no standard ONNX operator"):
+        to_onnx(nn.LSTM(3, 4, peephole=True), tmp_path / "x.onnx")
 
 
 def test_other_objects_are_refused(tmp_path):

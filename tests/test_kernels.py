@@ -7,6 +7,8 @@ reference run in float64 on those rounded inputs (tolerances stated below).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 from kernel_cases import MODES, RESULT_NAMES, make_case, max_rel_error
 
 from rnncore import _rnncore, reference
+from rnncore.errors import ArgumentError, DTypeError, NonFiniteError, ShapeError
 
 F64_TOL = 1e-10
 # float32 has 2^-24 ~ 6e-8 relative precision; errors grow with the number of
@@ -104,7 +107,7 @@ def test_inputs_are_not_modified():
 
 
 def test_gate_count():
-    assert [_rnncore.gate_count(m) for m in MODES] == [1, 1, 4, 3, 3, 3]
+    assert [_rnncore.gate_count(m) for m in MODES] == [1, 1, 4, 3, 3, 3, 4]
 
 
 def test_the_rust_and_python_tables_of_modes_agree():
@@ -134,3 +137,54 @@ def test_cifg_is_an_lstm_whose_input_gate_mirrors_the_forget_gate(impl):
     )  # fmt: skip
     for a, b in zip(cifg[:3], lstm[:3]):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("impl", [_rnncore, reference], ids=["rust", "reference"])
+def test_peephole_lstm_with_zero_peepholes_is_the_lstm(impl):
+    case = make_case("lstm_peephole", 7, 3, 4, 5, lengths=[7, 2, 5], reverse=True, seed=5)
+    case.w_peep = np.zeros_like(case.w_peep)
+    plain = make_case("lstm", 7, 3, 4, 5, lengths=[7, 2, 5], reverse=True, seed=5)
+    for name in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "d_output", "d_h_n", "d_c_n"):
+        setattr(plain, name, getattr(case, name))
+    got, want = case.run(impl), plain.run(impl)
+    for name, a, b in zip(RESULT_NAMES[:-1], got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15, err_msg=name)
+    assert got[-1].shape == (15,) and want[-1] is None
+
+
+@pytest.mark.parametrize("impl", [_rnncore, reference], ids=["rust", "reference"])
+def test_peephole_weights_change_the_result(impl):
+    """Each block of w_peep reaches the output: p_i and p_f through c_prev, p_o
+    through c_next."""
+    case = make_case("lstm_peephole", 4, 2, 3, 5, seed=6)
+    base = case.forward(impl)[0]
+    for block in range(3):
+        w = case.w_peep.copy()
+        w[block * 5 : (block + 1) * 5] += 0.5
+        moved = impl.forward(
+            case.mode, case.x, case.h0, case.c0, case.w_ih, case.w_hh, case.b_ih, case.b_hh,
+            case.lengths, case.reverse, w_peep=w,
+        )[0]  # fmt: skip
+        assert np.abs(moved - base).max() > 1e-3, block
+
+
+def test_w_peep_is_checked_by_name():
+    """Required by lstm_peephole, refused by the other modes, shape, dtype and NaN checked."""
+    case = make_case("lstm_peephole", 3, 2, 3, 4, seed=7)
+    with pytest.raises(ArgumentError, match="w_peep"):
+        replace(case, w_peep=None).forward(_rnncore)
+    lstm = make_case("lstm", 3, 2, 3, 4, seed=7)
+    with pytest.raises(ArgumentError, match="w_peep"):
+        replace(lstm, w_peep=case.w_peep).forward(_rnncore)
+    for bad in (case.w_peep[:-1], case.w_peep.reshape(3, 4)):
+        with pytest.raises(ShapeError, match="w_peep"):
+            replace(case, w_peep=bad).forward(_rnncore)
+    with pytest.raises(DTypeError, match="w_peep"):
+        replace(case, w_peep=case.w_peep.astype(np.float32)).forward(_rnncore)
+    nan = case.w_peep.copy()
+    nan[2] = np.nan
+    with pytest.raises(NonFiniteError, match="w_peep"):
+        replace(case, w_peep=nan).forward(_rnncore)
+    _, _, _, cache = case.forward(_rnncore)
+    with pytest.raises(ArgumentError, match="w_peep"):
+        replace(case, w_peep=None).backward(_rnncore, cache)

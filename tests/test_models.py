@@ -28,7 +28,7 @@ from rnncore.models import (
 )
 from rnncore.optim import Adam, NonFiniteGuard, clip_grad_norm_
 
-CELLS = ["lstm", "lstm_cifg", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu"]
+CELLS = ["lstm", "lstm_cifg", "lstm_peephole", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu"]
 TORCH = {"lstm": ("LSTM", {}), "gru": ("GRU", {}), "rnn_tanh": ("RNN", {}), "rnn_relu": ("RNN", {})}
 TORCH["rnn_relu"] = ("RNN", {"nonlinearity": "relu"})
 
@@ -53,7 +53,7 @@ def flat(state):
 def random_state(model, N, rng):
     L, H = model.config.num_layers, model.config.hidden_size
     h = rng.standard_normal((L, N, H)) * 0.5
-    lstm = model.config.cell in ("lstm", "lstm_cifg")
+    lstm = model.config.cell in ("lstm", "lstm_cifg", "lstm_peephole")
     return (h, rng.standard_normal((L, N, H))) if lstm else h
 
 
@@ -454,6 +454,7 @@ def test_cell_names_have_one_table_of_aliases():
     assert CELL_ALIASES == {
         "rnn": "rnn_tanh",
         "lstm-cifg": "lstm_cifg",
+        "lstm-peephole": "lstm_peephole",
         "gru-reset-before": "gru_reset_before",
         "rnn-tanh": "rnn_tanh",
         "rnn-relu": "rnn_relu",

@@ -21,6 +21,7 @@ MODES = {  # kernel mode -> (cell class, layer class, extra constructor argument
     "gru": (nn.GRUCell, nn.GRU, {}),
     "gru_reset_before": (nn.GRUCell, nn.GRU, {"reset_after": False}),
     "lstm_cifg": (nn.LSTMCell, nn.LSTM, {"cifg": True}),
+    "lstm_peephole": (nn.LSTMCell, nn.LSTM, {"peephole": True}),
 }
 TOL = {"rtol": 1e-12, "atol": 1e-14}
 
@@ -48,7 +49,7 @@ def pack(parts, lstm):
 @pytest.mark.parametrize("mode", MODES)
 def test_cell_step_equals_one_step_sequence(mode, with_hx, batched, backend, rng):
     N, D, H = 3, 4, 5
-    lstm = mode in ("lstm", "lstm_cifg")
+    lstm = mode in ("lstm", "lstm_cifg", "lstm_peephole")
     cell, layer = make_pair(mode, backend, D, H)
     lead = (N,) if batched else ()
     x = rng.standard_normal((*lead, D))  # (N, D) or (D,)
@@ -67,7 +68,7 @@ def test_cell_step_equals_one_step_sequence(mode, with_hx, batched, backend, rng
 @pytest.mark.parametrize("mode", MODES)
 def test_unrolled_cell_equals_sequence_layer_forward_and_backward(mode, bias, backend, rng):
     T, N, D, H = 6, 2, 3, 4
-    lstm = mode in ("lstm", "lstm_cifg")
+    lstm = mode in ("lstm", "lstm_cifg", "lstm_peephole")
     cell, layer = make_pair(mode, backend, D, H, seed=3, bias=bias)
     x = rng.standard_normal((T, N, D))
     hx = [rng.standard_normal((N, H)) for _ in range(2 if lstm else 1)]
@@ -104,7 +105,7 @@ def test_unrolled_cell_equals_sequence_layer_forward_and_backward(mode, bias, ba
 @pytest.mark.parametrize("mode", MODES)
 def test_unbatched_cell_backward(mode, backend, rng):
     cell, _ = make_pair(mode, backend, 3, 4)
-    lstm = mode in ("lstm", "lstm_cifg")
+    lstm = mode in ("lstm", "lstm_cifg", "lstm_peephole")
     x = rng.standard_normal(3)
     hx = pack([rng.standard_normal(4) for _ in range(2 if lstm else 1)], lstm)
     cell(x, hx)

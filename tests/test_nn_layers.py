@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from gradcheck import numeric_gradient
 
-from rnncore import nn
+from rnncore import nn, reference
 from rnncore.errors import ArgumentError
 
 MODES = {  # kernel mode -> (class, extra constructor arguments)
@@ -28,8 +28,9 @@ MODES = {  # kernel mode -> (class, extra constructor arguments)
     "gru": (nn.GRU, {}),
     "gru_reset_before": (nn.GRU, {"reset_after": False}),
     "lstm_cifg": (nn.LSTM, {"cifg": True}),
+    "lstm_peephole": (nn.LSTM, {"peephole": True}),
 }
-CELL_STATE = ("lstm", "lstm_cifg")
+CELL_STATE = ("lstm", "lstm_cifg", "lstm_peephole")
 
 
 def make(mode, backend, D, H, **kwargs):
@@ -511,6 +512,52 @@ def test_lstm_cifg_flag():
     for cls in (nn.LSTM, nn.LSTMCell):
         with pytest.raises(ArgumentError, match="cifg"):
             cls(3, 4, cifg=None)
+
+
+def test_lstm_peephole_flag():
+    assert repr(nn.LSTM(3, 4, peephole=True)) == "LSTM(3, 4, peephole=True)"
+    assert repr(nn.LSTMCell(3, 4, peephole=True)) == "LSTMCell(3, 4, peephole=True)"
+    layer = nn.LSTM(3, 4, num_layers=2, bidirectional=True, peephole=True, seed=0)
+    assert layer.weight_hh_l0.shape == (16, 4)  # gates i|f|g|o
+    peep = [name for name, _ in layer.named_parameters() if "peep" in name]
+    assert peep == [
+        "weight_peep_l0", "weight_peep_l0_reverse", "weight_peep_l1", "weight_peep_l1_reverse"
+    ]  # fmt: skip
+    for name in peep:  # drawn like the other weights, U(-1/sqrt(H), 1/sqrt(H))
+        p = getattr(layer, name)
+        assert p.shape == (12,) and p.dtype == np.float32
+        assert np.abs(p).max() <= 0.5 and np.any(p != 0)
+    assert [n for n, _ in nn.LSTMCell(3, 4, peephole=True).named_parameters()][-1] == "weight_peep"
+    assert not any("peep" in n for n, _ in nn.LSTM(3, 4).named_parameters())
+    for cls in (nn.LSTM, nn.LSTMCell):
+        with pytest.raises(ArgumentError, match="peephole"):
+            cls(3, 4, peephole=1)
+        with pytest.raises(ArgumentError, match="cifg=True and peephole=True"):
+            cls(3, 4, cifg=True, peephole=True)
+
+
+@pytest.mark.parametrize("backend", [None, reference], ids=["rust", "reference"])
+def test_lstm_peephole_with_zero_peepholes_is_the_lstm(backend, rng):
+    kw = {"num_layers": 2, "bidirectional": True, "dtype": np.float64, "backend": backend}
+    plain = nn.LSTM(3, 4, seed=2, **kw)
+    peep = nn.LSTM(3, 4, peephole=True, **kw)
+    peep.load_state_dict(
+        {
+            **plain.state_dict(),
+            **{n: np.zeros(12) for n, _ in peep.named_parameters() if "peep" in n},
+        }
+    )
+    x, lengths = rng.standard_normal((5, 3, 3)), np.array([5, 2, 4])
+    (out_a, state_a), (out_b, state_b) = plain(x, lengths=lengths), peep(x, lengths=lengths)
+    np.testing.assert_allclose(out_a, out_b, rtol=1e-13, atol=1e-15)
+    for a, b in zip(state_a, state_b):  # h_n, c_n
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    d_output = rng.standard_normal(out_a.shape)
+    (dx_a, _), (dx_b, _) = plain.backward(d_output), peep.backward(d_output)
+    np.testing.assert_allclose(dx_a, dx_b, rtol=1e-13, atol=1e-15)
+    for name, g in plain.grads.items():
+        np.testing.assert_allclose(g, peep.grads[name], rtol=1e-13, atol=1e-15, err_msg=name)
+    assert all(np.any(peep.grads[n] != 0) for n in peep.grads if "peep" in n)
 
 
 def test_gru_reset_after_flag():

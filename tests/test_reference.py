@@ -1,7 +1,7 @@
 """Tests of the NumPy reference (:mod:`rnncore.reference`), the oracle of the kernels.
 
 1. Every gradient of :func:`reference.backward` (dx, dh0, dc0, dw_ih, dw_hh, db_ih,
-   db_hh) against central finite differences of the scalar loss
+   db_hh, and dw_peep of the peephole LSTM) against central finite differences of the scalar loss
    ``sum(R0 * output) + sum(R1 * h_n) [+ sum(R2 * c_n)]``, for every mode, with and
    without bias, with and without lengths, forward and reverse.
 2. Semantics: padded outputs are 0, each sequence of a batch behaves as if run alone
@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 from rnncore import reference
 from rnncore.errors import ArgumentError, ShapeError
 
-MODES = ["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg"]
-CELL_STATE = ("lstm", "lstm_cifg")
-GRADIENT_OF = ["x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"]  # order backward returns
+MODES = ["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg", "lstm_peephole"]
+CELL_STATE = ("lstm", "lstm_cifg", "lstm_peephole")
+# The order backward returns them; w_peep (lstm_peephole only) comes last.
+GRADIENT_OF = ["x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_peep"]
 
 
 def make_layer(mode, T, N, D, H, rng, bias=True):
@@ -37,6 +38,7 @@ def make_layer(mode, T, N, D, H, rng, bias=True):
         "w_hh": rng.uniform(-1, 1, (G * H, H)),  # (G*H, H)
         "b_ih": rng.uniform(-1, 1, G * H) if bias else None,  # (G*H,)
         "b_hh": rng.uniform(-1, 1, G * H) if bias else None,  # (G*H,)
+        "w_peep": rng.uniform(-1, 1, 3 * H) if mode == "lstm_peephole" else None,  # (3H,)
     }
 
 
@@ -45,7 +47,7 @@ def run_forward(mode, layer, lengths=None, reverse=False):
 
 
 def run_backward(mode, layer, lengths, reverse, cache, d_output, d_h_n, d_c_n):
-    weights = {k: layer[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh")}
+    weights = {k: layer[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh", "w_peep")}
     grads = reference.backward(
         mode,
         layer["x"],
@@ -57,7 +59,8 @@ def run_backward(mode, layer, lengths, reverse, cache, d_output, d_h_n, d_c_n):
         d_h_n=d_h_n,
         d_c_n=d_c_n,
     )
-    return dict(zip(GRADIENT_OF, grads))
+    names = GRADIENT_OF if layer["w_peep"] is not None else GRADIENT_OF[:-1]
+    return {"w_peep": None, **dict(zip(names, grads, strict=True))}
 
 
 def relative_error(analytic, numeric):
@@ -254,6 +257,50 @@ def test_lstm_step_by_hand():
     np.testing.assert_allclose(h_n, h_next, rtol=1e-13, atol=1e-15)
 
 
+def test_lstm_peephole_step_by_hand():
+    layer, h_n, c_n = one_step("lstm_peephole", seed=16)
+    x, h, c = layer["x"][0], layer["h0"], layer["c0"]  # (N, D), (N, H), (N, H)
+    a = x @ layer["w_ih"].T + layer["b_ih"] + h @ layer["w_hh"].T + layer["b_hh"]  # (N, 4H)
+    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)  # each (N, H)
+    p_i, p_f, p_o = np.split(layer["w_peep"], 3)  # each (H,)
+    i = sigmoid(a_i + p_i * c)
+    f = sigmoid(a_f + p_f * c)
+    g = np.tanh(a_g)
+    c_next = f * c + i * g
+    o = sigmoid(a_o + p_o * c_next)  # the output gate sees the new cell state
+    h_next = o * np.tanh(c_next)
+    np.testing.assert_allclose(c_n, c_next, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(h_n, h_next, rtol=1e-13, atol=1e-15)
+
+
+def test_lstm_peephole_with_zero_peepholes_is_the_lstm():
+    rng = np.random.default_rng(17)
+    layer = make_layer("lstm_peephole", **SHAPE, rng=rng)
+    layer["w_peep"] = np.zeros(3 * SHAPE["H"])
+    plain = dict(layer, w_peep=None)
+    got, want = run_forward("lstm_peephole", layer, LENGTHS), run_forward("lstm", plain, LENGTHS)
+    for a, b in zip(got[:3], want[:3]):
+        np.testing.assert_array_equal(a, b)
+    d_output = rng.standard_normal(got[0].shape)  # (T, N, H)
+    d_h_n, d_c_n = rng.standard_normal(got[1].shape), rng.standard_normal(got[2].shape)
+    g = run_backward("lstm_peephole", layer, LENGTHS, False, got[3], d_output, d_h_n, d_c_n)
+    w = run_backward("lstm", plain, LENGTHS, False, want[3], d_output, d_h_n, d_c_n)
+    for name in GRADIENT_OF[:-1]:
+        np.testing.assert_allclose(g[name], w[name], rtol=1e-13, atol=1e-15, err_msg=name)
+    assert g["w_peep"].shape == (3 * SHAPE["H"],) and w["w_peep"] is None
+
+
+def test_w_peep_is_for_lstm_peephole_only():
+    rng = np.random.default_rng(18)
+    layer = make_layer("lstm_peephole", 2, 2, 3, 4, rng)
+    with pytest.raises(ArgumentError, match="w_peep"):
+        run_forward("lstm_peephole", dict(layer, w_peep=None))
+    with pytest.raises(ArgumentError, match="w_peep"):
+        run_forward("lstm", layer)
+    with pytest.raises(ShapeError, match="w_peep"):
+        run_forward("lstm_peephole", dict(layer, w_peep=layer["w_peep"][:-1]))
+
+
 def test_gru_step_by_hand():
     layer, h_n, c_n = one_step("gru", seed=9)
     x, h = layer["x"][0], layer["h0"]  # (N, D), (N, H)
@@ -283,7 +330,7 @@ def test_rnn_step_by_hand(mode):
 
 
 def test_gate_count():
-    assert [reference.gate_count(m) for m in MODES] == [1, 1, 4, 3, 3, 3]
+    assert [reference.gate_count(m) for m in MODES] == [1, 1, 4, 3, 3, 3, 4]
 
 
 def test_unknown_mode_is_an_argument_error():

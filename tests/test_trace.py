@@ -99,7 +99,12 @@ def test_lm_trace_in_chunks_equals_one_pass(cell, rng):
 
 
 @pytest.mark.parametrize(
-    "layer", [lambda: nn.GRU(3, 4, reset_after=False), lambda: nn.LSTM(3, 4, cifg=True)]
+    "layer",
+    [
+        lambda: nn.GRU(3, 4, reset_after=False),
+        lambda: nn.LSTM(3, 4, cifg=True),
+        lambda: nn.LSTM(3, 4, peephole=True),
+    ],
 )
 def test_trace_refuses_cell_variants_it_does_not_cover(layer):
     with pytest.raises(ArgumentError, match="traces cover"):

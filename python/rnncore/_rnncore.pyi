@@ -2,10 +2,11 @@
 
 Conventions (PyTorch's): ``T`` steps, ``N`` batch, ``D`` input size, ``H`` hidden
 size, ``G`` gates (``rnn_*`` 1, ``lstm`` 4 in order i,f,g,o, ``gru`` and
-``gru_reset_before`` 3 in order r,z,n, ``lstm_cifg`` 3 in order f,g,o). Every
-float array of one call has the same dtype, float32 or float64: that of its input
-weights (``w_ih``; ``weight_ih_l0`` of the first layer), which every other array
-must match. Arrays that are not C-contiguous are copied; inputs are never modified.
+``gru_reset_before`` 3 in order r,z,n, ``lstm_cifg`` 3 in order f,g,o,
+``lstm_peephole`` 4 in order i,f,g,o). Every float array of one call has the same
+dtype, float32 or float64: that of its input weights (``w_ih``; ``weight_ih_l0`` of
+the first layer), which every other array must match. Arrays that are not
+C-contiguous are copied; inputs are never modified.
 """
 
 from typing import Literal, final
@@ -13,7 +14,9 @@ from typing import Literal, final
 import numpy as np
 from numpy.typing import NDArray
 
-_Mode = Literal["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg"]
+_Mode = Literal[
+    "rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg", "lstm_peephole"
+]
 _FloatArray = NDArray[np.float32] | NDArray[np.float64]
 
 __all__ = [
@@ -59,20 +62,26 @@ def forward(
     b_hh: _FloatArray | None,
     lengths: NDArray[np.integer] | None = None,
     reverse: bool = False,
+    *,
+    w_peep: _FloatArray | None = None,
 ) -> tuple[_FloatArray, _FloatArray, _FloatArray | None, dict[str, _FloatArray]]:
     """One direction of one recurrent layer over a whole sequence.
 
     Args:
         x: ``(T, N, D)`` inputs.
         h0: ``(N, H)`` initial hidden state.
-        c0: ``(N, H)`` initial cell state for ``lstm`` and ``lstm_cifg``; ``None``
-            otherwise.
+        c0: ``(N, H)`` initial cell state for ``lstm``, ``lstm_cifg`` and
+            ``lstm_peephole``; ``None`` otherwise.
         w_ih: ``(G*H, D)`` input weights, gates stacked as in PyTorch.
         w_hh: ``(G*H, H)`` recurrent weights.
         b_ih, b_hh: ``(G*H,)`` biases, or both ``None`` for a layer without bias.
         lengths: ``(N,)`` integers in ``1..T``, or ``None`` (every sequence has T
             steps). Need not be sorted.
         reverse: run from each sequence's own last step down to step 0.
+        w_peep: ``(3*H,)`` peephole weights ``p_i|p_f|p_o`` for ``lstm_peephole``
+            (``i = sigmoid(a_i + p_i * c)``, ``f = sigmoid(a_f + p_f * c)``,
+            ``o = sigmoid(a_o + p_o * c')``), required there and ``None`` for every
+            other mode.
 
     Returns:
         ``(output, h_n, c_n, cache)``: output ``(T, N, H)`` (zero at steps
@@ -80,8 +89,8 @@ def forward(
         after its own last step), final cell state ``(N, H)`` or ``None``, and the
         cache that :func:`backward` needs (``gates (T, N, G*H)`` holds the activated
         gates, ``states (T+1, N, H)`` the hidden states, plus ``cells (T+1, N, H)``
-        for lstm, ``hn (T, N, H)`` = ``W_hn h + b_hn`` for gru and ``r * h`` for
-        gru_reset_before).
+        for the lstm modes, ``hn (T, N, H)`` = ``W_hn h + b_hn`` for gru and
+        ``r * h`` for gru_reset_before).
     """
 
 def backward(
@@ -97,28 +106,46 @@ def backward(
     d_output: _FloatArray,
     d_h_n: _FloatArray | None = None,
     d_c_n: _FloatArray | None = None,
-) -> tuple[
-    _FloatArray,
-    _FloatArray,
-    _FloatArray | None,
-    _FloatArray,
-    _FloatArray,
-    _FloatArray | None,
-    _FloatArray | None,
-]:
+    *,
+    w_peep: _FloatArray | None = None,
+) -> (
+    tuple[
+        _FloatArray,
+        _FloatArray,
+        _FloatArray | None,
+        _FloatArray,
+        _FloatArray,
+        _FloatArray | None,
+        _FloatArray | None,
+    ]
+    | tuple[
+        _FloatArray,
+        _FloatArray,
+        _FloatArray | None,
+        _FloatArray,
+        _FloatArray,
+        _FloatArray | None,
+        _FloatArray | None,
+        _FloatArray,
+    ]
+):
     """Backpropagation through time for one :func:`forward` call.
 
     Args:
-        x, w_ih, w_hh, b_ih, b_hh, lengths, reverse: as given to :func:`forward`.
+        x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep: as given to
+            :func:`forward`.
         cache: the cache :func:`forward` returned.
         d_output: ``(T, N, H)`` gradient of the output (ignored at padded steps).
         d_h_n: ``(N, H)`` gradient of the final hidden state, or ``None`` (zero).
-        d_c_n: ``(N, H)`` gradient of the final cell state (lstm), or ``None``.
+        d_c_n: ``(N, H)`` gradient of the final cell state (the lstm modes), or
+            ``None``.
 
     Returns:
         ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)`` with the shapes of
-        ``x, h0, c0, w_ih, w_hh, b_ih, b_hh``; ``dc0`` is ``None`` unless lstm,
-        the bias gradients are ``None`` when the layer has no bias.
+        ``x, h0, c0, w_ih, w_hh, b_ih, b_hh``; ``dc0`` is ``None`` unless an lstm
+        mode, the bias gradients are ``None`` when the layer has no bias. For
+        ``lstm_peephole`` (and only there) an eighth entry follows, ``dw_peep``
+        ``(3*H,)``, so the other modes' 7-tuple is unchanged.
     """
 
 def min_char_rnn_step(

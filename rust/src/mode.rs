@@ -18,11 +18,14 @@ pub enum Mode {
     GruResetBefore,
     /// LSTM with a coupled input-forget gate (input gate `1 - f`), gates `f, g, o`.
     LstmCifg,
+    /// LSTM with peephole connections (Gers & Schmidhuber 2000), gates `i, f, g, o`:
+    /// `i` and `f` also see `c`, `o` sees `c'`, through per-unit weights `p_i, p_f, p_o`.
+    LstmPeephole,
 }
 
 impl Mode {
     /// Parse the name the Python layer uses (`"rnn_tanh"`, `"rnn_relu"`, `"lstm"`,
-    /// `"gru"`, `"gru_reset_before"`, `"lstm_cifg"`).
+    /// `"gru"`, `"gru_reset_before"`, `"lstm_cifg"`, `"lstm_peephole"`).
     pub fn from_name(name: &str) -> Result<Self> {
         match name {
             "rnn_tanh" => Ok(Self::RnnTanh),
@@ -31,11 +34,12 @@ impl Mode {
             "gru" => Ok(Self::Gru),
             "gru_reset_before" => Ok(Self::GruResetBefore),
             "lstm_cifg" => Ok(Self::LstmCifg),
+            "lstm_peephole" => Ok(Self::LstmPeephole),
             other => Err(RnnError::argument(
                 "mode",
                 format!(
                     "unknown cell mode {other:?}; expected rnn_tanh, rnn_relu, lstm, gru, \
-                     gru_reset_before or lstm_cifg"
+                     gru_reset_before, lstm_cifg or lstm_peephole"
                 ),
             )),
         }
@@ -49,6 +53,7 @@ impl Mode {
             Self::Gru => "gru",
             Self::GruResetBefore => "gru_reset_before",
             Self::LstmCifg => "lstm_cifg",
+            Self::LstmPeephole => "lstm_peephole",
         }
     }
 
@@ -56,14 +61,19 @@ impl Mode {
     pub fn gates(self) -> usize {
         match self {
             Self::RnnTanh | Self::RnnRelu => 1,
-            Self::Lstm => 4,
+            Self::Lstm | Self::LstmPeephole => 4,
             Self::Gru | Self::GruResetBefore | Self::LstmCifg => 3,
         }
     }
 
     /// Whether the cell carries a cell state `c` besides `h`.
     pub fn has_cell_state(self) -> bool {
-        matches!(self, Self::Lstm | Self::LstmCifg)
+        matches!(self, Self::Lstm | Self::LstmCifg | Self::LstmPeephole)
+    }
+
+    /// Whether the cell has peephole weights `w_peep (3H,)`, ordered `p_i, p_f, p_o`.
+    pub fn has_peepholes(self) -> bool {
+        self == Self::LstmPeephole
     }
 
     /// Whether `W_hh h + b_hh` must be kept apart from the input projection
@@ -92,6 +102,7 @@ mod tests {
             Mode::Gru,
             Mode::GruResetBefore,
             Mode::LstmCifg,
+            Mode::LstmPeephole,
         ] {
             assert_eq!(Mode::from_name(m.name()), Ok(m));
         }

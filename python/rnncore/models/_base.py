@@ -32,7 +32,8 @@ CELLS = tuple(GATES)  # the cell names: the kernels' modes
 # ``rnncore train --model``): char-rnn's ``rnn``, and hyphens for underscores.
 # (``nn.RNN(nonlinearity="tanh")`` is torch's spelling of the layer ``rnn_tanh``.)
 CELL_ALIASES = {"rnn": "rnn_tanh", **{c.replace("_", "-"): c for c in CELLS if "_" in c}}
-UNCOMPILED = ("lstm_cifg", "gru_reset_before")  # cells the compiled decoder does not run
+# cells the compiled decoder does not run
+UNCOMPILED = ("lstm_cifg", "lstm_peephole", "gru_reset_before")
 DTYPES = ("float32", "float64")
 
 C = TypeVar("C", bound="Config")
@@ -107,7 +108,8 @@ def make_rnn(
         "backend": backend,
     }
     if cell in CELL_STATE:
-        return nn.LSTM(input_size, cfg.hidden_size, cifg=cell == "lstm_cifg", **common)
+        flags = {"cifg": cell == "lstm_cifg", "peephole": cell == "lstm_peephole"}
+        return nn.LSTM(input_size, cfg.hidden_size, **flags, **common)
     if cell in ("gru", "gru_reset_before"):
         return nn.GRU(input_size, cfg.hidden_size, reset_after=cell == "gru", **common)
     return nn.RNN(input_size, cfg.hidden_size, nonlinearity=cell[4:], **common)

@@ -25,9 +25,24 @@ from rnncore._threads import CallGuard
 from rnncore.errors import ArgumentError, DTypeError, NonFiniteError, ShapeError
 from rnncore.reference.cells import CELL_STATE
 from rnncore.reference.cells import GATES as GATES  # the one table of the modes, re-exported
+from rnncore.reference.cells import PEEPHOLE as PEEPHOLE  # re-exported for the layers
 
 Array = np.ndarray
 State = Any  # an (h, c) tuple for LSTMs, a single array otherwise
+
+
+def lstm_mode(cifg: bool, peephole: bool) -> str:
+    """The kernel mode of ``nn.LSTM``/``nn.LSTMCell`` with these (checked) flags.
+
+    Raises:
+        ArgumentError: both ``cifg`` and ``peephole``, a variant there are no kernels for.
+    """
+    if cifg and peephole:
+        raise ArgumentError(
+            "cifg=True and peephole=True cannot be combined: there is no CIFG LSTM "
+            "with peephole connections (pick one)"
+        )
+    return "lstm_cifg" if cifg else "lstm_peephole" if peephole else "lstm"
 
 
 class IncompatibleKeys(NamedTuple):
@@ -294,6 +309,12 @@ class KernelModule(Module):
             p.get(f"bias_hh{sfx}"),
         )
 
+    def _peep(self, sfx: str) -> dict[str, Array]:
+        """``{"w_peep": (3H,)}`` for a peephole LSTM's direction, ``{}`` otherwise (so
+        a backend is only given the keyword by the mode that takes it)."""
+        p = self._params.get(f"weight_peep{sfx}")
+        return {} if p is None else {"w_peep": p}
+
     def _cast(self, a: Any) -> Array:
         """A kernel result in the layer's dtype (the reference computes in float64)."""
         return np.asarray(a).astype(self.dtype, copy=False)
@@ -313,7 +334,7 @@ class KernelModule(Module):
         """
         try:
             out, h_n, c_n, cache = self._kernels.forward(
-                self._mode, x, h0, c0, *self._weights(sfx), lengths, reverse
+                self._mode, x, h0, c0, *self._weights(sfx), lengths, reverse, **self._peep(sfx)
             )
         except NonFiniteError as err:
             raise self._named_weight(err) from None
@@ -352,11 +373,12 @@ class KernelModule(Module):
         w = self._weights(sfx)
         try:
             dx, dh0, dc0, *d_params = self._kernels.backward(
-                self._mode, x, *w, lengths, reverse, cache, d_output, d_h_n, d_c_n
-            )
+                self._mode, x, *w, lengths, reverse, cache, d_output, d_h_n, d_c_n,
+                **self._peep(sfx),
+            )  # fmt: skip
         except NonFiniteError as err:
             raise self._named_weight(err) from None
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peep")
         for name, d in zip(names, d_params):
             if d is not None:
                 self._add_grad(name + sfx, d)

@@ -16,7 +16,7 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore.errors import ArgumentError, StateError
-from rnncore.nn._base import CELL_STATE, GATES, Array, KernelModule, State
+from rnncore.nn._base import CELL_STATE, GATES, PEEPHOLE, Array, KernelModule, State
 from rnncore.nn._trace import cache_arrays, names
 
 SUFFIXES = ("", "_reverse")  # parameter-name suffix of direction 0 (forward), 1 (reverse)
@@ -73,6 +73,8 @@ class _RNNBase(KernelModule):
                 if self.bias:
                     self._add_parameter(f"bias_ih_l{k}{sfx}", (G * H,))
                     self._add_parameter(f"bias_hh_l{k}{sfx}", (G * H,))
+                if mode in PEEPHOLE:
+                    self._add_parameter(f"weight_peep_l{k}{sfx}", (3 * H,))
 
     @property
     def _dirs(self) -> int:
@@ -87,6 +89,8 @@ class _RNNBase(KernelModule):
             s += ", reset_after=False"
         if self._mode == "lstm_cifg":
             s += ", cifg=True"
+        if self._mode == "lstm_peephole":
+            s += ", peephole=True"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if not self.bias:

@@ -15,7 +15,7 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore.errors import ArgumentError, StateError
-from rnncore.nn._base import CELL_STATE, GATES, Array, KernelModule, State
+from rnncore.nn._base import CELL_STATE, GATES, PEEPHOLE, Array, KernelModule, State, lstm_mode
 
 
 class _CellBase(KernelModule):
@@ -45,6 +45,8 @@ class _CellBase(KernelModule):
         if self.bias:
             self._add_parameter("bias_ih", (G * H,))
             self._add_parameter("bias_hh", (G * H,))
+        if mode in PEEPHOLE:
+            self._add_parameter("weight_peep", (3 * H,))
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -56,6 +58,8 @@ class _CellBase(KernelModule):
             s += ", reset_after=False"
         if self._mode == "lstm_cifg":
             s += ", cifg=True"
+        if self._mode == "lstm_peephole":
+            s += ", peephole=True"
         return s
 
     def clear_cache(self) -> None:
@@ -208,6 +212,13 @@ class LSTMCell(_CellBase):
 
     ``cifg=True`` ties the input gate to ``1 - f`` (CIFG): the weights then hold
     the gates ``f, g, o`` (``G = 3``) under the same names.
+
+    ``peephole=True`` adds peephole connections (Gers & Schmidhuber 2000): ``i`` and
+    ``f`` also see ``c`` and ``o`` sees ``c'``, through per-unit weights,
+    ``i = sigma(... + p_i * c)``, ``f = sigma(... + p_f * c)``, ``o = sigma(... + p_o *
+    c')``; they are one more parameter, ``weight_peep`` ``(3H,)`` holding
+    ``p_i|p_f|p_o``, drawn like the others from ``U(-1/sqrt(H), 1/sqrt(H))``. Not
+    combinable with ``cifg=True``.
 """ + _CELL_DOC.format(
         hx="a tuple ``(h, c)``, both ``(N, H)`` (``(H,)`` unbatched).",
         out="``(h', c')``, both",
@@ -222,6 +233,7 @@ class LSTMCell(_CellBase):
         bias: bool = True,
         *,
         cifg: bool = False,
+        peephole: bool = False,
         dtype: Any = np.float32,
         seed: int | None = None,
         rng: np.random.Generator | None = None,
@@ -229,7 +241,8 @@ class LSTMCell(_CellBase):
     ) -> None:
         kw = dict(dtype=dtype, seed=seed, rng=rng, backend=backend)
         self.cifg = _validate.flag("cifg", cifg)
-        mode = "lstm_cifg" if self.cifg else "lstm"
+        self.peephole = _validate.flag("peephole", peephole)
+        mode = lstm_mode(self.cifg, self.peephole)
         super().__init__(mode, input_size, hidden_size, bias, **kw)
 
 

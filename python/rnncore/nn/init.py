@@ -94,15 +94,15 @@ def identity_hh_(layer: M, scale: float = 1.0) -> M:
 
 def forget_bias_(layer: M, value: float) -> M:
     """Add ``value`` to the forget-gate block of every ``bias_ih`` of an LSTM layer
-    or cell: ``[H:2H]`` (gates ``i|f|g|o``), or ``[0:H]`` with ``cifg=True``
-    (gates ``f|g|o``).
+    or cell: ``[H:2H]`` (gates ``i|f|g|o``, also with ``peephole=True``), or
+    ``[0:H]`` with ``cifg=True`` (gates ``f|g|o``).
 
     Raises:
         ArgumentError: ``layer`` is not an LSTM or has no bias; ``value`` not finite.
     """
     layer = _recurrent(layer)
     value = _number("forget_bias", value)
-    if layer._mode not in ("lstm", "lstm_cifg"):
+    if layer._mode not in ("lstm", "lstm_cifg", "lstm_peephole"):
         raise ArgumentError(f"forget_bias is for LSTM/LSTMCell, not {type(layer).__name__}")
     biases = [p for name, p in layer.named_parameters() if name.startswith("bias_ih")]
     if not biases:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from rnncore import _validate
+from rnncore.nn._base import lstm_mode
 from rnncore.nn._layer import _RNNBase
 
 _COMMON_DOC = """
@@ -144,6 +145,16 @@ class LSTM(_RNNBase):
     the gates ``f, g, o`` in this order (``G = 3``, so ``weight_ih_l[k]`` is
     ``(3H, D)``), under the same names.
 
+    ``peephole=True`` (keyword) adds peephole connections (Gers & Schmidhuber
+    2000): the input and forget gates also see ``c_{t-1}`` and the output gate sees
+    ``c_t``, through per-unit weights, ``i_t = sigma(... + p_i * c_{t-1})``, ``f_t =
+    sigma(... + p_f * c_{t-1})``, ``o_t = sigma(... + p_o * c_t)``. Each layer and
+    direction has one more parameter, ``weight_peep_l[k]`` (``_reverse`` for the
+    reverse direction) of shape ``(3H,)`` holding ``p_i|p_f|p_o``, drawn like the
+    others from ``U(-1/sqrt(H), 1/sqrt(H))`` (so a fresh layer is not a plain
+    LSTM; zero them for that). Not combinable with ``cifg=True``. There is no ONNX
+    operator for it nor a compiled decoder.
+
     Example::
 
         >>> lstm = LSTM(10, 20, num_layers=2, bidirectional=True, seed=0)
@@ -168,14 +179,16 @@ class LSTM(_RNNBase):
         bidirectional: bool = False,
         *,
         cifg: bool = False,
+        peephole: bool = False,
         dtype: Any = np.float32,
         seed: int | None = None,
         rng: np.random.Generator | None = None,
         backend: ModuleType | None = None,
     ) -> None:
         self.cifg = _validate.flag("cifg", cifg)
+        self.peephole = _validate.flag("peephole", peephole)
         super().__init__(
-            "lstm_cifg" if self.cifg else "lstm",
+            lstm_mode(self.cifg, self.peephole),
             input_size,
             hidden_size,
             num_layers,

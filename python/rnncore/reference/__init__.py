@@ -10,7 +10,8 @@ check every gradient against central finite differences.
 - :mod:`.cells`: one time step of each cell (``rnn_tanh``, ``rnn_relu``, ``lstm``,
   ``gru``, with PyTorch's equations and gate order; ``gru_reset_before``, the GRU
   with the reset gate applied before ``W_hn``; ``lstm_cifg``, the LSTM with a coupled
-  input-forget gate), each backward right under its forward.
+  input-forget gate; ``lstm_peephole``, the LSTM with peephole connections), each
+  backward right under its forward.
 - :mod:`.sequence`: :func:`forward` and :func:`backward` over a whole sequence, with
   variable lengths and the reverse direction (PyTorch's packed-sequence semantics).
 - :mod:`.attention`: Bahdanau (additive) and Luong (general, dot) attention over
@@ -34,6 +35,8 @@ from rnncore.reference.cells import (
     gru_step_backward,
     lstm_cifg_step,
     lstm_cifg_step_backward,
+    lstm_peephole_step,
+    lstm_peephole_step_backward,
     lstm_step,
     lstm_step_backward,
     rnn_step,
@@ -56,6 +59,8 @@ __all__ = [
     "gru_step_backward",
     "lstm_cifg_step",
     "lstm_cifg_step_backward",
+    "lstm_peephole_step",
+    "lstm_peephole_step_backward",
     "lstm_step",
     "lstm_step_backward",
     "rnn_step",

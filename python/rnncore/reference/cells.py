@@ -12,9 +12,11 @@ cache and ``w_hh``, and returns the gradient of every input of the step:
 is the gradient of a bias of zero when the layer has none; the caller drops it).
 
 Shapes: N batch, H hidden, G gates (``rnn_*`` 1, ``lstm`` 4 in order i,f,g,o,
-``gru`` and ``gru_reset_before`` 3 in order r,z,n, ``lstm_cifg`` 3 in order f,g,o);
-``x_proj (N, G*H)``, ``h_prev``, ``h_next``, ``c_prev``, ``c_next (N, H)``,
-``w_hh (G*H, H)``, ``b_hh (G*H,)`` or None.
+``gru`` and ``gru_reset_before`` 3 in order r,z,n, ``lstm_cifg`` 3 in order f,g,o,
+``lstm_peephole`` 4 in order i,f,g,o); ``x_proj (N, G*H)``, ``h_prev``, ``h_next``,
+``c_prev``, ``c_next (N, H)``, ``w_hh (G*H, H)``, ``b_hh (G*H,)`` or None; the
+peephole LSTM also takes ``w_peep (3H,)`` (``p_i|p_f|p_o``) and its backward also
+returns ``dw_peep (3H,)``.
 """
 
 from __future__ import annotations
@@ -24,17 +26,26 @@ import numpy as np
 from rnncore.errors import ArgumentError
 
 # The cell modes and their gates G, in PyTorch's order within the (G*H, ...)
-# weights (gates: -, -, i|f|g|o, r|z|n, r|z|n, f|g|o): the one Python table,
+# weights (gates: -, -, i|f|g|o, r|z|n, r|z|n, f|g|o, i|f|g|o): the one Python table,
 # used by rnncore.nn and rnncore.models too. The compiled kernels have theirs in
 # rust/src/mode.rs (`Mode::gates`, exported as `_rnncore.gate_count`); a test
 # checks that the two agree.
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3, "lstm_cifg": 3}
-CELL_STATE = ("lstm", "lstm_cifg")  # the modes with a cell state c besides h
+GATES = {
+    "rnn_tanh": 1,
+    "rnn_relu": 1,
+    "lstm": 4,
+    "gru": 3,
+    "gru_reset_before": 3,
+    "lstm_cifg": 3,
+    "lstm_peephole": 4,
+}
+CELL_STATE = ("lstm", "lstm_cifg", "lstm_peephole")  # the modes with a cell state c besides h
+PEEPHOLE = ("lstm_peephole",)  # the modes with peephole weights w_peep (3H,)
 
 
 def gate_count(mode: str) -> int:
-    """Number of gates ``G`` of a cell mode: 1 (``rnn_tanh``, ``rnn_relu``), 4 (``lstm``)
-    or 3 (``gru``, ``gru_reset_before``, ``lstm_cifg``). Raises
+    """Number of gates ``G`` of a cell mode: 1 (``rnn_tanh``, ``rnn_relu``), 4 (``lstm``,
+    ``lstm_peephole``) or 3 (``gru``, ``gru_reset_before``, ``lstm_cifg``). Raises
     :class:`~rnncore.errors.ArgumentError` for any other mode."""
     if mode not in GATES:
         raise ArgumentError(f"unknown mode {mode!r}; expected one of {sorted(GATES)}")
@@ -350,3 +361,74 @@ def lstm_cifg_step_backward(
     )
     dh_prev, dw_hh, db_hh = project_backward(da, h_prev, w_hh)
     return da, dh_prev, dc * f, dw_hh, db_hh
+
+
+# --- LSTM with peephole connections: i and f see c_prev, o sees c_next ------------------
+
+
+def lstm_peephole_step(
+    x_proj: np.ndarray,
+    h_prev: np.ndarray,
+    c_prev: np.ndarray,
+    w_hh: np.ndarray,
+    b_hh: np.ndarray | None,
+    w_peep: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """One peephole LSTM step (Gers & Schmidhuber 2000), per-unit peephole weights::
+
+        a_i, a_f, a_g, a_o = split(x_proj + h_prev @ w_hh.T + b_hh, 4)
+        p_i, p_f, p_o = split(w_peep, 3)
+        i = sigmoid(a_i + p_i * c_prev);  f = sigmoid(a_f + p_f * c_prev)
+        g = tanh(a_g)
+        c_next = f * c_prev + i * g
+        o = sigmoid(a_o + p_o * c_next)
+        h_next = o * tanh(c_next)
+
+    Args:
+        x_proj: ``(N, 4H)`` projected input ``x_t @ w_ih.T + b_ih``.
+        h_prev, c_prev: ``(N, H)`` previous hidden and cell states.
+        w_hh: ``(4H, H)``; b_hh: ``(4H,)`` or None; w_peep: ``(3H,)``.
+
+    Returns:
+        ``(h_next (N, H), c_next (N, H), step_cache)``.
+    """
+    a = x_proj + project(h_prev, w_hh, b_hh)  # (N, 4H) pre-activations
+    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)  # each (N, H)
+    p_i, p_f, p_o = np.split(w_peep, 3)  # each (H,)
+    i = sigmoid(a_i + p_i * c_prev)  # (N, H) input gate
+    f = sigmoid(a_f + p_f * c_prev)  # (N, H) forget gate
+    g = np.tanh(a_g)  # (N, H) candidate cell
+    c_next = f * c_prev + i * g  # (N, H)
+    o = sigmoid(a_o + p_o * c_next)  # (N, H) output gate, peeping at the new cell
+    tanh_c = np.tanh(c_next)  # (N, H)
+    return o * tanh_c, c_next, (h_prev, c_prev, c_next, i, f, g, o, tanh_c)
+
+
+def lstm_peephole_step_backward(
+    dh_next: np.ndarray,
+    dc_next: np.ndarray,
+    step_cache: tuple,
+    w_hh: np.ndarray,
+    w_peep: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Backward of :func:`lstm_peephole_step`.
+
+    Returns:
+        ``(dx_proj (N, 4H), dh_prev (N, H), dc_prev (N, H), dw_hh (4H, H), db_hh (4H,),
+        dw_peep (3H,))``.
+    """
+    h_prev, c_prev, c_next, i, f, g, o, tanh_c = step_cache
+    p_i, p_f, p_o = np.split(w_peep, 3)  # each (H,)
+    da_o = dh_next * tanh_c * o * (1.0 - o)  # (N, H) output gate pre-activation
+    # c_next reaches the loss through tanh(c_next), o's peephole and dc_next.
+    dc = dc_next + dh_next * o * (1.0 - tanh_c**2) + da_o * p_o  # (N, H)
+    da_i = dc * g * i * (1.0 - i)  # (N, H)
+    da_f = dc * c_prev * f * (1.0 - f)  # (N, H)
+    da_g = dc * i * (1.0 - g**2)  # (N, H)
+    da = np.concatenate([da_i, da_f, da_g, da_o], axis=1)  # (N, 4H), order i, f, g, o
+    dh_prev, dw_hh, db_hh = project_backward(da, h_prev, w_hh)
+    dc_prev = dc * f + da_i * p_i + da_f * p_f  # (N, H) through f and the i, f peepholes
+    dw_peep = np.concatenate(
+        [(da_i * c_prev).sum(axis=0), (da_f * c_prev).sum(axis=0), (da_o * c_next).sum(axis=0)]
+    )  # (3H,)
+    return da, dh_prev, dc_prev, dw_hh, db_hh, dw_peep

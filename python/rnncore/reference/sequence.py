@@ -19,6 +19,7 @@ import numpy as np
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
 from rnncore.reference.cells import (
     CELL_STATE,
+    PEEPHOLE,
     gate_count,
     gru_reset_before_step,
     gru_reset_before_step_backward,
@@ -26,6 +27,8 @@ from rnncore.reference.cells import (
     gru_step_backward,
     lstm_cifg_step,
     lstm_cifg_step_backward,
+    lstm_peephole_step,
+    lstm_peephole_step_backward,
     lstm_step,
     lstm_step_backward,
     rnn_step,
@@ -44,19 +47,23 @@ def forward(
     b_hh: np.ndarray | None,
     lengths: np.ndarray | None = None,
     reverse: bool = False,
+    *,
+    w_peep: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
     """Run one direction of one layer over ``T`` steps, in float64.
 
     Args:
         mode: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"``, ``"gru"``,
-            ``"gru_reset_before"`` or ``"lstm_cifg"``.
+            ``"gru_reset_before"``, ``"lstm_cifg"`` or ``"lstm_peephole"``.
         x: ``(T, N, D)`` inputs.
         h0: ``(N, H)`` initial hidden state.
-        c0: ``(N, H)`` initial cell state for lstm, None otherwise.
+        c0: ``(N, H)`` initial cell state for the lstm modes, None otherwise.
         w_ih: ``(G*H, D)``; w_hh: ``(G*H, H)``, gates stacked as in PyTorch.
         b_ih, b_hh: ``(G*H,)`` each, or both None.
         lengths: ``(N,)`` integers in ``1..T`` in any order, or None (all ``T``).
         reverse: run from each sequence's own last step down to step 0.
+        w_peep: ``(3H,)`` peephole weights ``p_i|p_f|p_o`` for lstm_peephole, None
+            otherwise.
 
     Returns:
         ``(output (T, N, H), h_n (N, H), c_n (N, H) or None, cache)``; output is 0 at
@@ -64,10 +71,13 @@ def forward(
     """
     G = gate_count(mode)
     x, h0, c0, w_ih, w_hh, b_ih, b_hh = _float64(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
-    T, N, H = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh)
+    (w_peep,) = _float64(w_peep)
+    T, N, H = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep)
     _check_shape("h0", h0, (N, H))
     if (c0 is not None) != (mode in CELL_STATE):
-        raise ArgumentError("c0 must be given for lstm and lstm_cifg and only for them")
+        raise ArgumentError(
+            "c0 must be given for lstm, lstm_cifg and lstm_peephole and only for them"
+        )
     if c0 is not None:
         _check_shape("c0", c0, (N, H))
     lengths = _lengths(lengths, N, T)
@@ -80,7 +90,7 @@ def forward(
     step_caches = [None] * T
     for t in _time_steps(T, reverse):
         active = (t < lengths)[:, None]  # (N, 1) which sequences run step t
-        h_next, c_next, step_caches[t] = _step(mode, x_proj[t], h, c, w_hh, b_hh)
+        h_next, c_next, step_caches[t] = _step(mode, x_proj[t], h, c, w_hh, b_hh, w_peep)
         output[t] = np.where(active, h_next, 0.0)  # (N, H)
         h = np.where(active, h_next, h)  # (N, H) frozen where inactive
         if c is not None:
@@ -101,6 +111,8 @@ def backward(
     d_output: np.ndarray,
     d_h_n: np.ndarray | None = None,
     d_c_n: np.ndarray | None = None,
+    *,
+    w_peep: np.ndarray | None = None,
 ) -> tuple:
     """Backpropagation through time for one :func:`forward` call, in float64.
 
@@ -109,22 +121,25 @@ def backward(
         cache: the cache :func:`forward` returned.
         d_output: ``(T, N, H)`` gradient of the output (ignored at padded steps).
         d_h_n: ``(N, H)`` gradient of ``h_n``, or None (zero).
-        d_c_n: ``(N, H)`` gradient of ``c_n`` (lstm), or None (zero).
+        d_c_n: ``(N, H)`` gradient of ``c_n`` (the lstm modes), or None (zero).
+        w_peep: as given to :func:`forward`.
 
     Returns:
         ``(dx (T, N, D), dh0 (N, H), dc0 (N, H) or None, dw_ih (G*H, D),
         dw_hh (G*H, H), db_ih (G*H,) or None, db_hh (G*H,) or None)``; ``dc0`` is
-        None unless lstm, the bias gradients are None for a layer without bias.
+        None unless an lstm mode, the bias gradients are None for a layer without
+        bias. For lstm_peephole an eighth entry follows, ``dw_peep (3H,)``.
     """
     G = gate_count(mode)
     x, w_ih, w_hh, b_ih, b_hh = _float64(x, w_ih, w_hh, b_ih, b_hh)
     d_output, d_h_n, d_c_n = _float64(d_output, d_h_n, d_c_n)
-    T, N, H = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh)
+    (w_peep,) = _float64(w_peep)
+    T, N, H = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep)
     _check_shape("d_output", d_output, (T, N, H))
     lengths = _lengths(lengths, N, T)
 
     dh = np.zeros((N, H)) if d_h_n is None else d_h_n  # (N, H) gradient of the state
-    dc = None  # (N, H) gradient of the cell state, lstm and lstm_cifg only
+    dc = None  # (N, H) gradient of the cell state, the lstm modes only
     if mode in CELL_STATE:
         dc = np.zeros((N, H)) if d_c_n is None else d_c_n
     _check_shape("d_h_n", dh, (N, H))
@@ -133,14 +148,20 @@ def backward(
     dx_proj = np.zeros((T, N, G * H))  # gradient of x @ w_ih.T + b_ih
     dw_hh = np.zeros((G * H, H))
     db_hh = np.zeros(G * H)
+    dw_peep = np.zeros(3 * H)  # gradient of w_peep, lstm_peephole only
     for t in reversed(_time_steps(T, reverse)):
         active = (t < lengths)[:, None]  # (N, 1) which sequences ran step t
         dh_next = np.where(active, dh + d_output[t], 0.0)  # (N, H)
         dc_next = None if dc is None else np.where(active, dc, 0.0)  # (N, H)
         step_cache = cache["step_caches"][t]
-        dx_proj[t], dh_prev, dc_prev, dw_hh_t, db_hh_t = _step_backward(
-            mode, dh_next, dc_next, step_cache, w_hh
-        )
+        if mode in PEEPHOLE:
+            grads = lstm_peephole_step_backward(dh_next, dc_next, step_cache, w_hh, w_peep)
+            dx_proj[t], dh_prev, dc_prev, dw_hh_t, db_hh_t, dw_peep_t = grads
+            dw_peep += dw_peep_t
+        else:
+            dx_proj[t], dh_prev, dc_prev, dw_hh_t, db_hh_t = _step_backward(
+                mode, dh_next, dc_next, step_cache, w_hh
+            )
         dh = np.where(active, dh_prev, dh)  # (N, H) passes through where inactive
         if dc is not None:
             dc = np.where(active, dc_prev, dc)  # (N, H)
@@ -152,11 +173,16 @@ def backward(
     db_ih = dx_proj.sum(axis=(0, 1))  # (G*H,)
     if b_ih is None:
         db_ih = db_hh = None
+    if mode in PEEPHOLE:
+        return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh, dw_peep
     return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh
 
 
-def _step(mode, x_proj, h_prev, c_prev, w_hh, b_hh):
-    """One step of any mode: ``(h_next (N, H), c_next (N, H) or None, step_cache)``."""
+def _step(mode, x_proj, h_prev, c_prev, w_hh, b_hh, w_peep=None):
+    """One step of any mode: ``(h_next (N, H), c_next (N, H) or None, step_cache)``;
+    ``w_peep (3H,)`` for lstm_peephole only."""
+    if mode == "lstm_peephole":
+        return lstm_peephole_step(x_proj, h_prev, c_prev, w_hh, b_hh, w_peep)
     if mode == "lstm":
         return lstm_step(x_proj, h_prev, c_prev, w_hh, b_hh)
     if mode == "lstm_cifg":
@@ -172,7 +198,8 @@ def _step(mode, x_proj, h_prev, c_prev, w_hh, b_hh):
 
 
 def _step_backward(mode, dh_next, dc_next, step_cache, w_hh):
-    """Backward of :func:`_step`: ``(dx_proj (N, G*H), dh_prev (N, H),
+    """Backward of :func:`_step` for every mode but lstm_peephole (whose backward
+    also returns the peephole gradient): ``(dx_proj (N, G*H), dh_prev (N, H),
     dc_prev (N, H) or None, dw_hh (G*H, H), db_hh (G*H,))``."""
     if mode == "lstm":
         return lstm_step_backward(dh_next, dc_next, step_cache, w_hh)
@@ -203,7 +230,7 @@ def _check_shape(name: str, array: np.ndarray, shape: tuple) -> None:
         raise ShapeError(f"{name} has shape {array.shape}, expected {shape}")
 
 
-def _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh) -> tuple[int, int, int]:
+def _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep=None) -> tuple[int, int, int]:
     """Check the shapes every call shares and return ``(T, N, H)``."""
     if x.ndim != 3:
         raise ShapeError(f"x must be (T, N, D), got shape {x.shape}")
@@ -217,6 +244,10 @@ def _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh) -> tuple[int, int, int]:
     if b_ih is not None:
         _check_shape("b_ih", b_ih, (G * H,))
         _check_shape("b_hh", b_hh, (G * H,))
+    if (w_peep is not None) != (mode in PEEPHOLE):
+        raise ArgumentError("w_peep must be given for lstm_peephole and only for it")
+    if w_peep is not None:
+        _check_shape("w_peep", w_peep, (3 * H,))
     return T, N, H
 
 

@@ -12,6 +12,7 @@ pub mod gru;
 pub mod gru_reset_before;
 pub mod lstm;
 pub mod lstm_cifg;
+pub mod lstm_peephole;
 pub mod rnn;
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! of its scalar twin, at vector lengths around the SIMD widths (rows of
 //! `H` = 1, 7, 8, 9, 33; with `N` = 0 rows the loops see length 0).
 
-use super::{gru, gru_reset_before, lstm, lstm_cifg, rnn};
+use super::{gru, gru_reset_before, lstm, lstm_cifg, lstm_peephole, rnn};
 use crate::real::Real;
 use crate::simd::Level;
 
@@ -74,6 +74,20 @@ fn check_all<F: Real>() {
                 let (mut dg, mut dd) = (vec![F::ZERO; n * 3 * h], vec![F::ZERO; n * h]);
                 lstm_cifg::backward_step(
                     level, h, &active, &g, &cp, &cn, &dh, &mut dc, &mut dg, &mut dd,
+                );
+                vec![g, cn, hn, dc, dg, dd]
+            });
+            same_at_all_levels::<F>(|level| {
+                let mut g = values::<F>(n * 4 * h, 21, 3.0);
+                let p = values::<F>(3 * h, 22, 1.0);
+                let cp = values::<F>(n * h, 23, 1.0);
+                let (mut cn, mut hn) = (vec![F::ZERO; n * h], vec![F::ZERO; n * h]);
+                lstm_peephole::forward_step(level, h, &mut g, &p, &cp, &mut cn, &mut hn);
+                let dh = values::<F>(n * h, 24, 1.0);
+                let mut dc = values::<F>(n * h, 25, 1.0);
+                let (mut dg, mut dd) = (vec![F::ZERO; n * 4 * h], vec![F::ZERO; n * h]);
+                lstm_peephole::backward_step(
+                    level, h, &active, &g, &p, &cp, &cn, &dh, &mut dc, &mut dg, &mut dd,
                 );
                 vec![g, cn, hn, dc, dg, dd]
             });

@@ -278,7 +278,9 @@ fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
                 }
             }
             Mode::Gru => unreachable!("handled above"),
-            Mode::GruResetBefore | Mode::LstmCifg => unreachable!("rejected by Stack::new"),
+            Mode::GruResetBefore | Mode::LstmCifg | Mode::LstmPeephole => {
+                unreachable!("rejected by Stack::new")
+            }
         }
     }
 }

@@ -81,7 +81,10 @@ impl<R: Real> Stack<R> {
     pub fn new(w: &ModelWeights<'_, R>) -> Result<Self> {
         let (mode, hsz) = (w.mode, w.hidden);
         let g = mode.gates();
-        if matches!(mode, Mode::GruResetBefore | Mode::LstmCifg) {
+        if matches!(
+            mode,
+            Mode::GruResetBefore | Mode::LstmCifg | Mode::LstmPeephole
+        ) {
             return Err(RnnError::argument(
                 "mode",
                 format!(

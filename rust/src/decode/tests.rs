@@ -75,6 +75,7 @@ impl Model {
                     w_hh: &a[1],
                     b_ih: Some(&a[2]),
                     b_hh: Some(&a[3]),
+                    w_peep: None,
                 })
                 .collect(),
             head_w: &head_w,
@@ -115,6 +116,7 @@ impl Model {
                 w_hh: &a[1],
                 b_ih: Some(&a[2]),
                 b_hh: Some(&a[3]),
+                w_peep: None,
             };
             let at = l * n * hsz..(l + 1) * n * hsz;
             let f = sequence::forward(&spec, &x, &h[at.clone()], c.map(|c| &c[at]), &w).unwrap();
@@ -379,6 +381,7 @@ fn bad_weights_and_states_are_errors() {
                 w_hh,
                 b_ih: None,
                 b_hh: None,
+                w_peep: None,
             }],
             head_w: head,
             head_b: None,
@@ -425,5 +428,36 @@ fn sizes_too_large_for_memory_are_errors_not_aborts() {
             "length {length}: {:?}",
             got.as_ref().err()
         );
+    }
+}
+
+/// The cells the decoder has no kernel for are refused by name, not run as
+/// another cell.
+#[test]
+fn cells_without_a_decoder_kernel_are_refused_by_name() {
+    for mode in [Mode::GruResetBefore, Mode::LstmCifg, Mode::LstmPeephole] {
+        let m = Model::new(mode, 5, None, 4, 1, 1);
+        let w_peep = [0.0; 3 * 4];
+        let err = Stack::new(&ModelWeights {
+            mode,
+            hidden: 4,
+            input: Input::OneHot,
+            layers: vec![sequence::Weights {
+                w_ih: &m.layers[0][0],
+                w_hh: &m.layers[0][1],
+                b_ih: Some(&m.layers[0][2]),
+                b_hh: Some(&m.layers[0][3]),
+                w_peep: mode.has_peepholes().then_some(&w_peep[..]),
+            }],
+            head_w: &m.head_w,
+            head_b: None,
+        })
+        .err()
+        .unwrap();
+        assert!(
+            matches!(&err, RnnError::Argument { arg, .. } if arg == "mode"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(mode.name()), "{err}");
     }
 }

@@ -114,6 +114,7 @@ fn build<F: Real + Element>(
                 w_hh: b,
                 b_ih: c.as_deref(),
                 b_hh: d.as_deref(),
+                w_peep: None,
             })
             .collect(),
         head_w: &head_w_d,

@@ -23,6 +23,7 @@ struct Layer<'py, F: Element> {
     w_hh: FloatArg<'py, F>,
     b_ih: Option<FloatArg<'py, F>>,
     b_hh: Option<FloatArg<'py, F>>,
+    w_peep: Option<FloatArg<'py, F>>,
 }
 
 impl<'py, F: Real + Element> Layer<'py, F> {
@@ -35,6 +36,7 @@ impl<'py, F: Real + Element> Layer<'py, F> {
         w_hh: &Bound<'py, PyAny>,
         b_ih: Option<&Bound<'py, PyAny>>,
         b_hh: Option<&Bound<'py, PyAny>>,
+        w_peep: Option<&Bound<'py, PyAny>>,
     ) -> Result<Self, RnnError> {
         let x = FloatArg::<F>::extract(x, "x")?;
         let xs = x.dims(3, "(T, N, D)")?;
@@ -54,6 +56,13 @@ impl<'py, F: Real + Element> Layer<'py, F> {
         for b in b_ih.iter().chain(b_hh.iter()) {
             b.expect(&[gh], "(G*H,)")?;
         }
+        let w_peep = FloatArg::<F>::extract_opt(w_peep, "w_peep")?;
+        if let Some(p) = &w_peep {
+            let three_h = h
+                .checked_mul(3)
+                .ok_or_else(|| RnnError::shape("w_peep", "hidden size is too large"))?;
+            p.expect(&[three_h], "(3*H,)")?;
+        }
         Ok(Self {
             dims: Dims { t, n, d, h },
             x,
@@ -61,6 +70,7 @@ impl<'py, F: Real + Element> Layer<'py, F> {
             w_hh,
             b_ih,
             b_hh,
+            w_peep,
         })
     }
 }
@@ -78,10 +88,11 @@ fn forward_typed<'py, F: Real + Element>(
     b_hh: Option<&Bound<'py, PyAny>>,
     lengths: Option<&Bound<'py, PyAny>>,
     reverse: bool,
+    w_peep: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let h0 = FloatArg::<F>::extract(h0, "h0")?;
     let hs = h0.dims(2, "(N, H)")?.to_vec();
-    let layer = Layer::<F>::extract(mode, x, Some(hs[1]), w_ih, w_hh, b_ih, b_hh)?;
+    let layer = Layer::<F>::extract(mode, x, Some(hs[1]), w_ih, w_hh, b_ih, b_hh, w_peep)?;
     let Dims { t, n, h, .. } = layer.dims;
     h0.expect(&[n, h], "(N, H) with N from x")?;
     let c0 = FloatArg::<F>::extract_opt(c0, "c0")?;
@@ -101,11 +112,13 @@ fn forward_typed<'py, F: Real + Element>(
         layer.b_ih.as_ref().map(|a| a.data()),
         layer.b_hh.as_ref().map(|a| a.data()),
     );
+    let w_peep_d = layer.w_peep.as_ref().map(|a| a.data());
     let weights = Weights {
         w_ih: &w_ih_d,
         w_hh: &w_hh_d,
         b_ih: b_ih_d.as_deref(),
         b_hh: b_hh_d.as_deref(),
+        w_peep: w_peep_d.as_deref(),
     };
     let out = run_detached(py, || {
         sequence::forward(&spec, &x_d, &h0_d, c0_d.as_deref(), &weights)
@@ -161,8 +174,9 @@ fn backward_typed<'py, F: Real + Element>(
     d_output: &Bound<'py, PyAny>,
     d_h_n: Option<&Bound<'py, PyAny>>,
     d_c_n: Option<&Bound<'py, PyAny>>,
+    w_peep: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let layer = Layer::<F>::extract(mode, x, None, w_ih, w_hh, b_ih, b_hh)?;
+    let layer = Layer::<F>::extract(mode, x, None, w_ih, w_hh, b_ih, b_hh, w_peep)?;
     let Dims { t, n, d, h } = layer.dims;
     let gh = mode.gates() * h;
     let cache = cache
@@ -195,6 +209,7 @@ fn backward_typed<'py, F: Real + Element>(
         layer.b_ih.as_ref().map(|a| a.data()),
         layer.b_hh.as_ref().map(|a| a.data()),
     );
+    let w_peep_d = layer.w_peep.as_ref().map(|a| a.data());
     let (gates_d, states_d) = (gates.data(), states.data());
     let (cells_d, hn_d) = (
         cells.as_ref().map(|a| a.data()),
@@ -210,6 +225,7 @@ fn backward_typed<'py, F: Real + Element>(
         w_hh: &w_hh_d,
         b_ih: b_ih_d.as_deref(),
         b_hh: b_hh_d.as_deref(),
+        w_peep: w_peep_d.as_deref(),
     };
     let cache_ref = CacheRef {
         gates: &gates_d,
@@ -230,16 +246,24 @@ fn backward_typed<'py, F: Real + Element>(
     })?;
 
     let opt = |v: Option<Vec<F>>, shape: &[usize]| v.map(|v| to_numpy(py, v, shape)).transpose();
-    (
+    let (dx, dh0, dc0) = (
         to_numpy(py, g.dx, &[t, n, d])?,
         to_numpy(py, g.dh0, &[n, h])?,
         opt(g.dc0, &[n, h])?,
+    );
+    let (dw_ih, dw_hh) = (
         to_numpy(py, g.dw_ih, &[gh, d])?,
         to_numpy(py, g.dw_hh, &[gh, h])?,
-        opt(g.db_ih, &[gh])?,
-        opt(g.db_hh, &[gh])?,
-    )
-        .into_pyobject(py)
+    );
+    let (db_ih, db_hh) = (opt(g.db_ih, &[gh])?, opt(g.db_hh, &[gh])?);
+    // The peephole gradient is an eighth entry, only for the mode that has them.
+    match g.dw_peep {
+        Some(dp) => {
+            let dw_peep = to_numpy(py, dp, &[3 * h])?;
+            (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_peep).into_pyobject(py)
+        }
+        None => (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh).into_pyobject(py),
+    }
 }
 
 /// Number of gates of a cell mode.
@@ -250,7 +274,7 @@ pub fn gate_count(mode: &str) -> PyResult<usize> {
 
 /// One direction of one recurrent layer over a sequence (see the stub).
 #[pyfunction]
-#[pyo3(signature = (mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, reverse=false))]
+#[pyo3(signature = (mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, reverse=false, *, w_peep=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn forward<'py>(
     py: Python<'py>,
@@ -264,21 +288,22 @@ pub fn forward<'py>(
     b_hh: Option<&Bound<'py, PyAny>>,
     lengths: Option<&Bound<'py, PyAny>>,
     reverse: bool,
+    w_peep: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let mode = Mode::from_name(mode)?;
     match precision(py, w_ih, "w_ih")? {
         Precision::F32 => forward_typed::<f32>(
-            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
+            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep,
         ),
         Precision::F64 => forward_typed::<f64>(
-            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse,
+            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep,
         ),
     }
 }
 
 /// Backpropagation through time for one `forward` call (see the stub).
 #[pyfunction]
-#[pyo3(signature = (mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n=None, d_c_n=None))]
+#[pyo3(signature = (mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n=None, d_c_n=None, *, w_peep=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn backward<'py>(
     py: Python<'py>,
@@ -294,14 +319,17 @@ pub fn backward<'py>(
     d_output: &Bound<'py, PyAny>,
     d_h_n: Option<&Bound<'py, PyAny>>,
     d_c_n: Option<&Bound<'py, PyAny>>,
+    w_peep: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let mode = Mode::from_name(mode)?;
     match precision(py, w_ih, "w_ih")? {
         Precision::F32 => backward_typed::<f32>(
             py, mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n, d_c_n,
+            w_peep,
         ),
         Precision::F64 => backward_typed::<f64>(
             py, mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n, d_c_n,
+            w_peep,
         ),
     }
 }

@@ -178,7 +178,9 @@ pub fn decoder_backward<F: Real>(
                     &mut dh_direct,
                 );
             }
-            Mode::GruResetBefore | Mode::LstmCifg => unreachable!("rejected by DecoderSpec::check"),
+            Mode::GruResetBefore | Mode::LstmCifg | Mode::LstmPeephole => {
+                unreachable!("rejected by DecoderSpec::check")
+            }
         }
         let dg_h: &[F] = if separate { &dgh } else { dg_t };
         // dh_prev = dh_direct + dg_h @ w_hh; dw_hh += dg_h^T @ h_prev.

@@ -118,7 +118,10 @@ impl DecoderSpec<'_> {
     /// when none were given.
     pub(super) fn check(&self, w: &DecoderWeights<'_, impl Real>) -> Result<Vec<usize>> {
         let (t, n, s, e, h, m, a) = (self.t, self.n, self.s, self.e, self.h, self.m, self.a);
-        if matches!(self.mode, Mode::GruResetBefore | Mode::LstmCifg) {
+        if matches!(
+            self.mode,
+            Mode::GruResetBefore | Mode::LstmCifg | Mode::LstmPeephole
+        ) {
             return Err(RnnError::argument(
                 "mode",
                 format!("the attention decoder does not run {}", self.mode.name()),
@@ -354,7 +357,9 @@ pub fn decoder_forward<F: Real>(
                 let hn_t = &mut hn.as_mut().expect("gru keeps hn")[t * nh..][..nh];
                 gru::forward_step(level, h, g_t, &hg, h_prev, hn_t, h_next);
             }
-            Mode::GruResetBefore | Mode::LstmCifg => unreachable!("rejected by DecoderSpec::check"),
+            Mode::GruResetBefore | Mode::LstmCifg | Mode::LstmPeephole => {
+                unreachable!("rejected by DecoderSpec::check")
+            }
         }
         let ctx_t = &mut rest[..n * m];
         let out = StepOut {

@@ -4,7 +4,7 @@
 use super::recurrent::Recurrent;
 use super::spec::{check_finite, check_len, CacheRef, Spec, Weights};
 use crate::buffer::zeros;
-use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, rnn};
+use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, lstm_peephole, rnn};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul_tiled, MatRef};
 use crate::mode::Mode;
@@ -30,6 +30,8 @@ pub struct Grads<F> {
     pub db_ih: Option<Vec<F>>,
     /// `(G*H,)`, `None` for a layer without bias.
     pub db_hh: Option<Vec<F>>,
+    /// `(3H,)` gradient of the peephole weights, `lstm_peephole` only.
+    pub dw_peep: Option<Vec<F>>,
 }
 
 /// Check that a cache has the shapes the forward of `spec` produces.
@@ -38,11 +40,11 @@ fn check_cache<F>(spec: &Spec<'_>, cache: &CacheRef<'_, F>) -> Result<()> {
     check_len("cache['gates']", cache.gates, t * spec.dims.n * spec.gh())?;
     check_len("cache['states']", cache.states, (t + 1) * nh)?;
     match (spec.mode, cache.cells, cache.hn) {
-        (Mode::Lstm | Mode::LstmCifg, Some(cells), _) => {
+        (Mode::Lstm | Mode::LstmCifg | Mode::LstmPeephole, Some(cells), _) => {
             check_len("cache['cells']", cells, (t + 1) * nh)
         }
         (Mode::Gru | Mode::GruResetBefore, _, Some(hn)) => check_len("cache['hn']", hn, t * nh),
-        (Mode::Lstm | Mode::LstmCifg, None, _) => Err(RnnError::argument(
+        (Mode::Lstm | Mode::LstmCifg | Mode::LstmPeephole, None, _) => Err(RnnError::argument(
             "cache",
             format!("{} cache lacks 'cells'", spec.mode.name()),
         )),
@@ -80,6 +82,8 @@ struct Inputs<'a, F> {
     w_hh_t: &'a Recurrent<'a, F>,
     /// `W_hn^T`, GRU with the reset before the product only.
     w_n_t: Option<&'a Recurrent<'a, F>>,
+    /// `(3H,)` peephole weights, `lstm_peephole` only.
+    w_peep: Option<&'a [F]>,
     d_output: &'a [F],
     d_h_n: Option<&'a [F]>,
     d_c_n: Option<&'a [F]>,
@@ -157,6 +161,7 @@ pub fn backward<F: Real>(
         cache,
         w_hh_t: &w_hh_t,
         w_n_t: w_n_t.as_ref(),
+        w_peep: w.w_peep,
         d_output,
         d_h_n,
         d_c_n,
@@ -225,6 +230,12 @@ pub fn backward<F: Real>(
     } else {
         (None, None)
     };
+    let dw_peep = if mode.has_peepholes() {
+        let cells = cache.cells.expect("checked by check_cache");
+        Some(peephole_grad(spec, &dgx, cells)?)
+    } else {
+        None
+    };
     Ok(Grads {
         dx,
         dh0,
@@ -233,7 +244,40 @@ pub fn backward<F: Real>(
         dw_hh,
         db_ih,
         db_hh,
+        dw_peep,
     })
+}
+
+/// Gradient `(3H,)` of the peephole weights from the gate gradients `dgx (T, N,
+/// 4H)` and the cell states `cells (T+1, N, H)`: `dp_i = sum da_i * c`, `dp_f =
+/// sum da_f * c`, `dp_o = sum da_o * c'` over every step and row, summed in time
+/// then batch order whatever the sharding (padded rows have zero gate gradients).
+fn peephole_grad<F: Real>(spec: &Spec<'_>, dgx: &[F], cells: &[F]) -> Result<Vec<F>> {
+    let (n, h) = (spec.dims.n, spec.dims.h);
+    let mut dp = zeros::<F>(3 * h, "dw_peep")?;
+    let (dpi, rest) = dp.split_at_mut(h);
+    let (dpf, dpo) = rest.split_at_mut(h);
+    for t in 0..spec.dims.t {
+        let (prev, next) = (spec.prev_slot(t), spec.next_slot(t));
+        let c_prev = &cells[prev * n * h..][..n * h];
+        let c_next = &cells[next * n * h..][..n * h];
+        let dg_t = &dgx[t * n * 4 * h..][..n * 4 * h];
+        let rows = dg_t
+            .chunks_exact(4 * h)
+            .zip(c_prev.chunks_exact(h))
+            .zip(c_next.chunks_exact(h));
+        for ((dg, cp), cn) in rows {
+            let (di, rest) = dg.split_at(h);
+            let (df, rest) = rest.split_at(h);
+            let d_o = &rest[h..];
+            for j in 0..h {
+                dpi[j] += di[j] * cp[j];
+                dpf[j] += df[j] * cp[j];
+                dpo[j] += d_o[j] * cn[j];
+            }
+        }
+    }
+    Ok(dp)
 }
 
 /// The reversed time loop for sequences `b0..b1`: gate gradients of every step
@@ -307,6 +351,25 @@ fn run_shard<F: Real>(
                 Mode::RnnTanh | Mode::RnnRelu => {
                     let relu = mode == Mode::RnnRelu;
                     rnn::backward_step(inp.level, h, relu, act, gates_t, dh, dgx_t, dh_direct);
+                }
+                Mode::LstmPeephole => {
+                    let cells = inp.cache.cells.expect("checked by check_cache");
+                    let p = inp.w_peep.expect("checked by check_weights");
+                    // SAFETY: as above.
+                    let dc = unsafe { dc_s.piece(g0, m * h) };
+                    lstm_peephole::backward_step(
+                        inp.level,
+                        h,
+                        act,
+                        gates_t,
+                        p,
+                        &cells[slot(prev)],
+                        &cells[slot(next)],
+                        dh,
+                        dc,
+                        dgx_t,
+                        dh_direct,
+                    );
                 }
                 Mode::Lstm | Mode::LstmCifg => {
                     let cells = inp.cache.cells.expect("checked by check_cache");

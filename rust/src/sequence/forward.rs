@@ -4,7 +4,7 @@
 use super::recurrent::Recurrent;
 use super::spec::{check_finite, check_len, Cache, Spec, Weights};
 use crate::buffer::zeros;
-use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, rnn};
+use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, lstm_peephole, rnn};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul_tiled, MatRef};
 use crate::mode::Mode;
@@ -114,6 +114,9 @@ pub fn forward<F: Real>(
         check_finite("b_ih", b_ih)?;
         check_finite("b_hh", b_hh)?;
     }
+    if let Some(p) = w.w_peep {
+        check_finite("w_peep", p)?;
+    }
 
     // Input projection for every step at once: gates (T*N, G*H) = x @ w_ih^T + biases.
     let mut gates = zeros::<F>(t_len * n * gh, "gates")?;
@@ -170,7 +173,7 @@ pub fn forward<F: Real>(
         // threads, not to and from the caller's.
         parallel::install(|| {
             parallel::for_each(shards, |(b0, b1)| {
-                run_shard(spec, level, &w_hh, w.b_hh, &shared, b0, b1, wide);
+                run_shard(spec, level, &w_hh, w, &shared, b0, b1, wide);
             })
         });
     }
@@ -199,13 +202,14 @@ fn run_shard<F: Real>(
     spec: &Spec<'_>,
     level: Level,
     w_hh: &RecurrentWeights<'_, F>,
-    b_hh: Option<&[F]>,
+    w: &Weights<'_, F>,
     shared: &Shared<'_, F>,
     b0: usize,
     b1: usize,
     wide: bool,
 ) {
     let mode = spec.mode;
+    let (b_hh, w_peep) = (w.b_hh, w.w_peep);
     let (n, h, gh) = (spec.dims.n, spec.dims.h, spec.gh());
     let s = b1 - b0; // rows of this shard
     let mut active = vec![true; n];
@@ -305,6 +309,11 @@ fn run_shard<F: Real>(
                 Mode::LstmCifg => {
                     let (c_prev, c_next) = cells.as_mut().expect("lstm has a cell buffer");
                     lstm_cifg::forward_step(level, h, g_t, c_prev, c_next, h_next);
+                }
+                Mode::LstmPeephole => {
+                    let (c_prev, c_next) = cells.as_mut().expect("lstm has a cell buffer");
+                    let p = w_peep.expect("checked by check_weights");
+                    lstm_peephole::forward_step(level, h, g_t, p, c_prev, c_next, h_next);
                 }
                 Mode::Gru => {
                     let hn = shared.hn.as_ref().expect("gru has an hn buffer");

@@ -25,6 +25,9 @@ pub struct Weights<'a, F> {
     pub b_ih: Option<&'a [F]>,
     /// `(G*H,)` or `None`.
     pub b_hh: Option<&'a [F]>,
+    /// `(3H,)` peephole weights `p_i, p_f, p_o` for
+    /// [`LstmPeephole`](Mode::LstmPeephole), `None` for every other mode.
+    pub w_peep: Option<&'a [F]>,
 }
 
 /// Everything about a call except the arrays.
@@ -236,6 +239,22 @@ impl Spec<'_> {
         let gh = self.gh();
         check_len("w_ih", w.w_ih, gh * d)?;
         check_len("w_hh", w.w_hh, gh * h)?;
+        match (self.mode.has_peepholes(), w.w_peep) {
+            (true, Some(p)) => check_len("w_peep", p, 3 * h)?,
+            (true, None) => {
+                return Err(RnnError::argument(
+                    "w_peep",
+                    format!("{} needs its peephole weights (3*H,)", self.mode.name()),
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(RnnError::argument(
+                    "w_peep",
+                    format!("{} has no peephole weights; pass None", self.mode.name()),
+                ))
+            }
+            (false, None) => {}
+        }
         match (w.b_ih, w.b_hh) {
             (Some(b_ih), Some(b_hh)) => {
                 check_len("b_ih", b_ih, gh)?;

@@ -14,13 +14,14 @@ fn opt<F>(v: &[F]) -> Option<&[F]> {
     }
 }
 
-const MODES: [Mode; 6] = [
+const MODES: [Mode; 7] = [
     Mode::RnnTanh,
     Mode::RnnRelu,
     Mode::Lstm,
     Mode::Gru,
     Mode::GruResetBefore,
     Mode::LstmCifg,
+    Mode::LstmPeephole,
 ];
 
 /// All inputs of one call, owned, so single entries can be perturbed.
@@ -30,13 +31,14 @@ struct Problem {
     dims: Dims,
     lengths: Option<Vec<usize>>,
     reverse: bool,
-    /// x, h0, c0, w_ih, w_hh, b_ih, b_hh (c0 and biases may be empty = absent).
-    arrays: [Vec<f64>; 7],
+    /// x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_peep (c0, biases and w_peep may be
+    /// empty = absent).
+    arrays: [Vec<f64>; 8],
     /// Weights of the scalar loss: on output, h_n, c_n.
     r: [Vec<f64>; 3],
 }
 
-const NAMES: [&str; 7] = ["x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"];
+const NAMES: [&str; 8] = ["x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_peep"];
 
 impl Problem {
     fn new(
@@ -68,6 +70,11 @@ impl Problem {
                 rng.vec(gh * h, 0.6),
                 if bias { rng.vec(gh, 0.3) } else { Vec::new() },
                 if bias { rng.vec(gh, 0.3) } else { Vec::new() },
+                if mode.has_peepholes() {
+                    rng.vec(3 * h, 0.8)
+                } else {
+                    Vec::new()
+                },
             ],
             r: [
                 rng.vec(t * n * h, 1.0),
@@ -92,6 +99,7 @@ impl Problem {
             w_hh: &self.arrays[4],
             b_ih: opt(&self.arrays[5]),
             b_hh: opt(&self.arrays[6]),
+            w_peep: opt(&self.arrays[7]),
         }
     }
 
@@ -161,7 +169,7 @@ impl Problem {
     /// Assert every analytic gradient matches central differences to 1e-6.
     fn check(&self) {
         let g = self.grads();
-        let analytic: [Option<&Vec<f64>>; 7] = [
+        let analytic: [Option<&Vec<f64>>; 8] = [
             Some(&g.dx),
             Some(&g.dh0),
             g.dc0.as_ref(),
@@ -169,6 +177,7 @@ impl Problem {
             Some(&g.dw_hh),
             g.db_ih.as_ref(),
             g.db_hh.as_ref(),
+            g.dw_peep.as_ref(),
         ];
         for (k, grad) in analytic.iter().enumerate() {
             assert_eq!(
@@ -282,6 +291,7 @@ fn f32_agrees_with_f64() {
             w_hh: &a[4],
             b_ih: opt(&a[5]),
             b_hh: opt(&a[6]),
+            w_peep: opt(&a[7]),
         };
         let f32_out = forward(&p.spec(), &a[0], &a[1], opt(&a[2]), &w).unwrap();
         for (x, y) in f32_out.output.iter().zip(&f64_out.output) {
@@ -376,7 +386,9 @@ fn sharded_batches_are_correct_and_thread_count_independent() {
                 crate::parallel::set_num_threads(Some(threads));
                 let f = p.run();
                 let g = p.grads();
-                runs.push((f.output, f.h_n, g.dx, g.dh0, g.dw_ih, g.dw_hh, g.db_ih));
+                runs.push((
+                    f.output, f.h_n, g.dx, g.dh0, g.dw_ih, g.dw_hh, g.db_ih, g.dw_peep,
+                ));
             }
             crate::parallel::set_num_threads(None);
             assert!(
@@ -419,7 +431,7 @@ fn wide_steps_are_correct_and_thread_count_independent() {
             crate::parallel::set_num_threads(Some(threads));
             let (f, g) = (p.run(), p.grads());
             runs.push((
-                f.output, f.h_n, f.c_n, g.dx, g.dh0, g.dc0, g.dw_ih, g.dw_hh, g.db_hh,
+                f.output, f.h_n, f.c_n, g.dx, g.dh0, g.dc0, g.dw_ih, g.dw_hh, g.db_hh, g.dw_peep,
             ));
         }
         crate::parallel::set_num_threads(None);
@@ -435,4 +447,101 @@ fn wide_steps_are_correct_and_thread_count_independent() {
             }
         }
     }
+}
+
+/// With zero peephole weights the peephole LSTM is the plain LSTM, in the
+/// forward and in every gradient the two share.
+#[test]
+fn peephole_lstm_with_zero_peepholes_is_the_lstm() {
+    let dims = Dims {
+        t: 6,
+        n: 4,
+        d: 3,
+        h: 5,
+    };
+    for reverse in [false, true] {
+        let mut p = Problem::new(
+            Mode::LstmPeephole,
+            dims,
+            Some(vec![6, 2, 5, 1]),
+            reverse,
+            true,
+            21,
+        );
+        p.arrays[7].fill(0.0);
+        let mut q = p.clone();
+        q.mode = Mode::Lstm;
+        q.arrays[7].clear();
+        let (fp, fq) = (p.run(), q.run());
+        assert_eq!(fp.output, fq.output);
+        assert_eq!(fp.c_n, fq.c_n);
+        let (gp, gq) = (p.grads(), q.grads());
+        assert_eq!((gp.dx, gp.dh0, gp.dc0), (gq.dx, gq.dh0, gq.dc0));
+        assert_eq!(
+            (gp.dw_ih, gp.dw_hh, gp.db_hh),
+            (gq.dw_ih, gq.dw_hh, gq.db_hh)
+        );
+        assert!(gq.dw_peep.is_none());
+        assert_eq!(gp.dw_peep.map(|v| v.len()), Some(3 * dims.h));
+    }
+}
+
+/// `w_peep` is required by the peephole LSTM, refused by every other mode, and
+/// checked for its length and for NaN.
+#[test]
+fn peephole_weights_are_checked() {
+    let dims = Dims {
+        t: 2,
+        n: 2,
+        d: 2,
+        h: 3,
+    };
+    let p = Problem::new(Mode::LstmPeephole, dims, None, false, true, 4);
+    let c0 = Some(p.arrays[2].as_slice());
+    let run = |w: &Weights<'_, f64>| forward(&p.spec(), &p.arrays[0], &p.arrays[1], c0, w);
+    let arg_of = |e: RnnError| match e {
+        RnnError::Argument { arg, .. } | RnnError::Shape { arg, .. } => arg,
+        other => panic!("unexpected {other:?}"),
+    };
+    let w = p.weights();
+    assert!(run(&w).is_ok());
+    assert_eq!(
+        arg_of(run(&Weights { w_peep: None, ..w }).unwrap_err()),
+        "w_peep"
+    );
+    let short = &p.arrays[7][1..];
+    let err = run(&Weights {
+        w_peep: Some(short),
+        ..w
+    })
+    .unwrap_err();
+    assert!(matches!(&err, RnnError::Shape { .. }), "{err:?}");
+    assert_eq!(arg_of(err), "w_peep");
+    let mut nan = p.arrays[7].clone();
+    nan[4] = f64::NAN;
+    assert_eq!(
+        run(&Weights {
+            w_peep: Some(&nan),
+            ..w
+        })
+        .unwrap_err(),
+        RnnError::non_finite("w_peep")
+    );
+    let q = Problem::new(Mode::Lstm, dims, None, false, true, 4);
+    let wq = Weights {
+        w_peep: Some(&p.arrays[7]),
+        ..q.weights()
+    };
+    let err = forward(
+        &q.spec(),
+        &q.arrays[0],
+        &q.arrays[1],
+        Some(&q.arrays[2]),
+        &wq,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, RnnError::Argument { arg, .. } if arg == "w_peep"),
+        "{err:?}"
+    );
 }
