@@ -77,13 +77,18 @@ def test_a_folder_of_documents_is_refused_and_left_untouched(home):
     assert (docs / "thesis.tex").read_text() == "kept" and (docs / "latest").is_dir()
 
 
-def test_a_checkpoint_holding_other_files_is_never_replaced(tmp_path):
-    target = tmp_path / "latest"
-    target.mkdir()
-    (target / "notes.txt").write_text("mine")
+@pytest.mark.parametrize("name", ["latest", "latest.old", "latest.tmp-mine"])
+def test_a_checkpoint_holding_other_files_is_never_replaced(tmp_path, name):
+    """Neither the target nor the directories a write removes (its .old, a
+    leftover temp directory) may hold files that are not a checkpoint's."""
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "notes.txt").write_text("mine")
+    if name != "latest":
+        (tmp_path / "latest").mkdir()
+    before = tree(tmp_path)
     with pytest.raises(ArgumentError, match=r"notes\.txt"):
-        write_directory(target, {"state.json": b"{}"})
-    assert (target / "notes.txt").read_text() == "mine"
+        write_directory(tmp_path / "latest", {"state.json": b"{}"})
+    assert tree(tmp_path) == before
 
 
 @pytest.mark.parametrize("name", ["latest", "best", "metrics.csv", "latest.old"])

@@ -66,8 +66,10 @@ def _refuse_links(target: Path) -> None:
 
 
 def _refuse_foreign(target: Path, names: Mapping[str, bytes]) -> None:
-    """Raise if directory ``target`` holds entries other than ``names``."""
-    for directory in (target, old_path(target)):
+    """Raise if directory ``target``, its ``.old`` or a leftover temp directory
+    (all of which a write may remove) holds entries other than ``names``."""
+    stale = target.parent.glob(target.name + ".tmp-*")
+    for directory in (target, old_path(target), *stale):
         if not directory.is_dir():
             continue
         foreign = sorted(set(os.listdir(directory)) - set(names))
