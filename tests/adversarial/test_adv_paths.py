@@ -189,3 +189,24 @@ def test_a_full_disk_leaves_no_metrics_tmp(tmp_path, monkeypatch):
         MetricsLog(tmp_path / "metrics.csv", resume_step=3)
     assert sorted(os.listdir(tmp_path)) == ["metrics.csv"]
     assert (tmp_path / "metrics.csv").read_text() == "step\n"  # the old file is kept
+
+
+def test_inspect_never_replaces_files_it_did_not_write(tiny_run, tmp_path):
+    (tmp_path / "text.txt").write_text((tiny_run.parent / "text.txt").read_text())
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "index.html").write_text("<p>my page</p>")
+    before = tree(tmp_path)
+    args = ("inspect", "--checkpoint", tiny_run, "--file", "text.txt", "--out", "mine")
+    one_line_error(run_cli(*args, cwd=tmp_path), "index.html")
+    one_line_error(run_cli(*args, "--force", cwd=tmp_path), "index.html")
+    (mine / "index.html").unlink()
+    (mine / "notes.txt").write_text("kept")
+    before = tree(tmp_path)
+    one_line_error(run_cli(*args, cwd=tmp_path), "--force")
+    assert tree(tmp_path) == before
+    done = run_cli(*args, "--force", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (mine / "notes.txt").read_text() == "kept" and (mine / "index.html").is_file()
+    again = run_cli(*args, cwd=tmp_path)  # an earlier page is replaced without --force
+    assert again.returncode == 0, again.stderr

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rnncore.diagnostics.report import prepare_text, read_text, write_report
+from rnncore.diagnostics.report import claim_page_dir, prepare_text, read_text, write_report
 
 __all__ = ["add_inspect_parser", "run_inspect"]
 
@@ -31,11 +31,17 @@ def add_inspect_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-chars", type=int, default=100_000, help="characters analysed")
     p.add_argument("--page-chars", type=int, default=2000, help="characters on the page")
     p.add_argument("--top", type=int, default=5, help="units listed per feature")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out although it holds other files (they are kept)",
+    )
     return p
 
 
 def run_inspect(args: argparse.Namespace, load: Loader) -> int:
     """``rnncore inspect``; ``load`` reads a checkpoint."""
+    claim_page_dir(args.out, force=args.force, what="--out")  # before loading anything
     model, vocab = load(args.checkpoint)
     text, notes = prepare_text(read_text(args.file), vocab, args.max_chars)
     for note in notes:
@@ -45,6 +51,7 @@ def run_inspect(args: argparse.Namespace, load: Loader) -> int:
         vocab,
         text,
         args.out,
+        force=args.force,
         notes=list(notes),
         page_chars=args.page_chars,
         cell=args.cell,

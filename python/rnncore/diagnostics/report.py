@@ -106,12 +106,49 @@ def _parse_cell(cell: str | None, arrays: Mapping[str, np.ndarray]) -> str | Non
     return f"{'tanh(c)' if 'c' in arrays else 'h'}:{layer}:{unit}"
 
 
+PAGE_MARKER = ".rnncore-inspect"
+PAGE_FILES = ("index.html", "cells.csv", "saturation.png", PAGE_MARKER)
+
+
+def claim_page_dir(out_dir: str | os.PathLike, *, force: bool, what: str = "out_dir") -> Path:
+    """Check that the page may be written into ``out_dir``, before any work.
+
+    A new or empty directory, or an earlier page (its ``.rnncore-inspect``
+    marker), is fine. Another non-empty directory needs ``force``, and even
+    then none of its files may have a page file's name: rnncore never
+    replaces a file it did not write, and never writes through a symbolic link.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ArgumentError(f"{what} {out}: exists and is not a directory")
+    names = sorted(os.listdir(out)) if out.is_dir() else []
+    links = [n for n in PAGE_FILES if (out / n).is_symlink()]
+    if links:
+        raise ArgumentError(
+            f"{what} {out}: {links[0]} is a symbolic link; rnncore does not follow it"
+        )
+    if names and PAGE_MARKER not in names:
+        clash = [n for n in names if n in PAGE_FILES]
+        if clash:
+            raise ArgumentError(
+                f"{what} {out}: holds {', '.join(clash)}, not written by rnncore inspect; "
+                "choose another directory"
+            )
+        if not force:
+            raise ArgumentError(
+                f"{what} {out}: not empty and not an rnncore inspect page; choose a new "
+                "directory, or add --force to write beside those files (they are kept)"
+            )
+    return out
+
+
 def write_report(
     model: Any,
     vocab: Any,
     text: str,
     out_dir: str | os.PathLike,
     *,
+    force: bool = False,
     notes: list[str] | None = None,
     page_chars: int = 2000,
     cell: str | None = None,
@@ -125,11 +162,16 @@ def write_report(
     Args:
         model, vocab: a character :class:`~rnncore.models.CharLM` and its vocabulary.
         out_dir: created if needed; gets ``index.html``, ``cells.csv`` and
-            ``saturation.png`` (when matplotlib is installed and the cell has gates).
+            ``saturation.png`` (when matplotlib is installed and the cell has
+            gates), and the marker ``.rnncore-inspect``. See
+            :func:`claim_page_dir` for the directories it refuses.
+        force: write into a non-empty directory that is not a page (its
+            files are kept).
         page_chars: characters shown on the page, at most 20,000.
         cell: ``"LAYER:UNIT"`` shown first; default the best unit found.
         top: units kept per feature; extra: more features (``name -> f(text)``).
     """
+    claim_page_dir(out_dir, force=force)  # before any work
     page_chars = _validate.positive_int("page_chars", page_chars)
     if page_chars > MAX_PAGE_CHARS:
         raise ArgumentError(f"page_chars must be at most {MAX_PAGE_CHARS}, got {page_chars}")
@@ -204,8 +246,9 @@ def write_report(
         f"{T} characters analysed; units ranked on characters 0..{half - 1}, checked on "
         f"{half}..{T - 1}; the page shows characters {p0}..{p1 - 1}"
     )
-    out = Path(out_dir)
+    out = claim_page_dir(out_dir, force=force)  # again: the directory may have changed
     out.mkdir(parents=True, exist_ok=True)
+    (out / PAGE_MARKER).write_text("rnncore inspect page\n", encoding="utf-8")
     if png is not None:
         (out / "saturation.png").write_bytes(png)
     with open(out / "cells.csv", "w", newline="", encoding="utf-8") as f:
