@@ -172,3 +172,17 @@ def test_cli_joins_an_existing_cluster(ray_local, tmp_path, corpus):
     assert done.returncode == 0, done.stderr
     assert "stopped at step 3" in done.stdout
     assert ray.is_initialized()  # the cluster outlives the command that joined it
+
+
+def test_ray_that_cannot_start_is_one_line(tmp_path, corpus, capsys, monkeypatch):
+    """Ray failing to start (it raises a bare Exception) is an error of rnncore's."""
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+
+    def fail(*args, **kwargs):
+        raise Exception("The current node timed out during startup")
+
+    monkeypatch.setattr(ray, "init", fail)
+    argv = ["train", "--data", corpus, "--batch-size", "4", "--max-steps", "2", "--workers", "2"]
+    assert main([*argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnncore: error: could not start a local Ray") and err.count("\n") == 1

@@ -19,6 +19,7 @@ The locks live outside the objects (a weak dictionary), so pickling and
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 import weakref
 from typing import Any, Callable
@@ -50,12 +51,25 @@ def _guard(obj: Any) -> _Guard:
     return g
 
 
+_local = threading.local()
+_tokens = itertools.count(1)
+
+
+def _token() -> int:
+    """This thread's own number: unlike ``threading.get_ident()``, never reused
+    by a later thread (it lives in thread-local storage, which dies with it)."""
+    token = getattr(_local, "token", None)
+    if token is None:
+        token = _local.token = next(_tokens)
+    return token
+
+
 def _wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
         g = _guard(self)
         with g.lock:
-            me = threading.get_ident()
+            me = _token()
             if name == "backward" and g.thread not in (None, me):
                 raise StateError(
                     f"{type(self).__name__}.backward: the forward it would differentiate "

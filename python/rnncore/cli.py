@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -43,7 +44,7 @@ from rnncore.data import CharVocab, StreamBatcher, WordVocab, build_vocab, encod
 from rnncore.decode import commands
 from rnncore.diagnostics.command import add_inspect_parser, run_inspect
 from rnncore.distributed_cli import add_sweep_parser, add_train_options, data_parallel_trainer
-from rnncore.errors import ArgumentError, RnnCoreError
+from rnncore.errors import ArgumentError, CheckpointError, RnnCoreError
 from rnncore.export import command as export_command
 from rnncore.models import CharLM, LMConfig
 from rnncore.models._base import CELL_ALIASES, CELLS, cell_name
@@ -119,9 +120,17 @@ ARCHITECTURE = {  # setting -> field of the model config, fixed by --init-from
 MIN_CHAR_RNN_HELP = "min-char-rnn's set-up: tanh RNN H=100, T=25, N=1, Adagrad 0.1, clip 5"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose errors are raised as :class:`ArgumentError`, so that
+    :func:`main` prints them as every other error: one line, status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ArgumentError(f"{message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``rnncore`` (``train``, ``sample``, ``score``, ``inspect``)."""
-    parser = argparse.ArgumentParser(prog="rnncore", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="rnncore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a character- or word-level language model")
@@ -197,6 +206,24 @@ def _settings(args: argparse.Namespace, saved: dict[str, Any]) -> dict[str, Any]
     preset = given.get("min_char_rnn", saved.get("min_char_rnn", False))
     merged = {**DEFAULTS, **(MIN_CHAR_RNN if preset else {}), **saved, **given}
     return {k: merged[k] for k in DEFAULTS}
+
+
+def _same(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name the same directory (``b`` exists)."""
+    try:
+        return a.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def _saved_settings(ckpt: Checkpoint) -> dict[str, Any]:
+    """The training settings stored in ``ckpt`` (a dict, or CheckpointError)."""
+    extra = ckpt.state.get("extra") or {}
+    settings = extra.get("settings", {}) if isinstance(extra, dict) else None
+    if not isinstance(settings, dict) or not all(isinstance(k, str) for k in settings):
+        where = ckpt.path / STATE_FILE if ckpt.path else STATE_FILE
+        raise CheckpointError(f"{where}: 'extra.settings' must be an object of settings")
+    return settings
 
 
 def _out_dir(args: argparse.Namespace, ckpt: Checkpoint | None) -> Path:
@@ -327,7 +354,7 @@ def _max_epochs(s: dict[str, Any]) -> int | None:
 
 def _train(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(_find_checkpoint(args.init_from, "latest")) if args.init_from else None
-    saved = (ckpt.state.get("extra") or {}).get("settings", {}) if ckpt else {}
+    saved = _saved_settings(ckpt) if ckpt else {}
     s = _settings(args, saved)
     _check_flags(args, s, saved, ckpt)
     out = _out_dir(args, ckpt)
@@ -337,7 +364,10 @@ def _train(args: argparse.Namespace) -> int:
         raise ArgumentError("--ray-address needs --workers")
     if s["data"] is not None and not Path(s["data"]).is_file():
         raise ArgumentError(f"--data {s['data']}: no such file")
-    claim_run_dir(out, continuing=ckpt is not None, force=args.force, what="--out")
+    # continuing: --out is the run the checkpoint belongs to (a resume into
+    # another earlier run replaces it, so it needs --force like a fresh run)
+    own = ckpt is not None and ckpt.path is not None and _same(out, ckpt.path.parent)
+    claim_run_dir(out, continuing=own, force=args.force, what="--out")
     ids, vocab = _load_data(s, checkpoint_vocab(ckpt) if ckpt else None, out)
     model, optimizer, frozen = _build(s, len(vocab), ckpt, list(saved.get("frozen", [])))
     s["frozen"] = frozen
@@ -398,6 +428,8 @@ def _fit(
     best = "-" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
     final = "-" if result.final_val_loss is None else f"{result.final_val_loss:.4f}"
     test = "" if result.test_loss is None else f", test loss {result.test_loss:.4f}"
+    if trainer.guard.skipped:
+        test += f"; {trainer.guard.skipped} steps skipped (non-finite loss, gradient or update)"
     print(
         f"stopped at step {result.steps} (epoch {result.epoch}, {result.stop_reason}) after "
         f"{result.seconds:.1f} s; val loss {final}, best {best}{test}; checkpoints in {out}"
@@ -428,11 +460,19 @@ def _load(path: str) -> tuple[Any, Any]:
     return model, vocab
 
 
+def _one_line_warning(message: Any, category: Any, filename: str, lineno: int, *_: Any) -> None:
+    """Warnings (the trainer's hints) as one line each; NumPy's floating-point
+    warnings are off (``np.errstate``): a run that overflows says so itself."""
+    print(f"rnncore: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.showwarning = _one_line_warning
+            args = build_parser().parse_args(argv)
+            return int(args.run(args))
     except (RnnCoreError, OSError, UnicodeError, ValueError, TypeError, OverflowError) as err:
         print(f"rnncore: error: {err}", file=sys.stderr)
         return 2

@@ -75,6 +75,16 @@ def test_sizes_that_disagree_with_the_tensors_name_them(tmp_path, change, field)
         load_model(path)
 
 
+@pytest.mark.parametrize("layers", [10**9, 2**62])
+def test_a_huge_layer_count_is_refused_at_once(tmp_path, layers):
+    path = saved(tmp_path)
+    edit_state(path, lambda d: d["model_config"].update(num_layers=layers))
+    started = time.perf_counter()
+    with pytest.raises(CheckpointError, match=f"needs {layers} layers"):
+        load_model(path)
+    assert time.perf_counter() - started < 5  # not one layer built, not one name listed
+
+
 def test_json_nested_without_end_is_a_checkpoint_error(tmp_path):
     path = saved(tmp_path)
     (path / STATE_FILE).write_text("[" * 100_000 + "]" * 100_000)

@@ -47,6 +47,36 @@ CASES = {
         "missing",
     ),
     "sweep grid not JSON": (("sweep", "--grid", "text.txt", "--out", "out"), "text.txt"),
+    # argparse's own refusals, as one line too
+    "not an integer": ((*T, "--rnn-size", "nan"), "--rnn-size"),
+    "unknown cell": ((*T, "--model", "foo"), "--model"),
+    "no checkpoint given": (("sample",), "--checkpoint"),
+    "no command": ((), "command"),
+    "unknown option": ((*S, "--temprature", "1"), "--temprature"),
+    # values that overflow the float type, without NumPy's warnings
+    "forget bias beyond float32": ((*T, "--forget-bias", "1e308"), "forget_bias"),
+    "page-chars 0, before the analysis": (
+        (
+            "inspect",
+            "--checkpoint",
+            "run",
+            "--file",
+            "text.txt",
+            "--out",
+            "out",
+            "--page-chars",
+            "0",
+        ),
+        "page_chars",
+    ),
+    "settings not an object": (
+        ("train", "--init-from", "nosettings", "--data", "text.txt", "--out", "out"),
+        "extra.settings",
+    ),
+    "extra not an object": (
+        ("train", "--init-from", "noextra", "--data", "text.txt", "--out", "out"),
+        "extra.settings",
+    ),
 }
 
 
@@ -60,7 +90,14 @@ def home(tmp_path_factory, tiny_run):
     for name, text in (("deep", "[" * 100_000), ("bigint", '{"format": ' + "7" * 5000 + "}")):
         shutil.copytree(tiny_run / "latest", root / name)
         (root / name / "state.json").write_text(text)
-    json.loads((root / "run" / "latest" / "state.json").read_text())  # a real one
+    for name in ("nosettings", "noextra"):  # state.json edited: it is not hashed
+        shutil.copytree(tiny_run / "latest", root / name)
+        state = json.loads((root / name / "state.json").read_text())
+        if name == "nosettings":
+            state["extra"]["settings"] = None
+        else:
+            state["extra"] = "x"
+        (root / name / "state.json").write_text(json.dumps(state))
     return root
 
 

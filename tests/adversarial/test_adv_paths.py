@@ -210,3 +210,19 @@ def test_inspect_never_replaces_files_it_did_not_write(tiny_run, tmp_path):
     assert (mine / "notes.txt").read_text() == "kept" and (mine / "index.html").is_file()
     again = run_cli(*args, cwd=tmp_path)  # an earlier page is replaced without --force
     assert again.returncode == 0, again.stderr
+
+
+def test_resuming_into_another_earlier_run_needs_force(home):
+    assert train("--out", "A", cwd=home).returncode == 0
+    assert train("--out", "B", "--model", "gru", cwd=home).returncode == 0
+    shutil.copytree(home / "A" / "latest", home / "bare")
+    before = tree(home)
+    for source in ("A", "bare"):
+        args = ("train", "--init-from", source, "--data", "text.txt", "--max-steps", "4")
+        one_line_error(run_cli(*args, "--out", "B", "--no-progress", cwd=home), "--force")
+        assert tree(home) == before  # B, the other run, untouched
+    args = ("train", "--init-from", "A", "--data", "text.txt", "--max-steps", "4", "--out")
+    done = run_cli(*args, "B", "--force", "--no-progress", cwd=home)
+    assert done.returncode == 0, done.stderr
+    again = run_cli(*args, "A", "--no-progress", cwd=home)  # its own run: no --force
+    assert again.returncode == 0, again.stderr

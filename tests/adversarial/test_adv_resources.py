@@ -174,3 +174,36 @@ def test_attention_keys_too_large_for_memory_are_a_memory_error(tmp_path):
     done = run_limited([sys.executable, "-c", code], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("OutOfMemoryError keys"), done.stdout
+
+
+def test_int_arrays_too_large_for_memory_are_a_memory_error(tmp_path):
+    """The binding's integer reader (ids, rows) under a 1 GB limit, and a
+    broadcast int array whose int64 copy cannot be made: MemoryError, named."""
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from rnncore.decode import CompiledLM
+        from rnncore.models import CharLM, LMConfig
+        fast = CompiledLM(CharLM(LMConfig(vocab_size=5, hidden_size=8)))
+        n = 30_000_000
+        for ids, rows in (
+            (np.zeros(n, np.int64), np.zeros(n, np.int64)),
+            (np.broadcast_to(np.int32(0), (10**9,)), np.broadcast_to(np.int32(0), (10**9,))),
+        ):
+            try:
+                fast.step(ids, fast.initial_state(1), rows=rows)
+            except MemoryError as err:
+                print(type(err).__name__, str(err)[:40])
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("OutOfMemoryError") for line in lines), lines

@@ -113,3 +113,28 @@ def test_a_model_from_two_threads():
     for t in threads:
         t.join()
     assert set(outcomes) <= {"right", "refused"}, outcomes
+
+
+def test_a_new_thread_with_a_reused_ident_is_still_another_thread():
+    """Thread identifiers are reused once a thread ends; the check is not fooled."""
+    layer = nn.LSTM(3, 4, dtype="float64", seed=0)
+    x = np.ones((5, 2, 3))
+    seen = []
+
+    def forward_only():
+        seen.append(threading.get_ident())
+        layer(x)
+
+    def backward_only():
+        seen.append(threading.get_ident())
+        try:
+            layer.backward(np.ones((5, 2, 4)))
+            seen.append("returned")
+        except StateError:
+            seen.append("refused")
+
+    for target in (forward_only, backward_only):
+        t = threading.Thread(target=target)
+        t.start()
+        t.join()
+    assert seen[-1] == "refused", seen  # (whether or not the ident was reused)

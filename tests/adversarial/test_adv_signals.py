@@ -123,3 +123,39 @@ def test_an_interrupted_python_fit_returns_and_saves(tmp_path):
     assert 8 <= result.steps <= 9
     assert load_checkpoint(tmp_path / "latest").state["trainer"]["step"] == result.steps
     assert ".rnncore-run" in tree(tmp_path)
+
+
+@pytest.mark.parametrize("during", ["final validation", "scheduled validation"])
+def test_a_signal_during_a_validation_pass_ends_the_run(tmp_path, during):
+    """A stop requested while the model reads the validation part (which can
+    take long on a large corpus) ends the run there, latest/ saved."""
+    import numpy as np
+
+    from rnncore.data import CharVocab, StreamBatcher
+    from rnncore.models import CharLM, LMConfig
+    from rnncore.optim import create
+    from rnncore.train import TrainConfig, Trainer
+
+    text = "hello world, " * 400
+    vocab = CharVocab.from_text(text)
+    model = CharLM(LMConfig(vocab_size=len(vocab), hidden_size=8, seed=0))
+    batcher = StreamBatcher(np.asarray(vocab.encode(text)), 2, 4, (0.4, 0.3, 0.3))
+    every = 3 if during == "scheduled validation" else 0
+    config = TrainConfig(max_steps=6, eval_every=every, out_dir=str(tmp_path), progress=False)
+    optimizer = create("adam", dict(model.named_parameters()), 1e-3)
+    trainer = Trainer(model, optimizer, batcher, config, vocab=vocab)
+    chunk, calls = batcher.chunk, []
+
+    def chunk_then_signal(split, k):
+        if split != "train":  # (training batches are cut here too)
+            calls.append(split)
+            if len(calls) == 2:  # inside the first validation pass
+                os.kill(os.getpid(), signal.SIGINT)
+        return chunk(split, k)
+
+    batcher.chunk = chunk_then_signal
+    result = trainer.fit()
+    assert result.stop_reason == "interrupted" and result.test_loss is None
+    assert "test" not in calls and len(calls) < batcher.num_chunks("val")
+    assert result.steps == (3 if every else 6)
+    assert load_checkpoint(tmp_path / "latest").state["trainer"]["step"] == result.steps

@@ -86,3 +86,11 @@ def test_a_diverging_cli_run_stops_naming_the_lr_and_keeps_good_weights(tiny_run
         "--max-steps", saved.state["trainer"]["step"] + 3, "--no-progress", cwd=tmp_path,
     )  # fmt: skip
     assert more.returncode == 0, more.stderr
+
+
+def test_a_short_run_says_how_many_steps_it_skipped(tiny_run, tmp_path):
+    (tmp_path / "text.txt").write_text((tiny_run.parent / "text.txt").read_text())
+    args = ("train", "--data", "text.txt", "--lr", "1e300", *TINY, "--max-steps", "3")
+    done = run_cli(*args, "--out", "run", cwd=tmp_path)  # 3 < max_nonfinite: no error
+    assert done.returncode == 0, done.stderr
+    assert "3 steps skipped" in done.stdout

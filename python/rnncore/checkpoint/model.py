@@ -69,6 +69,10 @@ def _check_sizes(where: str, weights: str, config: Any, tensors: dict[str, np.nd
                 f"{weights}: {name} is {have}, the config needs {config.dtype} {shape}"
             )
     layers = sorted(k for k in tensors if k.startswith("rnn.weight_hh_l") and "reverse" not in k)
+    if len(layers) != L:  # first: L comes from the untrusted state.json
+        raise CheckpointError(
+            f"{weights}: holds {len(layers)} layers, the config ({where}) needs {L} layers"
+        )
     expected = [f"rnn.weight_hh_l{k}" for k in range(L)]
     if layers != sorted(expected) or any(tensors[k].shape[-1:] != (H,) for k in expected):
         raise CheckpointError(

@@ -14,7 +14,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rnncore.diagnostics.report import claim_page_dir, prepare_text, read_text, write_report
+from rnncore.diagnostics.report import (
+    check_page_chars,
+    claim_page_dir,
+    prepare_text,
+    read_text,
+    write_report,
+)
 
 __all__ = ["add_inspect_parser", "run_inspect"]
 
@@ -42,6 +48,7 @@ def add_inspect_parser(sub: Any) -> argparse.ArgumentParser:
 def run_inspect(args: argparse.Namespace, load: Loader) -> int:
     """``rnncore inspect``; ``load`` reads a checkpoint."""
     claim_page_dir(args.out, force=args.force, what="--out")  # before loading anything
+    check_page_chars(args.page_chars)
     model, vocab = load(args.checkpoint)
     text, notes = prepare_text(read_text(args.file), vocab, args.max_chars)
     for note in notes:

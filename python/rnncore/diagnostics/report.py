@@ -110,6 +110,14 @@ PAGE_MARKER = ".rnncore-inspect"
 PAGE_FILES = ("index.html", "cells.csv", "saturation.png", PAGE_MARKER)
 
 
+def check_page_chars(page_chars: Any) -> int:
+    """``page_chars`` as an int in ``1..MAX_PAGE_CHARS``."""
+    page_chars = _validate.positive_int("page_chars", page_chars)
+    if page_chars > MAX_PAGE_CHARS:
+        raise ArgumentError(f"page_chars must be at most {MAX_PAGE_CHARS}, got {page_chars}")
+    return page_chars
+
+
 def claim_page_dir(out_dir: str | os.PathLike, *, force: bool, what: str = "out_dir") -> Path:
     """Check that the page may be written into ``out_dir``, before any work.
 
@@ -172,9 +180,7 @@ def write_report(
         top: units kept per feature; extra: more features (``name -> f(text)``).
     """
     claim_page_dir(out_dir, force=force)  # before any work
-    page_chars = _validate.positive_int("page_chars", page_chars)
-    if page_chars > MAX_PAGE_CHARS:
-        raise ArgumentError(f"page_chars must be at most {MAX_PAGE_CHARS}, got {page_chars}")
+    page_chars = check_page_chars(page_chars)
     notes = list(notes or [])
     feats = text_features(text, extra)
     names = list(feats)

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import ray
 
-from rnncore.errors import ArgumentError
+from rnncore.errors import ArgumentError, RnnCoreError
 
 __all__ = ["CONNECT_TIMEOUT", "connect", "disconnect"]
 
@@ -43,15 +43,19 @@ def connect(
         _check_reachable(address, timeout)
     if ray.is_initialized():
         return False
-    if address is None:
-        ray.init(
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
-        return True
-    ray.init(address=address, log_to_driver=False, configure_logging=False)
+    try:
+        if address is None:
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        else:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+    except Exception as err:  # Ray raises bare Exception, RuntimeError, ConnectionError...
+        where = "a local Ray instance" if address is None else f"Ray at {address!r}"
+        raise RnnCoreError(f"could not start {where}: {err}") from None
     return True
 
 

@@ -69,7 +69,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.exit_on_error = False
     try:
         args = parser.parse_args(["train", *argv])
-    except (argparse.ArgumentError, SystemExit) as err:
+    except (argparse.ArgumentError, ArgumentError, SystemExit) as err:
         raise ArgumentError(f"invalid settings {' '.join(argv)!r}: {err}") from None
     return args
 

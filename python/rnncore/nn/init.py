@@ -109,8 +109,15 @@ def forget_bias_(layer: M, value: float) -> M:
         raise ArgumentError("forget_bias needs a layer with bias=True")
     H = layer.hidden_size
     f = 0 if layer._mode == "lstm_cifg" else H  # where the forget block starts
-    for p in biases:
-        p[f : f + H] += p.dtype.type(value)
+    with np.errstate(over="ignore", invalid="ignore"):
+        shifted = [p[f : f + H] + p.dtype.type(value) for p in biases]
+    if not all(np.isfinite(s).all() for s in shifted):
+        raise ArgumentError(
+            f"forget_bias={value} does not fit the layer's {layer.dtype}: the biases "
+            "would not be finite"
+        )
+    for p, s in zip(biases, shifted):
+        p[f : f + H] = s
     return layer
 
 

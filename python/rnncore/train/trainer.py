@@ -84,6 +84,10 @@ def _fresh_log() -> dict[str, Any]:
     }
 
 
+class _Interrupted(Exception):
+    """A stop was requested (Ctrl-C, SIGTERM) during a validation or test pass."""
+
+
 @dataclass
 class TrainResult:
     """What :meth:`Trainer.fit` did."""
@@ -259,8 +263,11 @@ class Trainer:
         rng_state = self.model.rng.bit_generator.state
         self.model.eval()
         total, symbols, state = 0.0, 0, None
+        stop = getattr(self, "_stop_request", None)  # set while fit() runs
         try:
             for k in range(count):
+                if stop is not None and stop.signal is not None:
+                    raise _Interrupted  # Ctrl-C during a pass: fit() ends the run
                 inputs, targets = self.batcher.chunk(split, k)  # (N, T')
                 loss, state = self.model.loss(inputs, targets, state)
                 total += float(loss) * inputs.size
@@ -335,50 +342,59 @@ class Trainer:
         saved_at, last_loss, reason = -1, None, None
         validated: tuple[int, float | None] = (-1, None)  # the last scheduled validation
         row_time, row_symbols, run_symbols = started, 0, 0  # for the speeds shown
-        request = StopRequest()
+        request = self._stop_request = StopRequest()
         request.install()  # Ctrl-C or SIGTERM: end after this step, save latest/
         try:
-            while (reason := request.reason or self._stop_reason(started)) is None:
-                try:
-                    loss, symbols, epoch = self.train_step()
-                except DivergedError as err:  # every bad step was skipped: the weights are good
-                    if out is None:
-                        raise
-                    self.save(out / "latest")
-                    raise DivergedError(
-                        f"{err}; {out / 'latest'} holds the weights of the last good step: "
-                        "continue from it with a lower learning rate"
-                    ) from None
-                last_loss = loss
-                if loss is not None:
-                    self._log["loss_sum"] += loss
-                    self._log["steps"] += 1
-                row_symbols += symbols
-                run_symbols += symbols
-                val, improved = None, False
-                if cfg.eval_every and self.step % cfg.eval_every == 0:
-                    val, improved = self._validate()
-                    validated = (self.step, val)
-                    if val is not None:
-                        progress.write(f"step {self.step} (epoch {epoch}): val loss {val:.4f}")
-                now = time.perf_counter()
-                speed = row_symbols / max(now - row_time, 1e-9)  # since the last row
-                if self.step % cfg.log_every == 0 or val is not None:
-                    self._write_row(log, epoch, val, speed)
-                    row_time, row_symbols = now, 0
-                if out is not None and improved:
-                    self.save(out / "best")
-                if out is not None and cfg.save_every and self.step % cfg.save_every == 0:
-                    self.save(out / "latest")
-                    saved_at = self.step
-                progress.update(1, loss, run_symbols / max(now - started, 1e-9))
+            try:
+                while (reason := request.reason or self._stop_reason(started)) is None:
+                    try:
+                        loss, symbols, epoch = self.train_step()
+                    except DivergedError as err:  # every bad step was skipped: the weights are good
+                        if out is None:
+                            raise
+                        self.save(out / "latest")
+                        raise DivergedError(
+                            f"{err}; {out / 'latest'} holds the weights of the last good step: "
+                            "continue from it with a lower learning rate"
+                        ) from None
+                    last_loss = loss
+                    if loss is not None:
+                        self._log["loss_sum"] += loss
+                        self._log["steps"] += 1
+                    row_symbols += symbols
+                    run_symbols += symbols
+                    val, improved = None, False
+                    if cfg.eval_every and self.step % cfg.eval_every == 0:
+                        val, improved = self._validate()
+                        validated = (self.step, val)
+                        if val is not None:
+                            progress.write(f"step {self.step} (epoch {epoch}): val loss {val:.4f}")
+                    now = time.perf_counter()
+                    speed = row_symbols / max(now - row_time, 1e-9)  # since the last row
+                    if self.step % cfg.log_every == 0 or val is not None:
+                        self._write_row(log, epoch, val, speed)
+                        row_time, row_symbols = now, 0
+                    if out is not None and improved:
+                        self.save(out / "best")
+                    if out is not None and cfg.save_every and self.step % cfg.save_every == 0:
+                        self.save(out / "latest")
+                        saved_at = self.step
+                    progress.update(1, loss, run_symbols / max(now - started, 1e-9))
+            except _Interrupted:  # a signal during a scheduled validation
+                reason = "interrupted"  # (the step itself is done)
             if out is not None and saved_at != self.step:
                 self.save(out / "latest")  # before the final validation: resumes exactly
+            final_val = test = None
+            if reason != "interrupted":
+                try:
+                    final_val = self._final_validation(log, out, validated)
+                    test = self.evaluate("test")
+                except _Interrupted:  # during the last passes: latest/ is saved already
+                    reason = "interrupted"
             interrupted = reason == "interrupted"
-            final_val = None if interrupted else self._final_validation(log, out, validated)
-            test = None if interrupted else self.evaluate("test")
         finally:
             request.restore()
+            self._stop_request = None
             progress.close()
             if log is not None:
                 log.close()

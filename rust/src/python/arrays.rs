@@ -202,16 +202,21 @@ pub fn int_arg(
         ));
     }
     let shape = untyped.shape().to_vec();
-    let as_i64 = untyped
-        .call_method1("astype", ("int64",))
-        .map_err(|e| RnnError::dtype(name, e.to_string()))?;
+    let as_i64 = untyped.call_method1("astype", ("int64",)).map_err(|e| {
+        if e.is_instance_of::<pyo3::exceptions::PyMemoryError>(untyped.py()) {
+            RnnError::out_of_memory(name, e.to_string())
+        } else {
+            RnnError::dtype(name, e.to_string())
+        }
+    })?;
     let typed = as_i64
         .cast::<PyArrayDyn<i64>>()
         .map_err(|_| RnnError::dtype(name, "could not be read as int64"))?;
     let readonly = typed
         .try_readonly()
         .map_err(|_| RnnError::argument(name, "cannot be read now"))?;
-    let mut out = Vec::with_capacity(shape.iter().product());
+    let len = crate::buffer::checked_len(name, &shape, std::mem::size_of::<usize>())?;
+    let mut out = crate::buffer::with_capacity(len, name)?;
     for (i, &v) in readonly.as_array().iter().enumerate() {
         match usize::try_from(v) {
             Ok(u) if u < bound => out.push(u),
