@@ -197,6 +197,8 @@ def _settings(args: argparse.Namespace, saved: dict[str, Any]) -> dict[str, Any]
     """Command line over stored settings over the preset over the defaults."""
     given = {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
     if "data" in given:
+        if not given["data"]:
+            raise ArgumentError("--data: an empty path")
         given["data"] = str(Path(given["data"]).resolve())  # usable from any directory
     elif saved.get("data") is not None:  # a path from a checkpoint is never opened
         raise ArgumentError(
@@ -228,7 +230,9 @@ def _saved_settings(ckpt: Checkpoint) -> dict[str, Any]:
 
 def _out_dir(args: argparse.Namespace, ckpt: Checkpoint | None) -> Path:
     """The run directory: ``--out``, else the run of ``--init-from``, else rnncore-run."""
-    if args.out:
+    if args.out is not None:
+        if not args.out:
+            raise ArgumentError("--out: an empty path")
         return Path(args.out)
     if ckpt is None:
         return Path("rnncore-run")

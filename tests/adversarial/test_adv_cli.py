@@ -47,6 +47,8 @@ CASES = {
         "missing",
     ),
     "sweep grid not JSON": (("sweep", "--grid", "text.txt", "--out", "out"), "text.txt"),
+    "empty data path": (("train", "--data", "", "--out", "out"), "--data: an empty path"),
+    "empty out path": (("train", "--data", "text.txt", "--out", ""), "--out: an empty path"),
     # argparse's own refusals, as one line too
     "not an integer": ((*T, "--rnn-size", "nan"), "--rnn-size"),
     "unknown cell": ((*T, "--model", "foo"), "--model"),
