@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Contender, machine, matmul_gflops, race
+from harness import Contender, machine, machine_limit, race
 
 import rnncore
 from rnncore.decode import beam_search, greedy, sample
@@ -116,8 +116,7 @@ def main() -> None:
           f"{floor * 1e3:.3f} ms/char")  # fmt: skip
     print(f"matrix-vector bandwidth (numpy, a matrix the size of the weights, cache-"
           f"resident): {bw_same:.1f} GB/s: floor {floor_same * 1e3:.3f} ms/char")  # fmt: skip
-    peak = matmul_gflops()
-    print(f"numpy float32 2048^3 matmul: {peak:.0f} GFLOP/s")
+    print(machine_limit().describe())
 
     fast = model.compile()  # what sample(model) does on each call (build: see below)
     ours = [Contender(f"rnncore/{t}t", lambda: sample(model, length=n, seed=0),

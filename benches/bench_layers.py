@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Contender, machine, matmul_gflops, race, rnn_flops
+from harness import Contender, machine, machine_limit, race, rnn_flops
 
 import rnncore
 from rnncore import nn
@@ -109,8 +109,7 @@ def main() -> None:
     grid = [(128, 32), (512, 32)] if args.quick else GRID
 
     print(f"machine: {machine()}")
-    print(f"numpy float32 matmul 2048^3: {matmul_gflops():.0f} GFLOP/s "
-          f"(numpy's BLAS, its default threads)")  # fmt: skip
+    print(machine_limit().describe())
     torch_version = torch.__version__ if torch else "not installed"
     print(f"torch: {torch_version}; rnncore {rnncore.__version__}")
     print()

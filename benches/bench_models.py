@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Contender, machine, matmul_gflops, race
+from harness import Contender, machine, machine_limit, race
 
 import rnncore
 from rnncore.models import CharLM, LMConfig, min_char_rnn
@@ -183,7 +183,7 @@ def main() -> None:
     torch = torch_or_none()
     threads = [int(t) for t in args.threads.split(",")]
     print(f"machine: {machine()}")
-    print(f"numpy float32 matmul 2048^3: {matmul_gflops():.0f} GFLOP/s")
+    print(machine_limit().describe())
     print(
         f"torch: {torch.__version__ if torch else 'not installed'}; rnncore {rnncore.__version__}"
     )

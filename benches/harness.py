@@ -8,6 +8,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,13 +70,92 @@ def matmul_gflops(threads_note: str = "", n: int = 2048, reps: int = 7) -> float
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
-    a @ b
+    for _ in range(3):  # warm-up: threads started, clocks up
+        a @ b
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         a @ b
         times.append(time.perf_counter() - t0)
     return 2 * n**3 / statistics.median(times) / 1e9
+
+
+# Variables some machines set that make OpenBLAS pick a slower kernel (on a
+# 2-core EPYC, OPENBLAS_CORETYPE=Haswell gave about half of the SkylakeX
+# kernel's rate): the machine's limit is measured without them.
+BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+@dataclass
+class Limit:
+    """The machine's matmul rate, as benches/README.md measures it."""
+
+    gflops: float  # numpy float32 2048^3, child process, BLAS_OVERRIDES unset
+    blas: str  # the BLAS library and kernel numpy used there (threadpoolctl)
+    gflops_here: float  # the same matmul in this process, environment as it is
+    overrides: dict[str, str]  # the BLAS_OVERRIDES set in this environment
+    torch_gflops: float | None  # torch's own float32 2048^3 matmul, if installed
+
+    def describe(self) -> str:
+        set_here = ", ".join(f"{k}={v}" for k, v in self.overrides.items()) or "none set"
+        torch = "not installed" if self.torch_gflops is None else f"{self.torch_gflops:.0f}"
+        return (
+            f"machine limit: numpy float32 2048^3 matmul {self.gflops:.0f} GFLOP/s in a child "
+            f"process without {'/'.join(BLAS_OVERRIDES)} ({self.blas}); in this process "
+            f"({set_here}) {self.gflops_here:.0f} GFLOP/s; torch's matmul {torch} GFLOP/s"
+        )
+
+
+def blas_description() -> str:
+    """The BLAS numpy calls, with the kernel it chose (``threadpoolctl``)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "kernel unknown: threadpoolctl not installed"
+    blas = [d for d in threadpool_info() if d.get("user_api") == "blas"]
+    return (
+        "; ".join(
+            f"{d.get('internal_api')} {d.get('version')}, kernel {d.get('architecture')}, "
+            f"{d.get('num_threads')} threads"
+            for d in blas
+        )
+        or "no BLAS found"
+    )
+
+
+def machine_limit(n: int = 2048, reps: int = 7) -> Limit:
+    """:class:`Limit`: the matmul measured in a child process whose environment
+    lacks :data:`BLAS_OVERRIDES`, then here, then torch's."""
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_OVERRIDES}
+    code = (
+        f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
+        f"from harness import matmul_gflops, blas_description; "
+        f"print(matmul_gflops(n={n}, reps={reps})); print(blas_description())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    torch_rate = None
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t0)
+        torch_rate = 2 * n**3 / statistics.median(times) / 1e9
+    return Limit(
+        gflops=float(out[0]),
+        blas=out[1],
+        gflops_here=matmul_gflops(n=n, reps=reps),
+        overrides={k: os.environ[k] for k in BLAS_OVERRIDES if k in os.environ},
+        torch_gflops=torch_rate,
+    )
 
 
 def machine() -> str:
