@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -65,11 +66,9 @@ def race(contenders: list[Contender], reps: int = 7, warmup: int = 2,
     return contenders
 
 
-def matmul_gflops(threads_note: str = "", n: int = 2048, reps: int = 7) -> float:
-    """GFLOP/s of a large float32 matmul with numpy, median of ``reps``."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n), dtype=np.float32)
-    b = rng.standard_normal((n, n), dtype=np.float32)
+def matmul_rate(a: Any, b: Any, reps: int = 7) -> float:
+    """GFLOP/s of ``a @ b`` for square ``(n, n)`` operands (NumPy arrays or torch
+    tensors), median of ``reps`` after three warm-up products."""
     for _ in range(3):  # warm-up: threads started, clocks up
         a @ b
     times = []
@@ -77,7 +76,15 @@ def matmul_gflops(threads_note: str = "", n: int = 2048, reps: int = 7) -> float
         t0 = time.perf_counter()
         a @ b
         times.append(time.perf_counter() - t0)
-    return 2 * n**3 / statistics.median(times) / 1e9
+    return 2 * a.shape[0] ** 3 / statistics.median(times) / 1e9
+
+
+def matmul_gflops(n: int = 2048, reps: int = 7) -> float:
+    """GFLOP/s of a large float32 matmul with numpy, median of ``reps``."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    return matmul_rate(a, b, reps)
 
 
 # Variables some machines set that make OpenBLAS pick a slower kernel (on a
@@ -141,14 +148,7 @@ def machine_limit(n: int = 2048, reps: int = 7) -> Limit:
     except ImportError:
         pass
     else:
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        a @ b
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            a @ b
-            times.append(time.perf_counter() - t0)
-        torch_rate = 2 * n**3 / statistics.median(times) / 1e9
+        torch_rate = matmul_rate(torch.randn(n, n), torch.randn(n, n), reps)
     return Limit(
         gflops=float(out[0]),
         blas=out[1],

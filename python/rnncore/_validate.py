@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import numbers
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,14 @@ def allocating(name: str) -> Iterator[None]:
         raise
     except MemoryError as err:
         raise OutOfMemoryError(f"{name}: does not fit in memory ({err})") from None
+
+
+def first_non_finite(arrays: Mapping[str, Any]) -> str | None:
+    """The name of the first array of ``arrays`` holding NaN or infinity, or None."""
+    for name, a in arrays.items():
+        if not np.isfinite(a).all():
+            return name
+    return None
 
 
 def flag(name: str, value: Any) -> bool:

@@ -29,6 +29,7 @@ from rnncore.diagnostics.page import PageData, render_page
 from rnncore.diagnostics.plots import saturation_png
 from rnncore.errors import ArgumentError
 from rnncore.models.tracing import iter_trace
+from rnncore.train.rundir import check_output_dir
 
 __all__ = ["MAX_FILE_BYTES", "Report", "prepare_text", "read_text", "write_report"]
 
@@ -119,34 +120,19 @@ def check_page_chars(page_chars: Any) -> int:
 
 
 def claim_page_dir(out_dir: str | os.PathLike, *, force: bool, what: str = "out_dir") -> Path:
-    """Check that the page may be written into ``out_dir``, before any work.
-
-    A new or empty directory, or an earlier page (its ``.rnncore-inspect``
-    marker), is fine. Another non-empty directory needs ``force``, and even
-    then none of its files may have a page file's name: rnncore never
-    replaces a file it did not write, and never writes through a symbolic link.
-    """
+    """Check that the page may be written into ``out_dir``, before any work:
+    a new or empty directory, or an earlier page (its ``.rnncore-inspect``
+    marker); any other under the rules of
+    :func:`rnncore.train.rundir.check_output_dir`."""
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ArgumentError(f"{what} {out}: exists and is not a directory")
-    names = sorted(os.listdir(out)) if out.is_dir() else []
-    links = [n for n in PAGE_FILES if (out / n).is_symlink()]
-    if links:
-        raise ArgumentError(
-            f"{what} {out}: {links[0]} is a symbolic link; rnncore does not follow it"
-        )
-    if names and PAGE_MARKER not in names:
-        clash = [n for n in names if n in PAGE_FILES]
-        if clash:
-            raise ArgumentError(
-                f"{what} {out}: holds {', '.join(clash)}, not written by rnncore inspect; "
-                "choose another directory"
-            )
-        if not force:
-            raise ArgumentError(
-                f"{what} {out}: not empty and not an rnncore inspect page; choose a new "
-                "directory, or add --force to write beside those files (they are kept)"
-            )
+    check_output_dir(
+        out,
+        owned=lambda name: name in PAGE_FILES,
+        ours=lambda p: (p / PAGE_MARKER).is_file(),
+        kind="rnncore inspect page",
+        force=force,
+        what=what,
+    )
     return out
 
 

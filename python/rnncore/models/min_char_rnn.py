@@ -34,7 +34,6 @@ from rnncore.errors import ArgumentError, NonFiniteError
 from rnncore.models.char_lm import CharLM, LMConfig
 from rnncore.nn._base import Array
 from rnncore.optim import Adagrad, clip_grad_value_
-from rnncore.optim.undo import first_non_finite
 
 __all__ = ["FROZEN", "MinCharRNN", "fused_train_step", "min_char_rnn"]
 
@@ -83,7 +82,7 @@ class MinCharRNN:
         if fused is not None:
             loss, h, updated = fused
             if not updated:
-                if first_non_finite(m.grads) is not None:
+                if _validate.first_non_finite(m.grads) is not None:
                     self.optimizer.step(m.grads)  # raises like the layers, naming the gradient
                 raise NonFiniteError(  # finite gradients: an update that could overflow
                     f"learning rate {self.optimizer.lr:g}: the Adagrad update could leave a "

@@ -345,14 +345,14 @@ class KernelModule(Module):
         """A kernel's NaN error, naming the parameter at its source when one of
         this layer's parameters is not finite (they are checked when set: a NaN
         there was written in place, or by a diverged step); else ``err``."""
-        for name, p in self._params.items():
-            if not np.isfinite(p).all():
-                return NonFiniteError(
-                    f"{type(self).__name__}.{name} contains NaN or infinity (it was checked "
-                    f"when set: changed in place since, or by a diverged step; the kernel "
-                    f"saw: {err})"
-                )
-        return err
+        name = _validate.first_non_finite(self._params)
+        if name is None:
+            return err
+        return NonFiniteError(
+            f"{type(self).__name__}.{name} contains NaN or infinity (it was checked "
+            f"when set: changed in place since, or by a diverged step; the kernel "
+            f"saw: {err})"
+        )
 
     def _kernel_backward(
         self,

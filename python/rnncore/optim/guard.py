@@ -10,7 +10,7 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore.errors import DivergedError
-from rnncore.optim.undo import StepUndo, first_non_finite
+from rnncore.optim.undo import StepUndo
 
 __all__ = ["NonFiniteGuard"]
 
@@ -82,7 +82,7 @@ class NonFiniteGuard:
         self._undo.save(optimizer)
         with np.errstate(over="ignore", invalid="ignore"):  # checked just below
             optimizer.step(grads)
-        bad = first_non_finite(optimizer.params)
+        bad = _validate.first_non_finite(optimizer.params)
         if bad is None:
             self.passed()
             return True
@@ -94,10 +94,8 @@ class NonFiniteGuard:
         """What is not finite (``"loss = nan"``, ``"grads['w']"``), or None."""
         if not math.isfinite(float(loss)):
             return f"loss = {float(loss)}"
-        for name, g in grads.items():
-            if not np.isfinite(g).all():
-                return f"grads[{name!r}]"
-        return None
+        name = _validate.first_non_finite(grads)
+        return None if name is None else f"grads[{name!r}]"
 
     def state_dict(self) -> dict[str, int]:
         """The counters, JSON-serialisable."""

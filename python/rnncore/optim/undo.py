@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["StepUndo", "first_non_finite"]
+__all__ = ["StepUndo"]
 
 
 def _arrays(optimizer: Any) -> dict[tuple[str, str], np.ndarray]:
@@ -23,14 +23,6 @@ def _arrays(optimizer: Any) -> dict[tuple[str, str], np.ndarray]:
         for name, a in per_param.items():
             out[(buffer, name)] = a
     return out
-
-
-def first_non_finite(params: dict[str, np.ndarray]) -> str | None:
-    """The name of the first array holding NaN or infinity, or None."""
-    for name, p in params.items():
-        if not np.isfinite(p).all():
-            return name
-    return None
 
 
 class StepUndo:

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from rnncore.errors import ArgumentError
 
-__all__ = ["OWNED", "RUN_MARKER", "claim_run_dir", "is_run_dir"]
+__all__ = ["OWNED", "RUN_MARKER", "check_output_dir", "claim_run_dir", "is_run_dir"]
 
 RUN_MARKER = ".rnncore-run"
 OWNED = (
@@ -70,6 +71,51 @@ def _shown(names: list[str]) -> str:
     return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
+def check_output_dir(
+    out: str | os.PathLike,
+    *,
+    owned: Callable[[str], bool],
+    ours: Callable[[Path], bool],
+    kind: str,
+    force: bool,
+    what: str,
+) -> list[str]:
+    """The rules every directory rnncore writes into follows; returns its entries.
+
+    ``out`` must be missing, a directory, or a symbolic link to one; no entry
+    with a name rnncore writes (``owned``) may be a symbolic link. A non-empty
+    directory that is not ``ours`` (an earlier output of this ``kind``) needs
+    ``force``, and even then none of its entries may have a name rnncore
+    writes: rnncore never replaces what it did not write.
+    """
+    p = Path(out)
+    if p.is_symlink() and not p.exists():
+        raise ArgumentError(f"{what} {p}: a symbolic link to nothing")
+    if p.exists() and not p.is_dir():
+        raise ArgumentError(f"{what} {p}: exists and is not a directory")
+    names = sorted(os.listdir(p)) if p.is_dir() else []
+    for name in names:
+        if owned(name) and (p / name).is_symlink():
+            raise ArgumentError(
+                f"{what} {p}: {name} is a symbolic link; rnncore does not follow it "
+                "(remove it, or choose another directory)"
+            )
+    if names and not ours(p):
+        if not force:
+            raise ArgumentError(
+                f"{what} {p}: not empty and not an {kind} (holds {_shown(names)}); "
+                "choose a new directory, or add --force to write beside those files "
+                "(they are kept)"
+            )
+        clash = [n for n in names if owned(n)]
+        if clash:
+            raise ArgumentError(
+                f"{what} {p}: holds {_shown(clash)}, not written by rnncore, which this "
+                "would replace; choose another directory"
+            )
+    return names
+
+
 def claim_run_dir(
     out: str | os.PathLike, *, continuing: bool, force: bool, what: str = "--out"
 ) -> Path:
@@ -87,31 +133,10 @@ def claim_run_dir(
     do not stop the run from continuing.
     """
     p = Path(out)
-    if p.is_symlink() and not p.exists():
-        raise ArgumentError(f"{what} {p}: a symbolic link to nothing")
-    if p.exists() and not p.is_dir():
-        raise ArgumentError(f"{what} {p}: exists and is not a directory")
-    names = sorted(os.listdir(p)) if p.is_dir() else []
-    for name in names:
-        if _owned(name) and (p / name).is_symlink():
-            raise ArgumentError(
-                f"{what} {p}: {name} is a symbolic link; rnncore does not follow it "
-                "(remove it, or choose another directory)"
-            )
-    if names and not is_run_dir(p):
-        if not force:
-            raise ArgumentError(
-                f"{what} {p}: not empty and not an rnncore run (holds {_shown(names)}); "
-                "choose a new directory, or add --force to write beside those files "
-                "(they are kept)"
-            )
-        clash = [n for n in names if _owned(n)]
-        if clash:
-            raise ArgumentError(
-                f"{what} {p}: holds {_shown(clash)}, not written by rnncore, which a run "
-                "would replace; choose another directory"
-            )
-    elif [n for n in names if n != RUN_MARKER] and not continuing and not force:
+    names = check_output_dir(
+        p, owned=_owned, ours=is_run_dir, kind="rnncore run", force=force, what=what
+    )
+    if is_run_dir(p) and [n for n in names if n != RUN_MARKER] and not continuing and not force:
         raise ArgumentError(
             f"{what} {p}: holds an earlier run; continue it with --init-from {p}, "
             "or add --force to start a new run there (replacing it)"
