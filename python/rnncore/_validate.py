@@ -36,6 +36,13 @@ def positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def non_negative_int(name: str, value: Any) -> int:
+    """``value`` as an ``int`` >= 0 (``bool`` is refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ArgumentError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
 def buffer_len(name: str, *dims: int, itemsize: int = 8) -> int:
     """The product of ``dims``, or :class:`OutOfMemoryError` naming ``name`` when
     a buffer of that many ``itemsize``-byte elements cannot exist on this machine."""

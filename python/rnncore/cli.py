@@ -46,7 +46,7 @@ from rnncore.diagnostics.command import add_inspect_parser, run_inspect
 from rnncore.distributed_cli import add_sweep_parser, add_train_options, data_parallel_trainer
 from rnncore.errors import ArgumentError, CheckpointError, RnnCoreError
 from rnncore.export import command as export_command
-from rnncore.models import CharLM, LMConfig
+from rnncore.models import CharLM, LMConfig, Seq2Seq
 from rnncore.models._base import CELL_ALIASES, CELLS, cell_name
 from rnncore.models.min_char_rnn import FROZEN, min_char_rnn
 from rnncore.optim import create
@@ -460,7 +460,12 @@ def _find_checkpoint(path: str, first: str) -> Path:
 
 def _load(path: str) -> tuple[Any, Any]:
     """The model and vocabulary of a checkpoint, or of a run directory's best one."""
-    model, vocab, _ = load_model(_find_checkpoint(path, "best"))
+    model, vocab, ckpt = load_model(_find_checkpoint(path, "best"))
+    if not isinstance(model, CharLM):
+        hint = "; translate with `rnncore translate`" if isinstance(model, Seq2Seq) else ""
+        raise ArgumentError(
+            f"--checkpoint {ckpt.path} holds a {type(model).__name__}, not a language model{hint}"
+        )
     return model, vocab
 
 

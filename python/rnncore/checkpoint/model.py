@@ -1,9 +1,11 @@
-"""Rebuild a language model and its vocabulary from a checkpoint.
+"""Rebuild a model and its vocabulary from a checkpoint.
 
-A checkpoint's ``state.json`` carries the model config under
-:data:`MODEL_CONFIG_KEY` (``dataclasses.asdict(model.config)``) and the
-vocabulary under :data:`VOCAB_KEY` (``vocab.to_dict()``). :func:`load_model`
-builds the model from the config, checks every weight's name, shape and dtype
+A checkpoint's ``state.json`` names the model's kind under :data:`MODEL_KIND_KEY`
+(:mod:`rnncore.checkpoint.kinds`: a ``CharLM`` when absent), carries the model
+config under :data:`MODEL_CONFIG_KEY` (``dataclasses.asdict(model.config)``) and
+the vocabulary under :data:`VOCAB_KEY` (``vocab.to_dict()``). :func:`load_model`
+checks the sizes the config implies against the stored tensors, builds the
+model from the config, checks every weight's name, shape and dtype
 against that model before loading it, and checks the vocabulary size, so a
 checkpoint that does not fit its config is a :class:`CheckpointError`, not a
 broadcasting error later.
@@ -17,18 +19,23 @@ from typing import Any
 import numpy as np
 
 from rnncore.checkpoint.format import MODEL_FILE, STATE_FILE, Checkpoint, load_checkpoint
-from rnncore.data.vocab import Vocab, vocab_from_dict
+from rnncore.checkpoint.kinds import Kind, check_sizes, kinds
+from rnncore.data.pairs import PairVocab, PairVocabs
+from rnncore.data.vocab import vocab_from_dict
 from rnncore.errors import CheckpointError, RnnCoreError
 
 __all__ = [
     "MODEL_CONFIG_KEY",
+    "MODEL_KIND_KEY",
     "VOCAB_KEY",
     "build_model",
     "check_tensors",
+    "checkpoint_kind",
     "checkpoint_vocab",
     "load_model",
 ]
 
+MODEL_KIND_KEY = "model_kind"
 MODEL_CONFIG_KEY = "model_config"
 VOCAB_KEY = "vocab"
 
@@ -53,73 +60,78 @@ def check_tensors(
             )
 
 
-def _check_sizes(where: str, weights: str, config: Any, tensors: dict[str, np.ndarray]) -> None:
-    """Raise unless the sizes of ``config`` (an ``LMConfig``) are those of the
-    stored ``tensors``: checked before the model is built, so a small
-    ``state.json`` cannot make it allocate more than the weights on disk hold."""
-    V, H, L, E = config.vocab_size, config.hidden_size, config.num_layers, config.embedding_dim
-    want = {"head.weight": (V, H)}
-    if E is not None:
-        want["embedding.weight"] = (V, E)
-    for name, shape in want.items():
-        got = tensors.get(name)
-        if got is None or got.shape != shape:
-            have = "missing" if got is None else f"{got.dtype} {got.shape}"
-            raise CheckpointError(
-                f"{weights}: {name} is {have}, the config needs {config.dtype} {shape}"
-            )
-    layers = sorted(k for k in tensors if k.startswith("rnn.weight_hh_l") and "reverse" not in k)
-    if len(layers) != L:  # first: L comes from the untrusted state.json
+def checkpoint_kind(ckpt: Checkpoint) -> Kind:
+    """The model kind ``ckpt`` names under :data:`MODEL_KIND_KEY` (``char_lm``
+    when it names none: checkpoints written before there were other kinds)."""
+    where = ckpt.path / STATE_FILE if ckpt.path else STATE_FILE
+    name = ckpt.state.get(MODEL_KIND_KEY, "char_lm")
+    table = kinds()
+    if not isinstance(name, str) or name not in table:
         raise CheckpointError(
-            f"{weights}: holds {len(layers)} layers, the config ({where}) needs {L} layers"
+            f"{where}: unknown {MODEL_KIND_KEY} {str(name)[:100]!r}; known: {sorted(table)}"
         )
-    expected = [f"rnn.weight_hh_l{k}" for k in range(L)]
-    if layers != sorted(expected) or any(tensors[k].shape[-1:] != (H,) for k in expected):
-        raise CheckpointError(
-            f"{weights}: holds {[(k, tensors[k].shape) for k in layers]}, the config "
-            f"({where}) needs {L} layers of hidden size {H}"
-        )
+    return table[name]
 
 
 def build_model(ckpt: Checkpoint) -> Any:
-    """The ``CharLM`` described by ``ckpt``, with its weights loaded."""
-    from rnncore.models import CharLM, LMConfig
-
+    """The model described by ``ckpt`` (any kind), with its weights loaded."""
+    kind = checkpoint_kind(ckpt)
     where = ckpt.path / STATE_FILE if ckpt.path else STATE_FILE
     config = ckpt.state.get(MODEL_CONFIG_KEY)
     if not isinstance(config, dict):
         raise CheckpointError(f"{where}: no model config under {MODEL_CONFIG_KEY!r}")
     try:
-        parsed = LMConfig.from_dict(config)
+        parsed = kind.config.from_dict(config)
     except (TypeError, RnnCoreError) as err:
         raise CheckpointError(f"{where}: invalid model config ({err})") from None
     weights = ckpt.path / MODEL_FILE if ckpt.path else MODEL_FILE
-    _check_sizes(str(where), str(weights), parsed, ckpt.model)
-    model = CharLM(parsed)
+    check_sizes(str(where), str(weights), kind, parsed, ckpt.model)
+    model = kind.model(parsed)
     check_tensors(str(weights), ckpt.model, dict(model.state_dict()))
     model.load_state_dict(ckpt.model)
     return model
 
 
-def checkpoint_vocab(ckpt: Checkpoint) -> Vocab:
-    """The vocabulary stored in ``ckpt`` (it must match the model's size)."""
+def _vocab_sizes(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """What each stored vocabulary's size must be for the model ``config``."""
+    if kind == "seq2seq":
+        return {"source": config.get("vocab_size"), "target": config.get("tgt_vocab_size")}
+    return {"": config.get("vocab_size")}
+
+
+def checkpoint_vocab(ckpt: Checkpoint) -> Any:
+    """The vocabulary stored in ``ckpt``: a ``CharVocab``/``WordVocab`` for a
+    language model, :class:`~rnncore.data.PairVocabs` for sequence to sequence,
+    a :class:`~rnncore.data.PairVocab` (or None) for the others; its sizes must
+    match the model's."""
     where = ckpt.path / STATE_FILE if ckpt.path else STATE_FILE
+    kind = checkpoint_kind(ckpt).name
+    stored = ckpt.state.get(VOCAB_KEY)
     try:
-        vocab = vocab_from_dict(ckpt.state.get(VOCAB_KEY))
+        if kind == "char_lm":
+            vocab: Any = vocab_from_dict(stored)
+        elif kind == "seq2seq":
+            vocab = PairVocabs.from_dict(stored)
+        elif stored is None:
+            return None
+        else:
+            vocab = PairVocab.from_dict(stored)
     except RnnCoreError as err:
         raise CheckpointError(f"{where}: invalid vocabulary ({err})") from None
     config = ckpt.state.get(MODEL_CONFIG_KEY)
-    size = config.get("vocab_size") if isinstance(config, dict) else None
-    if size != len(vocab):
-        raise CheckpointError(
-            f"{where}: the vocabulary has {len(vocab)} symbols but the model {size}"
-        )
+    sizes = _vocab_sizes(kind, config if isinstance(config, dict) else {})
+    for side, size in sizes.items():
+        part = getattr(vocab, side) if side else vocab
+        if size != len(part):
+            name = f"the {side} vocabulary" if side else "the vocabulary"
+            raise CheckpointError(f"{where}: {name} has {len(part)} symbols but the model {size}")
     return vocab
 
 
-def load_model(path: str | os.PathLike) -> tuple[Any, Vocab, Checkpoint]:
-    """Load a checkpoint directory: ``(model, vocab, checkpoint)``; the model is
-    in eval mode."""
+def load_model(path: str | os.PathLike) -> tuple[Any, Any, Checkpoint]:
+    """Load a checkpoint directory: ``(model, vocab, checkpoint)`` for any model
+    kind (:func:`checkpoint_vocab` says what ``vocab`` is); the model is in eval
+    mode."""
     ckpt = load_checkpoint(path)
     vocab = checkpoint_vocab(ckpt)
     model = build_model(ckpt)

@@ -17,7 +17,7 @@ import numpy as np
 from rnncore import _validate
 from rnncore.errors import ArgumentError
 
-__all__ = ["BucketBatcher", "PaddedBatch", "pad_batch"]
+__all__ = ["BucketBatcher", "PaddedBatch", "bucket_order", "pad_batch"]
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -42,6 +42,26 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.n
     for n, a in enumerate(arrays):
         ids[n, : a.size] = a
     return ids, lengths
+
+
+def bucket_order(
+    lengths: np.ndarray, batch_size: int, pool_batches: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """One epoch of batches, each an array of indices into ``lengths (count,)``.
+
+    The indices are shuffled, cut into pools of ``batch_size * pool_batches``,
+    each pool is sorted by length (stably) and cut into batches of
+    ``batch_size`` (the last of a pool may be smaller), and the batches are
+    shuffled: little padding, and still a different mix every epoch.
+    """
+    perm = rng.permutation(len(lengths))
+    pool = batch_size * pool_batches
+    batches: list[np.ndarray] = []
+    for start in range(0, len(perm), pool):
+        members = perm[start : start + pool]
+        members = members[np.argsort(lengths[members], kind="stable")]
+        batches.extend(members[i : i + batch_size] for i in range(0, len(members), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 @dataclass(frozen=True)
@@ -107,14 +127,7 @@ class BucketBatcher:
 
     def _draw_order(self) -> list[np.ndarray]:
         """This epoch's batches as arrays of sequence indices (uses ``self.rng``)."""
-        perm = self.rng.permutation(len(self._lengths))
-        pool = self.N * self.pool_batches
-        batches: list[np.ndarray] = []
-        for start in range(0, len(perm), pool):
-            members = perm[start : start + pool]
-            members = members[np.argsort(self._lengths[members], kind="stable")]
-            batches.extend(members[i : i + self.N] for i in range(0, len(members), self.N))
-        return [batches[i] for i in self.rng.permutation(len(batches))]
+        return bucket_order(self._lengths, self.N, self.pool_batches, self.rng)
 
     def __len__(self) -> int:
         """Batches per epoch."""

@@ -19,9 +19,19 @@ from typing import Any
 import numpy as np
 
 from rnncore import _validate
+from rnncore.data.padding import bucket_order
+from rnncore.data.vocab import _symbols
 from rnncore.errors import ArgumentError
 
-__all__ = ["PairVocab", "pair_batches", "read_pairs", "write_pairs"]
+__all__ = [
+    "PairVocab",
+    "PairVocabs",
+    "collate_pairs",
+    "pad_pairs",
+    "pair_batches",
+    "read_pairs",
+    "write_pairs",
+]
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 PAD, BOS, EOS, UNK = range(4)
@@ -119,10 +129,101 @@ class PairVocab:
     def from_dict(cls, d: Any) -> PairVocab:
         if not isinstance(d, dict) or d.get("kind") != "pairs":
             raise ArgumentError("not a pairs vocabulary")
-        return cls(d.get("symbols", []), d.get("tokens", "char"))
+        symbols = d.get("symbols", [])
+        if symbols:
+            symbols = _symbols("symbols", symbols)
+        return cls(symbols, d.get("tokens", "char"))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PairVocab) and other.to_dict() == self.to_dict()
+
+
+class PairVocabs:
+    """The vocabularies of the two sides of a pairs file (the same object twice
+    when they are shared), as one value a checkpoint stores.
+
+    Attributes:
+        source: the :class:`PairVocab` of the sources (``Seq2SeqConfig.vocab_size``).
+        target: the :class:`PairVocab` of the targets (``tgt_vocab_size``).
+    """
+
+    def __init__(self, source: PairVocab, target: PairVocab) -> None:
+        for name, v in (("source", source), ("target", target)):
+            if not isinstance(v, PairVocab):
+                raise ArgumentError(f"{name} must be a PairVocab, got {type(v).__name__}")
+        self.source, self.target = source, target
+
+    @classmethod
+    def from_pairs(
+        cls, pairs: Sequence[tuple[str, str]], tokens: str = "char", shared: bool = False
+    ) -> PairVocabs:
+        """The vocabularies of ``pairs``: one per side, or one for both (``shared``)."""
+        if shared:
+            both = PairVocab.from_texts([t for p in pairs for t in p], tokens)
+            return cls(both, both)
+        source = PairVocab.from_texts([p[0] for p in pairs], tokens)
+        return cls(source, PairVocab.from_texts([p[1] for p in pairs], tokens))
+
+    @property
+    def shared(self) -> bool:
+        return self.source == self.target
+
+    def encode(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> tuple[list[tuple[list[int], list[int]]], int]:
+        """``(encoded pairs, unknown)``: the ids of every pair and how many symbols
+        of the sources and targets were ``<unk>``."""
+        encoded, unknown = [], 0
+        for source, target in pairs:
+            s, us = self.source.encode(source)
+            t, ut = self.target.encode(target)
+            encoded.append((s, t))
+            unknown += us + ut
+        return encoded, unknown
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "pair_sides",
+            "source": self.source.to_dict(),
+            "target": self.target.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> PairVocabs:
+        if not isinstance(d, dict) or d.get("kind") != "pair_sides":
+            raise ArgumentError("not the vocabularies of a pairs file")
+        return cls(PairVocab.from_dict(d.get("source")), PairVocab.from_dict(d.get("target")))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PairVocabs) and other.to_dict() == self.to_dict()
+
+
+def pad_pairs(
+    pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(src (N, S), src_lengths (N,), tgt (N, T), tgt_lengths (N,))`` of encoded
+    ``(source ids, target ids)`` pairs, padded with ``<pad>``; ``tgt`` rows are
+    ``<bos> ids <eos>`` and ``tgt_lengths`` count both."""
+    s_lens = np.array([len(p[0]) for p in pairs], np.int64)
+    t_lens = np.array([len(p[1]) + 2 for p in pairs], np.int64)
+    if s_lens.min() < 1:
+        raise ArgumentError("every source needs at least one symbol")
+    s = np.full((len(pairs), s_lens.max()), PAD, np.int64)
+    t = np.full((len(pairs), t_lens.max()), PAD, np.int64)
+    for r, (source, target) in enumerate(pairs):
+        s[r, : s_lens[r]] = source
+        t[r, : t_lens[r]] = [BOS, *target, EOS]
+    return s, s_lens, t, t_lens
+
+
+def collate_pairs(
+    pairs: list[tuple[Sequence[int], Sequence[int]]],
+) -> tuple[tuple[np.ndarray, ...], int]:
+    """The ``collate`` of an :class:`~rnncore.data.ExampleBatcher` of encoded pairs
+    for :meth:`~rnncore.models.Seq2Seq.loss`: ``(pad_pairs(pairs), symbols)``,
+    where ``symbols`` counts the scored target steps (each target and its EOS)."""
+    padded = pad_pairs(pairs)
+    return padded, int((padded[3] - 1).sum())
 
 
 def pair_batches(
@@ -131,36 +232,21 @@ def pair_batches(
     batch_size: int,
     rng: np.random.Generator | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """Batches ``(src (N, S), src_lengths, tgt (N, T), tgt_lengths)`` for
-    :meth:`~rnncore.models.Seq2Seq.loss`, padded with ``<pad>``; ``tgt`` rows are
-    ``<bos> ids <eos>``.
+    """Batches :func:`pad_pairs` of one pass over the pairs, for
+    :meth:`~rnncore.models.Seq2Seq.loss`.
 
-    With ``rng``, the pairs are shuffled, cut into groups of 50 batches, sorted by
-    source length inside each group (buckets: little padding) and the batches
-    shuffled; without it, batches follow the given order.
+    With ``rng``, the batches are bucketed by source length
+    (:func:`~rnncore.data.padding.bucket_order`, pools of 50 batches); without
+    it, batches follow the given order.
     """
     batch_size = _validate.positive_int("batch_size", batch_size)
     if len(src) != len(tgt):
         raise ArgumentError(f"src has {len(src)} sequences, tgt {len(tgt)}")
-    order = np.arange(len(src))
-    if rng is not None:
-        order = rng.permutation(len(src))
-        group = 50 * batch_size
-        for start in range(0, len(order), group):
-            part = order[start : start + group]
-            order[start : start + group] = part[
-                np.argsort([len(src[i]) for i in part], kind="stable")
-            ]
-    starts = list(range(0, len(order), batch_size))
-    if rng is not None:
-        starts = [starts[i] for i in rng.permutation(len(starts))]
-    for start in starts:
-        rows = order[start : start + batch_size]
-        s_lens = np.array([len(src[i]) for i in rows], np.int64)
-        t_lens = np.array([len(tgt[i]) + 2 for i in rows], np.int64)
-        s = np.full((len(rows), s_lens.max()), PAD, np.int64)
-        t = np.full((len(rows), t_lens.max()), PAD, np.int64)
-        for r, i in enumerate(rows):
-            s[r, : s_lens[r]] = src[i]
-            t[r, : t_lens[r]] = [BOS, *tgt[i], EOS]
-        yield s, s_lens, t, t_lens
+    if rng is None:
+        order = np.arange(len(src))
+        batches = [order[i : i + batch_size] for i in range(0, len(src), batch_size)]
+    else:
+        lengths = np.array([len(x) for x in src], np.int64)
+        batches = bucket_order(lengths, batch_size, 50, rng)
+    for rows in batches:
+        yield pad_pairs([(src[i], tgt[i]) for i in rows])

@@ -26,7 +26,7 @@ from rnncore.optim._base import Optimizer
 from rnncore.optim.clip import clip_grad_norm_, clip_grad_value_, global_norm
 from rnncore.optim.guard import NonFiniteGuard
 from rnncore.optim.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
-from rnncore.optim.schedule import Cosine, StepDecay
+from rnncore.optim.schedule import Cosine, SamplingSchedule, StepDecay
 
 __all__ = [
     "OPTIMIZERS",
@@ -38,6 +38,7 @@ __all__ = [
     "NonFiniteGuard",
     "Optimizer",
     "RMSprop",
+    "SamplingSchedule",
     "StepDecay",
     "clip_grad_norm_",
     "clip_grad_value_",

@@ -1,4 +1,5 @@
-"""Learning-rate schedules: pure functions of the base rate and a step or epoch.
+"""Schedules: pure functions of a step or epoch. The learning rate's (step decay,
+cosine) and scheduled sampling's teacher-forcing probability.
 
 A schedule holds no state: ``opt.lr = schedule.lr_at(base_lr, epoch)`` before each
 step (or epoch) gives the same rate after a checkpoint restore as before it.
@@ -15,7 +16,7 @@ from rnncore import _validate
 from rnncore.errors import ArgumentError
 from rnncore.optim._base import non_negative
 
-__all__ = ["Cosine", "StepDecay"]
+__all__ = ["SAMPLING_DECAYS", "Cosine", "SamplingSchedule", "StepDecay"]
 
 
 def _count(name: str, value: Any) -> int:
@@ -91,3 +92,50 @@ class Cosine:
             return self.min_lr
         r = (step - self.warmup) / (self.total_steps - self.warmup)
         return self.min_lr + (base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * r))
+
+
+SAMPLING_DECAYS = ("linear", "exponential", "inverse_sigmoid")
+
+
+@dataclass(frozen=True)
+class SamplingSchedule:
+    """Scheduled sampling (Bengio et al. 2015): the probability ``eps_i`` that a
+    decoder step of training step ``i`` reads the true previous symbol (teacher
+    forcing) decays, and with ``1 - eps_i`` it reads the model's own prediction.
+
+    - ``linear``: ``eps_i = max(floor, 1 - i / k)``  (``k`` steps to the floor);
+    - ``exponential``: ``eps_i = max(floor, k ** i)``  (``0 < k < 1``);
+    - ``inverse_sigmoid``: ``eps_i = max(floor, k / (k + exp(i / k)))``  (``k >= 1``).
+
+    ``floor`` keeps some teacher forcing to the end (Bengio et al.'s minimum).
+    """
+
+    decay: str  # 'linear' | 'exponential' | 'inverse_sigmoid'
+    k: float  # the decay's speed (see above)
+    floor: float = 0.0  # the lowest teacher-forcing probability, in [0, 1)
+
+    def __post_init__(self) -> None:
+        _validate.choice("sampling decay", self.decay, SAMPLING_DECAYS)
+        k = self.k
+        if isinstance(k, bool) or not isinstance(k, numbers.Real) or not math.isfinite(k):
+            raise ArgumentError(f"sampling_k must be a finite number, got {k!r}")
+        valid = {"linear": k > 0, "exponential": 0 < k < 1, "inverse_sigmoid": k >= 1}
+        if not valid[self.decay]:
+            need = {"linear": "> 0", "exponential": "in (0, 1)", "inverse_sigmoid": ">= 1"}
+            raise ArgumentError(f"sampling_k must be {need[self.decay]} for {self.decay}, got {k}")
+        _validate.probability("sampling_floor", self.floor)
+
+    def teacher_prob(self, step: int) -> float:
+        """``eps_i``: the probability of the true previous symbol at ``step``."""
+        i = _count("step", step)
+        if self.decay == "linear":
+            eps = 1.0 - i / self.k
+        elif self.decay == "exponential":
+            eps = self.k**i
+        else:  # exp(i / k) overflows far after eps is 0 in float64
+            eps = self.k / (self.k + math.exp(min(i / self.k, 700.0)))
+        return max(self.floor, eps)
+
+    def sampling_prob(self, step: int) -> float:
+        """``1 - eps_i``: the probability of the model's own prediction at ``step``."""
+        return 1.0 - self.teacher_prob(step)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rnncore.errors import ArgumentError
+from rnncore.optim.schedule import SamplingSchedule
 
 __all__ = ["TrainConfig"]
 
@@ -36,6 +37,11 @@ class TrainConfig:
     out_dir: str | None = None  # directory for latest/, best/, metrics.csv, loss.png
     progress: bool = True  # show a progress bar (only when stderr is a terminal)
     plot: bool = True  # write loss.png at the end when matplotlib is importable
+    # scheduled sampling (Seq2Seq on examples): None, or how the teacher-forcing
+    # probability decays over the steps, 'linear' | 'exponential' | 'inverse_sigmoid'
+    sampling_decay: str | None = None
+    sampling_k: float | None = None  # its speed (optim.SamplingSchedule); needed with a decay
+    sampling_floor: float = 0.0  # the lowest teacher-forcing probability
 
     def __post_init__(self) -> None:
         positive = {
@@ -77,6 +83,18 @@ class TrainConfig:
             raise ArgumentError("patience needs validation passes (eval_every >= 1)")
         if self.max_epochs is None and self.max_steps is None and self.minutes is None:
             raise ArgumentError("set at least one of max_epochs, max_steps and minutes")
+        if self.sampling_decay is not None:
+            if self.sampling_k is None:
+                raise ArgumentError("sampling_decay needs sampling_k (the speed of the decay)")
+            self.sampling_schedule()  # checks the decay, k and floor
+        elif self.sampling_k is not None or self.sampling_floor != 0.0:
+            raise ArgumentError("sampling_k and sampling_floor need a sampling_decay")
+
+    def sampling_schedule(self) -> SamplingSchedule | None:
+        """The scheduled-sampling schedule of the run, or None (teacher forcing)."""
+        if self.sampling_decay is None:
+            return None
+        return SamplingSchedule(self.sampling_decay, self.sampling_k, self.sampling_floor)  # type: ignore[arg-type]
 
     @property
     def save_every(self) -> int:

@@ -1,4 +1,5 @@
-"""The training loop: truncated BPTT over a stream batcher, with checkpoints.
+"""The training loop: truncated BPTT over a stream batcher, or batches of
+independent examples, with checkpoints.
 
 One step reads the next chunk ``(N, T)`` of the training stream, computes the
 loss from the recurrent state carried over from the previous chunk (reset at
@@ -18,6 +19,11 @@ plotted and considered for ``best/`` like any other. A run restored from
 ``latest/`` continues bit for bit as if it had never stopped: the weights,
 optimizer state, carried state, batcher position, dropout generator, guard
 counters and pending log sums are all saved.
+On an :class:`~rnncore.data.ExampleBatcher` (classifiers, taggers, sequence to
+sequence, captioning) a step is ``loss = model.loss(*batch.args)`` and
+``backward()``, with nothing carried from one batch to the next, and a pass over
+a part is the mean over its batches weighted by ``batch.symbols``; the same
+validation, keep-best, early stopping, checkpoints and exact resume apply.
 The trainer knows the model only through ``loss``, ``backward``, ``grads``,
 ``zero_grad``, ``state_dict``/``load_state_dict``, ``train``/``eval``, ``rng``
 and ``config``. Where the model, the optimizer and the config allow it, a step
@@ -28,6 +34,7 @@ min-char-rnn today), with the same result to rounding.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import time
 import warnings
@@ -45,10 +52,11 @@ from rnncore.checkpoint.format import (
     Checkpoint,
     save_checkpoint,
 )
-from rnncore.checkpoint.model import MODEL_CONFIG_KEY, VOCAB_KEY, check_tensors
+from rnncore.checkpoint.kinds import kind_of
+from rnncore.checkpoint.model import MODEL_CONFIG_KEY, MODEL_KIND_KEY, VOCAB_KEY, check_tensors
 from rnncore.checkpoint.tree import flatten, unflatten
 from rnncore.data.stream import StreamBatcher
-from rnncore.errors import CheckpointError, DivergedError, RnnCoreError
+from rnncore.errors import ArgumentError, CheckpointError, DivergedError, RnnCoreError
 from rnncore.models.min_char_rnn import fused_train_step
 from rnncore.optim import (
     Cosine,
@@ -107,10 +115,11 @@ class Trainer:
     """Train ``model`` with ``optimizer`` on ``batcher`` as ``config`` says.
 
     Args:
-        model: a language model (see the module docstring for what is used).
+        model: any model with ``loss``/``backward`` (see the module docstring).
         optimizer: an :class:`rnncore.optim.Optimizer` over the model's parameters;
             its current ``lr`` is the base rate of the schedule.
-        batcher: the :class:`~rnncore.data.StreamBatcher` of the corpus.
+        batcher: the :class:`~rnncore.data.StreamBatcher` of a corpus (the state
+            is carried across chunks), or an :class:`~rnncore.data.ExampleBatcher`.
         config: the :class:`TrainConfig`.
         vocab: the vocabulary, stored in checkpoints for sampling (optional).
         extra: more JSON-ready data to store in checkpoints (e.g. how the CLI
@@ -128,6 +137,18 @@ class Trainer:
     ) -> None:
         self.model, self.optimizer, self.batcher = model, optimizer, batcher
         self.config = config or TrainConfig()
+        # a stream batcher carries the state from chunk to chunk (truncated BPTT);
+        # an ExampleBatcher's batches stand alone
+        self._streams = bool(getattr(batcher, "carries_state", True))
+        if not self._streams and self.config.loss_reduction != "mean":
+            raise ArgumentError("loss_reduction='sum' is for language models on a stream")
+        if self.config.sampling_schedule() is not None:
+            loss = inspect.signature(model.loss).parameters
+            if "sampling_prob" not in loss or self._streams:
+                raise ArgumentError(
+                    f"scheduled sampling is for decoders trained on examples (Seq2Seq); "
+                    f"a {type(model).__name__} on a {type(batcher).__name__} has none"
+                )
         self.vocab, self.extra = vocab, dict(extra or {})
         self.base_lr = float(optimizer.lr)
         self.guard = NonFiniteGuard(self.config.max_nonfinite)
@@ -153,6 +174,8 @@ class Trainer:
     def train_step(self) -> tuple[float | None, int, int]:
         """One chunk: ``(loss or None if skipped, symbols read, epoch of the chunk)``."""
         batch = self.batcher.next_batch()
+        if not self._streams:
+            return self._example_step(batch)
         if batch.index == 0:
             self.state = None  # the streams start over
         self.optimizer.lr = self.lr_at(batch.epoch, self.step)
@@ -188,6 +211,27 @@ class Trainer:
             return None, batch.inputs.size, batch.epoch
         self.state = state
         return float(loss), batch.inputs.size, batch.epoch
+
+    def _example_step(self, batch: Any) -> tuple[float | None, int, int]:
+        """One step on a batch of independent examples: ``model.loss(*batch.args)``
+        (a mean over ``batch.symbols``), backward and the update; no state carried."""
+        self.optimizer.lr = self.lr_at(batch.epoch, self.step)
+        self.model.train()
+        self.model.zero_grad()
+        loss = self.model.loss(*batch.args, **self._loss_options())
+        self.model.backward()
+        self.step += 1
+        if not self.apply_gradients(loss, self.model.grads):
+            return None, batch.symbols, batch.epoch
+        return float(loss), batch.symbols, batch.epoch
+
+    def _loss_options(self) -> dict[str, Any]:
+        """Keywords of a training ``loss`` call: the scheduled-sampling
+        probability of this step, when a schedule is set."""
+        schedule = self.config.sampling_schedule()
+        if schedule is None:
+            return {}
+        return {"sampling_prob": schedule.sampling_prob(self.step)}
 
     def apply_gradients(self, loss: float, grads: dict[str, np.ndarray]) -> bool:
         """The update of one step from its loss and gradients (name -> array):
@@ -268,10 +312,15 @@ class Trainer:
             for k in range(count):
                 if stop is not None and stop.signal is not None:
                     raise _Interrupted  # Ctrl-C during a pass: fit() ends the run
-                inputs, targets = self.batcher.chunk(split, k)  # (N, T')
-                loss, state = self.model.loss(inputs, targets, state)
-                total += float(loss) * inputs.size
-                symbols += inputs.size
+                if self._streams:
+                    inputs, targets = self.batcher.chunk(split, k)  # (N, T')
+                    loss, state = self.model.loss(inputs, targets, state)
+                    weight = inputs.size
+                else:  # independent examples: a mean over batch.symbols each
+                    batch = self.batcher.chunk(split, k)
+                    loss, weight = self.model.loss(*batch.args), batch.symbols
+                total += float(loss) * weight
+                symbols += weight
         finally:
             self.model.train()
             self.model.rng.bit_generator.state = rng_state
@@ -455,6 +504,7 @@ class Trainer:
             "log": dict(self._log),
         }
         state = {
+            MODEL_KIND_KEY: kind_of(self.model),
             MODEL_CONFIG_KEY: dataclasses.asdict(self.model.config),
             VOCAB_KEY: self.vocab.to_dict() if self.vocab is not None else None,
             "optimizer": {"meta": opt_meta},
