@@ -1,4 +1,5 @@
-"""The ``rnncore`` command: train a language model on text, sample from it, score text.
+"""The ``rnncore`` command: train a language model on text, sample from it, score text;
+train a sequence-to-sequence model and translate with it.
 
     rnncore train [--data FILE] [--model CELL] [--rnn-size H] ... [--out DIR]
     rnncore train --init-from DIR --data FILE    # continue a run (exactly, same data)
@@ -10,6 +11,8 @@
     rnncore inspect --checkpoint DIR --file TEXT --out DIR [--cell LAYER:UNIT]
     rnncore train ... --workers W [--ray-address HOST:PORT]  # data-parallel on Ray
     rnncore sweep --grid grid.json [--out DIR]               # many runs as Ray tasks
+    rnncore seq2seq train (--pairs FILE | --task dates) ...  # an encoder-decoder
+    rnncore translate --checkpoint DIR [--beam K] [--n-best K] [--attention-png PNG]
 
 ``sample`` and ``score`` also take ``--ensemble DIR ...``: more checkpoints with
 the same vocabulary, whose predictions are averaged with the first one's.
@@ -50,6 +53,7 @@ from rnncore.models import CharLM, LMConfig, Seq2Seq
 from rnncore.models._base import CELL_ALIASES, CELLS, cell_name
 from rnncore.models.min_char_rnn import FROZEN, min_char_rnn
 from rnncore.optim import create
+from rnncore.seq2seq_cli import add_seq2seq_parser, add_translate_parser
 from rnncore.train import TrainConfig, Trainer, claim_run_dir, is_run_dir
 
 __all__ = ["DEFAULTS", "MIN_CHAR_RNN", "build_parser", "main"]
@@ -190,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_inspect_parser(sub).set_defaults(run=partial(run_inspect, load=_load))
     add_sweep_parser(sub)
+    add_seq2seq_parser(sub, _Parser, _fit)
+    add_translate_parser(sub)
     return parser
 
 
@@ -423,7 +429,8 @@ def _fit(
             trainer.base_lr = args.lr
         how = "same data: exact" if exact else "other data: from its start"
         notes.append(f"resuming {ckpt.path} at step {trainer.step} ({how})")
-    notes.append(f"{batcher}, vocabulary {len(vocab)}, model {model.config}")
+    vocab_note = f"vocabulary {len(vocab)}" if hasattr(vocab, "__len__") else repr(vocab)
+    notes.append(f"{batcher}, {vocab_note}, model {model.config}")
     if args.workers is not None:
         notes.append(f"{args.workers} data-parallel workers on Ray")
     if not args.no_progress:

@@ -197,6 +197,14 @@ class PairVocabs:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PairVocabs) and other.to_dict() == self.to_dict()
 
+    def __repr__(self) -> str:
+        if self.shared:
+            return f"shared vocabulary {len(self.source)} ({self.source.tokens})"
+        return (
+            f"vocabularies {len(self.source)} source, {len(self.target)} target "
+            f"({self.source.tokens})"
+        )
+
 
 def pad_pairs(
     pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
