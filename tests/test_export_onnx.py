@@ -137,6 +137,20 @@ def test_tagger(tmp_path, cell):
     assert_close(got, [model(ids, lengths)], np.float32)
 
 
+def test_feature_models(tmp_path):
+    """Float features (N, T, D) as the input ``x``; the MSE tagger's outputs."""
+    config = TaggerConfig(vocab_size=0, input_size=3, num_tags=2, objective="mse", hidden_size=5)
+    model = SequenceTagger(config).eval()
+    x = np.random.default_rng(8).standard_normal((4, 6, 3)).astype(np.float32)
+    lengths = np.array([6, 2, 5, 3])
+    got = run_onnx(model, tmp_path, {"x": x, "lengths": lengths})
+    assert_close(got, [model(x, lengths)], np.float32)
+    config = ClassifierConfig(vocab_size=0, input_size=3, num_classes=4, hidden_size=5)
+    model = SequenceClassifier(config).eval()
+    got = run_onnx(model, tmp_path, {"x": x, "lengths": lengths})
+    assert_close(got, [model(x, lengths)], np.float32)
+
+
 def test_cells_without_an_onnx_operator_are_refused(tmp_path):
     with pytest.raises(ArgumentError, match="lstm_cifg cell has no standard ONNX operator"):
         to_onnx(nn.LSTM(3, 4, cifg=True), tmp_path / "x.onnx")

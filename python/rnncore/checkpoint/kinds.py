@@ -40,7 +40,8 @@ def _dirs(cfg: Any) -> int:
 
 def _embedding(cfg: Any, name: str = "embedding.weight") -> dict[str, tuple[int, ...]]:
     E = cfg.embedding_dim
-    return {} if E is None else {name: (cfg.vocab_size, E)}
+    features = getattr(cfg, "input_size", None) is not None  # no embedding then
+    return {} if E is None or features else {name: (cfg.vocab_size, E)}
 
 
 def _lm(cfg: Any) -> Sizes:

@@ -171,7 +171,11 @@ def _encoder(g: Any, model: Any, tagger: bool) -> None:
     from rnncore.export import _stack
 
     cfg = model.config
-    x = _encode(g, model, _ids(g))  # (T, N, D)
+    if cfg.input_size is not None:  # float features (N, T, D), not ids
+        x = g.input("x", g.elem, ["N", "T", cfg.input_size])
+        x = g.op("Transpose", [x], perm=[1, 0, 2])[0]  # (T, N, D)
+    else:
+        x = _encode(g, model, _ids(g))  # (T, N, D)
     lens = _lengths(g)
     out, _, _, y_h = _stack.stack(g, model.rnn, x, None, None, lens)  # (T, N, dirs*H)
     dirs = 2 if cfg.bidirectional else 1

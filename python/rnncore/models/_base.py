@@ -75,7 +75,16 @@ def cell_name(name: Any) -> str:
 
 def check_common(cfg: Any) -> None:
     """Checks of the fields every model config has (raises ArgumentError/DTypeError)."""
-    _validate.positive_int("vocab_size", cfg.vocab_size)
+    features = getattr(cfg, "input_size", None)
+    if features is not None:  # float features instead of token ids
+        _validate.positive_int("input_size", features)
+        if cfg.vocab_size != 0:
+            raise ArgumentError(
+                f"vocab_size must be 0 with input_size={features} (features, not token ids), "
+                f"got {cfg.vocab_size!r}"
+            )
+    else:
+        _validate.positive_int("vocab_size", cfg.vocab_size)
     cfg.cell = cell_name(cfg.cell)
     _validate.positive_int("hidden_size", cfg.hidden_size)
     _validate.positive_int("num_layers", cfg.num_layers)

@@ -42,6 +42,9 @@ class ClassifierConfig(Config):
     pooling: str = "last"  # 'last' (final states) | 'mean' (over valid steps)
     dtype: str = "float32"  # 'float32' | 'float64'
     seed: int | None = 0  # initial weights and dropout masks; None: fresh OS entropy
+    # None: token ids (N, T); D: float features x (N, T, D) instead (then vocab_size
+    # is 0 and there is no embedding)
+    input_size: int | None = None
 
     def __post_init__(self) -> None:
         check_common(self)
@@ -112,7 +115,7 @@ class SequenceClassifier(SequenceEncoder):
     def loss(self, ids: Any, lengths: Any, labels: Any) -> float:
         """Mean cross-entropy of ``labels (N,)`` (in ``0..C-1``); kept for :meth:`backward`."""
         arr, lens = self._inputs(ids, lengths)
-        N, T = arr.shape
+        N, T = arr.shape[:2]
         y = check_same_shape("labels", labels, (N,), "(N,)")
         _in_range("labels", y, self.config.num_classes)
         self._cache = None

@@ -1,7 +1,9 @@
 """What :class:`~rnncore.models.SequenceClassifier` and
 :class:`~rnncore.models.SequenceTagger` share: ``ids (N, T)`` with ``lengths``
--> Embedding or one-hot ``(T, N, D)`` -> RNN/LSTM/GRU stack with lengths
-``(T, N, dirs*H)``, plus the dropout and linear head that follow it. The
+-> Embedding or one-hot ``(T, N, D)`` (or, with ``config.input_size = D``, float
+feature vectors ``x (N, T, D)`` such as frames of audio or video, read as they
+are) -> RNN/LSTM/GRU stack with lengths ``(T, N, dirs*H)``, plus the dropout
+and linear head that follow it. The
 subclasses decide what goes between the stack and the head (pooling or not) and
 how the loss reads the head's output.
 """
@@ -13,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from rnncore import nn
+from rnncore import _validate, nn
+from rnncore.errors import ShapeError
 from rnncore.models._base import Config, Model, check_ids, check_lengths, make_rnn
 from rnncore.nn._base import Array
 
@@ -38,24 +41,39 @@ class SequenceEncoder(Model):
         V, E, H = config.vocab_size, config.embedding_dim, config.hidden_size
         dirs = 2 if config.bidirectional else 1
         kw: dict[str, Any] = {"dtype": self.dtype, "rng": self.rng}
-        if E is not None:
+        features = getattr(config, "input_size", None)
+        if features is None and E is not None:
             self.embedding = self._add("embedding", nn.Embedding(V, E, **kw))
-        D = V if E is None else E
+        D = features if features is not None else (V if E is None else E)
         rnn = make_rnn(config.cell, D, config, self.rng, backend, config.bidirectional)
         self.rnn = self._add("rnn", rnn)
         self.dropout = self._add("dropout", nn.Dropout(config.dropout, **kw))
         self.head = self._add("head", nn.Linear(dirs * H, num_outputs, **kw))
 
     def _inputs(self, ids: Any, lengths: Any) -> tuple[Array, Array]:
-        """Checked ``ids (N, T)`` and lengths ``(N,)`` (all ``T`` when None)."""
-        arr = check_ids("ids", ids, self.config.vocab_size, 2, "(N, T)")
-        N, T = arr.shape
+        """Checked ``ids (N, T)`` (or features ``(N, T, D)`` with ``input_size``) and
+        lengths ``(N,)`` (all ``T`` when None)."""
+        D = getattr(self.config, "input_size", None)
+        if D is None:
+            arr = check_ids("ids", ids, self.config.vocab_size, 2, "(N, T)")
+        else:
+            arr = _validate.float_array("x", ids, self.dtype)
+            if arr.ndim != 3 or arr.shape[2] != D or 0 in arr.shape:
+                raise ShapeError(
+                    f"x must be (N, T, {D}) = (batch, steps, input_size) features, got "
+                    f"shape {arr.shape}"
+                )
+            _validate.finite("x", arr)
+        N, T = arr.shape[:2]
         lens = check_lengths(lengths, N, T)
         return arr, np.full(N, T, np.int64) if lens is None else lens
 
     def _encode_sequences(self, ids: Array, lens: Array) -> Array:
-        """Checked ``ids (N, T)``, ``lens (N,)`` -> the stack's output ``(T, N, dirs*H)``
-        (zero past each length)."""
-        x = self._encode(ids.T, self.config.vocab_size, self.dtype)  # (T, N, D)
+        """Checked ``ids (N, T)`` or features ``(N, T, D)``, ``lens (N,)`` -> the stack's
+        output ``(T, N, dirs*H)`` (zero past each length)."""
+        if ids.ndim == 3:  # features, read as they are
+            x = np.ascontiguousarray(ids.transpose(1, 0, 2))  # (T, N, D)
+        else:
+            x = self._encode(ids.T, self.config.vocab_size, self.dtype)  # (T, N, D)
         out, _ = self.rnn(x, lengths=lens)
         return out
