@@ -9,9 +9,15 @@ gets an ``ImportError`` that says how to build it or how to do without.
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 
-__all__ = ["kernels"]
+from rnncore.errors import ArgumentError
+
+__all__ = ["SIMD_LEVELS", "SIMD_VAR", "kernels"]
+
+SIMD_VAR = "RNNCORE_SIMD"  # caps the kernels' SIMD level, read when they first run
+SIMD_LEVELS = ("avx512", "avx2", "avx2+fma", "scalar")
 
 MISSING = (
     "the compiled kernels rnncore._rnncore cannot be imported (build them with "
@@ -21,7 +27,18 @@ MISSING = (
 
 
 def kernels() -> ModuleType:
-    """The compiled extension module, loaded on first use."""
+    """The compiled extension module, loaded on first use.
+
+    Raises :class:`~rnncore.errors.ArgumentError` when ``RNNCORE_SIMD`` is set to
+    anything but ``avx512``, ``avx2`` or ``scalar`` (the level the kernels are
+    capped at, for testing and measuring the fallbacks).
+    """
+    level = os.environ.get(SIMD_VAR)
+    if level is not None and level.strip().lower() not in SIMD_LEVELS:
+        raise ArgumentError(
+            f"{SIMD_VAR}={level[:40]!r} is not a SIMD level; use avx512, avx2 or scalar "
+            "(or leave it unset for the best this CPU has)"
+        )
     try:
         return importlib.import_module("rnncore._rnncore")
     except ImportError as err:

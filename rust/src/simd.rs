@@ -57,14 +57,34 @@ impl Level {
     }
 }
 
-/// The best level this CPU supports (detected once).
+/// The environment variable that caps the level the kernels run at, read once
+/// at the first kernel call: `avx512`, `avx2` (or `avx2+fma`) or `scalar`. A
+/// level above what the CPU has runs at the best level it has. It lets the
+/// fallbacks be tested and measured on a CPU with more (the `gemm` crate's
+/// products dispatch on their own and are not capped). Any other value is
+/// refused by the Python layer before the kernels load.
+pub const LEVEL_VAR: &str = "RNNCORE_SIMD";
+
+/// The level a value of [`LEVEL_VAR`] names, or None.
+pub fn parse_level(value: &str) -> Option<Level> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "avx512" => Some(Level::Avx512),
+        "avx2" | "avx2+fma" => Some(Level::Avx2),
+        "scalar" => Some(Level::Scalar),
+        _ => None,
+    }
+}
+
+/// The best level this CPU supports, capped by [`LEVEL_VAR`] (decided once).
 pub fn best_level() -> Level {
     static BEST: OnceLock<Level> = OnceLock::new();
     *BEST.get_or_init(|| {
-        [Level::Avx512, Level::Avx2]
-            .into_iter()
-            .find(|l| l.supported())
-            .unwrap_or(Level::Scalar)
+        let cap = std::env::var(LEVEL_VAR)
+            .ok()
+            .as_deref()
+            .and_then(parse_level)
+            .unwrap_or(Level::Avx512);
+        effective(cap)
     })
 }
 
@@ -149,3 +169,23 @@ macro_rules! multiversion {
 }
 
 pub(crate) use {dispatch, multiversion};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_names_parse_and_a_cap_never_exceeds_the_cpu() {
+        assert_eq!(parse_level("avx512"), Some(Level::Avx512));
+        assert_eq!(parse_level(" AVX2 "), Some(Level::Avx2));
+        assert_eq!(parse_level("avx2+fma"), Some(Level::Avx2));
+        assert_eq!(parse_level("scalar"), Some(Level::Scalar));
+        assert_eq!(parse_level("sse4"), None);
+        for level in [Level::Scalar, Level::Avx2, Level::Avx512] {
+            let run = effective(level);
+            assert!(run.supported());
+            assert!(run as u8 <= level as u8);
+        }
+        assert!(best_level().supported());
+    }
+}
