@@ -89,3 +89,39 @@ def test_attention_heatmap_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="source"):
         attention_png(path, weights[0], list("abc"), [str(i) for i in range(T)])
+
+
+def test_a_batch_of_sources_gets_what_each_gets_alone():
+    """translate_batch: sources of different lengths, searched together, give each
+    source the hypotheses (ids, scores) of its own search."""
+    from rnncore.decode.seq2seq import translate, translate_batch
+
+    m = model(seed=0)
+    rng = np.random.default_rng(3)
+    sources = [rng.integers(0, 7, n).tolist() for n in (4, 1, 6, 3, 5)]
+    for beam, n_best, alpha in [(1, 1, 0.0), (3, 2, 0.0), (4, 4, 0.8)]:
+        together = translate_batch(
+            m, sources, beam_size=beam, n_best=n_best, max_length=7, length_penalty=alpha
+        )
+        for src, got in zip(sources, together):
+            alone = translate(
+                m, src, beam_size=beam, n_best=n_best, max_length=7, length_penalty=alpha
+            )
+            assert [h.ids for h in got] == [h.ids for h in alone]
+            np.testing.assert_allclose([h.score for h in got], [h.score for h in alone], rtol=1e-9)
+    from rnncore.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="non-empty list"):
+        translate_batch(m, [], beam_size=2)
+
+
+def test_groups_of_one_language_model_state_equal_one_search():
+    from rnncore.decode import beam_search_groups
+    from rnncore.models import CharLM, LMConfig
+
+    lm = CharLM(LMConfig(vocab_size=6, hidden_size=5, num_layers=1, dtype="float64"))
+    alone = beam_search(lm, prime_ids=[1, 2], beam_size=3, max_length=5, eos_id=0, n_best=2)
+    for got in beam_search_groups(
+        lm, groups=3, prime_ids=[1, 2], beam_size=3, max_length=5, eos_id=0, n_best=2
+    ):
+        assert [h.ids for h in got] == [h.ids for h in alone]

@@ -27,7 +27,7 @@ Every decoder reaches the model only through ``initial_state(N)`` and
 
 from __future__ import annotations
 
-from rnncore.decode.beam import Hypothesis, beam_search, length_penalty
+from rnncore.decode.beam import Hypothesis, beam_search, beam_search_groups, length_penalty
 from rnncore.decode.compiled import CompiledLM, compiled
 from rnncore.decode.ensemble import Ensemble
 from rnncore.decode.sampling import (
@@ -50,6 +50,7 @@ __all__ = [
     "Score",
     "SourceModel",
     "beam_search",
+    "beam_search_groups",
     "compiled",
     "greedy",
     "length_penalty",

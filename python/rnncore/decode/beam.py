@@ -26,6 +26,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from rnncore import _validate
 from rnncore.decode._model import (
+    advance,
     check_id_sequence,
     check_symbol,
     eval_mode,
@@ -38,7 +39,7 @@ from rnncore.decode.compiled import compiled, step_rows
 from rnncore.errors import ArgumentError
 from rnncore.nn._base import Array
 
-__all__ = ["Hypothesis", "beam_search", "length_penalty"]
+__all__ = ["Hypothesis", "beam_search", "beam_search_groups", "length_penalty"]
 
 
 @dataclass
@@ -163,10 +164,57 @@ def beam_search(
     Returns:
         Up to ``n_best`` :class:`Hypothesis`, best score first.
     """
+    return beam_search_groups(
+        model,
+        groups=1,
+        prime_ids=prime_ids,
+        beam_size=beam_size,
+        max_length=max_length,
+        min_length=min_length,
+        eos_id=eos_id,
+        length_penalty=length_penalty,
+        n_best=n_best,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+    )[0]
+
+
+def _start(model: Any, prime: Array, groups: int) -> tuple[Array, Any]:
+    """``(next_lp (G, V), state of G rows)``: row ``g`` is ``initial_state(G)``'s
+    row ``g`` after the prime (one group: the prime runs once, as a batch of one)."""
+    if groups == 1:
+        return warm_up(model, prime, 1)
+    state = model.initial_state(groups)
+    if prime.size == 0:
+        return np.full((groups, vocab_size(model)), -np.log(vocab_size(model))), state
+    log_probs, state = advance(model, np.repeat(prime[None, :], groups, axis=0), state)
+    return np.asarray(log_probs[:, -1], dtype=np.float64), state  # (G, V)
+
+
+def beam_search_groups(
+    model: Any,
+    *,
+    groups: int,
+    prime_ids: Any = None,
+    beam_size: int,
+    max_length: int,
+    min_length: int = 0,
+    eos_id: int | None = None,
+    length_penalty: float = 0.0,
+    n_best: int = 1,
+    no_repeat_ngram_size: int = 0,
+) -> list[list[Hypothesis]]:
+    """:func:`beam_search` for ``groups`` independent searches at once: group ``g``
+    starts from row ``g`` of ``model.initial_state(groups)`` (e.g. a decoder bound
+    to ``G`` different sources, :class:`~rnncore.decode.seq2seq.SourceModel`), and
+    the live beams of every group advance as one batch through ``model.step``.
+    Each group ranks, finishes and stops on its own, exactly as alone; the others
+    do not change its result. Returns each group's hypotheses, best first.
+    """
+    G = _validate.positive_int("groups", groups)
     V = vocab_size(model)
     B = _validate.positive_int("beam_size", beam_size)
     max_length = _validate.positive_int("max_length", max_length)
-    _validate.buffer_len("beam_size * max_length", B, max_length + 1)  # the beams' symbols
+    _validate.buffer_len("groups * beam_size * max_length", G, B, max_length + 1)
     min_length = nonnegative_int("min_length", min_length)
     if min_length > max_length:
         raise ArgumentError(f"min_length ({min_length}) must be <= max_length ({max_length})")
@@ -179,46 +227,63 @@ def beam_search(
     prime = check_id_sequence("prime_ids", prime_ids, V)
 
     penalty = _penalties(alpha, max_length)  # (max_length + 1,) by length
-    finished = _Finished(n_best)
+    finished = [_Finished(n_best) for _ in range(G)]
     with eval_mode(model):
         model = compiled(model)
-        next_lp, state = warm_up(model, prime, 1)  # (1, V); one beam: the empty hypothesis
-        seqs = np.zeros((1, 0), dtype=np.int64)  # (b, t) the live beams
-        total = np.zeros(1)  # (b,) log P(seqs | prime)
+        next_lp, state = _start(model, prime, G)  # (G, V); per group the empty hypothesis
+        seqs = np.zeros((G, 0), dtype=np.int64)  # (R, t) the live beams, grouped in order
+        total = np.zeros(G)  # (R,) log P(seqs | prime)
+        group = np.arange(G)  # (R,) the group of each live beam
         for t in range(max_length):
-            cand = total[:, None] + next_lp  # (b, V) log P of each extension
+            cand = total[:, None] + next_lp  # (R, V) log P of each extension
             if eos is not None and t < min_length:
                 cand[:, eos] = -np.inf
             if ngram:
                 _block_repeats(cand, seqs, ngram)
-            stuck = ~(cand > -np.inf).any(axis=1)  # (b,) beams with no allowed symbol
-            if stuck.any():
-                finished.add(seqs[stuck], total[stuck], penalty[t])
-            flat = cand.ravel()  # (b * V,)
-            # EOS is one symbol per beam: the best 2B hold the best B of the others
-            order = _best_first(flat, 2 * B)  # ties: lower beam, then lower id
-            order = order[flat[order] > -np.inf]
-            beam, tok = np.divmod(order, V)  # (c,) each
-            if eos is not None:
-                ends = tok == eos  # (c,)
-                top = np.flatnonzero(ends[:B])  # EOS candidates among the best B
-                done = np.concatenate([seqs[beam[top]], tok[top, None]], axis=1)  # (e, t + 1)
-                finished.add(done, flat[order[top]], penalty[t + 1])
-                beam, tok, order = beam[~ends], tok[~ends], order[~ends]
-            beam, tok, order = beam[:B], tok[:B], order[:B]
-            seqs = np.concatenate([seqs[beam], tok[:, None]], axis=1)  # (b', t + 1)
-            total = flat[order]  # (b',)
-            if beam.size == 0 or t + 1 == max_length:
+            stuck = ~(cand > -np.inf).any(axis=1)  # (R,) beams with no allowed symbol
+            keep_rows, keep_tok, keep_total = [], [], []
+            bounds = np.flatnonzero(np.diff(group, prepend=-1, append=G))  # group starts
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                done_g = finished[int(group[lo])]
+                if stuck[lo:hi].any():
+                    rows = np.flatnonzero(stuck[lo:hi]) + lo
+                    done_g.add(seqs[rows], total[rows], penalty[t])
+                flat = cand[lo:hi].ravel()  # (b * V,) this group's candidates
+                # EOS is one symbol per beam: the best 2B hold the best B of the others
+                order = _best_first(flat, 2 * B)  # ties: lower beam, then lower id
+                order = order[flat[order] > -np.inf]
+                beam, tok = np.divmod(order, V)  # (c,) each
+                if eos is not None:
+                    ends = tok == eos  # (c,)
+                    top = np.flatnonzero(ends[:B])  # EOS candidates among the best B
+                    ended = np.concatenate([seqs[lo + beam[top]], tok[top, None]], axis=1)
+                    done_g.add(ended, flat[order[top]], penalty[t + 1])
+                    beam, tok, order = beam[~ends], tok[~ends], order[~ends]
+                beam, tok, order = beam[:B], tok[:B], order[:B]
+                if beam.size == 0:
+                    continue
+                if t + 1 == max_length:  # these beams are as long as allowed
+                    grown = np.concatenate([seqs[lo + beam], tok[:, None]], axis=1)
+                    done_g.add(grown, flat[order], penalty[max_length])
+                    continue
+                # A live beam ends with t + 1 to max_length symbols, and its
+                # log-probability only falls: its score stays below total / penalty
+                # at one end or the other.
+                best, worst = flat[order].max(), done_g.worst_kept()
+                if worst > -np.inf and worst >= max(
+                    best / penalty[t + 1], best / penalty[max_length]
+                ):
+                    continue  # nothing left can enter this group's n-best
+                keep_rows.append(lo + beam)
+                keep_tok.append(tok)
+                keep_total.append(flat[order])
+            if not keep_rows:
                 break
-            # A live beam ends with t + 1 to max_length symbols, and its log-probability
-            # only falls: its score stays below total / penalty at one end or the other.
-            best = total.max()
-            worst = finished.worst_kept()  # -inf until n_best are finished
-            if worst > -np.inf and worst >= max(best / penalty[t + 1], best / penalty[max_length]):
-                seqs = seqs[:0]
-                break
-            next_lp, state = step_rows(model, tok, state, beam)  # (b', V), following the beams
+            rows = np.concatenate(keep_rows)  # (R',) rows followed, grouped in order
+            tok = np.concatenate(keep_tok)
+            seqs = np.concatenate([seqs[rows], tok[:, None]], axis=1)  # (R', t + 1)
+            total = np.concatenate(keep_total)
+            group = group[rows]
+            next_lp, state = step_rows(model, tok, state, rows)  # (R', V)
             next_lp = np.asarray(next_lp, dtype=np.float64)
-        if seqs.shape[0] and seqs.shape[1] == max_length:
-            finished.add(seqs, total, penalty[max_length])
-    return finished.best()
+    return [f.best() for f in finished]

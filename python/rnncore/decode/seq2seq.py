@@ -15,16 +15,18 @@ from typing import Any
 import numpy as np
 
 from rnncore.decode._model import eval_mode
-from rnncore.decode.beam import Hypothesis, beam_search
+from rnncore.decode.beam import Hypothesis, beam_search, beam_search_groups
 from rnncore.errors import ArgumentError
 from rnncore.nn._base import Array, State
 from rnncore.nn.functional import log_softmax
 
-__all__ = ["SourceModel", "translate"]
+__all__ = ["SourceModel", "translate", "translate_batch"]
 
 
 class SourceModel:
-    """``model``'s decoder conditioned on one source sentence ``src (S,)``.
+    """``model``'s decoder conditioned on one source sentence ``src (S,)``, or on
+    ``G`` of them (a list of ``(S_g,)`` arrays), one per row of ``initial_state(G)``
+    (:func:`translate_batch` searches them together).
 
     Decoding starts from the prime ``[bos_id]`` (:func:`translate` passes it). The
     model is put in eval mode for the encoder run; call under
@@ -34,15 +36,25 @@ class SourceModel:
     def __init__(self, model: Any, src: Any) -> None:
         self.model = model
         self.vocab_size = model.config.tgt_vocab_size
-        ids = np.asarray(src)
-        if ids.ndim != 1:
-            raise ArgumentError(f"src must be one sentence (S,), got shape {ids.shape}")
+        if isinstance(src, (list, tuple)) and src and not np.isscalar(src[0]):
+            sources = [np.asarray(x) for x in src]  # G sentences of their own lengths
+        else:
+            sources = [np.asarray(src)]
+        for ids in sources:
+            if ids.ndim != 1:
+                raise ArgumentError(f"src must be one sentence (S,), got shape {ids.shape}")
+        lens = [len(ids) for ids in sources]
+        padded = np.zeros((len(sources), max(lens)), dtype=sources[0].dtype)  # (G, S)
+        for g, ids in enumerate(sources):
+            padded[g, : len(ids)] = ids
         with eval_mode(model):
-            s, lens = model._source(ids[None, :], None)
-            memory, hx, _ = model.encode(s, lens)  # (1, S, M)
-        self._memory = memory[None]  # (1, 1, S, M)
-        self._hx = hx
+            s, lengths = model._source(padded, np.array(lens, np.int64))
+            memory, hx, _ = model.encode(s, lengths)  # (G, S, M)
+        self._memory = memory[None]  # (1, G, S, M)
+        self._lengths = lengths[None]  # (1, G)
+        self._hx = hx  # (G, H) rows, or (h, c)
         self._M = memory.shape[2]
+        self.groups = len(sources)
 
     def eval(self) -> SourceModel:
         self.model.eval()
@@ -57,12 +69,17 @@ class SourceModel:
         return self.model.training
 
     def initial_state(self, N: int) -> State:
-        """The state after the encoder, for ``N`` rows."""
+        """The state after the encoder, for ``N`` rows: the bound sources' own rows
+        (``N`` equal to their number), or one source's repeated ``N`` times."""
+        G = self.groups
+        if N != G and G != 1:
+            raise ArgumentError(f"{G} sources give {G} rows, not {N}")
         h, c = self._hx if isinstance(self._hx, tuple) else (self._hx, None)
-        rep = lambda a: np.repeat(a[None], N, axis=1)  # (1, 1, ...) -> (1, N, ...)  # noqa: E731
+        reps = N if G == 1 else 1
+        rep = lambda a: np.repeat(a[None], reps, axis=1)  # (G, ...) -> (1, N, ...)  # noqa: E731
         context = np.zeros((1, N, self._M), dtype=self.model.dtype)
-        memory = np.repeat(self._memory, N, axis=1)  # (1, N, S, M)
-        lengths = np.full((1, N), self._memory.shape[2], np.int64)
+        memory = np.repeat(self._memory, reps, axis=1)  # (1, N, S, M)
+        lengths = np.repeat(self._lengths, reps, axis=1)  # (1, N)
         cell = () if c is None else (rep(c),)
         return (rep(h), *cell, context, memory, lengths)
 
@@ -95,6 +112,36 @@ def translate(
     cfg = model.config
     return beam_search(
         bound,
+        prime_ids=[cfg.bos_id],
+        beam_size=beam_size,
+        max_length=max_length,
+        eos_id=cfg.eos_id,
+        length_penalty=length_penalty,
+        n_best=n_best,
+    )
+
+
+def translate_batch(
+    model: Any,
+    sources: Any,
+    *,
+    beam_size: int = 1,
+    max_length: int = 100,
+    length_penalty: float = 0.0,
+    n_best: int = 1,
+) -> list[list[Hypothesis]]:
+    """:func:`translate` for a batch of sources at once (a list of ``(S_g,)`` id
+    sequences of any lengths): one beam search per source, all of their beams
+    advancing through one compiled decoder step per step
+    (:func:`~rnncore.decode.beam_search_groups`). Each source gets the same
+    hypotheses as :func:`translate` alone."""
+    if not isinstance(sources, (list, tuple)) or not sources:
+        raise ArgumentError("sources must be a non-empty list of id sequences")
+    bound = SourceModel(model, [np.asarray(x) for x in sources])
+    cfg = model.config
+    return beam_search_groups(
+        bound,
+        groups=len(sources),
         prime_ids=[cfg.bos_id],
         beam_size=beam_size,
         max_length=max_length,
