@@ -55,6 +55,7 @@ from rnncore.models.min_char_rnn import FROZEN, min_char_rnn
 from rnncore.optim import create
 from rnncore.seq2seq_cli import add_seq2seq_parser, add_translate_parser
 from rnncore.train import TrainConfig, Trainer, claim_run_dir, is_run_dir
+from rnncore.train.options import add_run_options
 
 __all__ = ["DEFAULTS", "MIN_CHAR_RNN", "build_parser", "main"]
 
@@ -163,27 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr-decay", type=float, help="lr factor per decay (default 0.97)")
     t.add_argument("--lr-decay-every", type=int, help="epochs between decays (default 1)")
     t.add_argument("--lr-decay-after", type=int, help="epoch of the first decay (default 10)")
-    t.add_argument("--max-epochs", type=int, help="epochs to train (default 10 if no other limit)")
-    t.add_argument("--max-steps", type=int, help="total steps to train")
-    t.add_argument("--minutes", type=float, help="time budget of this run")
-    t.add_argument("--eval-every", type=int, help="steps between validations (default 200)")
-    t.add_argument("--checkpoint-every", type=int, help="steps between saves of latest/")
-    t.add_argument("--patience", type=int, help="stop after this many validations without gain")
-    t.add_argument("--val-fraction", type=float, help="validation part (default 0.05)")
-    t.add_argument("--test-fraction", type=float, help="test part (default 0.05)")
-    t.add_argument("--seed", type=int, help="seed of weights and dropout (default 0)")
-    t.add_argument("--out", help="output directory (default: rnncore-run)")
-    t.add_argument(
-        "--force",
-        action="store_true",
-        help="write into --out although it holds an earlier run or other files (kept)",
-    )
-    t.add_argument("--init-from", help="checkpoint (or run directory: its latest/) to continue")
     t.add_argument("--word-level", action="store_true", default=None, help="words, not chars")
     t.add_argument("--min-count", type=int, help="words seen fewer times become <unk>")
     t.add_argument("--min-char-rnn", action="store_true", default=None, help=MIN_CHAR_RNN_HELP)
-    t.add_argument("--dtype", choices=["float32", "float64"])
-    t.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    add_run_options(t, "rnncore-run")
     add_train_options(t)
     t.set_defaults(run=_train)
 

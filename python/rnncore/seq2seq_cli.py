@@ -50,6 +50,7 @@ from rnncore.models._base import CELL_ALIASES, CELLS, cell_name
 from rnncore.optim import create
 from rnncore.optim.schedule import SAMPLING_DECAYS
 from rnncore.train import TrainConfig, Trainer, claim_run_dir, is_run_dir
+from rnncore.train.options import add_run_options
 
 __all__ = ["DEFAULTS", "add_seq2seq_parser", "add_translate_parser"]
 
@@ -135,23 +136,10 @@ def add_seq2seq_parser(sub: Any, parser_class: type, fit: Callable[..., int]) ->
     t.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop", "adagrad"])
     t.add_argument("--lr", type=float, help="learning rate (default 3e-3)")
     t.add_argument("--grad-clip", type=float, help="global-norm clip, 0 = off (default 5)")
-    t.add_argument("--max-epochs", type=int, help="epochs (default 10 if no other limit)")
-    t.add_argument("--max-steps", type=int, help="total steps to train")
-    t.add_argument("--minutes", type=float, help="time budget of this run")
-    t.add_argument("--eval-every", type=int, help="steps between validations (default 200)")
-    t.add_argument("--checkpoint-every", type=int, help="steps between saves of latest/")
-    t.add_argument("--patience", type=int, help="stop after this many validations without gain")
-    t.add_argument("--val-fraction", type=float, help="validation pairs (default 0.05)")
-    t.add_argument("--test-fraction", type=float, help="test pairs (default 0.05)")
-    t.add_argument("--seed", type=int, help="seed of the split, weights and task (default 0)")
-    t.add_argument("--dtype", choices=["float32", "float64"])
     t.add_argument("--sampling-decay", choices=SAMPLING_DECAYS, help="scheduled sampling")
     t.add_argument("--sampling-k", type=float, help="speed of the decay (see the README)")
     t.add_argument("--sampling-floor", type=float, help="lowest teacher-forcing probability")
-    t.add_argument("--out", help="output directory (default: rnncore-seq2seq)")
-    t.add_argument("--force", action="store_true", help="write into --out although it is used")
-    t.add_argument("--init-from", help="checkpoint (or run directory: its latest/) to continue")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    add_run_options(t, "rnncore-seq2seq")
     t.set_defaults(run=lambda args: run_train(args, fit))
 
 

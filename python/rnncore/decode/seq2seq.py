@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from rnncore.decode._model import eval_mode
-from rnncore.decode.beam import Hypothesis, beam_search, beam_search_groups
+from rnncore.decode.beam import Hypothesis, beam_search_groups
 from rnncore.errors import ArgumentError
 from rnncore.nn._base import Array, State
 from rnncore.nn.functional import log_softmax
@@ -108,17 +108,11 @@ def translate(
     """The ``n_best`` best target sequences for one source ``src (S,)`` by beam search
     (``beam_size`` 1 is greedy), ending in ``eos_id``; ``ids`` of each
     :class:`~rnncore.decode.Hypothesis` include the final ``eos_id`` if emitted."""
-    bound = SourceModel(model, src)
-    cfg = model.config
-    return beam_search(
-        bound,
-        prime_ids=[cfg.bos_id],
-        beam_size=beam_size,
-        max_length=max_length,
-        eos_id=cfg.eos_id,
-        length_penalty=length_penalty,
-        n_best=n_best,
-    )
+    ids = np.asarray(src)
+    if ids.ndim != 1:
+        raise ArgumentError(f"src must be one sentence (S,), got shape {ids.shape}")
+    options = {"max_length": max_length, "length_penalty": length_penalty, "n_best": n_best}
+    return translate_batch(model, [ids], beam_size=beam_size, **options)[0]
 
 
 def translate_batch(
