@@ -91,9 +91,9 @@ impl<F: Real> Sampling<'_, F> {
         }
         super::decoder::len("ids", self.ids, t * n)?;
         super::decoder::len("embedding", self.embedding, v * e)?;
-        super::decoder::len("head_w", self.head_w, v * hm)?;
+        super::decoder::len("head_weight", self.head_w, v * hm)?;
         if let Some(b) = self.head_b {
-            super::decoder::len("head_b", b, v)?;
+            super::decoder::len("head_bias", b, v)?;
         }
         if let Some(i) = self.ids.iter().position(|&id| id >= v) {
             return Err(RnnError::argument(
@@ -106,9 +106,9 @@ impl<F: Real> Sampling<'_, F> {
             ));
         }
         check_finite("embedding", self.embedding)?;
-        check_finite("head_w", self.head_w)?;
+        check_finite("head_weight", self.head_w)?;
         if let Some(b) = self.head_b {
-            check_finite("head_b", b)?;
+            check_finite("head_bias", b)?;
         }
         let rows = self.ids.iter().zip(y.chunks_exact(e.max(1)));
         if e > 0 {
