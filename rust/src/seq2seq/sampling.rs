@@ -86,7 +86,7 @@ impl<F: Real> Sampling<'_, F> {
         if v == 0 {
             return Err(RnnError::shape("V", "must be at least 1"));
         }
-        if v.checked_mul(e.max(hm)).is_none() {
+        if v.checked_mul(e.max(hm).max(n)).is_none() {
             return Err(RnnError::shape("embedding", "sizes are too large"));
         }
         super::decoder::len("ids", self.ids, t * n)?;
