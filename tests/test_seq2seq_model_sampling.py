@@ -6,6 +6,10 @@ from the model's generator, teacher forcing at 0, and named errors."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -92,6 +96,40 @@ def test_seed_comes_from_the_model_generator(rng):
     assert any((fed != fed_first).any() for _, fed in draws), "each call draws a new seed"
     a.rng.bit_generator.state = state
     assert a.loss(*args, sampling_prob=0.5) == first, "a restored generator repeats"
+
+
+SAMPLED_STEP = """
+import numpy as np, rnncore
+from rnncore.models import Seq2Seq, Seq2SeqConfig
+cfg = Seq2SeqConfig(vocab_size=9, tgt_vocab_size=8, hidden_size=40, embedding_dim=6, seed=3)
+m = Seq2Seq(cfg)
+rng = np.random.default_rng(0)
+src, tgt = rng.integers(0, 9, (16, 7)), rng.integers(3, 8, (16, 6))
+tgt[:, 0] = 1
+loss = m.loss(src, None, tgt, sampling_prob=0.5)
+m.backward()
+grads = {k.replace(".", "_"): g for k, g in m.grads.items()}
+np.savez(OUT, loss=loss, fed=m._cache[2], tgt_in=tgt[:, :-1].T, **grads)
+print(rnncore.get_num_threads())
+"""
+
+
+def test_same_seed_same_bits_at_one_and_two_threads_from_the_environment(tmp_path):
+    runs = []
+    for threads in ("1", "2"):
+        out = tmp_path / f"run{threads}.npz"
+        env = {**os.environ, "RNNCORE_NUM_THREADS": threads}
+        code = f"OUT = {str(out)!r}\n" + textwrap.dedent(SAMPLED_STEP)
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == threads
+        runs.append(np.load(out))
+    assert (runs[0]["fed"] != runs[0]["tgt_in"]).any(), "some rows were sampled"
+    assert set(runs[0].files) == set(runs[1].files)
+    for name in runs[0].files:
+        np.testing.assert_array_equal(runs[0][name], runs[1][name], err_msg=name)
 
 
 def test_sampling_prob_zero_is_teacher_forcing_and_draws_nothing(rng):
