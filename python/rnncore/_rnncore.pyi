@@ -9,7 +9,7 @@ the first layer), which every other array must match. Arrays that are not
 C-contiguous are copied; inputs are never modified.
 """
 
-from typing import Literal, final
+from typing import Any, Literal, final, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -279,6 +279,7 @@ _Attention = Literal["additive", "general", "dot"]
 class AttentionDecoderCache:
     """What :func:`decoder_forward` saved for :func:`decoder_backward`; opaque."""
 
+@overload
 def decoder_forward(
     mode: _Mode,
     attention: _Attention,
@@ -289,8 +290,31 @@ def decoder_forward(
     c0: _FloatArray | None,
     weights: dict[str, _FloatArray],
     context0: _FloatArray | None = None,
-) -> tuple[_FloatArray, _FloatArray, _FloatArray, _FloatArray | None, AttentionDecoderCache]:
-    """The attention decoder over ``T`` teacher-forced steps (the equations of
+    sampling: None = None,
+) -> tuple[_FloatArray, _FloatArray, _FloatArray, _FloatArray | None, AttentionDecoderCache]: ...
+@overload
+def decoder_forward(
+    mode: _Mode,
+    attention: _Attention,
+    y: _FloatArray,
+    memory: _FloatArray,
+    lengths: NDArray[np.integer] | None,
+    h0: _FloatArray,
+    c0: _FloatArray | None,
+    weights: dict[str, _FloatArray],
+    context0: _FloatArray | None = None,
+    *,
+    sampling: dict[str, Any],
+) -> tuple[
+    _FloatArray,
+    _FloatArray,
+    _FloatArray,
+    _FloatArray | None,
+    AttentionDecoderCache,
+    NDArray[np.int64],
+]:
+    """The attention decoder over ``T`` steps, teacher-forced or with scheduled
+    sampling (the equations of
     :func:`rnncore.reference.decoder_forward`): ``x_t = [y_t; context_{t-1}]``, the
     cell step, attention of ``h_t`` over ``memory``, ``output_t = [h_t; context_t]``.
 
@@ -305,10 +329,20 @@ def decoder_forward(
             ``b_hh (G*H,)``; additive: ``w_query (A, H)``, ``w_key (A, M)``,
             ``v (A,)``; general: ``w_key (H, M)``; dot (``M == H``): none.
         context0: ``(N, M)`` the context fed into step 0, or ``None`` (zero).
+        sampling: ``None`` (teacher forcing), or scheduled sampling
+            (:func:`rnncore.reference.decoder_forward`) by name: ``p`` in ``[0, 1]``,
+            ``seed`` (``0..2**64-1``), ``ids (T, N)`` the teacher ids (``y`` must be
+            ``embedding[ids]``), ``embedding (V, E)``, ``head_weight (V, H + M)``,
+            ``head_bias (V,)`` or ``None``. At each step ``t >= 1`` each row, with
+            probability ``p`` (flips of :func:`rnncore.reference.sampling_flips`),
+            is fed ``embedding[argmax(head(output_{t-1}))]``; ``p = 0`` is teacher
+            forcing, bitwise.
 
     Returns:
         ``(output (T, N, H + M), attention weights (T, N, S), h_n (N, H),
         c_n (N, H) or None, cache)``; the weights are exactly 0 at padded source steps.
+        With ``sampling``, also ``fed (T, N)`` int64, the ids fed at every step; the
+        backward's ``y`` gradient is that of the inputs fed.
     """
 
 def decoder_backward(

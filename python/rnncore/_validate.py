@@ -90,6 +90,24 @@ def probability(name: str, value: Any) -> float:
     return float(value)
 
 
+def unit_interval(name: str, value: Any) -> float:
+    """``value`` as a ``float`` in ``[0, 1]`` (a sampling probability)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ArgumentError(f"{name} must be a number in [0, 1], got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ArgumentError(f"{name} must be in [0, 1], got {value}")
+    return float(value)
+
+
+def seed64(name: str, value: Any) -> int:
+    """``value`` as an ``int`` in ``0..2**64-1`` (a seed of the compiled kernels)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ArgumentError(f"{name} must be an integer in 0..2**64-1, got {value!r}")
+    if not 0 <= int(value) < 2**64:
+        raise ArgumentError(f"{name} must lie in 0..2**64-1, got {value}")
+    return int(value)
+
+
 def choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     """``value`` if it is one of ``allowed``."""
     if value not in allowed:

@@ -4,8 +4,9 @@
 optionally bidirectional RNN/LSTM/GRU encoder ``memory (N, S, M = dirs*H)`` ->
 bridge ``h0 = tanh(W [h_fwd; h_bwd] + b)`` from the top layer's final states (an
 LSTM decoder starts with ``c0 = 0``) -> :class:`~rnncore.nn.AttentionDecoder` over
-the embedded target inputs (teacher forcing), one compiled call for all steps ->
-head ``Linear(H + M, V_tgt)`` on ``[h_t; context_t]``.
+the embedded target inputs (teacher forcing, or scheduled sampling with
+``loss(..., sampling_prob=p)``), one compiled call for all steps -> head
+``Linear(H + M, V_tgt)`` on ``[h_t; context_t]``.
 
 Targets are ``tgt (N, T)`` rows ``BOS y_1 .. y_k EOS`` followed by padding, with
 ``tgt_lengths`` counting BOS and EOS: the decoder reads ``tgt[:, :-1]`` and is
@@ -140,7 +141,15 @@ class Seq2Seq(Model):
         out, weights, _, _ = self.decoder(y, memory, s_lens, state)
         return self.head._forward(out).transpose(1, 0, 2), weights.transpose(1, 0, 2)
 
-    def loss(self, src: Any, src_lengths: Any, tgt: Any, tgt_lengths: Any = None) -> float:
+    def loss(
+        self,
+        src: Any,
+        src_lengths: Any,
+        tgt: Any,
+        tgt_lengths: Any = None,
+        *,
+        sampling_prob: float = 0.0,
+    ) -> float:
         """Mean cross-entropy of ``tgt[:, 1:]`` given ``tgt[:, :-1]`` over the valid
         steps; kept for :meth:`backward`.
 
@@ -148,15 +157,31 @@ class Seq2Seq(Model):
             src: ``(N, S)`` source ids; src_lengths: ``(N,)`` in ``1..S`` or None.
             tgt: ``(N, T)`` rows ``BOS .. EOS`` then padding; tgt_lengths: ``(N,)``
                 in ``2..T`` counting BOS and EOS, or None (all ``T``).
+            sampling_prob: scheduled sampling (Bengio et al. 2015), in ``[0, 1]``:
+                at every step after the first, each row is fed its own greedy
+                prediction of the previous step with this probability instead of
+                ``tgt``. The coin flips are seeded by one draw from :attr:`rng`
+                (so a resumed run repeats them); 0 (the default) is teacher
+                forcing and draws nothing.
         """
+        p = _validate.unit_interval("sampling_prob", sampling_prob)
         s, s_lens = self._source(src, src_lengths)
         N = s.shape[0]
         t, t_lens = self._targets(tgt, tgt_lengths, N)
         self._cache = None
         T = t.shape[1] - 1
         memory, state, h0 = self.encode(s, s_lens)
-        y = self.tgt_embedding._forward(np.ascontiguousarray(t[:, :-1].T))  # (T, N, E)
-        out, _, _, _ = self.decoder(y, memory, s_lens, state)  # (T, N, H + M)
+        tgt_in = np.ascontiguousarray(t[:, :-1].T)  # (T, N)
+        y = self.tgt_embedding._forward(tgt_in)  # (T, N, E)
+        fed = None  # (T, N) the ids fed, when sampling
+        if p > 0.0:
+            sampling = nn.ScheduledSampling(
+                p, int(self.rng.integers(0, 2**64, dtype=np.uint64)), tgt_in,
+                self.tgt_embedding.weight, self.head.weight, self.head.bias,
+            )  # fmt: skip
+            out, _, _, _, fed = self.decoder(y, memory, s_lens, state, sampling=sampling)
+        else:
+            out, _, _, _ = self.decoder(y, memory, s_lens, state)  # (T, N, H + M)
         logits = self.head._forward(out)  # (T, N, V)
         V = self.config.tgt_vocab_size
         valid = np.arange(T)[:, None] < (t_lens - 1)[None, :]  # (T, N)
@@ -165,20 +190,20 @@ class Seq2Seq(Model):
         loss, dlogits = softmax_cross_entropy(
             logits.reshape(T * N, V), target.reshape(-1), mask=valid.reshape(-1)
         )
-        self._cache = (dlogits.reshape(T, N, V), h0)
+        self._cache = (dlogits.reshape(T, N, V), h0, fed)
         return loss
 
     def backward(self) -> None:
         """Backpropagate the most recent :meth:`loss`, adding to :attr:`grads`."""
         if self._cache is None:
             raise StateError("Seq2Seq.backward() needs a loss() call first")
-        dlogits, h0 = self._cache
+        dlogits, h0, fed = self._cache
         d_out = self.head._backward(dlogits)  # (T, N, H + M)
         if not np.isfinite(d_out).all():
             self._poison_grads()
             return
         dy, dmemory, dhx, _ = self.decoder.backward(d_out)
-        self.tgt_embedding._backward(dy)
+        self.tgt_embedding._backward(dy, fed)  # into the rows actually fed
         dh0 = dhx[0] if isinstance(dhx, tuple) else dhx  # (N, H)
         d_top = self.bridge._backward(dh0 * (1.0 - h0**2))  # (N, M)
         dirs = 2 if self.config.bidirectional else 1

@@ -18,7 +18,7 @@ built from these pieces.
 from __future__ import annotations
 
 from rnncore.nn import functional, init
-from rnncore.nn.attention import AttentionDecoder
+from rnncore.nn.attention import AttentionDecoder, ScheduledSampling
 from rnncore.nn.cells import GRUCell, LSTMCell, RNNCell
 from rnncore.nn.dropout import Dropout
 from rnncore.nn.embedding import Embedding
@@ -37,6 +37,7 @@ __all__ = [
     "LSTMCell",
     "Linear",
     "RNNCell",
+    "ScheduledSampling",
     "SoftmaxCrossEntropy",
     "functional",
     "init",

@@ -1,16 +1,19 @@
-"""The teacher-forced attention decoder: a recurrent cell with attention over encoder
-outputs and input feeding, run over a whole target sequence in one kernel call."""
+"""The attention decoder: a recurrent cell with attention over encoder outputs and
+input feeding, run over a whole target sequence in one kernel call, teacher-forced
+or with scheduled sampling of its inputs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 from rnncore import _validate
-from rnncore.errors import ShapeError, StateError
+from rnncore.errors import ArgumentError, ShapeError, StateError
 from rnncore.nn._base import GATES, Array, KernelModule, State
+from rnncore.nn.functional import _in_range, _integers
 
 ATTENTIONS = ("additive", "general", "dot")
 MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
@@ -26,6 +29,26 @@ PARAMETERS = {
 }
 
 
+@dataclass(frozen=True)
+class ScheduledSampling:
+    """Scheduled sampling (Bengio et al. 2015) for :meth:`AttentionDecoder.forward`.
+
+    At every step ``t >= 1``, each row ``b`` independently with probability ``prob``
+    is fed ``embedding[argmax(head_weight @ output_{t-1}[b] + head_bias)]``, the
+    model's own prediction, instead of its teacher input ``y[t, b]``. The coin
+    flips depend only on ``(seed, b, t)`` (:func:`rnncore.reference.sampling_flips`),
+    not on the other rows or the thread count. No gradient flows through the
+    choice.
+    """
+
+    prob: float  # in [0, 1]; 0 is teacher forcing
+    seed: int  # 0..2**64-1; the same seed gives the same flips
+    ids: Any  # (T, N) teacher ids; y must be embedding[ids]
+    embedding: Any  # (V, E) the table y was looked up in
+    head_weight: Any  # (V, H + M) the head over output_t = [h_t; context_t]
+    head_bias: Any = None  # (V,) or None
+
+
 class AttentionDecoder(KernelModule):
     r"""A decoder that attends over encoder outputs at every step (Bahdanau et al.
     2015; Luong et al. 2015 for ``general``/``dot`` and input feeding)::
@@ -39,9 +62,11 @@ class AttentionDecoder(KernelModule):
         context_t = sum_s weights_t[s] m_s           (N, M)
         output_t = [h_t; context_t]                  (N, H + M), for the head
 
-    The key projection ``W_k m`` is computed once per call. The whole target
-    sequence is one call to the compiled kernels (``rnncore._rnncore.decoder_forward``)
-    or, with ``backend=rnncore.reference``, to the float64 NumPy reference.
+    With ``sampling`` (:class:`ScheduledSampling`) some inputs ``y_t`` are the
+    embedding of the model's own previous prediction instead. The key projection
+    ``W_k m`` is computed once per call. The whole target sequence is one call to
+    the compiled kernels (``rnncore._rnncore.decoder_forward``) or, with
+    ``backend=rnncore.reference``, to the float64 NumPy reference.
 
     Args:
         input_size: ``E``, size of the (embedded) decoder inputs.
@@ -110,6 +135,30 @@ class AttentionDecoder(KernelModule):
     def _kernel_weights(self) -> dict[str, Array]:
         return {k: self._params[p] for k, p in PARAMETERS.items() if p in self._params}
 
+    @overload
+    def forward(
+        self,
+        y: Any,
+        memory: Any,
+        lengths: Any = ...,
+        hx: State | None = ...,
+        context0: Any = ...,
+        *,
+        sampling: None = ...,
+    ) -> tuple[Array, Array, State, Array]: ...
+
+    @overload
+    def forward(
+        self,
+        y: Any,
+        memory: Any,
+        lengths: Any = ...,
+        hx: State | None = ...,
+        context0: Any = ...,
+        *,
+        sampling: ScheduledSampling,
+    ) -> tuple[Array, Array, State, Array, Array]: ...
+
     def forward(
         self,
         y: Any,
@@ -117,8 +166,10 @@ class AttentionDecoder(KernelModule):
         lengths: Any = None,
         hx: State | None = None,
         context0: Any = None,
-    ) -> tuple[Array, Array, State, Array]:
-        """Run the decoder over ``T`` teacher-forced steps.
+        *,
+        sampling: ScheduledSampling | None = None,
+    ) -> tuple:
+        """Run the decoder over ``T`` steps, teacher-forced unless ``sampling``.
 
         Args:
             y: ``(T, N, E)`` decoder inputs (embedded previous target symbols).
@@ -128,10 +179,13 @@ class AttentionDecoder(KernelModule):
             hx: initial state ``h0 (N, H)``, or ``(h0, c0)`` for lstm; None is zeros.
             context0: ``(N, M)`` the context fed into step 0 (None: zeros); the last
                 context of a previous call to continue a sequence step by step.
+            sampling: a :class:`ScheduledSampling`, or None (teacher forcing).
 
         Returns:
             ``(output (T, N, H + M), weights (T, N, S), hx_n, context_n (N, M))``
-            with ``hx_n`` shaped like ``hx``.
+            with ``hx_n`` shaped like ``hx``; with ``sampling`` also ``fed (T, N)``
+            int64, the ids fed at every step (:meth:`backward`'s ``dy`` is the
+            gradient of their embedding rows).
         """
         y = _validate.float_array("y", y, self.dtype)
         _validate.ndim("y", y, (3,), "(T, N, E)")
@@ -159,14 +213,54 @@ class AttentionDecoder(KernelModule):
         if context0 is None:
             context0 = np.zeros((N, self.memory_size), dtype=self.dtype)
         context0 = self._array("context0", context0, (N, self.memory_size), "(N, M)")
-        output, weights, h_n, c_n, cache = self._kernels.decoder_forward(
+        kernel_sampling = None if sampling is None else self._sampling(sampling, y)
+        results = self._kernels.decoder_forward(
             self._mode, self.attention, y, memory, lengths, h0, c0,
-            self._kernel_weights(), context0=context0,
+            self._kernel_weights(), context0=context0, sampling=kernel_sampling,
         )  # fmt: skip
+        output, weights, h_n, c_n, cache = results[:5]
         self._cache = (cache, T, N, S) if self.training else None
         output = self._cast(output)  # (T, N, H + M)
         c_n = None if c_n is None else self._cast(c_n)
-        return output, self._cast(weights), self._pack(self._cast(h_n), c_n), output[-1, :, H:]
+        hx_n = self._pack(self._cast(h_n), c_n)
+        if sampling is None:
+            return output, self._cast(weights), hx_n, output[-1, :, H:]
+        fed = np.asarray(results[5], dtype=np.int64)  # (T, N)
+        return output, self._cast(weights), hx_n, output[-1, :, H:], fed
+
+    def _sampling(self, sampling: Any, y: Array) -> dict[str, Any]:
+        """The kernels' ``sampling`` dict from a checked :class:`ScheduledSampling`
+        for ``y (T, N, E)``."""
+        if not isinstance(sampling, ScheduledSampling):
+            raise ArgumentError(
+                f"sampling must be a ScheduledSampling or None, got {type(sampling).__name__}"
+            )
+        prob = _validate.unit_interval("sampling.prob", sampling.prob)
+        seed = _validate.seed64("sampling.seed", sampling.seed)
+        T, N, E = y.shape
+        table = _validate.float_array("embedding", sampling.embedding, self.dtype)
+        _validate.ndim("embedding", table, (2,), "(V, E)")
+        _validate.features("embedding", table, E)
+        V = table.shape[0]
+        _validate.nonempty("embedding", table, [(0, "vocabulary", "V")])
+        _validate.finite("embedding", table)
+        HM = self.hidden_size + self.memory_size
+        ids = _integers("sampling.ids", sampling.ids)
+        _validate.shape("sampling.ids", ids, (T, N), "(T, N)")
+        _in_range("sampling.ids", ids, V)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if not np.array_equal(table[ids], y):
+            raise ArgumentError("y must be the embedding rows of sampling.ids (embedding[ids])")
+        bias = sampling.head_bias
+        head_weight = self._array("head_weight", sampling.head_weight, (V, HM), "(V, H + M)")
+        return {
+            "p": prob,
+            "seed": seed,
+            "ids": ids,
+            "embedding": table,
+            "head_weight": head_weight,
+            "head_bias": None if bias is None else self._array("head_bias", bias, (V,), "(V,)"),
+        }
 
     def backward(
         self, d_output: Any, d_weights: Any = None, d_hx: State | None = None

@@ -87,9 +87,12 @@ class Embedding(Module):
         _validate.finite("d_out", d)
         self._backward(d)
 
-    def _backward(self, d_out: Array) -> None:
-        """:meth:`backward` without checks."""
+    def _backward(self, d_out: Array, ids: Array | None = None) -> None:
+        """:meth:`backward` without checks; ``ids`` (``M`` of them, in range): the rows
+        ``d_out`` belongs to when they are not those of the last forward (the ids a
+        scheduled-sampling decoder actually fed)."""
         d2 = d_out.reshape(-1, self.embedding_dim)  # (M, E)
-        np.add.at(self.grads["weight"], self._ids, d2)
+        rows = self._ids if ids is None else ids.reshape(-1)
+        np.add.at(self.grads["weight"], rows, d2)
         if self.padding_idx is not None:
             self.grads["weight"][self.padding_idx] = 0

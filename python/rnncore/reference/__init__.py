@@ -16,7 +16,8 @@ check every gradient against central finite differences.
   variable lengths and the reverse direction (PyTorch's packed-sequence semantics).
 - :mod:`.attention`: Bahdanau (additive) and Luong (general, dot) attention over
   encoder outputs, with a source mask from lengths.
-- :mod:`.decoder`: the teacher-forced attention decoder with input feeding, forward
+- :mod:`.decoder`: the attention decoder with input feeding, teacher-forced or with
+  scheduled sampling (:func:`sampling_flips` draws its coin flips), forward
   and backpropagation through time.
 
 Conventions: ``T`` steps, ``N`` batch, ``D`` input size, ``H`` hidden size, ``G``
@@ -42,7 +43,7 @@ from rnncore.reference.cells import (
     rnn_step,
     rnn_step_backward,
 )
-from rnncore.reference.decoder import decoder_backward, decoder_forward
+from rnncore.reference.decoder import decoder_backward, decoder_forward, sampling_flips
 from rnncore.reference.sequence import backward, forward
 
 __all__ = [
@@ -65,4 +66,5 @@ __all__ = [
     "lstm_step_backward",
     "rnn_step",
     "rnn_step_backward",
+    "sampling_flips",
 ]

@@ -1,4 +1,4 @@
-"""The teacher-forced attention decoder over a whole target sequence, in float64 NumPy.
+"""The attention decoder over a whole target sequence, in float64 NumPy.
 
 Each step ``t`` of a decoder with a recurrent cell (``rnn_tanh``, ``rnn_relu``,
 ``lstm``, ``gru``, :mod:`.cells`) and attention (:mod:`.attention`) over the encoder
@@ -13,6 +13,13 @@ outputs ``memory (N, S, M)``::
 symbol). The key projection of the memory is computed once per call, not once per
 step. Padded target steps are computed like the others: the loss masks them, so
 their output gradient is zero.
+
+Scheduled sampling (Bengio et al. 2015; ``sampling``): at every step ``t >= 1``,
+each row ``b`` independently with probability ``p`` is fed its own prediction,
+``fed_t[b] = argmax(output_{t-1}[b] @ head_weight.T + head_bias)`` and
+``y_t[b] = embedding[fed_t[b]]``, instead of the teacher's ``ids[t, b]``. The
+coin flips are :func:`sampling_flips`; the choice is a constant for the backward,
+so ``grads["y"]`` is the gradient of the inputs actually fed.
 
 Weights, by name: ``w_ih (G*H, E + M)``, ``w_hh (G*H, H)``, ``b_ih``, ``b_hh (G*H,)``
 or both None, and the attention's ``w_query (A, H)``, ``w_key (A, M)``, ``v (A,)``
@@ -37,6 +44,33 @@ from rnncore.reference.sequence import _step, _step_backward
 
 CELL_WEIGHTS = ("w_ih", "w_hh", "b_ih", "b_hh")
 ATTENTION_WEIGHTS = ("w_query", "w_key", "v")
+SAMPLING_INPUTS = ("p", "seed", "ids", "embedding", "head_weight", "head_bias")
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's output function on uint64 (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def sampling_flips(seed: int, p: float, T: int, N: int) -> np.ndarray:
+    """``(T, N)`` bool: whether row ``b`` samples its input at step ``t``.
+
+    Row ``b`` draws from a splitmix64 generator whose state starts at
+    ``mix(seed ^ mix(b + 1))``; step ``t >= 1`` uses its ``t``-th output ``u`` and
+    samples when ``(u >> 11) * 2**-53 < p``. Step 0 never samples. The compiled
+    kernel draws exactly these (``rust/src/seq2seq/sampling.rs``).
+    """
+    with np.errstate(over="ignore"):
+        rows = np.arange(1, N + 1, dtype=np.uint64)  # (N,)
+        state = _mix(np.uint64(seed) ^ _mix(rows))  # (N,)
+        steps = np.arange(T, dtype=np.uint64)[:, None]  # (T, 1)
+        u = _mix(state[None, :] + steps * np.uint64(_GOLDEN))  # (T, N)
+    flips = (u >> np.uint64(11)).astype(np.float64) * 2.0**-53 < p
+    flips[:1] = False
+    return flips
 
 
 def decoder_forward(
@@ -49,8 +83,9 @@ def decoder_forward(
     c0: np.ndarray | None,
     weights: dict,
     context0: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, dict]:
-    """Run the attention decoder over ``T`` teacher-forced steps, in float64.
+    sampling: dict | None = None,
+) -> tuple:
+    """Run the attention decoder over ``T`` steps, in float64.
 
     Args:
         mode: the cell, ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``.
@@ -63,10 +98,15 @@ def decoder_forward(
             layer has none).
         context0: ``(N, M)`` the context fed into step 0, or None (zero); a decoder
             run one step at a time passes the previous step's context here.
+        sampling: None (teacher forcing), or scheduled sampling (module docstring):
+            ``p`` in ``[0, 1]``, ``seed`` (``0..2**64-1``), ``ids (T, N)`` the teacher
+            ids with ``y = embedding[ids]``, ``embedding (V, E)``, ``head_weight
+            (V, H + M)``, ``head_bias (V,)`` or None.
 
     Returns:
         ``(output (T, N, H + M), attention weights (T, N, S), h_n (N, H),
         c_n (N, H) or None, cache)``; ``cache`` is for :func:`decoder_backward` only.
+        With ``sampling``, also ``fed (T, N)`` int64, the ids fed at every step.
     """
     G = gate_count(mode)
     w = _weights(weights)
@@ -81,9 +121,18 @@ def decoder_forward(
     if context0 is not None:
         context = _f64(context0)
         _check_shape("context0", context, (N, M))
+    if sampling is not None:
+        flips, fed, table, head_w, head_b = _sampling(sampling, y, H + M)
     step_caches = []
     for t in range(T):
-        x = np.concatenate([y[t], context], axis=1)  # (N, E + M) input feeding
+        y_t = y[t]  # (N, E)
+        if sampling is not None and flips[t].any():
+            logits = output[t - 1] @ head_w.T  # (N, V)
+            if head_b is not None:
+                logits = logits + head_b
+            fed[t] = np.where(flips[t], logits.argmax(axis=1), fed[t])
+            y_t = np.where(flips[t][:, None], table[fed[t]], y_t)  # (N, E)
+        x = np.concatenate([y_t, context], axis=1)  # (N, E + M) input feeding
         x_proj = x @ w["w_ih"].T  # (N, G*H)
         if w["b_ih"] is not None:
             x_proj = x_proj + w["b_ih"]
@@ -94,7 +143,38 @@ def decoder_forward(
         output[t] = np.concatenate([h, context], axis=1)  # (N, H + M)
         step_caches.append((x, cell_cache, attend_cache))
     cache = {"keys": keys, "memory": memory, "step_caches": step_caches, "E": E}
+    if sampling is not None:
+        return output, attention_weights, h, c, cache, fed
     return output, attention_weights, h, c, cache
+
+
+def _sampling(sampling: dict, y: np.ndarray, HM: int) -> tuple:
+    """``(flips (T, N), fed ids (T, N) int64, embedding, head_weight, head_bias)``
+    of a checked ``sampling`` dict for ``y (T, N, E)``."""
+    unknown = set(sampling) - set(SAMPLING_INPUTS)
+    if unknown:
+        raise ArgumentError(f"unknown sampling inputs {sorted(unknown)}")
+    p, seed = float(sampling["p"]), int(sampling["seed"])
+    if not 0.0 <= p <= 1.0:
+        raise ArgumentError(f"p must lie in [0, 1], got {p}")
+    if not 0 <= seed < 2**64:
+        raise ArgumentError(f"seed must lie in 0..2**64-1, got {seed}")
+    T, N, E = y.shape
+    table = _f64(sampling["embedding"])
+    if table.ndim != 2 or table.shape[1] != E:
+        raise ShapeError(f"embedding must be (V, {E}), got {table.shape}")
+    V = table.shape[0]
+    head_w, head_b = _f64(sampling["head_weight"]), _f64(sampling.get("head_bias"))
+    _check_shape("head_weight", head_w, (V, HM))
+    if head_b is not None:
+        _check_shape("head_bias", head_b, (V,))
+    ids = np.array(sampling["ids"], dtype=np.int64)
+    _check_shape("ids", ids, (T, N))
+    if ids.size and (ids.min() < 0 or ids.max() >= V):
+        raise ArgumentError(f"ids must lie in 0..{V - 1}")
+    if not np.array_equal(table[ids], y):
+        raise ArgumentError("y must be the embedding rows of ids")
+    return sampling_flips(seed, p, T, N), ids, table, head_w, head_b
 
 
 def decoder_backward(

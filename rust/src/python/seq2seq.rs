@@ -1,23 +1,25 @@
-//! `decoder_forward` and `decoder_backward`: the teacher-forced attention decoder
-//! with the same signature as `rnncore.reference.decoder_forward`/`_backward`
-//! (weights in a dict by name). The forward's cache is an opaque
+//! `decoder_forward` and `decoder_backward`: the attention decoder, teacher-forced
+//! or with scheduled sampling, with the same signature as
+//! `rnncore.reference.decoder_forward`/`_backward` (weights and the sampling
+//! inputs in dicts by name). The forward's cache is an opaque
 //! `AttentionDecoderCache` that owns what the backward needs.
 
 use numpy::Element;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use super::arrays::{lengths_arg, precision, to_numpy, FloatArg, Precision};
+use super::arrays::{int_arg, lengths_arg, precision, to_numpy, FloatArg, Precision};
 use super::errors::run_detached;
 use crate::error::RnnError;
 use crate::mode::Mode;
 use crate::real::Real;
 use crate::seq2seq::{
     decoder_backward as backward_kernel, decoder_forward as forward_kernel, AttnWeights,
-    DecoderCache, DecoderSpec, DecoderWeights, Kind,
+    DecoderCache, DecoderSpec, DecoderWeights, Kind, Sampling,
 };
 
 const WEIGHT_NAMES: [&str; 7] = ["w_ih", "w_hh", "b_ih", "b_hh", "w_query", "w_key", "v"];
+const SAMPLING_NAMES: [&str; 6] = ["p", "seed", "ids", "embedding", "head_weight", "head_bias"];
 
 enum Typed {
     F32(DecoderCache<f32>),
@@ -125,6 +127,71 @@ impl<'py, F: Real + Element> WeightArgs<'py, F> {
     }
 }
 
+/// The scheduled-sampling inputs of one call, copied or borrowed from the dict.
+struct SamplingArgs<'py, F: Element> {
+    p: f64,
+    seed: u64,
+    v: usize,
+    ids: Vec<usize>,             // (T, N)
+    embedding: FloatArg<'py, F>, // (V, E)
+    head_w: FloatArg<'py, F>,    // (V, H + M)
+    head_b: Option<FloatArg<'py, F>>,
+}
+
+impl<'py, F: Real + Element> SamplingArgs<'py, F> {
+    /// Read the dict against the call's `T, N, E` and `H + M`.
+    fn extract(obj: &Bound<'py, PyAny>, dims: [usize; 4]) -> Result<Self, RnnError> {
+        let [t, n, e, hm] = dims;
+        let dict = obj
+            .cast::<PyDict>()
+            .map_err(|_| RnnError::dtype("sampling", "must be a dict by name"))?;
+        for key in dict.keys() {
+            let name: String = key.extract().unwrap_or_default();
+            if !SAMPLING_NAMES.contains(&name.as_str()) {
+                return Err(RnnError::argument(
+                    "sampling",
+                    format!("unknown sampling input {name:?}"),
+                ));
+            }
+        }
+        let item = |name: &str| dict.get_item(name).ok().flatten().filter(|o| !o.is_none());
+        let need = |name: &'static str| {
+            item(name).ok_or_else(|| RnnError::argument(name, "is required for sampling"))
+        };
+        let p: f64 = need("p")?
+            .extract()
+            .map_err(|_| RnnError::dtype("p", "must be a float"))?;
+        let seed: u64 = need("seed")?
+            .extract()
+            .map_err(|_| RnnError::argument("seed", "must be an integer in 0..2**64-1"))?;
+        let embedding = FloatArg::<F>::extract(&need("embedding")?, "embedding")?;
+        let v = embedding.dims(2, "(V, E)")?[0];
+        embedding.expect(&[v, e], "(V, E) with E from y")?;
+        let head_w = FloatArg::<F>::extract(&need("head_weight")?, "head_weight")?;
+        head_w.expect(&[v, hm], "(V, H + M) with V from embedding")?;
+        let head_b = FloatArg::<F>::extract_opt(item("head_bias").as_ref(), "head_bias")?;
+        if let Some(b) = &head_b {
+            b.expect(&[v], "(V,)")?;
+        }
+        let (ids, shape) = int_arg(&need("ids")?, "ids", 2, v)?;
+        if shape != [t, n] {
+            return Err(RnnError::shape(
+                "ids",
+                format!("must have shape ({t}, {n}) = (T, N) with T, N from y, got {shape:?}"),
+            ));
+        }
+        Ok(Self {
+            p,
+            seed,
+            v,
+            ids,
+            embedding,
+            head_w,
+            head_b,
+        })
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn forward_typed<'py, F: Real + Element>(
     py: Python<'py>,
@@ -137,6 +204,7 @@ fn forward_typed<'py, F: Real + Element>(
     c0: Option<&Bound<'py, PyAny>>,
     weights: &Bound<'py, PyAny>,
     context0: Option<&Bound<'py, PyAny>>,
+    sampling: Option<&Bound<'py, PyAny>>,
     wrap: fn(DecoderCache<F>) -> Typed,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let y = FloatArg::<F>::extract(y, "y")?;
@@ -164,6 +232,18 @@ fn forward_typed<'py, F: Real + Element>(
         dims: [t, n, s, e, h, m, a],
     };
     w.check_shapes(&sizes)?;
+    let sampling = sampling
+        .filter(|o| !o.is_none())
+        .map(|o| SamplingArgs::<F>::extract(o, [t, n, e, h + m]))
+        .transpose()?;
+    let smp_d = sampling.as_ref().map(|smp| {
+        (
+            (smp.p, smp.seed, smp.v, smp.ids.as_slice()),
+            smp.embedding.data(),
+            smp.head_w.data(),
+            smp.head_b.as_ref().map(|b| b.data()),
+        )
+    });
     let data: Vec<_> = (0..WEIGHT_NAMES.len())
         .map(|i| w.get(i).map(|a| a.data()))
         .collect();
@@ -176,6 +256,17 @@ fn forward_typed<'py, F: Real + Element>(
     let ctx_d = context0.as_ref().map(|a| a.data());
     let out = run_detached(py, || {
         let dw = decoder_weights(&data)?;
+        let smp = smp_d
+            .as_ref()
+            .map(|((p, seed, v, ids), emb, head_w, head_b)| Sampling {
+                p: *p,
+                seed: *seed,
+                v: *v,
+                ids,
+                embedding: emb,
+                head_w,
+                head_b: head_b.as_deref(),
+            });
         forward_kernel(
             &sizes.spec(&lengths),
             &y_d,
@@ -184,6 +275,7 @@ fn forward_typed<'py, F: Real + Element>(
             c0_d.as_deref(),
             ctx_d.as_deref(),
             &dw,
+            smp.as_ref(),
         )
     })?;
     let c_n = out.c_n.map(|c| to_numpy(py, c, &[n, h])).transpose()?;
@@ -191,14 +283,18 @@ fn forward_typed<'py, F: Real + Element>(
         sizes,
         typed: wrap(out.cache),
     };
-    (
-        to_numpy(py, out.output, &[t, n, h + m])?,
-        to_numpy(py, out.weights, &[t, n, s])?,
-        to_numpy(py, out.h_n, &[n, h])?,
-        c_n,
-        Bound::new(py, cache)?,
-    )
-        .into_pyobject(py)
+    let mut items = vec![
+        to_numpy(py, out.output, &[t, n, h + m])?.into_any(),
+        to_numpy(py, out.weights, &[t, n, s])?.into_any(),
+        to_numpy(py, out.h_n, &[n, h])?.into_any(),
+        c_n.into_pyobject(py)?.into_any(),
+        Bound::new(py, cache)?.into_any(),
+    ];
+    if let Some(fed) = out.fed {
+        let fed: Vec<i64> = fed.into_iter().map(|id| id as i64).collect();
+        items.push(to_numpy(py, fed, &[t, n])?.into_any());
+    }
+    PyTuple::new(py, items)
 }
 
 /// The kernel's weights from the borrowed arrays, in the order of WEIGHT_NAMES.
@@ -284,9 +380,10 @@ fn backward_typed<'py, F: Real + Element>(
     Ok(grads)
 }
 
-/// The teacher-forced attention decoder over a whole target sequence (see the stub).
+/// The attention decoder over a whole target sequence, teacher-forced or with
+/// scheduled sampling (see the stub).
 #[pyfunction]
-#[pyo3(signature = (mode, attention, y, memory, lengths, h0, c0, weights, context0=None))]
+#[pyo3(signature = (mode, attention, y, memory, lengths, h0, c0, weights, context0=None, sampling=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn decoder_forward<'py>(
     py: Python<'py>,
@@ -299,6 +396,7 @@ pub fn decoder_forward<'py>(
     c0: Option<&Bound<'py, PyAny>>,
     weights: &Bound<'py, PyAny>,
     context0: Option<&Bound<'py, PyAny>>,
+    sampling: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let (mode, kind) = (Mode::from_name(mode)?, Kind::from_name(attention)?);
     let dict = weights
@@ -322,6 +420,7 @@ pub fn decoder_forward<'py>(
             c0,
             weights,
             context0,
+            sampling,
             Typed::F64,
         )
     } else {
@@ -336,6 +435,7 @@ pub fn decoder_forward<'py>(
             c0,
             weights,
             context0,
+            sampling,
             Typed::F32,
         )
     }

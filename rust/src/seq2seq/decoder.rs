@@ -16,9 +16,16 @@
 //! `(T, N, G*H)`, states `(T+1, N, H)` (cells for LSTM, `hn` for GRU), the
 //! attention weights `(T, N, S)` and, additive only, `tanh(.) (T, N, S, A)`.
 //! Single-threaded: results do not depend on the thread count.
+//!
+//! With scheduled sampling ([`Sampling`], `p > 0`) the inputs of step `t >= 1`
+//! are only known after step `t-1`, so the `y` half of the projection is one
+//! GEMM per step instead, after [`Sampler::choose`] has fed some rows their own
+//! prediction; the cache then holds the inputs actually fed, and the backward is
+//! the same.
 
 use super::attention::{attend, project_keys, AttnWeights, Kind, Sizes, StepOut};
-use crate::buffer::zeros;
+use super::sampling::{Sampler, Sampling};
+use crate::buffer::{with_capacity, zeros};
 use crate::cells::{gru, lstm, rnn};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul, MatMut, MatRef};
@@ -61,7 +68,7 @@ pub struct DecoderWeights<'a, F> {
 pub struct DecoderCache<F> {
     pub memory: Vec<F>,        // (N, S, M)
     pub keys: Vec<F>,          // (N, S, A)
-    pub y: Vec<F>,             // (T, N, E)
+    pub y: Vec<F>,             // (T, N, E) the inputs fed
     pub gates: Vec<F>,         // (T, N, G*H) activated
     pub states: Vec<F>,        // (T+1, N, H)
     pub cells: Option<Vec<F>>, // (T+1, N, H), LSTM
@@ -79,6 +86,8 @@ pub struct DecoderForward<F> {
     pub weights: Vec<F>, // (T, N, S)
     pub h_n: Vec<F>,     // (N, H)
     pub c_n: Option<Vec<F>>,
+    /// `(T, N)` the ids fed at every step, when sampling was given.
+    pub fed: Option<Vec<usize>>,
     pub cache: DecoderCache<F>,
 }
 
@@ -221,7 +230,9 @@ pub(super) fn len<F>(arg: &str, slice: &[F], want: usize) -> Result<()> {
 
 /// Run the decoder over `y (T, N, E)` with attention over `memory (N, S, M)`,
 /// from `h0 (N, H)` (and `c0 (N, H)` for LSTM) and `context0 (N, M)` (zero when
-/// `None`).
+/// `None`); with `sampling`, scheduled sampling of the inputs of steps `t >= 1`
+/// (teacher forcing, bitwise, when its `p` is 0).
+#[allow(clippy::too_many_arguments)]
 pub fn decoder_forward<F: Real>(
     spec: &DecoderSpec<'_>,
     y: &[F],
@@ -230,6 +241,7 @@ pub fn decoder_forward<F: Real>(
     c0: Option<&[F]>,
     context0: Option<&[F]>,
     w: &DecoderWeights<'_, F>,
+    sampling: Option<&Sampling<'_, F>>,
 ) -> Result<DecoderForward<F>> {
     let lengths = spec.check(w)?;
     let (t_len, n, s, e, h, m, a) = (spec.t, spec.n, spec.s, spec.e, spec.h, spec.m, spec.a);
@@ -258,25 +270,26 @@ pub fn decoder_forward<F: Real>(
             check_finite(name, arr)?;
         }
     }
+    if let Some(smp) = sampling {
+        smp.check(t_len, n, e, h + m, y)?;
+    }
+    let fed_given = sampling.map(|smp| smp.ids);
+    let mut sampler = match sampling {
+        Some(smp) if smp.p > 0.0 => Some(Sampler::new(*smp, n, e, h + m)?),
+        _ => None,
+    };
+    let mut y_fed = with_capacity(y.len(), "y")?; // (T, N, E)
+    y_fed.extend_from_slice(y);
     let level = simd::best_level();
     let z = spec.sizes();
     let keys = project_keys(spec.kind, z, memory, &w.attn)?; // (N, S, A)
     let separate = mode.separate_recurrent_projection();
 
-    // The y half of the input projection for every step, biases folded in.
+    // The y half of the input projection, biases folded in: for every step at
+    // once, or step by step when sampling chooses the inputs as it goes.
     let mut gates = zeros::<F>(t_len * n * gh, "gates")?; // (T, N, G*H)
-    matmul(
-        MatMut::row_major(&mut gates, t_len * n, gh),
-        MatRef::row_major(y, t_len * n, e),
-        MatRef::strided(w.w_ih, gh, e, em, 1).t(),
-        false,
-    );
-    if let (Some(b_ih), Some(b_hh)) = (w.b_ih, w.b_hh) {
-        for row in gates.chunks_exact_mut(gh) {
-            for (j, g) in row.iter_mut().enumerate() {
-                *g += if separate { b_ih[j] } else { b_ih[j] + b_hh[j] };
-            }
-        }
+    if sampler.is_none() {
+        input_projection(spec, &mut gates, &y_fed, w);
     }
     let w_ctx = MatRef::strided(&w.w_ih[e.min(w.w_ih.len())..], gh, m, em, 1); // (G*H, M)
     let mut states = zeros::<F>((t_len + 1) * nh, "states")?;
@@ -311,6 +324,13 @@ pub fn decoder_forward<F: Real>(
 
     for t in 0..t_len {
         let g_t = &mut gates[t * n * gh..][..n * gh];
+        if let Some(smp) = sampler.as_mut() {
+            let y_t = &mut y_fed[t * n * e..][..n * e];
+            if t >= 1 {
+                smp.choose(t, &output[(t - 1) * n * (h + m)..][..n * (h + m)], y_t);
+            }
+            input_projection(spec, g_t, y_t, w);
+        }
         let (done, rest) = contexts.split_at_mut((t + 1) * n * m);
         let ctx_prev = &done[t * n * m..];
         matmul(
@@ -382,15 +402,21 @@ pub fn decoder_forward<F: Real>(
     }
     let h_n = states[t_len * nh..].to_vec();
     let c_n = cells.as_ref().map(|c| c[t_len * nh..].to_vec());
+    let fed = match (sampler, fed_given) {
+        (Some(smp), _) => Some(smp.fed),
+        (None, Some(ids)) => Some(ids.to_vec()),
+        (None, None) => None,
+    };
     Ok(DecoderForward {
         output,
         weights: weights.clone(),
         h_n,
         c_n,
+        fed,
         cache: DecoderCache {
             memory: memory.to_vec(),
             keys,
-            y: y.to_vec(),
+            y: y_fed,
             gates,
             states,
             cells,
@@ -401,4 +427,30 @@ pub fn decoder_forward<F: Real>(
             lengths,
         },
     })
+}
+
+/// `gates = y @ w_ih[:, :E]^T` plus the input biases (`b_ih + b_hh` unless the
+/// recurrent projection is kept apart) over the rows of `y (R, E)`, `gates (R, G*H)`.
+fn input_projection<F: Real>(
+    spec: &DecoderSpec<'_>,
+    gates: &mut [F],
+    y: &[F],
+    w: &DecoderWeights<'_, F>,
+) {
+    let (gh, e) = (spec.gh(), spec.e);
+    let separate = spec.mode.separate_recurrent_projection();
+    let rows = gates.len() / gh;
+    matmul(
+        MatMut::row_major(gates, rows, gh),
+        MatRef::row_major(y, rows, e),
+        MatRef::strided(w.w_ih, gh, e, e + spec.m, 1).t(), // (E, G*H)
+        false,
+    );
+    if let (Some(b_ih), Some(b_hh)) = (w.b_ih, w.b_hh) {
+        for row in gates.chunks_exact_mut(gh) {
+            for (j, g) in row.iter_mut().enumerate() {
+                *g += if separate { b_ih[j] } else { b_ih[j] + b_hh[j] };
+            }
+        }
+    }
 }

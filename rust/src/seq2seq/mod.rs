@@ -1,5 +1,5 @@
-//! Sequence to sequence: attention over encoder outputs and the teacher-forced
-//! attention decoder, forward and backpropagation through time, in `f32` and
+//! Sequence to sequence: attention over encoder outputs and the attention
+//! decoder (teacher-forced, or with scheduled sampling of its inputs), forward and backpropagation through time, in `f32` and
 //! `f64`. The equations are those of `rnncore.reference.attention` and
 //! `rnncore.reference.decoder`; the cell step is that of [`crate::cells`].
 //!
@@ -10,12 +10,14 @@
 mod attention;
 mod backward;
 mod decoder;
+mod sampling;
 
 pub use attention::{AttnWeights, Kind};
 pub use backward::decoder_backward;
 #[cfg(test)]
 use decoder::DecoderForward;
 pub use decoder::{decoder_forward, DecoderCache, DecoderSpec, DecoderWeights};
+pub use sampling::Sampling;
 
 #[cfg(test)]
 mod tests;

@@ -62,6 +62,7 @@ fn run(c: &Case, x: &Arrays, lengths: &[usize]) -> DecoderForward<f64> {
         x.c0.as_deref(),
         Some(&x.ctx0),
         &weights(x),
+        None,
     )
     .unwrap()
 }
@@ -221,6 +222,7 @@ fn bad_sizes_are_errors() {
         x.c0.as_deref(),
         None,
         &weights(&x),
+        None,
     );
     assert!(err.is_err());
     let lengths = [2];
@@ -232,7 +234,198 @@ fn bad_sizes_are_errors() {
         &x.h0,
         x.c0.as_deref(),
         None,
-        &weights(&x)
+        &weights(&x),
+        None,
     )
     .is_err());
+}
+
+/// `(T, N)` ids in `0..v`, the `(V, E)` table, `y = table[ids]`, the head.
+struct SampledCase {
+    ids: Vec<usize>,
+    embedding: Vec<f64>,
+    head_w: Vec<f64>,
+    head_b: Vec<f64>,
+    v: usize,
+}
+
+fn sampled_case(c: &Case, x: &mut Arrays, rng: &mut Lcg) -> SampledCase {
+    let v = 5;
+    let ids: Vec<usize> = (0..c.t * c.n)
+        .map(|_| ((rng.next() + 1.0) * 2.5) as usize % v)
+        .collect();
+    let embedding = rng.vec(v * c.e, 1.0);
+    x.y = embed(&ids, &embedding, c.e);
+    SampledCase {
+        ids,
+        embedding,
+        head_w: rng.vec(v * (c.h + c.m), 2.0),
+        head_b: rng.vec(v, 0.5),
+        v,
+    }
+}
+
+fn embed(ids: &[usize], table: &[f64], e: usize) -> Vec<f64> {
+    ids.iter()
+        .flat_map(|&id| table[id * e..][..e].iter().copied())
+        .collect()
+}
+
+fn run_sampled(
+    c: &Case,
+    x: &Arrays,
+    sc: &SampledCase,
+    p: f64,
+    lengths: &[usize],
+) -> DecoderForward<f64> {
+    let smp = Sampling {
+        p,
+        seed: 11,
+        v: sc.v,
+        ids: &sc.ids,
+        embedding: &sc.embedding,
+        head_w: &sc.head_w,
+        head_b: Some(&sc.head_b),
+    };
+    let spec = spec(c, lengths);
+    let y = embed(&sc.ids, &sc.embedding, c.e);
+    decoder_forward(
+        &spec,
+        &y,
+        &x.memory,
+        &x.h0,
+        x.c0.as_deref(),
+        Some(&x.ctx0),
+        &weights(x),
+        Some(&smp),
+    )
+    .unwrap()
+}
+
+#[test]
+fn row_flips_repeat_the_reference_values() {
+    // The same numbers are asserted of rnncore.reference.decoder.sampling_flips.
+    let cases: [(u64, usize, [f64; 3]); 3] = [
+        (
+            0,
+            0,
+            [0.2558852031320078, 0.08832385701148338, 0.29049544614575296],
+        ),
+        (
+            42,
+            3,
+            [0.5461143526913933, 0.1441401747058797, 0.4130817709598591],
+        ),
+        (
+            u64::MAX,
+            1,
+            [0.6640231223502573, 0.25864371340938674, 0.7348203861296587],
+        ),
+    ];
+    for (seed, row, want) in cases {
+        let mut flips = super::sampling::RowFlips::new(seed, row);
+        for w in want {
+            assert_eq!(flips.next_unit(), w, "seed {seed} row {row}");
+        }
+    }
+}
+
+#[test]
+fn sampling_at_p_zero_is_teacher_forcing_bitwise() {
+    let c = Case {
+        mode: Mode::Lstm,
+        kind: Kind::Additive,
+        t: 4,
+        n: 3,
+        s: 3,
+        e: 2,
+        h: 3,
+        m: 2,
+        a: 2,
+    };
+    let mut rng = Lcg(9);
+    let mut x = arrays(&c, &mut rng);
+    let sc = sampled_case(&c, &mut x, &mut rng);
+    let lengths = [3, 1, 2];
+    let teacher = run(&c, &x, &lengths);
+    let sampled = run_sampled(&c, &x, &sc, 0.0, &lengths);
+    assert_eq!(teacher.output, sampled.output);
+    assert_eq!(teacher.cache.gates, sampled.cache.gates);
+    assert_eq!(sampled.fed.as_deref(), Some(sc.ids.as_slice()));
+    let all = run_sampled(&c, &x, &sc, 1.0, &lengths);
+    let fed = all.fed.unwrap();
+    assert_ne!(fed, sc.ids, "p = 1 feeds the predictions");
+    assert_eq!(
+        &fed[..c.n],
+        &sc.ids[..c.n],
+        "step 0 is always the teacher's"
+    );
+}
+
+#[test]
+fn sampled_gradients_match_central_differences() {
+    // The flips and the argmax are constants: the gradient of the embedding is
+    // dy scattered into the rows actually fed.
+    for (mode, kind) in [(Mode::Lstm, Kind::Additive), (Mode::Gru, Kind::General)] {
+        let c = Case {
+            mode,
+            kind,
+            t: 4,
+            n: 3,
+            s: 3,
+            e: 2,
+            h: 3,
+            m: 2,
+            a: if kind == Kind::General { 3 } else { 2 },
+        };
+        let mut rng = Lcg(21);
+        let mut x = arrays(&c, &mut rng);
+        let mut sc = sampled_case(&c, &mut x, &mut rng);
+        let lengths = [3, 1, 2];
+        let fwd = run_sampled(&c, &x, &sc, 0.5, &lengths);
+        let fed = fwd.fed.clone().unwrap();
+        assert_ne!(fed, sc.ids, "some rows are sampled");
+        let r0 = rng.vec(fwd.output.len(), 1.0);
+        let g = decoder_backward(
+            &spec(&c, &lengths),
+            &weights(&x),
+            &fwd.cache,
+            &r0,
+            None,
+            None,
+            None,
+        )
+        .unwrap();
+        let mut d_embedding = vec![0.0; sc.v * c.e];
+        for (i, &id) in fed.iter().enumerate() {
+            for j in 0..c.e {
+                d_embedding[id * c.e + j] += g.dy[i * c.e + j];
+            }
+        }
+        let loss = |x: &Arrays, sc: &SampledCase| {
+            let f = run_sampled(&c, x, sc, 0.5, &lengths);
+            assert_eq!(f.fed.as_deref(), Some(fed.as_slice()));
+            dot(&r0, &f.output)
+        };
+        for (i, &want) in d_embedding.iter().enumerate() {
+            let old = sc.embedding[i];
+            sc.embedding[i] = old + 1e-6;
+            let plus = loss(&x, &sc);
+            sc.embedding[i] = old - 1e-6;
+            let minus = loss(&x, &sc);
+            sc.embedding[i] = old;
+            let numeric = (plus - minus) / 2e-6;
+            assert!((numeric - want).abs() < 1e-6, "{mode:?} embedding[{i}]");
+        }
+        for (i, &want) in g.dw_ih.iter().enumerate() {
+            let old = x.w_ih[i];
+            x.w_ih[i] = old + 1e-6;
+            let plus = loss(&x, &sc);
+            x.w_ih[i] = old - 1e-6;
+            let minus = loss(&x, &sc);
+            x.w_ih[i] = old;
+            let numeric = (plus - minus) / 2e-6;
+            assert!((numeric - want).abs() < 1e-6, "{mode:?} w_ih[{i}]");
+        }
+    }
 }
