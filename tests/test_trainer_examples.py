@@ -228,3 +228,30 @@ def test_scheduled_sampling_needs_a_model_that_samples():
     config = TrainConfig(max_steps=2, sampling_decay="linear", sampling_k=10.0, progress=False)
     with pytest.raises(ArgumentError, match="scheduled sampling is for decoders"):
         Trainer(model, optimizer, batcher, config)
+
+
+def test_a_scheduled_sampling_run_repeats_and_resumes_bit_for_bit(tmp_path):
+    decay = {"sampling_decay": "linear", "sampling_k": 12.0, "sampling_floor": 0.1}
+    a = _pairs_trainer(tmp_path / "a", max_steps=14, **decay)
+    seen = []
+    loss = a.model.loss
+    a.model.loss = lambda *args, **kw: (seen.append(kw.get("sampling_prob")), loss(*args, **kw))[1]
+    a.fit()
+    train_calls = [p for p in seen if p is not None]
+    assert train_calls == [pytest.approx(min(0.9, i / 12.0)) for i in range(14)]
+    b = _pairs_trainer(tmp_path / "b", max_steps=14, **decay)
+    b.fit()
+    for k, v in a.model.state_dict().items():
+        np.testing.assert_array_equal(v, b.model.state_dict()[k], err_msg=k)
+    teacher = _pairs_trainer(max_steps=14)
+    teacher.fit()
+    assert not np.array_equal(
+        teacher.model.state_dict()["head.weight"], b.model.state_dict()["head.weight"]
+    )
+    first = _pairs_trainer(tmp_path / "c", max_steps=6, **decay)
+    first.fit()
+    second = _pairs_trainer(tmp_path / "c", max_steps=14, seed=3, **decay)
+    assert second.restore(load_checkpoint(tmp_path / "c" / "latest"))
+    second.fit()
+    for k, v in b.model.state_dict().items():
+        np.testing.assert_array_equal(v, second.model.state_dict()[k], err_msg=k)
