@@ -105,6 +105,8 @@ def test_the_built_in_task_and_scheduled_sampling_flags(tmp_path, capsys):
     assert main(args) == 0
     assert main([*args[:-3], "--out", str(tmp_path / "s"), "--sampling-k", "5"]) == 2
     assert "sampling_k and sampling_floor need a sampling_decay" in capsys.readouterr().err
+    plain = [*args[:-3], "--out", str(tmp_path / "p"), "--attention", "none", "--no-progress"]
+    assert main(plain) == 0
     sampled = [*args[:-3], "--out", str(tmp_path / "s"), "--no-progress"]
     assert main([*sampled, "--sampling-decay", "inverse_sigmoid", "--sampling-k", "10"]) == 0
     ckpt = load_checkpoint(tmp_path / "s" / "latest")

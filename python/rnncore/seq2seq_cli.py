@@ -3,7 +3,7 @@ command line.
 
     rnncore seq2seq train (--pairs FILE | --task dates|reversal) [--tokens char|word]
         [--shared-vocab] [--model CELL] [--rnn-size H] [--num-layers L]
-        [--embedding-size E] [--attention additive|general|dot] [--unidirectional]
+        [--embedding-size E] [--attention additive|general|dot|none] [--unidirectional]
         [--sampling-decay linear|exponential|inverse_sigmoid --sampling-k K] ...
         [--out DIR] [--force] [--init-from DIR]
     rnncore translate --checkpoint DIR [--beam K] [--n-best K] [--length-penalty A]
@@ -129,7 +129,7 @@ def add_seq2seq_parser(sub: Any, parser_class: type, fit: Callable[..., int]) ->
     t.add_argument("--rnn-size", type=int, help="hidden size H of encoder and decoder (128)")
     t.add_argument("--num-layers", type=int, help="encoder layers (default 1)")
     t.add_argument("--embedding-size", type=int, help="embedding size E (default 32)")
-    t.add_argument("--attention", choices=["additive", "general", "dot"], help="(additive)")
+    t.add_argument("--attention", choices=["additive", "general", "dot", "none"], help="(additive)")
     t.add_argument("--unidirectional", action="store_true", default=None, help="one-way encoder")
     t.add_argument("--dropout", type=float, help="between encoder layers (default 0)")
     t.add_argument("--batch-size", type=int, help="pairs per step (default 64)")
@@ -362,6 +362,8 @@ def _heatmap(path: str, model: Seq2Seq, vocabs: PairVocabs, line: str, ids: list
     """The attention of ``ids`` (the output for ``line``, ending in EOS if emitted)."""
     from rnncore.decode.heatmap import attention_png
 
+    if model.config.attention == "none":
+        raise ArgumentError("--attention-png: this model has no attention (attention='none')")
     source, _ = vocabs.source.encode(line)
     if not ids:
         raise ArgumentError("--attention-png: the first line's translation is empty")

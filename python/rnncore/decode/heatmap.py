@@ -23,9 +23,13 @@ def attention_png(
     symbols along the top, darker for more weight, and write it to ``path``.
 
     Uses matplotlib's object API with the Agg canvas (no pyplot, no global backend
-    change). Raises ImportError when matplotlib is missing and
-    :class:`~rnncore.errors.ShapeError` when the labels do not fit the matrix.
+    change). Raises ImportError when matplotlib is missing,
+    :class:`~rnncore.errors.ShapeError` when the labels do not fit the matrix and
+    :class:`~rnncore.errors.ArgumentError` when ``weights`` is None (a model
+    without attention).
     """
+    if weights is None:
+        raise ArgumentError("no attention weights to draw: the model has attention='none'")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -6,6 +6,8 @@ The state of a row is ``(h (1, N, H)[, c], context (1, N, M), memory (1, N, S, M
 lengths (1, N))``: the decoder's recurrent state and last context, and the encoder
 output each row attends over, all with the batch on axis 1 so beams can gather
 their rows. Each ``step`` is one compiled decoder call (one step) for every row.
+Without attention (``attention="none"``) the context stays zero and the memory is
+carried but not read.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class SourceModel:
         h, *cell, context, memory, lengths = state
         hx = (h[0], cell[0][0]) if cell else h[0]
         y = m.tgt_embedding._forward(np.asarray(ids, np.int64)[None, :])  # (1, N, E)
-        out, _, hx, context_n = m.decoder(y, memory[0], lengths[0], hx, context[0])
+        out, _, hx, context_n = m._decode(y, memory[0], lengths[0], hx, context[0])
         log_probs = log_softmax(m.head._forward(out[0]))  # (N, V)
         h_n, *c_n = hx if isinstance(hx, tuple) else (hx,)
         new = (h_n[None], *(c[None] for c in c_n), context_n[None], memory, lengths)

@@ -4,7 +4,8 @@
   torch-rnn, word-level), trained by truncated BPTT.
 - :class:`SequenceClassifier` (:class:`ClassifierConfig`): one label per sequence.
 - :class:`SequenceTagger` (:class:`TaggerConfig`): one tag per step.
-- :class:`Seq2Seq` (:class:`Seq2SeqConfig`): encoder–decoder with attention.
+- :class:`Seq2Seq` (:class:`Seq2SeqConfig`): encoder–decoder with attention, or
+  without (``attention="none"``) for comparison.
 - :class:`Captioner` (:class:`CaptionerConfig`): a decoder conditioned on a
   feature vector.
 - :func:`min_char_rnn`: Karpathy's min-char-rnn set-up from these parts.

@@ -8,6 +8,12 @@ the embedded target inputs (teacher forcing, or scheduled sampling with
 ``loss(..., sampling_prob=p)``), one compiled call for all steps -> head
 ``Linear(H + M, V_tgt)`` on ``[h_t; context_t]``.
 
+With ``attention="none"`` (the baseline attention is measured against) the decoder
+is one plain recurrent layer of the same cell, started from the same bridge state,
+that sees the source only through that state; the head is ``Linear(H, V_tgt)`` on
+``h_t``. Greedy decoding and :mod:`rnncore.decode.seq2seq` run on it unchanged;
+there are no attention weights (None where they would be returned).
+
 Targets are ``tgt (N, T)`` rows ``BOS y_1 .. y_k EOS`` followed by padding, with
 ``tgt_lengths`` counting BOS and EOS: the decoder reads ``tgt[:, :-1]`` and is
 scored on ``tgt[:, 1:]`` over the valid steps ``t < tgt_lengths - 1``.
@@ -15,7 +21,7 @@ scored on ``tgt[:, 1:]`` over the valid steps ``t < tgt_lengths - 1``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
@@ -24,10 +30,12 @@ import numpy as np
 from rnncore import _validate, nn
 from rnncore.errors import ArgumentError, ShapeError, StateError
 from rnncore.models._base import Config, Model, check_common, check_ids, check_lengths, make_rnn
-from rnncore.nn._base import Array
+from rnncore.nn._base import CELL_STATE, Array
 from rnncore.nn.functional import _in_range, softmax_cross_entropy
 
 __all__ = ["Seq2Seq", "Seq2SeqConfig"]
+
+ATTENTIONS = ("additive", "general", "dot", "none")  # 'none': a plain recurrent decoder
 
 
 @dataclass
@@ -41,7 +49,7 @@ class Seq2SeqConfig(Config):
     hidden_size: int = 128  # H: each encoder direction and the decoder
     num_layers: int = 1  # stacked encoder layers
     bidirectional: bool = True  # encoder reads both ways; memory width M = dirs*H
-    attention: str = "additive"  # 'additive' (Bahdanau) | 'general' | 'dot' (Luong)
+    attention: str = "additive"  # 'additive' (Bahdanau) | 'general' | 'dot' (Luong) | 'none'
     dropout: float = 0.0  # between encoder layers, training only
     bos_id: int = 1  # target id that starts every decoder input
     eos_id: int = 2  # target id that ends a decoded sequence
@@ -52,7 +60,7 @@ class Seq2SeqConfig(Config):
         check_common(self)
         _validate.positive_int("tgt_vocab_size", self.tgt_vocab_size)
         _validate.flag("bidirectional", self.bidirectional)
-        _validate.choice("attention", self.attention, ("additive", "general", "dot"))
+        _validate.choice("attention", self.attention, ATTENTIONS)
         for name in ("bos_id", "eos_id"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 0 <= value < self.tgt_vocab_size:
@@ -69,6 +77,11 @@ class Seq2Seq(Model):
     (V_tgt, E)``, ``encoder.*`` (torch's names), ``bridge.weight (H, M)``,
     ``bridge.bias (H,)``, ``decoder.*`` (:class:`~rnncore.nn.AttentionDecoder`),
     ``head.weight (V_tgt, H + M)``, ``head.bias (V_tgt,)``.
+
+    With ``attention="none"``: ``decoder.weight_ih_l0 (G*H, E)``,
+    ``decoder.weight_hh_l0 (G*H, H)``, ``decoder.bias_ih_l0``, ``decoder.bias_hh_l0
+    (G*H,)`` (torch's names and gate order, one layer) and ``head.weight (V_tgt, H)``;
+    the rest as above.
     """
 
     def __init__(self, config: Seq2SeqConfig, *, backend: ModuleType | None = None) -> None:
@@ -86,9 +99,14 @@ class Seq2Seq(Model):
         rnn = make_rnn(config.cell, E, config, self.rng, backend, config.bidirectional)
         self.encoder = self._add("encoder", rnn)
         self.bridge = self._add("bridge", nn.Linear(M, H, **kw))
-        decoder = nn.AttentionDecoder(E, H, M, config.cell, config.attention, **kw, backend=backend)
+        if config.attention == "none":  # one layer of the encoder's cell, no dropout
+            decoder = make_rnn(config.cell, E, replace(config, num_layers=1), self.rng, backend)
+        else:
+            kind = config.attention
+            decoder = nn.AttentionDecoder(E, H, M, config.cell, kind, **kw, backend=backend)
         self.decoder = self._add("decoder", decoder)
-        self.head = self._add("head", nn.Linear(H + M, V_tgt, **kw))
+        width = H if config.attention == "none" else H + M  # head input: h_t [; context_t]
+        self.head = self._add("head", nn.Linear(width, V_tgt, **kw))
         self._cache: tuple | None = None
 
     # ----------------------------------------------------------------- encoder
@@ -109,9 +127,31 @@ class Seq2Seq(Model):
         dirs = 2 if self.config.bidirectional else 1
         top = np.concatenate(list(h_n[-dirs:]), axis=1)  # (N, M) top layer's final states
         h0 = np.tanh(self.bridge._forward(top))  # (N, H)
-        c0 = np.zeros_like(h0) if self.config.cell == "lstm" else None
+        c0 = np.zeros_like(h0) if self.config.cell in CELL_STATE else None
         state = (h0, c0) if c0 is not None else h0
         return np.ascontiguousarray(out.transpose(1, 0, 2)), state, h0
+
+    # ----------------------------------------------------------------- decoder
+
+    def _decode(
+        self, y: Array, memory: Array, lens: Array, hx: Any, context: Array | None = None
+    ) -> tuple[Array, Array | None, Any, Array | None]:
+        """The decoder over ``y (T, N, E)`` from ``hx`` (``h (N, H)`` or ``(h, c)``):
+        ``(output (T, N, H + M), weights (T, N, S), hx_n, context_n)``. Without
+        attention: ``output (T, N, H)``, no weights, and ``context`` passes through."""
+        if self.config.attention != "none":
+            return self.decoder(y, memory, lens, hx, context)
+        out, hx_n = self.decoder(y, _map(lambda a: a[None], hx))  # layer state (1, N, H)
+        return out, None, _map(lambda a: a[0], hx_n), context
+
+    def _decode_backward(self, d_out: Array, memory_shape: tuple[int, ...]) -> tuple:
+        """Backward of :meth:`_decode` (training mode): ``d_out`` -> ``(dy (T, N, E),
+        dmemory (N, S, M), dhx)``; ``dmemory`` is zero without attention."""
+        if self.config.attention != "none":
+            dy, dmemory, dhx, _ = self.decoder.backward(d_out)
+            return dy, dmemory, dhx
+        dy, dhx = self.decoder.backward(d_out)  # dhx (1, N, H) or a pair
+        return dy, np.zeros(memory_shape, self.dtype), _map(lambda a: a[0], dhx)
 
     # ----------------------------------------------------------------- training
 
@@ -131,15 +171,17 @@ class Seq2Seq(Model):
 
     def logits(self, src: Any, src_lengths: Any, tgt_in: Any) -> tuple[Array, Array]:
         """Teacher-forced ``logits (N, T, V_tgt)`` and attention ``weights (N, T, S)``
-        for decoder inputs ``tgt_in (N, T)`` (each row starts with BOS)."""
+        (None with ``attention="none"``) for decoder inputs ``tgt_in (N, T)`` (each row
+        starts with BOS)."""
         s, s_lens = self._source(src, src_lengths)
         t = check_ids("tgt_in", tgt_in, self.config.tgt_vocab_size, 2, "(N, T)")
         if t.shape[0] != s.shape[0]:
             raise ShapeError(f"tgt_in must have the batch of src ({s.shape[0]}), got {t.shape}")
         memory, state, _ = self.encode(s, s_lens)
         y = self.tgt_embedding._forward(t.T)  # (T, N, E)
-        out, weights, _, _ = self.decoder(y, memory, s_lens, state)
-        return self.head._forward(out).transpose(1, 0, 2), weights.transpose(1, 0, 2)
+        out, weights, _, _ = self._decode(y, memory, s_lens, state)
+        logits = self.head._forward(out).transpose(1, 0, 2)  # (N, T, V)
+        return logits, None if weights is None else weights.transpose(1, 0, 2)
 
     def loss(
         self,
@@ -175,13 +217,18 @@ class Seq2Seq(Model):
         y = self.tgt_embedding._forward(tgt_in)  # (T, N, E)
         fed = None  # (T, N) the ids fed, when sampling
         if p > 0.0:
+            if self.config.attention == "none":
+                raise ArgumentError(
+                    "sampling_prob > 0 needs the attention decoder (scheduled sampling "
+                    "runs inside it); this model has attention='none'"
+                )
             sampling = nn.ScheduledSampling(
                 p, int(self.rng.integers(0, 2**64, dtype=np.uint64)), tgt_in,
                 self.tgt_embedding.weight, self.head.weight, self.head.bias,
             )  # fmt: skip
             out, _, _, _, fed = self.decoder(y, memory, s_lens, state, sampling=sampling)
         else:
-            out, _, _, _ = self.decoder(y, memory, s_lens, state)  # (T, N, H + M)
+            out, _, _, _ = self._decode(y, memory, s_lens, state)  # (T, N, H + M)
         logits = self.head._forward(out)  # (T, N, V)
         V = self.config.tgt_vocab_size
         valid = np.arange(T)[:, None] < (t_lens - 1)[None, :]  # (T, N)
@@ -190,19 +237,19 @@ class Seq2Seq(Model):
         loss, dlogits = softmax_cross_entropy(
             logits.reshape(T * N, V), target.reshape(-1), mask=valid.reshape(-1)
         )
-        self._cache = (dlogits.reshape(T, N, V), h0, fed)
+        self._cache = (dlogits.reshape(T, N, V), h0, fed, memory.shape)
         return loss
 
     def backward(self) -> None:
         """Backpropagate the most recent :meth:`loss`, adding to :attr:`grads`."""
         if self._cache is None:
             raise StateError("Seq2Seq.backward() needs a loss() call first")
-        dlogits, h0, fed = self._cache
+        dlogits, h0, fed, memory_shape = self._cache
         d_out = self.head._backward(dlogits)  # (T, N, H + M)
         if not np.isfinite(d_out).all():
             self._poison_grads()
             return
-        dy, dmemory, dhx, _ = self.decoder.backward(d_out)
+        dy, dmemory, dhx = self._decode_backward(d_out, memory_shape)
         self.tgt_embedding._backward(dy, fed)  # into the rows actually fed
         dh0 = dhx[0] if isinstance(dhx, tuple) else dhx  # (N, H)
         d_top = self.bridge._backward(dh0 * (1.0 - h0**2))  # (N, M)
@@ -210,7 +257,7 @@ class Seq2Seq(Model):
         H, N = self.config.hidden_size, h0.shape[0]
         d_h_n = np.zeros((self.config.num_layers * dirs, N, H), dtype=self.dtype)
         d_h_n[-dirs:] = d_top.reshape(N, dirs, H).transpose(1, 0, 2)
-        d_hx = (d_h_n, None) if self.config.cell == "lstm" else d_h_n
+        d_hx = (d_h_n, None) if self.config.cell in CELL_STATE else d_h_n
         dx, _ = self.encoder.backward(np.ascontiguousarray(dmemory.transpose(1, 0, 2)), d_hx)
         self.src_embedding._backward(dx)
 
@@ -228,7 +275,7 @@ class Seq2Seq(Model):
         Returns:
             ``(outputs, weights)``: one list of target ids per source, and the
             attention weights ``(N, T, S)`` of every step taken (rows that have
-            stopped keep running and are ignored).
+            stopped keep running and are ignored); None with ``attention="none"``.
         """
         s, s_lens = self._source(src, src_lengths)
         max_length = _validate.positive_int("max_length", max_length)
@@ -244,9 +291,10 @@ class Seq2Seq(Model):
             weights = []
             for _ in range(max_length):
                 y = self.tgt_embedding._forward(prev[None, :])  # (1, N, E)
-                out, w, hx, context = self.decoder(y, memory, s_lens, hx, context)
+                out, w, hx, context = self._decode(y, memory, s_lens, hx, context)
                 prev = self.head._forward(out[0]).argmax(axis=1)  # (N,)
-                weights.append(w[0])
+                if w is not None:
+                    weights.append(w[0])
                 for b in np.flatnonzero(~done):
                     if prev[b] == self.config.eos_id:
                         done[b] = True
@@ -256,4 +304,9 @@ class Seq2Seq(Model):
                     break
         finally:
             self.train(was_training)
-        return outputs, np.stack(weights, axis=1)  # (N, T, S)
+        return outputs, np.stack(weights, axis=1) if weights else None  # (N, T, S)
+
+
+def _map(fn: Any, hx: Any) -> Any:
+    """``fn`` applied to a state: one array, or each array of an LSTM's ``(h, c)``."""
+    return tuple(fn(a) for a in hx) if isinstance(hx, tuple) else fn(hx)
