@@ -26,6 +26,7 @@ __all__ = [
     "backward",
     "decoder_backward",
     "decoder_forward",
+    "decoder_keys",
     "forward",
     "gate_count",
     "get_num_threads",
@@ -291,6 +292,7 @@ def decoder_forward(
     weights: dict[str, _FloatArray],
     context0: _FloatArray | None = None,
     sampling: None = None,
+    keys: _FloatArray | None = None,
 ) -> tuple[_FloatArray, _FloatArray, _FloatArray, _FloatArray | None, AttentionDecoderCache]: ...
 @overload
 def decoder_forward(
@@ -305,6 +307,7 @@ def decoder_forward(
     context0: _FloatArray | None = None,
     *,
     sampling: dict[str, Any],
+    keys: _FloatArray | None = None,
 ) -> tuple[
     _FloatArray,
     _FloatArray,
@@ -337,6 +340,9 @@ def decoder_forward(
             probability ``p`` (flips of :func:`rnncore.reference.sampling_flips`),
             is fed ``embedding[argmax(head(output_{t-1}))]``; ``p = 0`` is teacher
             forcing, bitwise.
+        keys: ``(N, S, A)`` :func:`decoder_keys` of ``memory`` with these weights,
+            or ``None`` (projected in the call): a decoder run one step per call
+            passes them to project the memory once, not at every step.
 
     Returns:
         ``(output (T, N, H + M), attention weights (T, N, S), h_n (N, H),
@@ -344,6 +350,13 @@ def decoder_forward(
         With ``sampling``, also ``fed (T, N)`` int64, the ids fed at every step; the
         backward's ``y`` gradient is that of the inputs fed.
     """
+
+def decoder_keys(
+    attention: _Attention, memory: _FloatArray, weights: dict[str, _FloatArray]
+) -> _FloatArray:
+    """The keys ``(N, S, A)`` of ``memory (N, S, M)``: ``memory @ w_key^T``
+    (additive, general), ``memory`` itself (dot), for ``decoder_forward(keys=...)``;
+    ``weights`` as there (only ``w_key`` is read)."""
 
 def decoder_backward(
     mode: _Mode,

@@ -3,11 +3,12 @@ decodable model, so :func:`~rnncore.decode.beam_search`, :func:`~rnncore.decode.
 and :class:`~rnncore.decode.Ensemble` run on it unchanged.
 
 The state of a row is ``(h (1, N, H)[, c], context (1, N, M), memory (1, N, S, M),
-lengths (1, N))``: the decoder's recurrent state and last context, and the encoder
-output each row attends over, all with the batch on axis 1 so beams can gather
+keys (1, N, S, A), lengths (1, N))``: the decoder's recurrent state and last
+context, the encoder output each row attends over and its keys (projected once,
+when the source is bound), all with the batch on axis 1 so beams can gather
 their rows. Each ``step`` is one compiled decoder call (one step) for every row.
 Without attention (``attention="none"``) the context stays zero and the memory is
-carried but not read.
+carried but not read, and the keys are empty.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class SourceModel:
             s, lengths = model._source(padded, np.array(lens, np.int64))
             memory, hx, _ = model.encode(s, lengths)  # (G, S, M)
         self._memory = memory[None]  # (1, G, S, M)
+        if model.config.attention == "none":
+            self._keys = np.zeros((1, len(sources), 0), dtype=memory.dtype)  # not read
+        else:
+            self._keys = model.decoder.keys(memory)[None]  # (1, G, S, A), once
         self._lengths = lengths[None]  # (1, G)
         self._hx = hx  # (G, H) rows, or (h, c)
         self._M = memory.shape[2]
@@ -81,20 +86,21 @@ class SourceModel:
         rep = lambda a: np.repeat(a[None], reps, axis=1)  # (G, ...) -> (1, N, ...)  # noqa: E731
         context = np.zeros((1, N, self._M), dtype=self.model.dtype)
         memory = np.repeat(self._memory, reps, axis=1)  # (1, N, S, M)
+        keys = np.repeat(self._keys, reps, axis=1)  # (1, N, S, A)
         lengths = np.repeat(self._lengths, reps, axis=1)  # (1, N)
         cell = () if c is None else (rep(c),)
-        return (rep(h), *cell, context, memory, lengths)
+        return (rep(h), *cell, context, memory, keys, lengths)
 
     def step(self, ids: Array, state: State) -> tuple[Array, State]:
         """``ids (N,)`` -> ``(log_probs (N, V), state)``: one decoder step for all rows."""
         m = self.model
-        h, *cell, context, memory, lengths = state
+        h, *cell, context, memory, keys, lengths = state
         hx = (h[0], cell[0][0]) if cell else h[0]
         y = m.tgt_embedding._forward(np.asarray(ids, np.int64)[None, :])  # (1, N, E)
-        out, _, hx, context_n = m._decode(y, memory[0], lengths[0], hx, context[0])
+        out, _, hx, context_n = m._decode(y, memory[0], lengths[0], hx, context[0], keys[0])
         log_probs = log_softmax(m.head._forward(out[0]))  # (N, V)
         h_n, *c_n = hx if isinstance(hx, tuple) else (hx,)
-        new = (h_n[None], *(c[None] for c in c_n), context_n[None], memory, lengths)
+        new = (h_n[None], *(c[None] for c in c_n), context_n[None], memory, keys, lengths)
         return log_probs, new
 
 

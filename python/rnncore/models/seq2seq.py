@@ -134,13 +134,20 @@ class Seq2Seq(Model):
     # ----------------------------------------------------------------- decoder
 
     def _decode(
-        self, y: Array, memory: Array, lens: Array, hx: Any, context: Array | None = None
+        self,
+        y: Array,
+        memory: Array,
+        lens: Array,
+        hx: Any,
+        context: Array | None = None,
+        keys: Array | None = None,
     ) -> tuple[Array, Array | None, Any, Array | None]:
         """The decoder over ``y (T, N, E)`` from ``hx`` (``h (N, H)`` or ``(h, c)``):
-        ``(output (T, N, H + M), weights (T, N, S), hx_n, context_n)``. Without
+        ``(output (T, N, H + M), weights (T, N, S), hx_n, context_n)``; ``keys``:
+        ``decoder.keys(memory)`` when the caller steps it and keeps them. Without
         attention: ``output (T, N, H)``, no weights, and ``context`` passes through."""
         if self.config.attention != "none":
-            return self.decoder(y, memory, lens, hx, context)
+            return self.decoder(y, memory, lens, hx, context, keys=keys)
         out, hx_n = self.decoder(y, _map(lambda a: a[None], hx))  # layer state (1, N, H)
         return out, None, _map(lambda a: a[0], hx_n), context
 
@@ -283,6 +290,7 @@ class Seq2Seq(Model):
         self.eval()
         try:
             memory, hx, _ = self.encode(s, s_lens)
+            keys = None if self.config.attention == "none" else self.decoder.keys(memory)
             N = s.shape[0]
             prev = np.full(N, self.config.bos_id, np.int64)
             context = None
@@ -291,7 +299,7 @@ class Seq2Seq(Model):
             weights = []
             for _ in range(max_length):
                 y = self.tgt_embedding._forward(prev[None, :])  # (1, N, E)
-                out, w, hx, context = self._decode(y, memory, s_lens, hx, context)
+                out, w, hx, context = self._decode(y, memory, s_lens, hx, context, keys)
                 prev = self.head._forward(out[0]).argmax(axis=1)  # (N,)
                 if w is not None:
                     weights.append(w[0])

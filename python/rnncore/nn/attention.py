@@ -145,6 +145,7 @@ class AttentionDecoder(KernelModule):
         context0: Any = ...,
         *,
         sampling: None = ...,
+        keys: Any = ...,
     ) -> tuple[Array, Array, State, Array]: ...
 
     @overload
@@ -157,6 +158,7 @@ class AttentionDecoder(KernelModule):
         context0: Any = ...,
         *,
         sampling: ScheduledSampling,
+        keys: Any = ...,
     ) -> tuple[Array, Array, State, Array, Array]: ...
 
     def forward(
@@ -168,6 +170,7 @@ class AttentionDecoder(KernelModule):
         context0: Any = None,
         *,
         sampling: ScheduledSampling | None = None,
+        keys: Any = None,
     ) -> tuple:
         """Run the decoder over ``T`` steps, teacher-forced unless ``sampling``.
 
@@ -180,6 +183,9 @@ class AttentionDecoder(KernelModule):
             context0: ``(N, M)`` the context fed into step 0 (None: zeros); the last
                 context of a previous call to continue a sequence step by step.
             sampling: a :class:`ScheduledSampling`, or None (teacher forcing).
+            keys: ``(N, S, A)`` :meth:`keys` of ``memory``, or None (projected in
+                the call): a decoder stepped one call at a time projects its memory
+                once this way.
 
         Returns:
             ``(output (T, N, H + M), weights (T, N, S), hx_n, context_n (N, M))``
@@ -214,9 +220,11 @@ class AttentionDecoder(KernelModule):
             context0 = np.zeros((N, self.memory_size), dtype=self.dtype)
         context0 = self._array("context0", context0, (N, self.memory_size), "(N, M)")
         kernel_sampling = None if sampling is None else self._sampling(sampling, y)
+        if keys is not None:
+            keys = self._array("keys", keys, (N, S, self.attention_size), "(N, S, A)")
         results = self._kernels.decoder_forward(
             self._mode, self.attention, y, memory, lengths, h0, c0,
-            self._kernel_weights(), context0=context0, sampling=kernel_sampling,
+            self._kernel_weights(), context0=context0, sampling=kernel_sampling, keys=keys,
         )  # fmt: skip
         output, weights, h_n, c_n, cache = results[:5]
         self._cache = (cache, T, N, S) if self.training else None
@@ -227,6 +235,16 @@ class AttentionDecoder(KernelModule):
             return output, self._cast(weights), hx_n, output[-1, :, H:]
         fed = np.asarray(results[5], dtype=np.int64)  # (T, N)
         return output, self._cast(weights), hx_n, output[-1, :, H:], fed
+
+    def keys(self, memory: Any) -> Array:
+        """The keys ``(N, S, A)`` the attention projects ``memory (N, S, M)`` to
+        (``memory`` itself for dot), for :meth:`forward`'s ``keys``."""
+        memory = _validate.float_array("memory", memory, self.dtype)
+        _validate.ndim("memory", memory, (3,), "(N, S, M)")
+        _validate.features("memory", memory, self.memory_size)
+        _validate.finite("memory", memory)
+        keys = self._kernels.decoder_keys(self.attention, memory, self._kernel_weights())
+        return self._cast(keys)
 
     def _sampling(self, sampling: Any, y: Array) -> dict[str, Any]:
         """The kernels' ``sampling`` dict from a checked :class:`ScheduledSampling`

@@ -43,7 +43,12 @@ from rnncore.reference.cells import (
     rnn_step,
     rnn_step_backward,
 )
-from rnncore.reference.decoder import decoder_backward, decoder_forward, sampling_flips
+from rnncore.reference.decoder import (
+    decoder_backward,
+    decoder_forward,
+    decoder_keys,
+    sampling_flips,
+)
 from rnncore.reference.sequence import backward, forward
 
 __all__ = [
@@ -52,6 +57,7 @@ __all__ = [
     "backward",
     "decoder_backward",
     "decoder_forward",
+    "decoder_keys",
     "forward",
     "gate_count",
     "gru_reset_before_step",

@@ -84,6 +84,7 @@ def decoder_forward(
     weights: dict,
     context0: np.ndarray | None = None,
     sampling: dict | None = None,
+    keys: np.ndarray | None = None,
 ) -> tuple:
     """Run the attention decoder over ``T`` steps, in float64.
 
@@ -114,7 +115,12 @@ def decoder_forward(
     T, N, E, H, M = _check_decoder(mode, attention, G, y, memory, h0, c0, w)
     S = memory.shape[1]
     mask = source_mask(lengths, N, S)  # (N, S)
-    keys = project_memory(attention, memory, w["w_key"])  # (N, S, A) once per call
+    if keys is None:
+        keys = project_memory(attention, memory, w["w_key"])  # (N, S, A) once per call
+    else:
+        keys = _f64(keys)
+        A = M if attention == "dot" else w["w_key"].shape[0]
+        _check_shape("keys", keys, (N, S, A))
     output = np.zeros((T, N, H + M))
     attention_weights = np.zeros((T, N, S))
     h, c, context = h0, c0, np.zeros((N, M))
@@ -146,6 +152,12 @@ def decoder_forward(
     if sampling is not None:
         return output, attention_weights, h, c, cache, fed
     return output, attention_weights, h, c, cache
+
+
+def decoder_keys(attention: str, memory: np.ndarray, weights: dict) -> np.ndarray:
+    """The keys ``(N, S, A)`` of ``memory (N, S, M)`` (``memory @ w_key^T``, or
+    ``memory`` itself for dot), for :func:`decoder_forward`'s ``keys``."""
+    return project_memory(attention, _f64(memory), _weights(weights)["w_key"])
 
 
 def _sampling(sampling: dict, y: np.ndarray, HM: int) -> tuple:

@@ -56,6 +56,7 @@ fn rnncore_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(minchar::min_char_rnn_step, m)?)?;
     m.add_function(wrap_pyfunction!(seq2seq::decoder_forward, m)?)?;
     m.add_function(wrap_pyfunction!(seq2seq::decoder_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(seq2seq::decoder_keys, m)?)?;
     m.add_class::<seq2seq::AttentionDecoderCache>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;

@@ -14,8 +14,8 @@ use crate::error::RnnError;
 use crate::mode::Mode;
 use crate::real::Real;
 use crate::seq2seq::{
-    decoder_backward as backward_kernel, decoder_forward as forward_kernel, AttnWeights,
-    DecoderCache, DecoderSpec, DecoderWeights, Kind, Sampling,
+    decoder_backward as backward_kernel, decoder_forward as forward_kernel, project_keys,
+    AttnSizes, AttnWeights, DecoderCache, DecoderSpec, DecoderWeights, Kind, Sampling,
 };
 
 const WEIGHT_NAMES: [&str; 7] = ["w_ih", "w_hh", "b_ih", "b_hh", "w_query", "w_key", "v"];
@@ -205,6 +205,7 @@ fn forward_typed<'py, F: Real + Element>(
     weights: &Bound<'py, PyAny>,
     context0: Option<&Bound<'py, PyAny>>,
     sampling: Option<&Bound<'py, PyAny>>,
+    keys: Option<&Bound<'py, PyAny>>,
     wrap: fn(DecoderCache<F>) -> Typed,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let y = FloatArg::<F>::extract(y, "y")?;
@@ -232,6 +233,11 @@ fn forward_typed<'py, F: Real + Element>(
         dims: [t, n, s, e, h, m, a],
     };
     w.check_shapes(&sizes)?;
+    let keys = FloatArg::<F>::extract_opt(keys, "keys")?;
+    if let Some(k) = &keys {
+        k.expect(&[n, s, a], "(N, S, A): decoder_keys of memory")?;
+    }
+    let keys_d = keys.as_ref().map(|k| k.data());
     let sampling = sampling
         .filter(|o| !o.is_none())
         .map(|o| SamplingArgs::<F>::extract(o, [t, n, e, h + m]))
@@ -275,6 +281,7 @@ fn forward_typed<'py, F: Real + Element>(
             c0_d.as_deref(),
             ctx_d.as_deref(),
             &dw,
+            keys_d.as_deref(),
             smp.as_ref(),
         )
     })?;
@@ -383,7 +390,7 @@ fn backward_typed<'py, F: Real + Element>(
 /// The attention decoder over a whole target sequence, teacher-forced or with
 /// scheduled sampling (see the stub).
 #[pyfunction]
-#[pyo3(signature = (mode, attention, y, memory, lengths, h0, c0, weights, context0=None, sampling=None))]
+#[pyo3(signature = (mode, attention, y, memory, lengths, h0, c0, weights, context0=None, sampling=None, keys=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn decoder_forward<'py>(
     py: Python<'py>,
@@ -397,6 +404,7 @@ pub fn decoder_forward<'py>(
     weights: &Bound<'py, PyAny>,
     context0: Option<&Bound<'py, PyAny>>,
     sampling: Option<&Bound<'py, PyAny>>,
+    keys: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let (mode, kind) = (Mode::from_name(mode)?, Kind::from_name(attention)?);
     let dict = weights
@@ -421,6 +429,7 @@ pub fn decoder_forward<'py>(
             weights,
             context0,
             sampling,
+            keys,
             Typed::F64,
         )
     } else {
@@ -436,6 +445,7 @@ pub fn decoder_forward<'py>(
             weights,
             context0,
             sampling,
+            keys,
             Typed::F32,
         )
     }
@@ -485,5 +495,58 @@ pub fn decoder_backward<'py>(
             d_c_n,
             d_weights,
         ),
+    }
+}
+
+fn keys_typed<'py, F: Real + Element>(
+    py: Python<'py>,
+    kind: Kind,
+    memory: &Bound<'py, PyAny>,
+    weights: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let memory = FloatArg::<F>::extract(memory, "memory")?;
+    let ms = memory.dims(3, "(N, S, M)")?.to_vec();
+    let (n, s, m) = (ms[0], ms[1], ms[2]);
+    let w = WeightArgs::<F>::extract(weights)?;
+    let w_key = w.get(5);
+    let a = match (kind, w_key) {
+        (Kind::Dot, _) => m,
+        (_, Some(k)) => k.dims(2, "(A, M)")?[0],
+        (_, None) => return Err(RnnError::argument("w_key", "is required").into()),
+    };
+    if let Some(k) = w_key {
+        k.expect(&[a, m], "(A, M) with M from memory")?;
+    }
+    let (mem_d, key_d) = (memory.data(), w_key.map(|k| k.data()));
+    let z = AttnSizes { n, s, m, q: 0, a };
+    let keys = run_detached(py, || {
+        let attn = AttnWeights {
+            w_query: None,
+            w_key: if kind == Kind::Dot {
+                None
+            } else {
+                key_d.as_deref()
+            },
+            v: None,
+        };
+        project_keys(kind, z, &mem_d, &attn)
+    })?;
+    Ok(to_numpy(py, keys, &[n, s, a])?.into_any())
+}
+
+/// The keys `(N, S, A)` the attention projects `memory (N, S, M)` to (the memory
+/// itself for dot), to pass to `decoder_forward(keys=...)` (see the stub).
+#[pyfunction]
+pub fn decoder_keys<'py>(
+    py: Python<'py>,
+    attention: &str,
+    memory: &Bound<'py, PyAny>,
+    weights: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let kind = Kind::from_name(attention)?;
+    if precision(py, memory, "memory")? == Precision::F64 {
+        keys_typed::<f64>(py, kind, memory, weights)
+    } else {
+        keys_typed::<f32>(py, kind, memory, weights)
     }
 }

@@ -231,7 +231,9 @@ pub(super) fn len<F>(arg: &str, slice: &[F], want: usize) -> Result<()> {
 /// Run the decoder over `y (T, N, E)` with attention over `memory (N, S, M)`,
 /// from `h0 (N, H)` (and `c0 (N, H)` for LSTM) and `context0 (N, M)` (zero when
 /// `None`); with `sampling`, scheduled sampling of the inputs of steps `t >= 1`
-/// (teacher forcing, bitwise, when its `p` is 0).
+/// (teacher forcing, bitwise, when its `p` is 0). `keys (N, S, A)`, when given,
+/// must be [`project_keys`] of `memory`: a decoder stepped one call at a time
+/// computes them once instead of at every call.
 #[allow(clippy::too_many_arguments)]
 pub fn decoder_forward<F: Real>(
     spec: &DecoderSpec<'_>,
@@ -241,6 +243,7 @@ pub fn decoder_forward<F: Real>(
     c0: Option<&[F]>,
     context0: Option<&[F]>,
     w: &DecoderWeights<'_, F>,
+    keys: Option<&[F]>,
     sampling: Option<&Sampling<'_, F>>,
 ) -> Result<DecoderForward<F>> {
     let lengths = spec.check(w)?;
@@ -282,7 +285,18 @@ pub fn decoder_forward<F: Real>(
     y_fed.extend_from_slice(y);
     let level = simd::best_level();
     let z = spec.sizes();
-    let keys = project_keys(spec.kind, z, memory, &w.attn)?; // (N, S, A)
+    let keys = match keys {
+        // `project_keys` of this memory, computed once by a caller that decodes
+        // one step per call (a copy is much less than the product)
+        Some(given) => {
+            len("keys", given, n * s * a)?;
+            check_finite("keys", given)?;
+            let mut copy = with_capacity(given.len(), "keys")?;
+            copy.extend_from_slice(given);
+            copy
+        }
+        None => project_keys(spec.kind, z, memory, &w.attn)?, // (N, S, A)
+    };
     let separate = mode.separate_recurrent_projection();
 
     // The y half of the input projection, biases folded in: for every step at

@@ -12,7 +12,7 @@ mod backward;
 mod decoder;
 mod sampling;
 
-pub use attention::{AttnWeights, Kind};
+pub use attention::{project_keys, AttnWeights, Kind, Sizes as AttnSizes};
 pub use backward::decoder_backward;
 #[cfg(test)]
 use decoder::DecoderForward;

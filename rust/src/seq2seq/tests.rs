@@ -63,6 +63,7 @@ fn run(c: &Case, x: &Arrays, lengths: &[usize]) -> DecoderForward<f64> {
         Some(&x.ctx0),
         &weights(x),
         None,
+        None,
     )
     .unwrap()
 }
@@ -223,6 +224,7 @@ fn bad_sizes_are_errors() {
         None,
         &weights(&x),
         None,
+        None,
     );
     assert!(err.is_err());
     let lengths = [2];
@@ -235,6 +237,7 @@ fn bad_sizes_are_errors() {
         x.c0.as_deref(),
         None,
         &weights(&x),
+        None,
         None,
     )
     .is_err());
@@ -297,6 +300,7 @@ fn run_sampled(
         x.c0.as_deref(),
         Some(&x.ctx0),
         &weights(x),
+        None,
         Some(&smp),
     )
     .unwrap()
@@ -427,5 +431,63 @@ fn sampled_gradients_match_central_differences() {
             let numeric = (plus - minus) / 2e-6;
             assert!((numeric - want).abs() < 1e-6, "{mode:?} w_ih[{i}]");
         }
+    }
+}
+
+#[test]
+fn given_keys_are_the_projected_ones() {
+    for kind in [Kind::Additive, Kind::General, Kind::Dot] {
+        let (h, m) = (3, if kind == Kind::Dot { 3 } else { 4 });
+        let a = match kind {
+            Kind::Additive => 2,
+            Kind::General => h,
+            Kind::Dot => m,
+        };
+        let c = Case {
+            mode: Mode::Lstm,
+            kind,
+            t: 3,
+            n: 2,
+            s: 3,
+            e: 2,
+            h,
+            m,
+            a,
+        };
+        let x = arrays(&c, &mut Lcg(11));
+        let lengths = vec![c.s; c.n];
+        let spec = spec(&c, &lengths);
+        let w = weights(&x);
+        let keys = crate::seq2seq::project_keys(kind, spec.sizes(), &x.memory, &w.attn).unwrap();
+        let call = |keys: Option<&[f64]>| {
+            decoder_forward(
+                &spec,
+                &x.y,
+                &x.memory,
+                &x.h0,
+                x.c0.as_deref(),
+                Some(&x.ctx0),
+                &w,
+                keys,
+                None,
+            )
+            .unwrap()
+        };
+        let (own, given) = (call(None), call(Some(&keys)));
+        assert_eq!(own.output, given.output);
+        assert_eq!(own.weights, given.weights);
+        let short = &keys[1..];
+        let err = decoder_forward(
+            &spec,
+            &x.y,
+            &x.memory,
+            &x.h0,
+            x.c0.as_deref(),
+            None,
+            &w,
+            Some(short),
+            None,
+        );
+        assert!(err.is_err());
     }
 }
