@@ -388,6 +388,12 @@ def run_translate(args: argparse.Namespace) -> int:
         raise ArgumentError(
             f"--checkpoint {ckpt.path} holds a {type(model).__name__}, not a seq2seq model"
         )
+    if vocabs is None or model.config.input_size is not None:
+        what = "features, not text" if vocabs is not None else "ids without a vocabulary"
+        raise ArgumentError(
+            f"--checkpoint {ckpt.path}: the model reads {what}; translate it from Python "
+            "(rnncore.decode.translate)"
+        )
     lines, where = _source_lines(args)
     encoded = [vocabs.source.encode(line) for line in lines]
     unknown = sum(u for _, u in encoded)

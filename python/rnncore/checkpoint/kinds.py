@@ -61,10 +61,11 @@ def _encoder(outputs: str) -> Callable[[Any], Sizes]:
 def _seq2seq(cfg: Any) -> Sizes:
     E, H = cfg.embedding_dim, cfg.hidden_size
     shapes = {
-        "src_embedding.weight": (cfg.vocab_size, E),
         "tgt_embedding.weight": (cfg.tgt_vocab_size, E),
         "bridge.weight": (H, _dirs(cfg) * H),
     }
+    if getattr(cfg, "input_size", None) is None:
+        shapes["src_embedding.weight"] = (cfg.vocab_size, E)
     return shapes, {"encoder.": cfg.num_layers}
 
 

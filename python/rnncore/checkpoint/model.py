@@ -102,18 +102,19 @@ def _vocab_sizes(kind: str, config: dict[str, Any]) -> dict[str, Any]:
 def checkpoint_vocab(ckpt: Checkpoint) -> Any:
     """The vocabulary stored in ``ckpt``: a ``CharVocab``/``WordVocab`` for a
     language model, :class:`~rnncore.data.PairVocabs` for sequence to sequence,
-    a :class:`~rnncore.data.PairVocab` (or None) for the others; its sizes must
-    match the model's."""
+    a :class:`~rnncore.data.PairVocab` for the others, or None when the model
+    was trained without one (not a language model); its sizes must match the
+    model's."""
     where = ckpt.path / STATE_FILE if ckpt.path else STATE_FILE
     kind = checkpoint_kind(ckpt).name
     stored = ckpt.state.get(VOCAB_KEY)
     try:
         if kind == "char_lm":
             vocab: Any = vocab_from_dict(stored)
+        elif stored is None:  # a model trained from Python on ids of its own
+            return None
         elif kind == "seq2seq":
             vocab = PairVocabs.from_dict(stored)
-        elif stored is None:
-            return None
         else:
             vocab = PairVocab.from_dict(stored)
     except RnnCoreError as err:

@@ -39,15 +39,18 @@ class SourceModel:
     def __init__(self, model: Any, src: Any) -> None:
         self.model = model
         self.vocab_size = model.config.tgt_vocab_size
-        if isinstance(src, (list, tuple)) and src and not np.isscalar(src[0]):
+        ndim = 1 if model.config.input_size is None else 2  # ids (S,) or features (S, D)
+        if isinstance(src, (list, tuple)) and src and np.ndim(src[0]) == ndim:
             sources = [np.asarray(x) for x in src]  # G sentences of their own lengths
         else:
             sources = [np.asarray(src)]
         for ids in sources:
-            if ids.ndim != 1:
-                raise ArgumentError(f"src must be one sentence (S,), got shape {ids.shape}")
+            if ids.ndim != ndim:
+                layout = "(S,)" if ndim == 1 else "(S, D) features"
+                raise ArgumentError(f"src must be one sentence {layout}, got shape {ids.shape}")
         lens = [len(ids) for ids in sources]
-        padded = np.zeros((len(sources), max(lens)), dtype=sources[0].dtype)  # (G, S)
+        shape = (len(sources), max(lens), *sources[0].shape[1:])  # (G, S[, D])
+        padded = np.zeros(shape, dtype=sources[0].dtype)
         for g, ids in enumerate(sources):
             padded[g, : len(ids)] = ids
         with eval_mode(model):
@@ -117,8 +120,10 @@ def translate(
     (``beam_size`` 1 is greedy), ending in ``eos_id``; ``ids`` of each
     :class:`~rnncore.decode.Hypothesis` include the final ``eos_id`` if emitted."""
     ids = np.asarray(src)
-    if ids.ndim != 1:
-        raise ArgumentError(f"src must be one sentence (S,), got shape {ids.shape}")
+    ndim = 1 if model.config.input_size is None else 2
+    if ids.ndim != ndim:
+        layout = "(S,)" if ndim == 1 else "(S, D) features"
+        raise ArgumentError(f"src must be one sentence {layout}, got shape {ids.shape}")
     options = {"max_length": max_length, "length_penalty": length_penalty, "n_best": n_best}
     return translate_batch(model, [ids], beam_size=beam_size, **options)[0]
 

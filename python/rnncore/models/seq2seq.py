@@ -55,6 +55,9 @@ class Seq2SeqConfig(Config):
     eos_id: int = 2  # target id that ends a decoded sequence
     dtype: str = "float32"  # 'float32' | 'float64'
     seed: int | None = 0  # initial weights and dropout masks
+    # None: source ids (N, S); D: float source features (N, S, D) instead, e.g.
+    # frames of audio (then vocab_size is 0 and there is no source embedding)
+    input_size: int | None = None
 
     def __post_init__(self) -> None:
         check_common(self)
@@ -73,7 +76,8 @@ class Seq2SeqConfig(Config):
 class Seq2Seq(Model):
     """Encoder, bridge, attention decoder and head (see the module docstring).
 
-    Parameters: ``src_embedding.weight (V_src, E)``, ``tgt_embedding.weight
+    Parameters: ``src_embedding.weight (V_src, E)`` (not with ``input_size``: the
+    source is then float features ``(N, S, D)``), ``tgt_embedding.weight
     (V_tgt, E)``, ``encoder.*`` (torch's names), ``bridge.weight (H, M)``,
     ``bridge.bias (H,)``, ``decoder.*`` (:class:`~rnncore.nn.AttentionDecoder`),
     ``head.weight (V_tgt, H + M)``, ``head.bias (V_tgt,)``.
@@ -94,9 +98,11 @@ class Seq2Seq(Model):
         M = (2 if config.bidirectional else 1) * H
         kw: dict[str, Any] = {"dtype": self.dtype, "rng": self.rng}
         V_src, V_tgt = config.vocab_size, config.tgt_vocab_size
-        self.src_embedding = self._add("src_embedding", nn.Embedding(V_src, E, **kw))
+        if config.input_size is None:
+            self.src_embedding = self._add("src_embedding", nn.Embedding(V_src, E, **kw))
         self.tgt_embedding = self._add("tgt_embedding", nn.Embedding(V_tgt, E, **kw))
-        rnn = make_rnn(config.cell, E, config, self.rng, backend, config.bidirectional)
+        D = E if config.input_size is None else config.input_size  # encoder input width
+        rnn = make_rnn(config.cell, D, config, self.rng, backend, config.bidirectional)
         self.encoder = self._add("encoder", rnn)
         self.bridge = self._add("bridge", nn.Linear(M, H, **kw))
         if config.attention == "none":  # one layer of the encoder's cell, no dropout
@@ -112,16 +118,30 @@ class Seq2Seq(Model):
     # ----------------------------------------------------------------- encoder
 
     def _source(self, src: Any, src_lengths: Any) -> tuple[Array, Array]:
-        """Checked ``src (N, S)`` and ``src_lengths (N,)`` (all ``S`` when None)."""
-        arr = check_ids("src", src, self.config.vocab_size, 2, "(N, S)")
-        N, S = arr.shape
+        """Checked ``src (N, S)`` (features ``(N, S, D)`` with ``input_size``) and
+        ``src_lengths (N,)`` (all ``S`` when None)."""
+        D = self.config.input_size
+        if D is None:
+            arr = check_ids("src", src, self.config.vocab_size, 2, "(N, S)")
+        else:
+            arr = _validate.float_array("src", src, self.dtype)
+            if arr.ndim != 3 or arr.shape[2] != D or 0 in arr.shape:
+                raise ShapeError(
+                    f"src must be (N, S, {D}) = (batch, steps, input_size) features, got "
+                    f"shape {arr.shape}"
+                )
+            _validate.finite("src", arr)
+        N, S = arr.shape[:2]
         lens = check_lengths(src_lengths, N, S)
         return arr, np.full(N, S, np.int64) if lens is None else lens
 
     def encode(self, src: Array, lens: Array) -> tuple[Array, Any, Array]:
-        """Checked ``src (N, S)``, ``lens`` -> ``(memory (N, S, M), h0 state, bridge
-        pre-activation (N, H))``."""
-        x = self.src_embedding._forward(src.T)  # (S, N, E)
+        """Checked ``src (N, S)`` (or features ``(N, S, D)``), ``lens`` ->
+        ``(memory (N, S, M), h0 state, bridge pre-activation (N, H))``."""
+        if src.ndim == 3:  # features, read as they are
+            x = np.ascontiguousarray(src.transpose(1, 0, 2))  # (S, N, D)
+        else:
+            x = self.src_embedding._forward(src.T)  # (S, N, E)
         out, hx = self.encoder(x, lengths=lens)  # (S, N, M)
         h_n = hx[0] if isinstance(hx, tuple) else hx  # (L*dirs, N, H)
         dirs = 2 if self.config.bidirectional else 1
@@ -266,7 +286,8 @@ class Seq2Seq(Model):
         d_h_n[-dirs:] = d_top.reshape(N, dirs, H).transpose(1, 0, 2)
         d_hx = (d_h_n, None) if self.config.cell in CELL_STATE else d_h_n
         dx, _ = self.encoder.backward(np.ascontiguousarray(dmemory.transpose(1, 0, 2)), d_hx)
-        self.src_embedding._backward(dx)
+        if self.config.input_size is None:
+            self.src_embedding._backward(dx)
 
     # ----------------------------------------------------------------- decoding
 
