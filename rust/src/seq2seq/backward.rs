@@ -3,14 +3,17 @@
 //! `dw_ih`, the input bias and the key projection's gradients once.
 
 use super::attention::{attend_backward, project_keys_backward, Kind, StepGrads};
+use super::decoder::context_weights;
 use super::decoder::{DecoderCache, DecoderGrads, DecoderSpec, DecoderWeights};
 use crate::buffer::zeros;
 use crate::cells::{gru, lstm, rnn};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul, MatMut, MatRef};
 use crate::mode::Mode;
+use crate::parallel;
 use crate::real::Real;
 use crate::sequence::check_finite;
+use crate::sequence::recurrent::Recurrent;
 use crate::simd;
 
 /// Gradients of `sum(d_output * output) + sum(d_weights * weights) +
@@ -88,7 +91,12 @@ pub fn decoder_backward<F: Real>(
     let mut dv = zeros::<F>(if additive { a } else { 0 }, "dv")?;
     let mut dw_hh = zeros::<F>(gh * h, "dw_hh")?;
     let mut db_hh = zeros::<F>(gh, "db_hh")?;
-    let w_ctx = MatRef::strided(&w.w_ih[e.min(w.w_ih.len())..], gh, m, em, 1); // (G*H, M)
+    // The per-step products `dg @ W_hh` and `dg @ W_ctx` over weights prepared
+    // once for all T steps, as in the forward.
+    let w_ctx = context_weights(w.w_ih, gh, e, m)?; // (G*H, M)
+    let ctx_t = Recurrent::transposed(&w_ctx, gh, m, t_len, n)?;
+    let hh_t = Recurrent::transposed(w.w_hh, gh, h, t_len, n)?;
+    let wide = parallel::plan(n, h).1;
 
     for t in (0..t_len).rev() {
         let d_out = &d_output[t * n * (h + m)..][..n * (h + m)];
@@ -185,12 +193,7 @@ pub fn decoder_backward<F: Real>(
         let dg_h: &[F] = if separate { &dgh } else { dg_t };
         // dh_prev = dh_direct + dg_h @ w_hh; dw_hh += dg_h^T @ h_prev.
         dh.copy_from_slice(&dh_direct);
-        matmul(
-            MatMut::row_major(&mut dh, n, h),
-            MatRef::row_major(dg_h, n, gh),
-            MatRef::row_major(w.w_hh, gh, h),
-            true,
-        );
+        hh_t.mul(level, &mut dh, dg_h, n, true, wide);
         matmul(
             MatMut::row_major(&mut dw_hh, gh, h),
             MatRef::row_major(dg_h, n, gh).t(),
@@ -203,12 +206,7 @@ pub fn decoder_backward<F: Real>(
             }
         }
         // The context half of this step's input goes to context_{t-1}.
-        matmul(
-            MatMut::row_major(&mut dctx, n, m),
-            MatRef::row_major(dg_t, n, gh),
-            w_ctx,
-            false,
-        );
+        ctx_t.mul(level, &mut dctx, dg_t, n, false, wide);
     }
 
     let rows = t_len * n;

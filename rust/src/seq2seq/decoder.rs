@@ -30,8 +30,10 @@ use crate::cells::{gru, lstm, rnn};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul, MatMut, MatRef};
 use crate::mode::Mode;
+use crate::parallel;
 use crate::real::Real;
 use crate::sequence::check_finite;
+use crate::sequence::recurrent::Recurrent;
 use crate::simd;
 
 /// Sizes and options of one decoder call.
@@ -248,7 +250,7 @@ pub fn decoder_forward<F: Real>(
 ) -> Result<DecoderForward<F>> {
     let lengths = spec.check(w)?;
     let (t_len, n, s, e, h, m, a) = (spec.t, spec.n, spec.s, spec.e, spec.h, spec.m, spec.a);
-    let (gh, nh, em) = (spec.gh(), n * h, e + m);
+    let (gh, nh) = (spec.gh(), n * h);
     let mode = spec.mode;
     len("y", y, t_len * n * e)?;
     len("memory", memory, n * s * m)?;
@@ -305,7 +307,12 @@ pub fn decoder_forward<F: Real>(
     if sampler.is_none() {
         input_projection(spec, &mut gates, &y_fed, w);
     }
-    let w_ctx = MatRef::strided(&w.w_ih[e.min(w.w_ih.len())..], gh, m, em, 1); // (G*H, M)
+    // The per-step products over weights prepared once for all T steps (packed,
+    // or panels for a few rows): `context_{t-1} @ W_ctx^T` and `h_{t-1} @ W_hh^T`.
+    let w_ctx = context_weights(w.w_ih, gh, e, m)?; // (G*H, M)
+    let ctx_w = Recurrent::new(&w_ctx, gh, m, t_len, n)?;
+    let hh_w = Recurrent::new(w.w_hh, gh, h, t_len, n)?;
+    let wide = parallel::plan(n, h).1;
     let mut states = zeros::<F>((t_len + 1) * nh, "states")?;
     states[..nh].copy_from_slice(h0);
     let mut cells = match c0 {
@@ -346,23 +353,12 @@ pub fn decoder_forward<F: Real>(
             input_projection(spec, g_t, y_t, w);
         }
         let (done, rest) = contexts.split_at_mut((t + 1) * n * m);
-        let ctx_prev = &done[t * n * m..];
-        matmul(
-            MatMut::row_major(g_t, n, gh),
-            MatRef::row_major(ctx_prev, n, m),
-            w_ctx.t(),
-            true,
-        );
+        let ctx_prev = &done[t * n * m..][..n * m];
+        ctx_w.mul(level, g_t, ctx_prev, n, true, wide);
         let (before, after) = states.split_at_mut((t + 1) * nh);
         let (h_prev, h_next) = (&before[t * nh..], &mut after[..nh]);
-        let w_hh_t = MatRef::row_major(w.w_hh, gh, h).t();
         if separate {
-            matmul(
-                MatMut::row_major(&mut hg, n, gh),
-                MatRef::row_major(h_prev, n, h),
-                w_hh_t,
-                false,
-            );
+            hh_w.mul(level, &mut hg, h_prev, n, false, wide);
             if let Some(b_hh) = w.b_hh {
                 for row in hg.chunks_exact_mut(gh) {
                     for (v, &b) in row.iter_mut().zip(b_hh) {
@@ -371,12 +367,7 @@ pub fn decoder_forward<F: Real>(
                 }
             }
         } else {
-            matmul(
-                MatMut::row_major(g_t, n, gh),
-                MatRef::row_major(h_prev, n, h),
-                w_hh_t,
-                true,
-            );
+            hh_w.mul(level, g_t, h_prev, n, true, wide);
         }
         match mode {
             Mode::RnnTanh | Mode::RnnRelu => {
@@ -467,4 +458,20 @@ fn input_projection<F: Real>(
             }
         }
     }
+}
+
+/// The context columns `w_ih[:, E..]` as a row-major `(G*H, M)` copy, for the
+/// per-step products (once per call).
+pub(super) fn context_weights<F: Real>(
+    w_ih: &[F],
+    gh: usize,
+    e: usize,
+    m: usize,
+) -> Result<Vec<F>> {
+    let mut out = with_capacity(gh * m, "context weights")?;
+    for row in w_ih.chunks_exact(e + m).take(gh) {
+        out.extend_from_slice(&row[e..]);
+    }
+    len("w_ih", &out, gh * m)?;
+    Ok(out)
 }

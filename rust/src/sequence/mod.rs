@@ -26,7 +26,7 @@
 
 mod backward;
 mod forward;
-mod recurrent;
+pub(crate) mod recurrent;
 mod spec;
 
 pub use backward::{backward, Grads};
