@@ -226,8 +226,12 @@ def test_scheduled_sampling_needs_a_model_that_samples():
     batcher = ExampleBatcher([([1, 2], 0), ([3], 1)] * 10, collate_labelled, 4)
     optimizer = create("adam", dict(model.named_parameters()), lr=1e-3)
     config = TrainConfig(max_steps=2, sampling_decay="linear", sampling_k=10.0, progress=False)
-    with pytest.raises(ArgumentError, match="scheduled sampling is for decoders"):
+    with pytest.raises(ArgumentError, match="scheduled sampling is for attention decoders"):
         Trainer(model, optimizer, batcher, config)
+    plain = Seq2Seq(Seq2SeqConfig(vocab_size=5, tgt_vocab_size=5, attention="none"))
+    optimizer = create("adam", dict(plain.named_parameters()), lr=1e-3)
+    with pytest.raises(ArgumentError, match="a Seq2Seq on a ExampleBatcher has none"):
+        Trainer(plain, optimizer, batcher, config)
 
 
 def test_a_scheduled_sampling_run_repeats_and_resumes_bit_for_bit(tmp_path):

@@ -259,6 +259,8 @@ def run_train(args: argparse.Namespace, fit: Callable[..., int]) -> int:
     s = _settings(args, saved)
     if s["val_fraction"] + s["test_fraction"] >= 1:
         raise ArgumentError("--val-fraction plus --test-fraction must be below 1")
+    if s["sampling_decay"] is not None and s["attention"] == "none":
+        raise ArgumentError("--sampling-decay needs attention (it runs in the attention decoder)")
     if args.out is not None and not args.out:
         raise ArgumentError("--out: an empty path")
     if args.out is not None:

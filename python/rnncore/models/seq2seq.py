@@ -115,6 +115,12 @@ class Seq2Seq(Model):
         self.head = self._add("head", nn.Linear(width, V_tgt, **kw))
         self._cache: tuple | None = None
 
+    @property
+    def samples_inputs(self) -> bool:
+        """Whether :meth:`loss` takes ``sampling_prob > 0`` (scheduled sampling runs
+        inside the attention decoder; not with ``attention="none"``)."""
+        return self.config.attention != "none"
+
     # ----------------------------------------------------------------- encoder
 
     def _source(self, src: Any, src_lengths: Any) -> tuple[Array, Array]:

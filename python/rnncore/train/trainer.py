@@ -34,7 +34,6 @@ min-char-rnn today), with the same result to rounding.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import time
 import warnings
@@ -143,11 +142,11 @@ class Trainer:
         if not self._streams and self.config.loss_reduction != "mean":
             raise ArgumentError("loss_reduction='sum' is for language models on a stream")
         if self.config.sampling_schedule() is not None:
-            loss = inspect.signature(model.loss).parameters
-            if "sampling_prob" not in loss or self._streams:
+            if not getattr(model, "samples_inputs", False) or self._streams:
                 raise ArgumentError(
-                    f"scheduled sampling is for decoders trained on examples (Seq2Seq); "
-                    f"a {type(model).__name__} on a {type(batcher).__name__} has none"
+                    "scheduled sampling is for attention decoders trained on examples "
+                    f"(Seq2Seq); a {type(model).__name__} on a {type(batcher).__name__} "
+                    "has none"
                 )
         self.vocab, self.extra = vocab, dict(extra or {})
         self.base_lr = float(optimizer.lr)
