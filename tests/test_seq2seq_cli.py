@@ -128,6 +128,11 @@ def test_misuse_is_one_line(run, tmp_path, capsys, monkeypatch):
         main(["translate", "--checkpoint", str(run / "run"), "--beam", "2", "--n-best", "3"]) == 2
     )
     assert "--n-best 3 needs --beam of at least 3" in capsys.readouterr().err
+    ckpt = ["translate", "--checkpoint", str(run / "run")]
+    assert main([*ckpt, "--file", str(tmp_path / "none.txt")]) == 2
+    assert "none.txt: no such file" in capsys.readouterr().err
+    assert main([*ckpt, "--attention-png", str(tmp_path / "no" / "a.png")]) == 2
+    assert "no directory" in capsys.readouterr().err
 
 
 def test_translate_refuses_a_language_model(tmp_path, capsys, monkeypatch):

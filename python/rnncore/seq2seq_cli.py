@@ -310,6 +310,8 @@ def run_train(args: argparse.Namespace, fit: Callable[..., int]) -> int:
 def _source_lines(args: argparse.Namespace) -> tuple[list[str], str]:
     """The lines to translate and where they came from (for messages)."""
     if args.file is not None:
+        if not Path(args.file).is_file():
+            raise ArgumentError(f"--file {args.file}: no such file")
         where, stream = args.file, open(args.file, "rb")
     else:
         where, stream = "stdin", sys.stdin.buffer
@@ -345,6 +347,10 @@ def _check_translate_flags(args: argparse.Namespace) -> None:
             raise ArgumentError(f"{flag} must be at least 1, got {value}")
     if args.n_best > args.beam:
         raise ArgumentError(f"--n-best {args.n_best} needs --beam of at least {args.n_best}")
+    if args.attention_png is not None:
+        folder = Path(args.attention_png).parent
+        if not args.attention_png or not folder.is_dir():
+            raise ArgumentError(f"--attention-png {args.attention_png!r}: no directory {folder}")
 
 
 def _greedy(model: Seq2Seq, sources: list[list[int]], max_length: int) -> list[list[int]]:
