@@ -142,6 +142,31 @@ def check_same_shape(name: str, value: Any, shape: tuple[int, ...], layout: str)
     return arr
 
 
+def check_features(name: str, value: Any, dtype: np.dtype, D: int, steps: str = "T") -> Array:
+    """Float feature sequences ``(N, T, D)`` of exactly ``dtype``, none empty, finite
+    (what a model with ``input_size = D`` reads instead of token ids); ``steps``
+    names the time axis in messages."""
+    arr = _validate.float_array(name, value, dtype)
+    if arr.ndim != 3 or arr.shape[2] != D or 0 in arr.shape:
+        raise ShapeError(
+            f"{name} must be (N, {steps}, {D}) = (batch, steps, input_size) features, got "
+            f"shape {arr.shape}"
+        )
+    _validate.finite(name, arr)
+    return arr
+
+
+def collect_symbols(prev: Array, done: Array, outputs: list[list[int]], eos_id: int) -> bool:
+    """One greedy step's symbols ``prev (N,)`` into ``outputs``: a row that emits
+    ``eos_id`` is ``done`` (in place) and takes no more; returns whether all are."""
+    for b in np.flatnonzero(~done):
+        if prev[b] == eos_id:
+            done[b] = True
+        else:
+            outputs[b].append(int(prev[b]))
+    return bool(done.all())
+
+
 def check_lengths(value: Any, N: int, T: int) -> Array | None:
     """``(N,)`` lengths in ``1..T`` as int64, or None when ``value`` is None."""
     return None if value is None else _validate.lengths(value, N, T)

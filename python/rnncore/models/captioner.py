@@ -22,7 +22,15 @@ import numpy as np
 
 from rnncore import _validate, nn
 from rnncore.errors import ArgumentError, ShapeError, StateError
-from rnncore.models._base import Config, Model, check_common, check_ids, check_lengths, make_rnn
+from rnncore.models._base import (
+    Config,
+    Model,
+    check_common,
+    check_ids,
+    check_lengths,
+    collect_symbols,
+    make_rnn,
+)
 from rnncore.nn._base import Array
 from rnncore.nn.functional import _in_range, softmax_cross_entropy
 
@@ -176,12 +184,7 @@ class Captioner(Model):
                 x = self._inputs(prev[:, None], x0 if step == 0 else None)  # (1, N, E)
                 out, hx = self.rnn(x, hx)
                 prev = self.head._forward(out[0]).argmax(axis=1)  # (N,)
-                for b in np.flatnonzero(~done):
-                    if prev[b] == self.config.eos_id:
-                        done[b] = True
-                    else:
-                        outputs[b].append(int(prev[b]))
-                if done.all():
+                if collect_symbols(prev, done, outputs, self.config.eos_id):
                     break
         finally:
             self.train(was_training)

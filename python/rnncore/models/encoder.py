@@ -15,9 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from rnncore import _validate, nn
-from rnncore.errors import ShapeError
-from rnncore.models._base import Config, Model, check_ids, check_lengths, make_rnn
+from rnncore import nn
+from rnncore.models._base import (
+    Config,
+    Model,
+    check_features,
+    check_ids,
+    check_lengths,
+    make_rnn,
+)
 from rnncore.nn._base import Array
 
 __all__ = ["SequenceEncoder"]
@@ -57,13 +63,7 @@ class SequenceEncoder(Model):
         if D is None:
             arr = check_ids("ids", ids, self.config.vocab_size, 2, "(N, T)")
         else:
-            arr = _validate.float_array("x", ids, self.dtype)
-            if arr.ndim != 3 or arr.shape[2] != D or 0 in arr.shape:
-                raise ShapeError(
-                    f"x must be (N, T, {D}) = (batch, steps, input_size) features, got "
-                    f"shape {arr.shape}"
-                )
-            _validate.finite("x", arr)
+            arr = check_features("x", ids, self.dtype, D)
         N, T = arr.shape[:2]
         lens = check_lengths(lengths, N, T)
         return arr, np.full(N, T, np.int64) if lens is None else lens

@@ -29,7 +29,16 @@ import numpy as np
 
 from rnncore import _validate, nn
 from rnncore.errors import ArgumentError, ShapeError, StateError
-from rnncore.models._base import Config, Model, check_common, check_ids, check_lengths, make_rnn
+from rnncore.models._base import (
+    Config,
+    Model,
+    check_common,
+    check_features,
+    check_ids,
+    check_lengths,
+    collect_symbols,
+    make_rnn,
+)
 from rnncore.nn._base import CELL_STATE, Array
 from rnncore.nn.functional import _in_range, softmax_cross_entropy
 
@@ -130,13 +139,7 @@ class Seq2Seq(Model):
         if D is None:
             arr = check_ids("src", src, self.config.vocab_size, 2, "(N, S)")
         else:
-            arr = _validate.float_array("src", src, self.dtype)
-            if arr.ndim != 3 or arr.shape[2] != D or 0 in arr.shape:
-                raise ShapeError(
-                    f"src must be (N, S, {D}) = (batch, steps, input_size) features, got "
-                    f"shape {arr.shape}"
-                )
-            _validate.finite("src", arr)
+            arr = check_features("src", src, self.dtype, D, "S")
         N, S = arr.shape[:2]
         lens = check_lengths(src_lengths, N, S)
         return arr, np.full(N, S, np.int64) if lens is None else lens
@@ -330,12 +333,7 @@ class Seq2Seq(Model):
                 prev = self.head._forward(out[0]).argmax(axis=1)  # (N,)
                 if w is not None:
                     weights.append(w[0])
-                for b in np.flatnonzero(~done):
-                    if prev[b] == self.config.eos_id:
-                        done[b] = True
-                    else:
-                        outputs[b].append(int(prev[b]))
-                if done.all():
+                if collect_symbols(prev, done, outputs, self.config.eos_id):
                     break
         finally:
             self.train(was_training)
