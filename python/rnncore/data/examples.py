@@ -30,7 +30,7 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore.data.padding import bucket_order, pad_batch
-from rnncore.data.stream import SPLITS, _split_sizes
+from rnncore.data.stream import SPLITS, _split_sizes, same_geometry
 from rnncore.errors import ArgumentError
 
 __all__ = [
@@ -217,9 +217,7 @@ class ExampleBatcher:
 
     def compatible(self, state: dict[str, Any]) -> bool:
         """Whether ``state`` came from a batcher over the same data, split and sizes."""
-        mine = self.state_dict()
-        keys = ("batch_size", "pool_batches", "seed", "parts", "fingerprint")
-        return isinstance(state, dict) and all(state.get(k) == mine[k] for k in keys)
+        return same_geometry(self.state_dict(), state)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a saved position; the data, split and sizes must be the same."""

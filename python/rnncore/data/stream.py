@@ -62,6 +62,14 @@ def fingerprint(ids: np.ndarray, window: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def same_geometry(mine: dict[str, Any], state: Any) -> bool:
+    """Whether a saved batcher position ``state`` belongs to the data and geometry
+    ``mine`` describes: every key of ``mine`` but the position itself agrees."""
+    return isinstance(state, dict) and all(
+        state.get(k) == v for k, v in mine.items() if k not in ("epoch", "position")
+    )
+
+
 def _split_sizes(length: int, split: Sequence[float]) -> tuple[int, int, int]:
     """Lengths of the train, val and test parts for fractions ``split``."""
     fractions = [float(f) for f in split]
@@ -176,9 +184,7 @@ class StreamBatcher:
 
     def compatible(self, state: dict[str, Any]) -> bool:
         """Whether ``state`` came from a batcher over the same data and geometry."""
-        mine = self.state_dict()
-        keys = ("batch_size", "seq_length", "parts", "fingerprint")
-        return isinstance(state, dict) and all(state.get(k) == mine[k] for k in keys)
+        return same_geometry(self.state_dict(), state)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a saved position; the data and geometry must be the same."""
