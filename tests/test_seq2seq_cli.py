@@ -60,6 +60,19 @@ def test_translate_reads_stdin_and_matches_the_python_decoders(run, monkeypatch,
         assert rows[0][2] == vocabs.target.decode(best[0].ids)
 
 
+def test_translate_with_an_ensemble(run, monkeypatch, capsys):
+    _stdin(monkeypatch, b"3 May 1998\n12/24/07\n")
+    ckpt = ["translate", "--checkpoint", str(run / "run")]
+    assert main([*ckpt, "--beam", "3"]) == 0
+    alone = capsys.readouterr().out
+    _stdin(monkeypatch, b"3 May 1998\n12/24/07\n")
+    assert main([*ckpt, "--beam", "3", "--ensemble", str(run / "run" / "latest")]) == 0
+    assert capsys.readouterr().out.count("\n") == 2 and alone.count("\n") == 2
+    _stdin(monkeypatch, b"x\n")
+    assert main([*ckpt, "--ensemble-mode", "logprob"]) == 2
+    assert "--ensemble-mode needs --ensemble" in capsys.readouterr().err
+
+
 def test_translate_writes_the_attention_heatmap(run, monkeypatch, capsys):
     pytest.importorskip("matplotlib")
     _stdin(monkeypatch, b"3 May 1998\n")

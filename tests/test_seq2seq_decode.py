@@ -125,3 +125,28 @@ def test_groups_of_one_language_model_state_equal_one_search():
         lm, groups=3, prime_ids=[1, 2], beam_size=3, max_length=5, eos_id=0, n_best=2
     ):
         assert [h.ids for h in got] == [h.ids for h in alone]
+
+
+def test_an_ensemble_of_sources_bound_to_two_models():
+    """translate_batch(ensemble=...): a model with itself is the model; two
+    different models average their distributions, step by step."""
+    from rnncore.decode.seq2seq import translate_batch
+    from rnncore.errors import ArgumentError
+
+    a, b = model(seed=0), model(seed=1)
+    rng = np.random.default_rng(4)
+    sources = [rng.integers(0, 7, n).tolist() for n in (3, 5)]
+    alone = translate_batch(a, sources, beam_size=3, n_best=2, max_length=6)
+    twice = translate_batch(a, sources, beam_size=3, n_best=2, max_length=6, ensemble=[a])
+    for x, y in zip(alone, twice):
+        assert [h.ids for h in x] == [h.ids for h in y]
+        np.testing.assert_allclose([h.score for h in x], [h.score for h in y], rtol=1e-9)
+    mixed = translate_batch(a, sources, beam_size=2, max_length=6, ensemble=[b])
+    for src, got in zip(sources, mixed):
+        want = beam_search(
+            Ensemble([SourceModel(a, src), SourceModel(b, src)]),
+            prime_ids=[a.config.bos_id], beam_size=2, max_length=6, eos_id=a.config.eos_id,
+        )  # fmt: skip
+        assert [h.ids for h in got] == [h.ids for h in want]
+    with pytest.raises(ArgumentError, match=r"ensemble\[0\] must be a Seq2Seq"):
+        translate_batch(a, sources, ensemble=[model(V_tgt=7)])

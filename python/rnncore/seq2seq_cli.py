@@ -7,7 +7,7 @@ command line.
         [--sampling-decay linear|exponential|inverse_sigmoid --sampling-k K] ...
         [--out DIR] [--force] [--init-from DIR]
     rnncore translate --checkpoint DIR [--beam K] [--n-best K] [--length-penalty A]
-        [--max-length N] [--file FILE] [--attention-png PNG]
+        [--max-length N] [--file FILE] [--attention-png PNG] [--ensemble DIR ...]
 
 Training takes the limits, validation, checkpoints, resume (``--init-from``),
 progress, ``metrics.csv`` and ``loss.png`` of ``rnncore train``; the settings
@@ -18,7 +18,9 @@ are resolved the same way (command line, then the checkpoint's, then
 translation per line: greedy with ``--beam 1`` (64 sources at a time), else beam
 search (the beams of 8 sources at a time);
 with ``--n-best K`` each source gets ``K`` lines ``rank<TAB>score<TAB>text`` and
-an empty line.
+an empty line. ``--ensemble DIR ...`` averages the next-symbol distributions of
+more models with the same vocabularies (beam search, also at ``--beam 1``); the
+heatmap is the first model's.
 """
 
 from __future__ import annotations
@@ -153,6 +155,12 @@ def add_translate_parser(sub: Any) -> None:
     t.add_argument("--length-penalty", type=float, default=0.0, help="GNMT alpha (default 0)")
     t.add_argument("--max-length", type=int, default=100, help="output symbols at most (100)")
     t.add_argument("--attention-png", help="write the first line's attention heatmap here")
+    t.add_argument("--ensemble", nargs="+", metavar="DIR", help="more checkpoints to average")
+    t.add_argument(
+        "--ensemble-mode",
+        choices=["prob", "logprob"],
+        help="average probabilities (prob, default) or log-probabilities (logprob)",
+    )
     t.set_defaults(run=run_translate)
 
 
@@ -402,6 +410,16 @@ def run_translate(args: argparse.Namespace) -> int:
             f"--checkpoint {ckpt.path}: the model reads {what}; translate it from Python "
             "(rnncore.decode.translate)"
         )
+    others = []
+    for path in args.ensemble or ():
+        other, other_vocabs, _ = load_model(_find_checkpoint(path, "best"))
+        if not isinstance(other, Seq2Seq) or other_vocabs != vocabs:
+            raise ArgumentError(
+                f"--ensemble {path}: not a seq2seq model with the vocabularies of --checkpoint"
+            )
+        others.append(other)
+    if args.ensemble_mode is not None and not others:
+        raise ArgumentError("--ensemble-mode needs --ensemble")
     lines, where = _source_lines(args)
     encoded = [vocabs.source.encode(line) for line in lines]
     unknown = sum(u for _, u in encoded)
@@ -412,7 +430,7 @@ def run_translate(args: argparse.Namespace) -> int:
         )
     sources = [ids for ids, _ in encoded]
     first: list[int] = []
-    if args.beam == 1:
+    if args.beam == 1 and not others:
         for k, out in enumerate(_greedy(model, sources, args.max_length)):
             print(vocabs.target.decode(out))
             if k == 0:
@@ -426,6 +444,8 @@ def run_translate(args: argparse.Namespace) -> int:
                 max_length=args.max_length,
                 length_penalty=args.length_penalty,
                 n_best=args.n_best,
+                ensemble=others,
+                ensemble_mode=args.ensemble_mode or "prob",
             )
             for hyps in part:
                 if args.n_best == 1:

@@ -13,12 +13,14 @@ carried but not read, and the keys are empty.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from rnncore.decode._model import eval_mode
 from rnncore.decode.beam import Hypothesis, beam_search_groups
+from rnncore.decode.ensemble import Ensemble
 from rnncore.errors import ArgumentError
 from rnncore.nn._base import Array, State
 from rnncore.nn.functional import log_softmax
@@ -136,16 +138,38 @@ def translate_batch(
     max_length: int = 100,
     length_penalty: float = 0.0,
     n_best: int = 1,
+    ensemble: Sequence[Any] = (),
+    ensemble_mode: str = "prob",
 ) -> list[list[Hypothesis]]:
     """:func:`translate` for a batch of sources at once (a list of ``(S_g,)`` id
     sequences of any lengths): one beam search per source, all of their beams
     advancing through one compiled decoder step per step
     (:func:`~rnncore.decode.beam_search_groups`). Each source gets the same
-    hypotheses as :func:`translate` alone."""
+    hypotheses as :func:`translate` alone.
+
+    ``ensemble``: more ``Seq2Seq`` models with the same target symbols (size, BOS
+    and EOS), each bound to the same sources; their next-symbol distributions
+    are averaged with ``model``'s (:class:`~rnncore.decode.Ensemble`, ``mode``
+    ``ensemble_mode``)."""
     if not isinstance(sources, (list, tuple)) or not sources:
         raise ArgumentError("sources must be a non-empty list of id sequences")
-    bound = SourceModel(model, [np.asarray(x) for x in sources])
     cfg = model.config
+    arrays = [np.asarray(x) for x in sources]
+    bound: Any = SourceModel(model, arrays)
+    if ensemble:
+        members = [bound]
+        for k, other in enumerate(ensemble):
+            c = getattr(other, "config", None)
+            same = c is not None and (c.tgt_vocab_size, c.bos_id, c.eos_id) == (
+                cfg.tgt_vocab_size, cfg.bos_id, cfg.eos_id,
+            )  # fmt: skip
+            if not same:
+                raise ArgumentError(
+                    f"ensemble[{k}] must be a Seq2Seq with the target symbols of model "
+                    f"({cfg.tgt_vocab_size} symbols, bos_id {cfg.bos_id}, eos_id {cfg.eos_id})"
+                )
+            members.append(SourceModel(other, arrays))
+        bound = Ensemble(members, mode=ensemble_mode)
     return beam_search_groups(
         bound,
         groups=len(sources),
