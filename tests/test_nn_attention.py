@@ -137,3 +137,26 @@ def test_keys_projected_once_give_the_same_steps(attention, rng):
     np.testing.assert_allclose(fast.keys(memory), slow.keys(memory), rtol=1e-12)
     with pytest.raises(ShapeError, match="keys"):
         fast(y, memory, lengths, keys=np.zeros((2, 3, fast.attention_size)))
+
+
+@pytest.mark.parametrize("N", [5, 40])  # panels for a few rows; the packed GEMM
+def test_bitwise_equal_at_1_2_and_4_threads(N, rng):
+    import rnncore
+
+    layer = nn.AttentionDecoder(7, 260, 9, "lstm", "additive", seed=2)
+    y = rng.standard_normal((4, N, 7), dtype=np.float32)
+    memory = rng.standard_normal((N, 6, 9), dtype=np.float32)
+    d_out = rng.standard_normal((4, N, 269), dtype=np.float32)
+    runs = []
+    try:
+        for threads in (1, 2, 4):
+            rnncore.set_num_threads(threads)
+            out, weights, _, _ = layer(y, memory)
+            dy, dmemory, _, _ = layer.backward(d_out)
+            runs.append([out, weights, dy, dmemory, *(g.copy() for g in layer.grads.values())])
+            layer.zero_grad()
+    finally:
+        rnncore.set_num_threads(None)
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_array_equal(a, b)
