@@ -2,7 +2,8 @@
 
 :class:`_RNNBase` is everything :class:`~rnncore.nn.RNN`, :class:`~rnncore.nn.LSTM`
 and :class:`~rnncore.nn.GRU` do; they only choose the kernel mode. A layer runs the
-kernels one direction of one layer at a time and does the rest in NumPy:
+kernels one direction of one layer at a time (the two directions of a layer side
+by side on two cores, :mod:`rnncore.nn._directions`) and does the rest in NumPy:
 concatenating the directions, feeding each layer's output to the next, dropout
 between layers, and the chain rule of all that in :meth:`_RNNBase.backward`."""
 
@@ -17,6 +18,7 @@ import numpy as np
 from rnncore import _validate
 from rnncore.errors import ArgumentError, StateError
 from rnncore.nn._base import CELL_STATE, GATES, PEEPHOLE, Array, KernelModule, State
+from rnncore.nn._directions import both
 from rnncore.nn._trace import cache_arrays, names
 
 SUFFIXES = ("", "_reverse")  # parameter-name suffix of direction 0 (forward), 1 (reverse)
@@ -180,12 +182,21 @@ class _RNNBase(KernelModule):
         for k in range(self.num_layers):
             inputs.append(x)
             outs = []
-            for d, sfx in enumerate(SUFFIXES[:dirs]):
+
+            def run(d: int, k: int = k, x: Array = x) -> Any:
                 i = k * dirs + d
                 c0_i = None if c0 is None else c0[i]
-                out, h_n[i], c_i, cache = self._kernel_forward(
-                    f"_l{k}{sfx}", x, h0[i], c0_i, lens, reverse=d == 1
+                return self._kernel_forward(
+                    f"_l{k}{SUFFIXES[d]}", x, h0[i], c0_i, lens, reverse=d == 1
                 )
+
+            if dirs == 2:
+                results = both(lambda: run(0), lambda: run(1), self._work(x), self._kernels)
+            else:
+                results = (run(0),)
+            for d, (out, h_i, c_i, cache) in enumerate(results):
+                i = k * dirs + d
+                h_n[i] = h_i
                 if c_n is not None:
                     c_n[i] = c_i
                 outs.append(out)  # (T, N, H)
@@ -197,6 +208,12 @@ class _RNNBase(KernelModule):
                 x = x * mask
             masks.append(mask)
         return x, h_n, c_n, inputs, caches, masks
+
+    def _work(self, x: Array) -> int:
+        """Multiply-adds of one direction's forward over ``x (T, N, D)``."""
+        T, N, D = x.shape
+        G, H = GATES[self._mode], self.hidden_size
+        return T * N * G * H * (D + H)
 
     def _dropout_mask(self, shape: tuple[int, ...]) -> Array:
         """Inverted-dropout mask of ``shape`` (T, N, dirs*H): 0 or ``1/(1-p)``, from :attr:`rng`."""
@@ -297,11 +314,12 @@ class _RNNBase(KernelModule):
             if tr.masks[k] is not None:
                 d_layer = d_layer * tr.masks[k]
             dxs = []  # dx of each direction, (T, N, D_k)
-            for d, sfx in enumerate(SUFFIXES[:dirs]):
+
+            def run(d: int, k: int = k, d_layer: Array = d_layer) -> Any:
                 i = k * dirs + d
                 d_dir = np.ascontiguousarray(d_layer[..., d * H : (d + 1) * H])  # (T, N, H)
-                dx_d, dh0[i], dc0_i = self._kernel_backward(
-                    f"_l{k}{sfx}",
+                return self._kernel_backward(
+                    f"_l{k}{SUFFIXES[d]}",
                     tr.inputs[k],
                     tr.lengths,
                     d == 1,
@@ -310,6 +328,15 @@ class _RNNBase(KernelModule):
                     None if d_h_n is None else d_h_n[i],
                     None if d_c_n is None else d_c_n[i],
                 )
+
+            if dirs == 2:
+                work = 2 * self._work(tr.inputs[k])  # the backward's two products
+                results = both(lambda: run(0), lambda: run(1), work, self._kernels)
+            else:
+                results = (run(0),)
+            for d, (dx_d, dh0_i, dc0_i) in enumerate(results):
+                i = k * dirs + d
+                dh0[i] = dh0_i
                 if dc0 is not None:
                     dc0[i] = dc0_i
                 dxs.append(dx_d)
