@@ -160,3 +160,35 @@ def test_bitwise_equal_at_1_2_and_4_threads(N, rng):
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prepared_weights_give_the_same_steps(mode, dtype, rng):
+    """forward(prepared=decoder.prepare()) step by step equals the plain calls (to
+    rounding: the products run over panels instead of the GEMM)."""
+    layer = nn.AttentionDecoder(3, 5, 4, mode, "additive", dtype=dtype, seed=1)
+    memory = rng.standard_normal((6, 3, 4)).astype(dtype)
+    prepared = layer.prepare()
+    hx = ctx = None
+    hx_p = ctx_p = None
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for _ in range(4):
+        y = rng.standard_normal((1, 6, 3)).astype(dtype)
+        out, w, hx, ctx = layer(y, memory, None, hx, ctx)
+        out_p, w_p, hx_p, ctx_p = layer(y, memory, None, hx_p, ctx_p, prepared=prepared)
+        np.testing.assert_allclose(out_p, out, rtol=tol, atol=tol)
+        np.testing.assert_allclose(w_p, w, rtol=tol, atol=tol)
+    other = nn.AttentionDecoder(3, 5, 4, "gru" if mode != "gru" else "lstm", dtype=dtype)
+    with pytest.raises(ArgumentError, match="prepared"):
+        other(rng.standard_normal((1, 6, 3)).astype(dtype), memory, prepared=prepared)
+    wide = nn.AttentionDecoder(3, 7, 4, mode, dtype=dtype)
+    with pytest.raises(ShapeError, match="prepared"):
+        wide(rng.standard_normal((1, 6, 3)).astype(dtype), memory, prepared=prepared)
+    flip = np.float32 if dtype == np.float64 else np.float64
+    same_other_dtype = nn.AttentionDecoder(3, 5, 4, mode, dtype=flip)
+    with pytest.raises(DTypeError, match="prepared"):
+        same_other_dtype(
+            rng.standard_normal((1, 6, 3)).astype(flip), memory.astype(flip), prepared=prepared
+        )
+    assert nn.AttentionDecoder(3, 5, 4, mode, backend=reference).prepare() is None

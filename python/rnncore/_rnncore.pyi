@@ -22,11 +22,13 @@ _FloatArray = NDArray[np.float32] | NDArray[np.float64]
 __all__ = [
     "AttentionDecoderCache",
     "Decoder",
+    "DecoderPrepared",
     "__version__",
     "backward",
     "decoder_backward",
     "decoder_forward",
     "decoder_keys",
+    "decoder_prepare",
     "forward",
     "gate_count",
     "get_num_threads",
@@ -293,6 +295,7 @@ def decoder_forward(
     context0: _FloatArray | None = None,
     sampling: None = None,
     keys: _FloatArray | None = None,
+    prepared: DecoderPrepared | None = None,
 ) -> tuple[_FloatArray, _FloatArray, _FloatArray, _FloatArray | None, AttentionDecoderCache]: ...
 @overload
 def decoder_forward(
@@ -308,6 +311,7 @@ def decoder_forward(
     *,
     sampling: dict[str, Any],
     keys: _FloatArray | None = None,
+    prepared: DecoderPrepared | None = None,
 ) -> tuple[
     _FloatArray,
     _FloatArray,
@@ -343,6 +347,8 @@ def decoder_forward(
         keys: ``(N, S, A)`` :func:`decoder_keys` of ``memory`` with these weights,
             or ``None`` (projected in the call): a decoder run one step per call
             passes them to project the memory once, not at every step.
+        prepared: :func:`decoder_prepare` of these weights, or ``None``: the
+            per-step products then read weights packed once, not at every call.
 
     Returns:
         ``(output (T, N, H + M), attention weights (T, N, S), h_n (N, H),
@@ -350,6 +356,22 @@ def decoder_forward(
         With ``sampling``, also ``fed (T, N)`` int64, the ids fed at every step; the
         backward's ``y`` gradient is that of the inputs fed.
     """
+
+@final
+class DecoderPrepared:
+    """A decoder's weights packed by :func:`decoder_prepare`; opaque."""
+
+def decoder_prepare(
+    mode: _Mode,
+    attention: _Attention,
+    weights: dict[str, _FloatArray],
+    input_size: int,
+    memory_size: int,
+) -> DecoderPrepared:
+    """The weights of :func:`decoder_forward` (``w_ih (G*H, E + M)``, ``w_hh``,
+    biases) packed once for the per-step products of many calls of a few rows
+    (a decoder stepped one symbol per call). Valid for these weights until they
+    change: a later edit of the arrays is not seen through it."""
 
 def decoder_keys(
     attention: _Attention, memory: _FloatArray, weights: dict[str, _FloatArray]

@@ -34,7 +34,9 @@ class SourceModel:
     (:func:`translate_batch` searches them together).
 
     Decoding starts from the prime ``[bos_id]`` (:func:`translate` passes it). The
-    model is put in eval mode for the encoder run; call under
+    keys of the memory and the decoder's packed weights are made once, here: the
+    model's weights must not change while it decodes. The model is put in eval
+    mode for the encoder run; call under
     :func:`~rnncore.decode._model.eval_mode` or let the decoders do it.
     """
 
@@ -59,10 +61,12 @@ class SourceModel:
             s, lengths = model._source(padded, np.array(lens, np.int64))
             memory, hx, _ = model.encode(s, lengths)  # (G, S, M)
         self._memory = memory[None]  # (1, G, S, M)
+        self._prepared = None  # the decoder's weights packed once, for every step
         if model.config.attention == "none":
             self._keys = np.zeros((1, len(sources), 0), dtype=memory.dtype)  # not read
         else:
             self._keys = model.decoder.keys(memory)[None]  # (1, G, S, A), once
+            self._prepared = model.decoder.prepare()
         self._lengths = lengths[None]  # (1, G)
         self._hx = hx  # (G, H) rows, or (h, c)
         self._M = memory.shape[2]
@@ -102,7 +106,9 @@ class SourceModel:
         h, *cell, context, memory, keys, lengths = state
         hx = (h[0], cell[0][0]) if cell else h[0]
         y = m.tgt_embedding._forward(np.asarray(ids, np.int64)[None, :])  # (1, N, E)
-        out, _, hx, context_n = m._decode(y, memory[0], lengths[0], hx, context[0], keys[0])
+        out, _, hx, context_n = m._decode(
+            y, memory[0], lengths[0], hx, context[0], keys[0], self._prepared
+        )
         log_probs = log_softmax(m.head._forward(out[0]))  # (N, V)
         h_n, *c_n = hx if isinstance(hx, tuple) else (hx,)
         new = (h_n[None], *(c[None] for c in c_n), context_n[None], memory, keys, lengths)

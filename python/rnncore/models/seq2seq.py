@@ -170,13 +170,15 @@ class Seq2Seq(Model):
         hx: Any,
         context: Array | None = None,
         keys: Array | None = None,
+        prepared: Any = None,
     ) -> tuple[Array, Array | None, Any, Array | None]:
         """The decoder over ``y (T, N, E)`` from ``hx`` (``h (N, H)`` or ``(h, c)``):
         ``(output (T, N, H + M), weights (T, N, S), hx_n, context_n)``; ``keys``:
-        ``decoder.keys(memory)`` when the caller steps it and keeps them. Without
+        ``decoder.keys(memory)`` and ``prepared`` ``decoder.prepare()`` when the
+        caller steps it and keeps them. Without
         attention: ``output (T, N, H)``, no weights, and ``context`` passes through."""
         if self.config.attention != "none":
-            return self.decoder(y, memory, lens, hx, context, keys=keys)
+            return self.decoder(y, memory, lens, hx, context, keys=keys, prepared=prepared)
         out, hx_n = self.decoder(y, _map(lambda a: a[None], hx))  # layer state (1, N, H)
         return out, None, _map(lambda a: a[0], hx_n), context
 
@@ -320,7 +322,9 @@ class Seq2Seq(Model):
         self.eval()
         try:
             memory, hx, _ = self.encode(s, s_lens)
-            keys = None if self.config.attention == "none" else self.decoder.keys(memory)
+            keys = prepared = None
+            if self.config.attention != "none":
+                keys, prepared = self.decoder.keys(memory), self.decoder.prepare()
             N = s.shape[0]
             prev = np.full(N, self.config.bos_id, np.int64)
             context = None
@@ -329,7 +333,7 @@ class Seq2Seq(Model):
             weights = []
             for _ in range(max_length):
                 y = self.tgt_embedding._forward(prev[None, :])  # (1, N, E)
-                out, w, hx, context = self._decode(y, memory, s_lens, hx, context, keys)
+                out, w, hx, context = self._decode(y, memory, s_lens, hx, context, keys, prepared)
                 prev = self.head._forward(out[0]).argmax(axis=1)  # (N,)
                 if w is not None:
                     weights.append(w[0])

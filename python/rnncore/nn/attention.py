@@ -146,6 +146,7 @@ class AttentionDecoder(KernelModule):
         *,
         sampling: None = ...,
         keys: Any = ...,
+        prepared: Any = ...,
     ) -> tuple[Array, Array, State, Array]: ...
 
     @overload
@@ -159,6 +160,7 @@ class AttentionDecoder(KernelModule):
         *,
         sampling: ScheduledSampling,
         keys: Any = ...,
+        prepared: Any = ...,
     ) -> tuple[Array, Array, State, Array, Array]: ...
 
     def forward(
@@ -171,6 +173,7 @@ class AttentionDecoder(KernelModule):
         *,
         sampling: ScheduledSampling | None = None,
         keys: Any = None,
+        prepared: Any = None,
     ) -> tuple:
         """Run the decoder over ``T`` steps, teacher-forced unless ``sampling``.
 
@@ -186,6 +189,8 @@ class AttentionDecoder(KernelModule):
             keys: ``(N, S, A)`` :meth:`keys` of ``memory``, or None (projected in
                 the call): a decoder stepped one call at a time projects its memory
                 once this way.
+            prepared: :meth:`prepare` of the current weights, or None: a decoder
+                stepped one call at a time packs its weights once this way.
 
         Returns:
             ``(output (T, N, H + M), weights (T, N, S), hx_n, context_n (N, M))``
@@ -222,9 +227,11 @@ class AttentionDecoder(KernelModule):
         kernel_sampling = None if sampling is None else self._sampling(sampling, y)
         if keys is not None:
             keys = self._array("keys", keys, (N, S, self.attention_size), "(N, S, A)")
+        extra = {} if prepared is None else {"prepared": prepared}
         results = self._kernels.decoder_forward(
             self._mode, self.attention, y, memory, lengths, h0, c0,
             self._kernel_weights(), context0=context0, sampling=kernel_sampling, keys=keys,
+            **extra,
         )  # fmt: skip
         output, weights, h_n, c_n, cache = results[:5]
         self._cache = (cache, T, N, S) if self.training else None
@@ -235,6 +242,18 @@ class AttentionDecoder(KernelModule):
             return output, self._cast(weights), hx_n, output[-1, :, H:]
         fed = np.asarray(results[5], dtype=np.int64)  # (T, N)
         return output, self._cast(weights), hx_n, output[-1, :, H:], fed
+
+    def prepare(self) -> Any:
+        """The weights packed once for many one-step calls (``forward(prepared=)``),
+        or None on a backend that does not pack (the NumPy reference). Valid until
+        the weights change (a training step, ``load_state_dict``): make a new one
+        then."""
+        prepare = getattr(self._kernels, "decoder_prepare", None)
+        if prepare is None:
+            return None
+        return prepare(
+            self._mode, self.attention, self._kernel_weights(), self.input_size, self.memory_size
+        )
 
     def keys(self, memory: Any) -> Array:
         """The keys ``(N, S, A)`` the attention projects ``memory (N, S, M)`` to

@@ -57,6 +57,8 @@ fn rnncore_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(seq2seq::decoder_forward, m)?)?;
     m.add_function(wrap_pyfunction!(seq2seq::decoder_backward, m)?)?;
     m.add_function(wrap_pyfunction!(seq2seq::decoder_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(seq2seq::decoder_prepare, m)?)?;
+    m.add_class::<seq2seq::DecoderPrepared>()?;
     m.add_class::<seq2seq::AttentionDecoderCache>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;

@@ -15,7 +15,7 @@ use crate::mode::Mode;
 use crate::real::Real;
 use crate::seq2seq::{
     decoder_backward as backward_kernel, decoder_forward as forward_kernel, project_keys,
-    AttnSizes, AttnWeights, DecoderCache, DecoderSpec, DecoderWeights, Kind, Sampling,
+    AttnSizes, AttnWeights, DecoderCache, DecoderSpec, DecoderWeights, Kind, Prepared, Sampling,
 };
 
 const WEIGHT_NAMES: [&str; 7] = ["w_ih", "w_hh", "b_ih", "b_hh", "w_query", "w_key", "v"];
@@ -31,6 +31,19 @@ enum Typed {
 pub struct AttentionDecoderCache {
     sizes: Sizes,
     typed: Typed,
+}
+
+enum TypedPrepared {
+    F32(Prepared<f32>),
+    F64(Prepared<f64>),
+}
+
+/// The decoder's weights packed once for many one-step calls
+/// (`decoder_prepare`); opaque.
+#[pyclass(module = "rnncore._rnncore", frozen)]
+pub struct DecoderPrepared {
+    mode: Mode,
+    typed: TypedPrepared,
 }
 
 /// `(mode, kind, T, N, S, E, H, M, A)` of the call that made a cache.
@@ -206,6 +219,7 @@ fn forward_typed<'py, F: Real + Element>(
     context0: Option<&Bound<'py, PyAny>>,
     sampling: Option<&Bound<'py, PyAny>>,
     keys: Option<&Bound<'py, PyAny>>,
+    prepared: Option<&Prepared<F>>,
     wrap: fn(DecoderCache<F>) -> Typed,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let y = FloatArg::<F>::extract(y, "y")?;
@@ -282,6 +296,7 @@ fn forward_typed<'py, F: Real + Element>(
             ctx_d.as_deref(),
             &dw,
             keys_d.as_deref(),
+            prepared,
             smp.as_ref(),
         )
     })?;
@@ -390,7 +405,7 @@ fn backward_typed<'py, F: Real + Element>(
 /// The attention decoder over a whole target sequence, teacher-forced or with
 /// scheduled sampling (see the stub).
 #[pyfunction]
-#[pyo3(signature = (mode, attention, y, memory, lengths, h0, c0, weights, context0=None, sampling=None, keys=None))]
+#[pyo3(signature = (mode, attention, y, memory, lengths, h0, c0, weights, context0=None, sampling=None, keys=None, prepared=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn decoder_forward<'py>(
     py: Python<'py>,
@@ -405,8 +420,26 @@ pub fn decoder_forward<'py>(
     context0: Option<&Bound<'py, PyAny>>,
     sampling: Option<&Bound<'py, PyAny>>,
     keys: Option<&Bound<'py, PyAny>>,
+    prepared: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let (mode, kind) = (Mode::from_name(mode)?, Kind::from_name(attention)?);
+    let prepared = prepared
+        .filter(|p| !p.is_none())
+        .map(|p| {
+            p.cast::<DecoderPrepared>()
+                .map(|b| b.get())
+                .map_err(|_| RnnError::dtype("prepared", "must come from decoder_prepare"))
+        })
+        .transpose()?;
+    if let Some(p) = prepared {
+        if p.mode != mode {
+            return Err(RnnError::argument(
+                "prepared",
+                format!("was made for {}, not {}", p.mode.name(), mode.name()),
+            )
+            .into());
+        }
+    }
     let dict = weights
         .cast::<PyDict>()
         .map_err(|_| RnnError::dtype("weights", "must be a dict of arrays by name"))?;
@@ -416,7 +449,13 @@ pub fn decoder_forward<'py>(
         Some(w) => (w, "w_ih"),
         None => (y, "y"),
     };
+    let wrong = || RnnError::dtype("prepared", "was made for the other float dtype");
     if precision(py, source, name)? == Precision::F64 {
+        let prepared = match prepared.map(|p| &p.typed) {
+            Some(TypedPrepared::F64(p)) => Some(p),
+            Some(TypedPrepared::F32(_)) => return Err(wrong().into()),
+            None => None,
+        };
         forward_typed::<f64>(
             py,
             mode,
@@ -430,9 +469,15 @@ pub fn decoder_forward<'py>(
             context0,
             sampling,
             keys,
+            prepared,
             Typed::F64,
         )
     } else {
+        let prepared = match prepared.map(|p| &p.typed) {
+            Some(TypedPrepared::F32(p)) => Some(p),
+            Some(TypedPrepared::F64(_)) => return Err(wrong().into()),
+            None => None,
+        };
         forward_typed::<f32>(
             py,
             mode,
@@ -446,6 +491,7 @@ pub fn decoder_forward<'py>(
             context0,
             sampling,
             keys,
+            prepared,
             Typed::F32,
         )
     }
@@ -549,4 +595,58 @@ pub fn decoder_keys<'py>(
     } else {
         keys_typed::<f32>(py, kind, memory, weights)
     }
+}
+
+fn prepare_typed<F: Real + Element>(
+    py: Python<'_>,
+    mode: Mode,
+    kind: Kind,
+    weights: &Bound<'_, PyAny>,
+    e: usize,
+    m: usize,
+) -> PyResult<Prepared<F>> {
+    let w = WeightArgs::<F>::extract(weights)?;
+    let (h, a) = w.sizes(kind, m)?;
+    let sizes = Sizes {
+        mode,
+        kind,
+        dims: [1, 1, 1, e, h, m, a],
+    };
+    w.check_shapes(&sizes)?;
+    let data: Vec<_> = (0..WEIGHT_NAMES.len())
+        .map(|i| w.get(i).map(|a| a.data()))
+        .collect();
+    let gh = mode.gates() * h;
+    run_detached(py, || {
+        let dw = decoder_weights(&data)?;
+        Prepared::new(&dw, gh, e, h, m)
+    })
+}
+
+/// The decoder's weights packed once for many one-step `decoder_forward` calls
+/// (see the stub).
+#[pyfunction]
+pub fn decoder_prepare<'py>(
+    py: Python<'py>,
+    mode: &str,
+    attention: &str,
+    weights: &Bound<'py, PyAny>,
+    input_size: usize,
+    memory_size: usize,
+) -> PyResult<Bound<'py, DecoderPrepared>> {
+    let (mode, kind) = (Mode::from_name(mode)?, Kind::from_name(attention)?);
+    let dict = weights
+        .cast::<PyDict>()
+        .map_err(|_| RnnError::dtype("weights", "must be a dict of arrays by name"))?;
+    let w_ih = dict
+        .get_item("w_ih")?
+        .filter(|w| !w.is_none())
+        .ok_or_else(|| RnnError::argument("w_ih", "is required"))?;
+    let (e, m) = (input_size, memory_size);
+    let typed = if precision(py, &w_ih, "w_ih")? == Precision::F64 {
+        TypedPrepared::F64(prepare_typed::<f64>(py, mode, kind, weights, e, m)?)
+    } else {
+        TypedPrepared::F32(prepare_typed::<f32>(py, mode, kind, weights, e, m)?)
+    };
+    Bound::new(py, DecoderPrepared { mode, typed })
 }

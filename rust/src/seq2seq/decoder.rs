@@ -30,6 +30,7 @@ use crate::cells::{gru, lstm, rnn};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul, MatMut, MatRef};
 use crate::mode::Mode;
+use crate::panel::narrow::Narrow;
 use crate::parallel;
 use crate::real::Real;
 use crate::sequence::check_finite;
@@ -63,6 +64,37 @@ pub struct DecoderWeights<'a, F> {
     pub b_ih: Option<&'a [F]>,
     pub b_hh: Option<&'a [F]>,
     pub attn: AttnWeights<'a, F>,
+}
+
+/// The decoder's weights packed once for calls that each run a few steps of a
+/// few rows (a decoder stepped one call per symbol): panels of `w_ih[:, :E]`,
+/// `w_ih[:, E:]` and `w_hh` for the per-step products, owned, so they outlive
+/// the call. Valid for the weights they were made from, until those change.
+pub struct Prepared<F> {
+    y: Narrow<F>,
+    ctx: Narrow<F>,
+    hh: Narrow<F>,
+    /// `(G*H, E, H, M)` of the weights.
+    pub dims: [usize; 4],
+}
+
+impl<F: Real> Prepared<F> {
+    /// Pack `w` for a decoder with input width `e` and memory width `m`.
+    pub fn new(w: &DecoderWeights<'_, F>, gh: usize, e: usize, h: usize, m: usize) -> Result<Self> {
+        len("w_ih", w.w_ih, gh * (e + m))?;
+        len("w_hh", w.w_hh, gh * h)?;
+        let mut w_y = with_capacity(gh * e, "packed weights")?;
+        for row in w.w_ih.chunks_exact(e + m) {
+            w_y.extend_from_slice(&row[..e]);
+        }
+        let w_ctx = context_weights(w.w_ih, gh, e, m)?;
+        Ok(Self {
+            y: Narrow::new(&w_y, gh, e)?,
+            ctx: Narrow::new(&w_ctx, gh, m)?,
+            hh: Narrow::new(w.w_hh, gh, h)?,
+            dims: [gh, e, h, m],
+        })
+    }
 }
 
 /// What the forward saves for the backward (owned).
@@ -246,6 +278,7 @@ pub fn decoder_forward<F: Real>(
     context0: Option<&[F]>,
     w: &DecoderWeights<'_, F>,
     keys: Option<&[F]>,
+    prepared: Option<&Prepared<F>>,
     sampling: Option<&Sampling<'_, F>>,
 ) -> Result<DecoderForward<F>> {
     let lengths = spec.check(w)?;
@@ -303,16 +336,50 @@ pub fn decoder_forward<F: Real>(
 
     // The y half of the input projection, biases folded in: for every step at
     // once, or step by step when sampling chooses the inputs as it goes.
+    if let Some(p) = prepared {
+        if p.dims != [gh, e, h, m] {
+            return Err(RnnError::shape(
+                "prepared",
+                format!(
+                    "was made for (G*H, E, H, M) = {:?}, not {:?}",
+                    p.dims,
+                    [gh, e, h, m]
+                ),
+            ));
+        }
+    }
+    let wide = parallel::plan(n, h).1;
+    let project = |gates: &mut [F], y: &[F]| match prepared {
+        Some(p) => {
+            p.y.mul(level, gates, y, gates.len() / gh, false, wide);
+            add_input_biases(spec, gates, w);
+        }
+        None => input_projection(spec, gates, y, w),
+    };
     let mut gates = zeros::<F>(t_len * n * gh, "gates")?; // (T, N, G*H)
     if sampler.is_none() {
-        input_projection(spec, &mut gates, &y_fed, w);
+        project(&mut gates, &y_fed);
     }
     // The per-step products over weights prepared once for all T steps (packed,
-    // or panels for a few rows): `context_{t-1} @ W_ctx^T` and `h_{t-1} @ W_hh^T`.
-    let w_ctx = context_weights(w.w_ih, gh, e, m)?; // (G*H, M)
-    let ctx_w = Recurrent::new(&w_ctx, gh, m, t_len, n)?;
-    let hh_w = Recurrent::new(w.w_hh, gh, h, t_len, n)?;
-    let wide = parallel::plan(n, h).1;
+    // or panels for a few rows), or by the caller once for many calls:
+    // `context_{t-1} @ W_ctx^T` and `h_{t-1} @ W_hh^T`.
+    let own = match prepared {
+        Some(_) => None,
+        None => Some(context_weights(w.w_ih, gh, e, m)?), // (G*H, M)
+    };
+    let built = match &own {
+        Some(w_ctx) => Some((
+            Recurrent::new(w_ctx, gh, m, t_len, n)?,
+            Recurrent::new(w.w_hh, gh, h, t_len, n)?,
+        )),
+        None => None,
+    };
+    // `dst (N, G*H) (+)= x @ W^T` over the context (`ctx`) or recurrent weights
+    let mul = |ctx: bool, dst: &mut [F], x: &[F], acc: bool| match (&built, prepared) {
+        (Some((c, hh)), _) => (if ctx { c } else { hh }).mul(level, dst, x, n, acc, wide),
+        (None, Some(p)) => (if ctx { &p.ctx } else { &p.hh }).mul(level, dst, x, n, acc, wide),
+        (None, None) => unreachable!("built when not prepared"),
+    };
     let mut states = zeros::<F>((t_len + 1) * nh, "states")?;
     states[..nh].copy_from_slice(h0);
     let mut cells = match c0 {
@@ -350,15 +417,15 @@ pub fn decoder_forward<F: Real>(
             if t >= 1 {
                 smp.choose(t, &output[(t - 1) * n * (h + m)..][..n * (h + m)], y_t);
             }
-            input_projection(spec, g_t, y_t, w);
+            project(g_t, y_t);
         }
         let (done, rest) = contexts.split_at_mut((t + 1) * n * m);
         let ctx_prev = &done[t * n * m..][..n * m];
-        ctx_w.mul(level, g_t, ctx_prev, n, true, wide);
+        mul(true, g_t, ctx_prev, true);
         let (before, after) = states.split_at_mut((t + 1) * nh);
         let (h_prev, h_next) = (&before[t * nh..], &mut after[..nh]);
         if separate {
-            hh_w.mul(level, &mut hg, h_prev, n, false, wide);
+            mul(false, &mut hg, h_prev, false);
             if let Some(b_hh) = w.b_hh {
                 for row in hg.chunks_exact_mut(gh) {
                     for (v, &b) in row.iter_mut().zip(b_hh) {
@@ -367,7 +434,7 @@ pub fn decoder_forward<F: Real>(
                 }
             }
         } else {
-            hh_w.mul(level, g_t, h_prev, n, true, wide);
+            mul(false, g_t, h_prev, true);
         }
         match mode {
             Mode::RnnTanh | Mode::RnnRelu => {
@@ -443,7 +510,6 @@ fn input_projection<F: Real>(
     w: &DecoderWeights<'_, F>,
 ) {
     let (gh, e) = (spec.gh(), spec.e);
-    let separate = spec.mode.separate_recurrent_projection();
     let rows = gates.len() / gh;
     matmul(
         MatMut::row_major(gates, rows, gh),
@@ -451,6 +517,14 @@ fn input_projection<F: Real>(
         MatRef::strided(w.w_ih, gh, e, e + spec.m, 1).t(), // (E, G*H)
         false,
     );
+    add_input_biases(spec, gates, w);
+}
+
+/// `gates (R, G*H) += b_ih + b_hh` (`b_ih` alone when the recurrent projection
+/// is kept apart).
+fn add_input_biases<F: Real>(spec: &DecoderSpec<'_>, gates: &mut [F], w: &DecoderWeights<'_, F>) {
+    let gh = spec.gh();
+    let separate = spec.mode.separate_recurrent_projection();
     if let (Some(b_ih), Some(b_hh)) = (w.b_ih, w.b_hh) {
         for row in gates.chunks_exact_mut(gh) {
             for (j, g) in row.iter_mut().enumerate() {

@@ -16,7 +16,7 @@ pub use attention::{project_keys, AttnWeights, Kind, Sizes as AttnSizes};
 pub use backward::decoder_backward;
 #[cfg(test)]
 use decoder::DecoderForward;
-pub use decoder::{decoder_forward, DecoderCache, DecoderSpec, DecoderWeights};
+pub use decoder::{decoder_forward, DecoderCache, DecoderSpec, DecoderWeights, Prepared};
 pub use sampling::Sampling;
 
 #[cfg(test)]

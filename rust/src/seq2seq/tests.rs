@@ -64,6 +64,7 @@ fn run(c: &Case, x: &Arrays, lengths: &[usize]) -> DecoderForward<f64> {
         &weights(x),
         None,
         None,
+        None,
     )
     .unwrap()
 }
@@ -225,6 +226,7 @@ fn bad_sizes_are_errors() {
         &weights(&x),
         None,
         None,
+        None,
     );
     assert!(err.is_err());
     let lengths = [2];
@@ -237,6 +239,7 @@ fn bad_sizes_are_errors() {
         x.c0.as_deref(),
         None,
         &weights(&x),
+        None,
         None,
         None,
     )
@@ -300,6 +303,7 @@ fn run_sampled(
         x.c0.as_deref(),
         Some(&x.ctx0),
         &weights(x),
+        None,
         None,
         Some(&smp),
     )
@@ -470,6 +474,7 @@ fn given_keys_are_the_projected_ones() {
                 &w,
                 keys,
                 None,
+                None,
             )
             .unwrap()
         };
@@ -487,7 +492,63 @@ fn given_keys_are_the_projected_ones() {
             &w,
             Some(short),
             None,
+            None,
         );
         assert!(err.is_err());
+    }
+}
+
+#[test]
+fn prepared_weights_give_the_products_of_the_call() {
+    for mode in [Mode::Lstm, Mode::Gru, Mode::RnnTanh] {
+        let c = Case {
+            mode,
+            kind: Kind::Additive,
+            t: 3,
+            n: 5,
+            s: 3,
+            e: 2,
+            h: 3,
+            m: 4,
+            a: 2,
+        };
+        let x = arrays(&c, &mut Lcg(13));
+        let lengths = vec![c.s; c.n];
+        let spec = spec(&c, &lengths);
+        let w = weights(&x);
+        let gh = mode.gates() * c.h;
+        let prepared = super::Prepared::new(&w, gh, c.e, c.h, c.m).unwrap();
+        let call = |p: Option<&super::Prepared<f64>>| {
+            decoder_forward(
+                &spec,
+                &x.y,
+                &x.memory,
+                &x.h0,
+                x.c0.as_deref(),
+                Some(&x.ctx0),
+                &w,
+                None,
+                p,
+                None,
+            )
+            .unwrap()
+        };
+        let (own, given) = (call(None), call(Some(&prepared)));
+        for (a, b) in own.output.iter().zip(&given.output) {
+            assert!(
+                (a - b).abs() <= 1e-12 * (1.0 + a.abs()),
+                "{mode:?}: {a} vs {b}"
+            );
+        }
+        let other = super::Prepared::new(&w, gh, c.e, c.h, c.m).unwrap();
+        assert_eq!(call(Some(&other)).output, given.output);
+        let wrong = super::Prepared::new(
+            &weights(&arrays(&Case { h: 3, ..c }, &mut Lcg(1))),
+            gh,
+            c.e,
+            c.h,
+            c.m,
+        );
+        assert!(wrong.is_ok());
     }
 }
