@@ -1,10 +1,10 @@
 //! Backpropagation through time for one [`forward`](super::forward) call: the
 //! time loop per batch shard, then the weight and input gradients as tiled GEMMs.
 
-use super::recurrent::Recurrent;
+use super::recurrent::{Recurrent, RecurrentWeights};
 use super::spec::{check_finite, check_len, CacheRef, Spec, Weights};
 use crate::buffer::zeros;
-use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, lstm_peephole, rnn};
+use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, lstm_peephole, mut_cells, rnn};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul_tiled, MatRef};
 use crate::mode::Mode;
@@ -39,18 +39,19 @@ fn check_cache<F>(spec: &Spec<'_>, cache: &CacheRef<'_, F>) -> Result<()> {
     let (t, nh) = (spec.dims.t, spec.dims.n * spec.dims.h);
     check_len("cache['gates']", cache.gates, t * spec.dims.n * spec.gh())?;
     check_len("cache['states']", cache.states, (t + 1) * nh)?;
-    match (spec.mode, cache.cells, cache.hn) {
-        (Mode::Lstm | Mode::LstmCifg | Mode::LstmPeephole, Some(cells), _) => {
+    let mode = spec.mode;
+    match (cache.cells, cache.hn) {
+        (Some(cells), _) if mode.has_cell_state() => {
             check_len("cache['cells']", cells, (t + 1) * nh)
         }
-        (Mode::Gru | Mode::GruResetBefore, _, Some(hn)) => check_len("cache['hn']", hn, t * nh),
-        (Mode::Lstm | Mode::LstmCifg | Mode::LstmPeephole, None, _) => Err(RnnError::argument(
+        (_, Some(hn)) if mode.keeps_hn() => check_len("cache['hn']", hn, t * nh),
+        (None, _) if mode.has_cell_state() => Err(RnnError::argument(
             "cache",
-            format!("{} cache lacks 'cells'", spec.mode.name()),
+            format!("{} cache lacks 'cells'", mode.name()),
         )),
-        (Mode::Gru | Mode::GruResetBefore, _, None) => Err(RnnError::argument(
+        (_, None) if mode.keeps_hn() => Err(RnnError::argument(
             "cache",
-            format!("{} cache lacks 'hn'", spec.mode.name()),
+            format!("{} cache lacks 'hn'", mode.name()),
         )),
         _ => Ok(()),
     }
@@ -78,10 +79,13 @@ struct Inputs<'a, F> {
     spec: &'a Spec<'a>,
     level: Level,
     cache: &'a CacheRef<'a, F>,
-    /// `W_hh^T`, or for the GRU with the reset before the product `(W_hr|W_hz)^T`.
+    /// `W_hh^T`, or for a reset before the product `(W_hr|W_hz)^T` (GRU),
+    /// `W_hr^T` (MUTs).
     w_hh_t: &'a Recurrent<'a, F>,
-    /// `W_hn^T`, GRU with the reset before the product only.
+    /// `W_hn^T` (GRU) or `W_hh^T` (MUTs), with the reset before the product only.
     w_n_t: Option<&'a Recurrent<'a, F>>,
+    /// `W_hz^T`, MUT2 and MUT3 only.
+    w_z_t: Option<&'a Recurrent<'a, F>>,
     /// `(3H,)` peephole weights, `lstm_peephole` only.
     w_peep: Option<&'a [F]>,
     d_output: &'a [F],
@@ -146,21 +150,14 @@ pub fn backward<F: Real>(
     let (shards, wide) = parallel::plan(n, h);
     let widest = shards.iter().map(|&(b0, b1)| b1 - b0).max().unwrap_or(0);
     let before = mode == Mode::GruResetBefore;
-    let (w_hh_t, w_n_t) = if before {
-        let (w_rz, w_n) = w.w_hh.split_at(2 * h * h); // (2H, H), (H, H)
-        (
-            Recurrent::transposed(w_rz, 2 * h, h, t_len, widest)?, // (H, 2H)
-            Some(Recurrent::transposed(w_n, h, h, t_len, widest)?), // (H, H)
-        )
-    } else {
-        (Recurrent::transposed(w.w_hh, gh, h, t_len, widest)?, None) // W_hh^T (H, G*H)
-    };
+    let w_hh_t = RecurrentWeights::new(mode, w.w_hh, h, t_len, widest, true)?;
     let inputs = Inputs {
         spec,
         level: simd::best_level(),
         cache,
-        w_hh_t: &w_hh_t,
-        w_n_t: w_n_t.as_ref(),
+        w_hh_t: &w_hh_t.main,
+        w_n_t: w_hh_t.n.as_ref(),
+        w_z_t: w_hh_t.z.as_ref(),
         w_peep: w.w_peep,
         d_output,
         d_h_n,
@@ -181,6 +178,19 @@ pub fn backward<F: Real>(
     }
 
     // Everything that does not depend on the step order: tiled GEMMs over T*N rows.
+    if mode.is_mut() {
+        let (dx, dw_ih, dw_hh, db_ih, db_hh) = mut_grads(spec, x, w, cache, &dgx)?;
+        return Ok(Grads {
+            dx,
+            dh0,
+            dc0,
+            dw_ih,
+            dw_hh,
+            db_ih,
+            db_hh,
+            dw_peep: None,
+        });
+    }
     let rows = t_len * n;
     let dg_in = MatRef::row_major(&dgx, rows, gh); // (T*N, G*H)
     let dg_rec = dgh
@@ -248,6 +258,74 @@ pub fn backward<F: Real>(
     })
 }
 
+/// What [`mut_grads`] returns: `dx`, `dw_ih`, `dw_hh`, `db_ih`, `db_hh`.
+type MutGrads<F> = (Vec<F>, Vec<F>, Vec<F>, Option<Vec<F>>, Option<Vec<F>>);
+
+/// The input and weight gradients of a MUT cell from the pre-activation
+/// gradients `dgx (T*N, 3H)` = `d[z r n]`, block by block: each `H`-row block of
+/// `w_ih` (`b_ih`) and `w_hh` (`b_hh`) gets the gradient of the gate it feeds
+/// (`mut_cells::ih_gates`, `hh_gates`), times what it multiplies: `x`, `h_prev`,
+/// `r * h_prev` (the cache's `hn`) or, for MUT3's `W_hz`, `tanh(h_prev)`.
+fn mut_grads<F: Real>(
+    spec: &Spec<'_>,
+    x: &[F],
+    w: &Weights<'_, F>,
+    cache: &CacheRef<'_, F>,
+    dgx: &[F],
+) -> Result<MutGrads<F>> {
+    let mode = spec.mode;
+    let (t_len, n, d, h) = (spec.dims.t, spec.dims.n, spec.dims.d, spec.dims.h);
+    let (rows, gh, nh) = (t_len * n, spec.gh(), n * h);
+    let block = |g: usize| MatRef::strided(&dgx[g * h..], rows, h, gh, 1); // (T*N, H)
+    let x_m = MatRef::row_major(x, rows, d);
+    let mut dx = zeros::<F>(rows * d, "dx")?;
+    let mut dw_ih = zeros::<F>(spec.ih_rows() * d, "dw_ih")?;
+    for (b, &g) in mut_cells::ih_gates(mode).iter().enumerate() {
+        let w_b = MatRef::row_major(&w.w_ih[b * h * d..], h, d); // (H, D)
+        matmul_tiled(&mut dx, block(g), w_b, b > 0);
+        matmul_tiled(&mut dw_ih[b * h * d..][..h * d], block(g).t(), x_m, false);
+    }
+    mut_cells::input_backward(simd::best_level(), h, mode, dgx, x, &mut dx);
+    // The states each step read, in time order: slots 0..T forward, 1..T+1 reverse.
+    let first_prev = if spec.reverse { 1 } else { 0 };
+    let h_prevs = &cache.states[first_prev * nh..][..rows * h]; // (T*N, H)
+    let tanh_h = if mode == Mode::Mut3 {
+        let mut th = zeros::<F>(rows * h, "dw_hh")?;
+        mut_cells::tanh_step(simd::best_level(), h_prevs, &mut th);
+        th
+    } else {
+        Vec::new()
+    };
+    let rh = cache.hn.expect("checked by check_cache"); // (T*N, H)
+    let mut dw_hh = zeros::<F>(spec.hh_rows() * h, "dw_hh")?;
+    for (b, &g) in mut_cells::hh_gates(mode).iter().enumerate() {
+        let src = match g {
+            mut_cells::N => rh,
+            mut_cells::Z if mode == Mode::Mut3 => &tanh_h,
+            _ => h_prevs,
+        };
+        let src = MatRef::row_major(src, rows, h);
+        matmul_tiled(&mut dw_hh[b * h * h..][..h * h], block(g).t(), src, false);
+    }
+    let (db_ih, db_hh) = if w.b_ih.is_some() {
+        let mut sums = zeros::<F>(gh, "db_ih")?; // (3H,) per gate
+        column_sums(dgx, gh, &mut sums);
+        let pick = |gates: &[usize]| -> Vec<F> {
+            gates
+                .iter()
+                .flat_map(|&g| sums[g * h..(g + 1) * h].iter().copied())
+                .collect()
+        };
+        (
+            Some(pick(mut_cells::ih_gates(mode))),
+            Some(pick(mut_cells::hh_gates(mode))),
+        )
+    } else {
+        (None, None)
+    };
+    Ok((dx, dw_ih, dw_hh, db_ih, db_hh))
+}
+
 /// Gradient `(3H,)` of the peephole weights from the gate gradients `dgx (T, N,
 /// 4H)` and the cell states `cells (T+1, N, H)`: `dp_i = sum da_i * c`, `dp_f =
 /// sum da_f * c`, `dp_o = sum da_o * c'` over every step and row, summed in time
@@ -309,6 +387,15 @@ fn run_shard<F: Real>(
     let before = mode == Mode::GruResetBefore;
     let scratch = |width: usize| vec![F::ZERO; if before { s * width } else { 0 }];
     let (mut drz, mut dn, mut drh) = (scratch(2 * h), scratch(h), scratch(h));
+    // The MUTs: (S, H) each, d z and d r (for W_hz and W_hr), dn and d(r * h)
+    // (for W_hh), and MUT3's dz @ W_hz (the gradient of tanh(h_prev)).
+    let mut_scratch = |on: bool| vec![F::ZERO; if on { s * h } else { 0 }];
+    let is_mut = mode.is_mut();
+    let (mut dzs, mut drs) = (mut_scratch(is_mut), mut_scratch(is_mut));
+    let mut dtz = mut_scratch(mode == Mode::Mut3);
+    if is_mut {
+        (dn, drh) = (mut_scratch(true), mut_scratch(true));
+    }
 
     for k in (0..spec.dims.t).rev() {
         let t = spec.time_of_step(k);
@@ -321,6 +408,7 @@ fn run_shard<F: Real>(
             SharedMut::new(&mut dh_prev),
         );
         let (drz_s, dn_s) = (SharedMut::new(&mut drz), SharedMut::new(&mut dn));
+        let dzs_s = SharedMut::new(&mut dzs);
         let step = (t * n + b0) * gh; // first element of our rows of a (T, N, G*H) buffer
 
         parallel::for_row_groups(s, wide, |r0, r1| {
@@ -415,6 +503,14 @@ fn run_shard<F: Real>(
                         inp.level, h, act, gates_t, h_prev, dh, dgx_t, drz, dn, dh_direct,
                     );
                 }
+                Mode::Mut1 | Mode::Mut2 | Mode::Mut3 => {
+                    let h_prev = &inp.cache.states[slot(prev)];
+                    // SAFETY: as above.
+                    let (dz, dn) = unsafe { (dzs_s.piece(g0, m * h), dn_s.piece(g0, m * h)) };
+                    mut_cells::backward_update(
+                        inp.level, h, act, gates_t, h_prev, dh, dgx_t, dz, dn, dh_direct,
+                    );
+                }
             }
         });
 
@@ -422,19 +518,37 @@ fn run_shard<F: Real>(
             // d(r * h_prev) = dn @ W_hn, then the r gradient and the path through r * h.
             w_n_t.mul(inp.level, &mut drh, &dn, s, false, wide);
             let (drh, drz_s) = (&drh, SharedMut::new(&mut drz));
+            let drs_s = SharedMut::new(&mut drs);
             parallel::for_row_groups(s, wide, |r0, r1| {
                 let (m, g0) = (r1 - r0, r0 * h);
                 let slot = |sl: usize| (sl * n + b0 + r0) * h..(sl * n + b0 + r1) * h;
                 let gates_t = &inp.cache.gates[step + r0 * gh..][..m * gh]; // (m, 3H)
                                                                             // SAFETY: row groups are disjoint, and only this shard touches rows
                                                                             // b0..b1 of the shared buffers.
-                let (dgx_t, drz, dh_direct) = unsafe {
+                let (dgx_t, dh_direct) = unsafe {
                     (
                         shared.dgx.piece(step + r0 * gh, m * gh),
-                        drz_s.piece(2 * g0, 2 * m * h),
                         dhp_s.piece(g0, m * h),
                     )
                 };
+                if is_mut {
+                    // SAFETY: as above.
+                    let dr = unsafe { drs_s.piece(g0, m * h) };
+                    mut_cells::backward_reset(
+                        inp.level,
+                        h,
+                        &active[r0..r1],
+                        gates_t,
+                        &inp.cache.states[slot(prev)],
+                        &drh[g0..g0 + m * h],
+                        dgx_t,
+                        dr,
+                        dh_direct,
+                    );
+                    return;
+                }
+                // SAFETY: as above.
+                let drz = unsafe { drz_s.piece(2 * g0, 2 * m * h) };
                 gru_reset_before::backward_reset(
                     inp.level,
                     h,
@@ -454,11 +568,23 @@ fn run_shard<F: Real>(
         // SAFETY: the row-group pieces of this step are gone; read-only now.
         let dgr_t = if before {
             &drz[..]
+        } else if is_mut {
+            &drs[..]
         } else {
             unsafe { &*grads.piece(step, s * gh) }
         };
         inp.w_hh_t
             .mul(inp.level, &mut dh_prev, dgr_t, s, true, wide);
+        if let Some(w_z_t) = inp.w_z_t {
+            if mode == Mode::Mut3 {
+                // z sees tanh(h_prev): dh_prev += (dz @ W_hz) * (1 - tanh(h_prev)^2).
+                w_z_t.mul(inp.level, &mut dtz, &dzs, s, false, wide);
+                let h_prev = &inp.cache.states[(prev * n + b0) * h..][..s * h];
+                mut_cells::tanh_backward(inp.level, h_prev, &dtz, &mut dh_prev);
+            } else {
+                w_z_t.mul(inp.level, &mut dh_prev, &dzs, s, true, wide); // += dz @ W_hz
+            }
+        }
         std::mem::swap(&mut dh, &mut dh_prev);
     }
 
