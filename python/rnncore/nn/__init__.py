@@ -1,6 +1,7 @@
 """Recurrent layers and cells on NumPy arrays, drop-ins for their torch.nn namesakes.
 
-``RNN``, ``LSTM`` and ``GRU`` run whole (optionally stacked, bidirectional,
+``RNN``, ``LSTM`` and ``GRU`` (and ``MUT1``, ``MUT2``, ``MUT3``, the architectures of
+Jozefowicz et al. 2015) run whole (optionally stacked, bidirectional,
 variable-length) sequences; ``RNNCell``, ``LSTMCell`` and ``GRUCell`` run one step.
 Parameters have PyTorch's names, shapes and gate layout, so state dicts move both
 ways unchanged. Every layer and cell has an explicit ``backward`` that adds the
@@ -24,11 +25,15 @@ from rnncore.nn.dropout import Dropout
 from rnncore.nn.embedding import Embedding
 from rnncore.nn.linear import Linear
 from rnncore.nn.loss import SoftmaxCrossEntropy
+from rnncore.nn.mut import MUT1, MUT2, MUT3
 from rnncore.nn.recurrent import GRU, LSTM, RNN
 
 __all__ = [
     "GRU",
     "LSTM",
+    "MUT1",
+    "MUT2",
+    "MUT3",
     "RNN",
     "AttentionDecoder",
     "Dropout",
