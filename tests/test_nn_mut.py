@@ -1,7 +1,8 @@
 """The MUT layers (``nn.MUT1``, ``nn.MUT2``, ``nn.MUT3``): parameter layout, the
 compiled kernels against the float64 reference through the layer (lengths,
 bidirectional, stacked, batch_first, float32), finite differences of the layer's
-backward, bitwise results at any thread count, and the named size errors."""
+backward, bitwise results at any thread count, the named size errors, and the
+cells (``nn.MUT1Cell``, ...) unrolled against the one-layer layer."""
 
 from __future__ import annotations
 
@@ -160,3 +161,45 @@ def test_same_bits_at_one_and_two_threads_from_the_environment(tmp_path):
     assert set(runs[0].files) == set(runs[1].files)
     for name in runs[0].files:
         np.testing.assert_array_equal(runs[0][name], runs[1][name], err_msg=name)
+
+
+CELLS = {"mut1": nn.MUT1Cell, "mut2": nn.MUT2Cell, "mut3": nn.MUT3Cell}
+
+
+@pytest.mark.parametrize("mode", LAYERS)
+def test_an_unrolled_cell_is_the_one_layer_sequence(mode):
+    """The cell run for T steps, and its backward popped for T steps, give the
+    outputs and every gradient of the one-layer layer with the same weights."""
+    D, H, T, N = (5, 3, 6, 4) if mode == "mut3" else (3, 3, 6, 4)
+    layer = LAYERS[mode](D, H, dtype=np.float64, seed=6)
+    cell = CELLS[mode](D, H, dtype=np.float64, seed=7)
+    cell.load_state_dict({k[:-3]: v for k, v in layer.state_dict().items()})  # drop _l0
+    assert {k: v.shape for k, v in cell.state_dict().items()} == {
+        k[:-3]: v.shape for k, v in layer.state_dict().items()
+    }
+    rng = np.random.default_rng(8)
+    x, h0 = rng.standard_normal((T, N, D)), rng.standard_normal((1, N, H))
+    output, h_n = layer(x, h0)
+    h, steps = h0[0], []
+    for t in range(T):
+        h = cell(x[t], h)
+        steps.append(h)
+    np.testing.assert_allclose(np.stack(steps), output, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(h, h_n[0], rtol=1e-12, atol=1e-14)
+    d_out = rng.standard_normal(output.shape)
+    dx, dh0 = layer.backward(d_out)
+    dh, dxs = np.zeros((N, H)), []
+    for t in reversed(range(T)):
+        dx_t, dh = cell.backward(d_out[t] + dh)
+        dxs.append(dx_t)
+    np.testing.assert_allclose(np.stack(dxs[::-1]), dx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dh, dh0[0], rtol=1e-10, atol=1e-12)
+    for name, g in cell.grads.items():
+        np.testing.assert_allclose(g, layer.grads[name + "_l0"], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["mut1", "mut2"])
+def test_mut1_and_mut2_cells_refuse_an_input_size_other_than_h(mode):
+    with pytest.raises(ArgumentError, match=r"input_size \(2\) must equal hidden_size \(3\)"):
+        CELLS[mode](2, 3)
+    assert repr(CELLS[mode](3, 3, bias=False)) == f"{mode.upper()}Cell(3, 3, bias=False)"

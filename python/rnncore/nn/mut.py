@@ -1,7 +1,8 @@
-"""The MUT1, MUT2 and MUT3 layers: the three architectures that Jozefowicz,
-Zaremba & Sutskever (2015, "An Empirical Exploration of Recurrent Network
-Architectures") found by search, multi-layer, optionally bidirectional, with the
-interface of :class:`~rnncore.nn.GRU`."""
+"""The MUT1, MUT2 and MUT3 layers and cells: the three architectures that
+Jozefowicz, Zaremba & Sutskever (2015, "An Empirical Exploration of Recurrent
+Network Architectures") found by search. The layers are multi-layer, optionally
+bidirectional, with the interface of :class:`~rnncore.nn.GRU`; the cells
+(``MUT1Cell``, ...) run one step with that of :class:`~rnncore.nn.GRUCell`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 from rnncore import _validate
 from rnncore.errors import ArgumentError
 from rnncore.nn._layer import _RNNBase
+from rnncore.nn.cells import _CellBase
 from rnncore.nn.recurrent import _COMMON_DOC, _H0, _HN
 
 _MUT_DOC = r"""
@@ -45,6 +47,18 @@ _SQUARE_NOTE = """
 """
 
 
+def _check_sizes(name: str, mode: str, input_size: Any, hidden_size: Any) -> None:
+    """MUT1 and MUT2 add ``x`` itself to a gate: ``input_size`` must be
+    ``hidden_size``. Checked before any parameter is drawn from the generator."""
+    if mode in ("mut1", "mut2"):
+        D = _validate.positive_int("input_size", input_size)
+        H = _validate.positive_int("hidden_size", hidden_size)
+        if D != H:
+            raise ArgumentError(
+                f"{name} adds x itself to a gate, so input_size ({D}) must equal hidden_size ({H})"
+            )
+
+
 class _MUTBase(_RNNBase):
     """A MUT layer: checks the sizes its mode needs, then builds as any layer."""
 
@@ -65,19 +79,12 @@ class _MUTBase(_RNNBase):
         rng: np.random.Generator | None = None,
         backend: ModuleType | None = None,
     ) -> None:
-        if self._MODE in ("mut1", "mut2"):  # before any parameter is drawn from rng
-            name = type(self).__name__
-            D = _validate.positive_int("input_size", input_size)
-            H = _validate.positive_int("hidden_size", hidden_size)
-            if D != H:
-                raise ArgumentError(
-                    f"{name} adds x itself to a gate, so input_size ({D}) "
-                    f"must equal hidden_size ({H})"
-                )
+        _check_sizes(type(self).__name__, self._MODE, input_size, hidden_size)
+        if self._MODE in ("mut1", "mut2"):
             if _validate.flag("bidirectional", bidirectional) and num_layers != 1:
                 raise ArgumentError(
-                    f"{name} needs input_size == hidden_size in every layer: with "
-                    f"bidirectional=True the layers above the first would read "
+                    f"{type(self).__name__} needs input_size == hidden_size in every layer: "
+                    f"with bidirectional=True the layers above the first would read "
                     f"2*hidden_size features; use num_layers=1 or one direction"
                 )
         super().__init__(
@@ -168,4 +175,50 @@ class MUT3(_MUTBase):
         " sum of its two blocks)",
         square=False,
     )
+    _MODE = "mut3"
+
+
+class _MUTCellBase(_CellBase):
+    """A MUT cell: checks the sizes its mode needs, then builds as any cell."""
+
+    _MODE = ""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        dtype: Any = np.float32,
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+        backend: ModuleType | None = None,
+    ) -> None:
+        _check_sizes(type(self).__name__, self._MODE, input_size, hidden_size)
+        super().__init__(
+            self._MODE, input_size, hidden_size, bias, dtype=dtype, seed=seed, rng=rng,
+            backend=backend,
+        )  # fmt: skip
+
+
+_CELL_DOC = """One step of {layer}: ``h' = cell(x, h)``, with ``x (N, D)`` (``(D,)``
+    unbatched) and ``h (N, H)``, the equations, parameter layout and size rules of
+    :class:`{layer}` (parameters ``weight_ih``, ``weight_hh``, ``bias_ih``,
+    ``bias_hh``); ``cell.backward(d_h)`` returns ``(dx, dh_prev)`` of the most recent
+    cached step, as :class:`~rnncore.nn.GRUCell` does.
+"""
+
+
+class MUT1Cell(_MUTCellBase):
+    __doc__ = _CELL_DOC.format(layer="MUT1")
+    _MODE = "mut1"
+
+
+class MUT2Cell(_MUTCellBase):
+    __doc__ = _CELL_DOC.format(layer="MUT2")
+    _MODE = "mut2"
+
+
+class MUT3Cell(_MUTCellBase):
+    __doc__ = _CELL_DOC.format(layer="MUT3")
     _MODE = "mut3"
