@@ -28,8 +28,8 @@ sizes = st.sampled_from([1, 2, 3, 7, 8, 9, 15, 16, 17, 33])
 
 
 @st.composite
-def cases(draw, dtype):
-    mode = draw(st.sampled_from(MODES))
+def cases(draw, dtype, modes=MODES):
+    mode = draw(st.sampled_from(modes))
     T = draw(st.integers(1, 12))
     N = draw(st.integers(1, 6))
     D, H = draw(sizes), draw(sizes)
@@ -69,6 +69,21 @@ def test_float64_matches_reference(case):
 @settings(max_examples=100, deadline=None)
 @given(cases(np.float32))
 def test_float32_matches_reference(case):
+    compare(case, F32_TOL)
+
+
+MUT_MODES = ("mut1", "mut2", "mut3")  # (their own row layouts; mut1/mut2 force D = H)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases(np.float64, MUT_MODES))
+def test_mut_float64_matches_reference(case):
+    compare(case, F64_TOL)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cases(np.float32, MUT_MODES))
+def test_mut_float32_matches_reference(case):
     compare(case, F32_TOL)
 
 
