@@ -1,7 +1,7 @@
 """Training step (forward + backward) of each cell variant next to its plain cell,
 in one run, alternating, medians: T=64, D=H=512, N=32, float32 (benches/README.md's
 H=512 N=32 point of the grid). A variant should cost at most the extra
-arithmetic it adds.
+arithmetic it adds. The MUT cells are timed against the reset-before GRU.
 
     python benches/bench_variants.py [--threads 1 2] [--reps 7]
 """
@@ -28,6 +28,13 @@ PAIRS = [
     ("lstm cifg=True", lambda: nn.LSTM(H, H, seed=0), lambda: nn.LSTM(H, H, cifg=True, seed=0)),
     ("lstm peephole=True", lambda: nn.LSTM(H, H, seed=0),
      lambda: nn.LSTM(H, H, peephole=True, seed=0)),
+    # The MUT cells next to their closest relative, the reset-before GRU.
+    ("mut1 / gru reset_after=False", lambda: nn.GRU(H, H, reset_after=False, seed=0),
+     lambda: nn.MUT1(H, H, seed=0)),
+    ("mut2 / gru reset_after=False", lambda: nn.GRU(H, H, reset_after=False, seed=0),
+     lambda: nn.MUT2(H, H, seed=0)),
+    ("mut3 / gru reset_after=False", lambda: nn.GRU(H, H, reset_after=False, seed=0),
+     lambda: nn.MUT3(H, H, seed=0)),
 ]  # fmt: skip
 
 

@@ -7,9 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnncore import reference
+from rnncore.reference.cells import weight_rows
 
-MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg", "lstm_peephole")
+MODES = (
+    "rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg", "lstm_peephole",
+    "mut1", "mut2", "mut3",
+)  # fmt: skip
+SQUARE_INPUT = ("mut1", "mut2")  # the modes that add x itself: D is forced to H
 
 
 @dataclass
@@ -20,10 +24,10 @@ class Case:
     x: np.ndarray  # (T, N, D)
     h0: np.ndarray  # (N, H)
     c0: np.ndarray | None  # (N, H), lstm only
-    w_ih: np.ndarray  # (G*H, D)
-    w_hh: np.ndarray  # (G*H, H)
-    b_ih: np.ndarray | None  # (G*H,)
-    b_hh: np.ndarray | None  # (G*H,)
+    w_ih: np.ndarray  # (G*H, D); the MUTs (IH, D)
+    w_hh: np.ndarray  # (G*H, H); the MUTs (HH, H)
+    b_ih: np.ndarray | None  # (G*H,) or (IH,)
+    b_hh: np.ndarray | None  # (G*H,) or (HH,)
     lengths: np.ndarray | None  # (N,)
     reverse: bool
     d_output: np.ndarray  # (T, N, H)
@@ -71,8 +75,10 @@ def make_case(
     bias: bool = True,
     seed: int = 0,
 ) -> Case:
+    """A random problem; for mut1 and mut2 (which add x itself) ``D`` is set to ``H``."""
     rng = np.random.default_rng(seed)
-    G = reference.gate_count(mode)
+    D = H if mode in SQUARE_INPUT else D
+    IH, HH = weight_rows(mode, H)
     k = 1.0 / np.sqrt(H)
 
     def u(*shape, scale=k):
@@ -84,10 +90,10 @@ def make_case(
         x=u(T, N, D, scale=1.0),
         h0=u(N, H, scale=0.5),
         c0=u(N, H, scale=0.5) if lstm else None,
-        w_ih=u(G * H, D),
-        w_hh=u(G * H, H),
-        b_ih=u(G * H) if bias else None,
-        b_hh=u(G * H) if bias else None,
+        w_ih=u(IH, D),
+        w_hh=u(HH, H),
+        b_ih=u(IH) if bias else None,
+        b_hh=u(HH) if bias else None,
         lengths=None if lengths is None else np.asarray(lengths, dtype=np.int64),
         reverse=reverse,
         d_output=u(T, N, H, scale=1.0),

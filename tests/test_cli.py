@@ -112,6 +112,29 @@ def test_every_cell_trains_and_samples(model, cell, tmp_path, corpus):
     assert first.stdout == again.stdout and len(first.stdout) == 21
 
 
+@pytest.mark.parametrize("model", ["mut1", "mut2", "mut3"])
+def test_mut_cells_train_and_sample(model, tmp_path, corpus):
+    """MUT1 and MUT2 add their input itself to a gate: with one-hot input they are
+    a one-line error naming the fix, with --embedding-size equal to --rnn-size they
+    train; MUT3 trains either way. Sampling runs the sequence layer."""
+    common = ("--max-steps", 4, "--eval-every", 2, "--out", "run", "--no-progress")
+    if model != "mut3":
+        refused = rnncore("train", "--data", corpus, *TINY, "--model", model, *common, cwd=tmp_path)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr
+        assert "embedding_dim (--embedding-size)" in refused.stderr
+    embed = ("--embedding-size", 16)  # TINY's --rnn-size
+    done = rnncore(
+        "train", "--data", corpus, *TINY, *embed, "--model", model, *common, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    config = load_checkpoint(tmp_path / "run" / "latest").state["model_config"]
+    assert config["cell"] == model and config["embedding_dim"] == 16
+    args = ("sample", "--checkpoint", tmp_path / "run", "--length", 20, "--seed", 1)
+    first, again = rnncore(*args, cwd=tmp_path), rnncore(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == again.stdout and len(first.stdout) == 21
+
+
 def test_init_flags_reach_the_model(tmp_path, corpus):
     flags = ("--model", "lstm", "--forget-bias", 1.5, "--init-hh", "orthogonal", "--max-steps", 1)
     done = rnncore("train", "--data", corpus, *TINY, *flags, "--out", "run", cwd=tmp_path)

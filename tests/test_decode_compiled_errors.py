@@ -191,9 +191,12 @@ def test_errors_through_the_python_api():
         decode.sample(model, length=3, prime_ids=[V])
 
 
-@pytest.mark.parametrize("cell", ["gru_reset_before", "lstm_cifg", "lstm_peephole"])
+@pytest.mark.parametrize(
+    "cell", ["gru_reset_before", "lstm_cifg", "lstm_peephole", "mut1", "mut2", "mut3"]
+)
 def test_cells_without_a_compiled_decoder_decode_uncompiled(cell):
-    model = CharLM(LMConfig(vocab_size=5, cell=cell, hidden_size=4, seed=0))
+    E = 4 if cell in ("mut1", "mut2") else None  # they need input size == hidden size
+    model = CharLM(LMConfig(vocab_size=5, cell=cell, hidden_size=4, embedding_dim=E, seed=0))
     assert not model.decodes_compiled
     with pytest.raises(ArgumentError, match="model: CompiledLM runs"):
         model.compile()

@@ -156,6 +156,9 @@ def test_cells_without_an_onnx_operator_are_refused(tmp_path):
         to_onnx(nn.LSTM(3, 4, cifg=True), tmp_path / "x.onnx")
     with pytest.raises(ArgumentError, match="lstm_peephole cell has no standard ONNX operator"):
         to_onnx(nn.LSTM(3, 4, peephole=True), tmp_path / "x.onnx")
+    for layer in (nn.MUT1(4, 4), nn.MUT2(4, 4), nn.MUT3(3, 4)):
+        with pytest.raises(ArgumentError, match=r"mut[123] cell has no standard ONNX operator"):
+            to_onnx(layer, tmp_path / "x.onnx")
 
 
 def test_other_objects_are_refused(tmp_path):

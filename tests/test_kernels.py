@@ -28,8 +28,8 @@ sizes = st.sampled_from([1, 2, 3, 7, 8, 9, 15, 16, 17, 33])
 
 
 @st.composite
-def cases(draw, dtype):
-    mode = draw(st.sampled_from(MODES))
+def cases(draw, dtype, modes=MODES):
+    mode = draw(st.sampled_from(modes))
     T = draw(st.integers(1, 12))
     N = draw(st.integers(1, 6))
     D, H = draw(sizes), draw(sizes)
@@ -72,6 +72,21 @@ def test_float32_matches_reference(case):
     compare(case, F32_TOL)
 
 
+MUT_MODES = ("mut1", "mut2", "mut3")  # (their own row layouts; mut1/mut2 force D = H)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases(np.float64, MUT_MODES))
+def test_mut_float64_matches_reference(case):
+    compare(case, F64_TOL)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cases(np.float32, MUT_MODES))
+def test_mut_float32_matches_reference(case):
+    compare(case, F32_TOL)
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("reverse", [False, True])
 def test_stacked_sizes_and_lengths_of_one(mode, reverse):
@@ -107,7 +122,7 @@ def test_inputs_are_not_modified():
 
 
 def test_gate_count():
-    assert [_rnncore.gate_count(m) for m in MODES] == [1, 1, 4, 3, 3, 3, 4]
+    assert [_rnncore.gate_count(m) for m in MODES] == [1, 1, 4, 3, 3, 3, 4, 3, 3, 3]
 
 
 def test_the_rust_and_python_tables_of_modes_agree():
@@ -188,3 +203,38 @@ def test_w_peep_is_checked_by_name():
     _, _, _, cache = case.forward(_rnncore)
     with pytest.raises(ArgumentError, match="w_peep"):
         replace(case, w_peep=None).backward(_rnncore, cache)
+
+
+@pytest.mark.parametrize("impl", [_rnncore, reference], ids=["rust", "reference"])
+@pytest.mark.parametrize("mode", ["mut1", "mut2"])
+def test_mut1_and_mut2_refuse_an_input_size_other_than_h(impl, mode):
+    case = make_case("mut3", 3, 2, 4, 5, seed=8)  # D = 4, H = 5
+    ih, hh = (2, 2) if mode == "mut1" else (2, 3)
+    bad = replace(
+        case, mode=mode, w_ih=case.w_ih[: ih * 5], w_hh=case.w_hh[: hh * 5],
+        b_ih=case.b_ih[: ih * 5], b_hh=case.b_hh[: hh * 5],
+    )  # fmt: skip
+    with pytest.raises(ArgumentError, match="x itself"):
+        bad.forward(impl)
+
+
+@pytest.mark.parametrize("mode", ["mut1", "mut2", "mut3"])
+def test_mut_weights_of_another_layout_are_shape_errors(mode):
+    """A MUT's weights have their own row counts: (G*H, .) rows of another
+    layout, or biases of the other matrix's length, are refused by name."""
+    case = make_case(mode, 3, 2, 4, 4, seed=9)
+    H = 4
+    wrong_ih = np.zeros((case.w_ih.shape[0] + H, 4), case.x.dtype)
+    with pytest.raises(ShapeError, match="w_ih"):
+        replace(case, w_ih=wrong_ih).forward(_rnncore)
+    wrong_hh = np.zeros((case.w_hh.shape[0] - H, 4), case.x.dtype)
+    with pytest.raises(ShapeError, match="w_hh"):
+        replace(case, w_hh=wrong_hh).forward(_rnncore)
+    if case.b_ih.shape != case.b_hh.shape:  # mut2: b_ih (2H,), b_hh (3H,)
+        with pytest.raises(ShapeError, match="b_ih"):
+            replace(case, b_ih=case.b_hh).forward(_rnncore)
+    _, _, _, cache = case.forward(_rnncore)
+    grads = case.backward(_rnncore, cache)
+    assert [g.shape for g in grads[3:7]] == [
+        case.w_ih.shape, case.w_hh.shape, case.b_ih.shape, case.b_hh.shape,
+    ]  # fmt: skip

@@ -76,6 +76,30 @@ def test_charlm_gradients(cell, embedding_dim, backend, rng):
     check_model_gradients(model, lambda: model.loss(x, y, state, mask)[0])
 
 
+@pytest.mark.parametrize(
+    ("cell", "embedding_dim"), [("mut1", 3), ("mut2", 3), ("mut3", None), ("mut3", 2)]
+)
+def test_charlm_gradients_mut(cell, embedding_dim, backend, rng):
+    """The MUT cells: MUT1 and MUT2 read an embedding of the hidden size (they add
+    their input itself), MUT3 also one-hot input."""
+    model = lm(cell, embedding_dim, backend)
+    assert not model.decodes_compiled
+    x, y = rng.integers(0, 5, (2, 3)), rng.integers(0, 5, (2, 3))
+    mask = np.array([[1, 1, 0], [1, 0, 1]], bool)
+    state = random_state(model, 2, rng)
+    check_model_gradients(model, lambda: model.loss(x, y, state, mask)[0])
+
+
+@pytest.mark.parametrize("cell", ["mut1", "mut2"])
+def test_mut1_and_mut2_models_need_an_input_of_the_hidden_size(cell):
+    with pytest.raises(ArgumentError, match=r"input size \(5: .*must equal hidden_size \(3\)"):
+        lm(cell)  # one-hot over V = 5
+    with pytest.raises(ArgumentError, match="embedding_dim"):
+        lm(cell, embedding_dim=2)
+    config = ClassifierConfig(vocab_size=0, input_size=3, num_classes=2, hidden_size=3, cell=cell)
+    SequenceClassifier(config)  # float features of the hidden size
+
+
 def test_charlm_gradients_with_dropout(backend, rng):
     model = lm("gru", 2, backend, dropout=0.4, hidden_size=4)
     x, y = rng.integers(0, 5, (2, 3)), rng.integers(0, 5, (2, 3))

@@ -20,24 +20,30 @@ from hypothesis import strategies as st
 
 from rnncore import reference
 from rnncore.errors import ArgumentError, ShapeError
+from rnncore.reference.cells import SQUARE_INPUT, weight_rows
 
-MODES = ["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg", "lstm_peephole"]
+MODES = [
+    "rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg", "lstm_peephole",
+    "mut1", "mut2", "mut3",
+]  # fmt: skip
 CELL_STATE = ("lstm", "lstm_cifg", "lstm_peephole")
 # The order backward returns them; w_peep (lstm_peephole only) comes last.
 GRADIENT_OF = ["x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_peep"]
 
 
 def make_layer(mode, T, N, D, H, rng, bias=True):
-    """Random float64 arguments of :func:`reference.forward`, by name."""
-    G = reference.gate_count(mode)
+    """Random float64 arguments of :func:`reference.forward`, by name; ``D`` is ``H``
+    for mut1 and mut2, which add x itself."""
+    D = H if mode in SQUARE_INPUT else D
+    IH, HH = weight_rows(mode, H)  # G*H each, fewer for the MUTs
     return {
         "x": rng.standard_normal((T, N, D)),  # (T, N, D)
         "h0": 0.5 * rng.standard_normal((N, H)),  # (N, H)
         "c0": rng.standard_normal((N, H)) if mode in CELL_STATE else None,  # (N, H)
-        "w_ih": rng.uniform(-1, 1, (G * H, D)),  # (G*H, D)
-        "w_hh": rng.uniform(-1, 1, (G * H, H)),  # (G*H, H)
-        "b_ih": rng.uniform(-1, 1, G * H) if bias else None,  # (G*H,)
-        "b_hh": rng.uniform(-1, 1, G * H) if bias else None,  # (G*H,)
+        "w_ih": rng.uniform(-1, 1, (IH, D)),  # (G*H, D)
+        "w_hh": rng.uniform(-1, 1, (HH, H)),  # (G*H, H)
+        "b_ih": rng.uniform(-1, 1, IH) if bias else None,  # (G*H,)
+        "b_hh": rng.uniform(-1, 1, HH) if bias else None,  # (G*H,)
         "w_peep": rng.uniform(-1, 1, 3 * H) if mode == "lstm_peephole" else None,  # (3H,)
     }
 
@@ -330,7 +336,7 @@ def test_rnn_step_by_hand(mode):
 
 
 def test_gate_count():
-    assert [reference.gate_count(m) for m in MODES] == [1, 1, 4, 3, 3, 3, 4]
+    assert [reference.gate_count(m) for m in MODES] == [1, 1, 4, 3, 3, 3, 4, 3, 3, 3]
 
 
 def test_unknown_mode_is_an_argument_error():
@@ -384,8 +390,8 @@ def test_float32_in_float64_out_and_inputs_untouched(mode):
 def test_no_bias_equals_zero_bias(mode):
     rng = np.random.default_rng(15)
     layer = make_layer(mode, 3, 2, 3, 2, rng, bias=False)
-    G = reference.gate_count(mode)
-    zero = dict(layer, b_ih=np.zeros(G * 2), b_hh=np.zeros(G * 2))
+    IH, HH = weight_rows(mode, 2)
+    zero = dict(layer, b_ih=np.zeros(IH), b_hh=np.zeros(HH))
     out, _, _, cache = run_forward(mode, layer)
     out_z, _, _, cache_z = run_forward(mode, zero)
     np.testing.assert_array_equal(out, out_z)
@@ -393,7 +399,7 @@ def test_no_bias_equals_zero_bias(mode):
     grads = run_backward(mode, layer, None, False, cache, d_output, None, None)
     grads_z = run_backward(mode, zero, None, False, cache_z, d_output, None, None)
     assert grads["b_ih"] is None and grads["b_hh"] is None
-    assert grads_z["b_ih"].shape == grads_z["b_hh"].shape == (G * 2,)
+    assert grads_z["b_ih"].shape == (IH,) and grads_z["b_hh"].shape == (HH,)
     for name in ["x", "h0", "c0", "w_ih", "w_hh"]:
         if grads[name] is not None:
             np.testing.assert_array_equal(grads[name], grads_z[name])

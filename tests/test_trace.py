@@ -104,6 +104,7 @@ def test_lm_trace_in_chunks_equals_one_pass(cell, rng):
         lambda: nn.GRU(3, 4, reset_after=False),
         lambda: nn.LSTM(3, 4, cifg=True),
         lambda: nn.LSTM(3, 4, peephole=True),
+        lambda: nn.MUT3(3, 4),
     ],
 )
 def test_trace_refuses_cell_variants_it_does_not_cover(layer):

@@ -3,9 +3,13 @@
 Conventions (PyTorch's): ``T`` steps, ``N`` batch, ``D`` input size, ``H`` hidden
 size, ``G`` gates (``rnn_*`` 1, ``lstm`` 4 in order i,f,g,o, ``gru`` and
 ``gru_reset_before`` 3 in order r,z,n, ``lstm_cifg`` 3 in order f,g,o,
-``lstm_peephole`` 4 in order i,f,g,o). Every float array of one call has the same
-dtype, float32 or float64: that of its input weights (``w_ih``; ``weight_ih_l0`` of
-the first layer), which every other array must match. Arrays that are not
+``lstm_peephole`` 4 in order i,f,g,o; ``mut1``, ``mut2``, ``mut3`` 3 in order z,r,n,
+with fewer weight rows: MUT1 ``w_ih (2H, D)`` = W_xz|W_xr, ``w_hh (2H, H)`` =
+W_hr|W_hh; MUT2 ``w_ih (2H, D)`` = W_xz|W_xh, ``w_hh (3H, H)`` = W_hz|W_hr|W_hh;
+MUT3 ``w_ih (3H, D)`` = W_xz|W_xr|W_xh, ``w_hh (3H, H)`` = W_hz|W_hr|W_hh; each bias
+has its matrix's rows, and MUT1 and MUT2 need ``D == H``). Every float array of one
+call has the same dtype, float32 or float64: that of its input weights (``w_ih``;
+``weight_ih_l0`` of the first layer), which every other array must match. Arrays that are not
 C-contiguous are copied; inputs are never modified.
 """
 
@@ -15,7 +19,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 _Mode = Literal[
-    "rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg", "lstm_peephole"
+    "rnn_tanh",
+    "rnn_relu",
+    "lstm",
+    "gru",
+    "gru_reset_before",
+    "lstm_cifg",
+    "lstm_peephole",
+    "mut1",
+    "mut2",
+    "mut3",
 ]
 _FloatArray = NDArray[np.float32] | NDArray[np.float64]
 
@@ -93,7 +106,7 @@ def forward(
         cache that :func:`backward` needs (``gates (T, N, G*H)`` holds the activated
         gates, ``states (T+1, N, H)`` the hidden states, plus ``cells (T+1, N, H)``
         for the lstm modes, ``hn (T, N, H)`` = ``W_hn h + b_hn`` for gru and
-        ``r * h`` for gru_reset_before).
+        ``r * h`` for gru_reset_before and the MUTs).
     """
 
 def backward(

@@ -1,4 +1,4 @@
-//! The four recurrent cells and what differs between them.
+//! The recurrent cells and what differs between them.
 
 use crate::error::{Result, RnnError};
 
@@ -21,11 +21,25 @@ pub enum Mode {
     /// LSTM with peephole connections (Gers & Schmidhuber 2000), gates `i, f, g, o`:
     /// `i` and `f` also see `c`, `o` sees `c'`, through per-unit weights `p_i, p_f, p_o`.
     LstmPeephole,
+    /// MUT1 (Jozefowicz, Zaremba & Sutskever 2015), gate buffer `z, r, n`:
+    /// `z = sigm(W_xz x + b_z)`, `r = sigm(W_xr x + W_hr h + b_r)`,
+    /// `h' = tanh(W_hh (r * h) + tanh(x) + b_h) * z + h * (1 - z)`; needs `D == H`.
+    /// `w_ih (2H, D) = W_xz|W_xr`, `w_hh (2H, H) = W_hr|W_hh`.
+    Mut1,
+    /// MUT2: `z = sigm(W_xz x + W_hz h + b_z)`, `r = sigm(x + W_hr h + b_r)`,
+    /// `h' = tanh(W_hh (r * h) + W_xh x + b_h) * z + h * (1 - z)`; needs `D == H`.
+    /// `w_ih (2H, D) = W_xz|W_xh`, `w_hh (3H, H) = W_hz|W_hr|W_hh`.
+    Mut2,
+    /// MUT3: `z = sigm(W_xz x + W_hz tanh(h) + b_z)`, `r = sigm(W_xr x + W_hr h + b_r)`,
+    /// `h' = tanh(W_hh (r * h) + W_xh x + b_h) * z + h * (1 - z)`.
+    /// `w_ih (3H, D) = W_xz|W_xr|W_xh`, `w_hh (3H, H) = W_hz|W_hr|W_hh`.
+    Mut3,
 }
 
 impl Mode {
     /// Parse the name the Python layer uses (`"rnn_tanh"`, `"rnn_relu"`, `"lstm"`,
-    /// `"gru"`, `"gru_reset_before"`, `"lstm_cifg"`, `"lstm_peephole"`).
+    /// `"gru"`, `"gru_reset_before"`, `"lstm_cifg"`, `"lstm_peephole"`, `"mut1"`,
+    /// `"mut2"`, `"mut3"`).
     pub fn from_name(name: &str) -> Result<Self> {
         match name {
             "rnn_tanh" => Ok(Self::RnnTanh),
@@ -35,11 +49,14 @@ impl Mode {
             "gru_reset_before" => Ok(Self::GruResetBefore),
             "lstm_cifg" => Ok(Self::LstmCifg),
             "lstm_peephole" => Ok(Self::LstmPeephole),
+            "mut1" => Ok(Self::Mut1),
+            "mut2" => Ok(Self::Mut2),
+            "mut3" => Ok(Self::Mut3),
             other => Err(RnnError::argument(
                 "mode",
                 format!(
                     "unknown cell mode {other:?}; expected rnn_tanh, rnn_relu, lstm, gru, \
-                     gru_reset_before, lstm_cifg or lstm_peephole"
+                     gru_reset_before, lstm_cifg, lstm_peephole, mut1, mut2 or mut3"
                 ),
             )),
         }
@@ -54,16 +71,49 @@ impl Mode {
             Self::GruResetBefore => "gru_reset_before",
             Self::LstmCifg => "lstm_cifg",
             Self::LstmPeephole => "lstm_peephole",
+            Self::Mut1 => "mut1",
+            Self::Mut2 => "mut2",
+            Self::Mut3 => "mut3",
         }
     }
 
-    /// Number of gates `G`: the weights have `G * H` rows.
+    /// Number of gates `G`: the gate buffers have `G * H` columns, and so do the
+    /// weights and biases of every cell but the MUTs (see [`ih_blocks`](Self::ih_blocks)).
     pub fn gates(self) -> usize {
         match self {
             Self::RnnTanh | Self::RnnRelu => 1,
             Self::Lstm | Self::LstmPeephole => 4,
             Self::Gru | Self::GruResetBefore | Self::LstmCifg => 3,
+            Self::Mut1 | Self::Mut2 | Self::Mut3 => 3,
         }
+    }
+
+    /// Blocks of `H` rows of `w_ih` and `b_ih`: `G`, but 2 for MUT1 and MUT2
+    /// (one of their gates adds `x` itself, or `tanh(x)`, instead of a product).
+    pub fn ih_blocks(self) -> usize {
+        match self {
+            Self::Mut1 | Self::Mut2 => 2,
+            other => other.gates(),
+        }
+    }
+
+    /// Blocks of `H` rows of `w_hh` and `b_hh`: `G`, but 2 for MUT1 (its `z`
+    /// does not see `h`).
+    pub fn hh_blocks(self) -> usize {
+        match self {
+            Self::Mut1 => 2,
+            other => other.gates(),
+        }
+    }
+
+    /// Whether this is one of the MUT cells (Jozefowicz et al. 2015).
+    pub fn is_mut(self) -> bool {
+        matches!(self, Self::Mut1 | Self::Mut2 | Self::Mut3)
+    }
+
+    /// Whether the cell adds `x` itself to a gate, so needs `D == H` (MUT1, MUT2).
+    pub fn needs_square_input(self) -> bool {
+        matches!(self, Self::Mut1 | Self::Mut2)
     }
 
     /// Whether the cell carries a cell state `c` besides `h`.
@@ -83,9 +133,16 @@ impl Mode {
     }
 
     /// Whether the forward keeps a `(T, N, H)` buffer besides the gates: `W_hn h +
-    /// b_hn` for [`Gru`](Self::Gru), `r * h` for [`GruResetBefore`](Self::GruResetBefore).
+    /// b_hn` for [`Gru`](Self::Gru), `r * h` for [`GruResetBefore`](Self::GruResetBefore)
+    /// and the MUTs.
     pub fn keeps_hn(self) -> bool {
-        matches!(self, Self::Gru | Self::GruResetBefore)
+        matches!(self, Self::Gru | Self::GruResetBefore) || self.is_mut()
+    }
+
+    /// Whether the reset gate multiplies `h` before a last `(H, H)` block of
+    /// `w_hh` (GRU with the reset before the product, the MUTs).
+    pub fn reset_before_product(self) -> bool {
+        self == Self::GruResetBefore || self.is_mut()
     }
 }
 
@@ -103,6 +160,9 @@ mod tests {
             Mode::GruResetBefore,
             Mode::LstmCifg,
             Mode::LstmPeephole,
+            Mode::Mut1,
+            Mode::Mut2,
+            Mode::Mut3,
         ] {
             assert_eq!(Mode::from_name(m.name()), Ok(m));
         }

@@ -33,7 +33,8 @@ CELLS = tuple(GATES)  # the cell names: the kernels' modes
 # (``nn.RNN(nonlinearity="tanh")`` is torch's spelling of the layer ``rnn_tanh``.)
 CELL_ALIASES = {"rnn": "rnn_tanh", **{c.replace("_", "-"): c for c in CELLS if "_" in c}}
 # cells the compiled decoder does not run
-UNCOMPILED = ("lstm_cifg", "lstm_peephole", "gru_reset_before")
+UNCOMPILED = ("lstm_cifg", "lstm_peephole", "gru_reset_before", "mut1", "mut2", "mut3")
+MUT_LAYERS = {"mut1": nn.MUT1, "mut2": nn.MUT2, "mut3": nn.MUT3}  # Jozefowicz et al. 2015
 DTYPES = ("float32", "float64")
 
 C = TypeVar("C", bound="Config")
@@ -106,8 +107,14 @@ def make_rnn(
     rng: np.random.Generator,
     backend: ModuleType | None,
     bidirectional: bool = False,
-) -> nn.RNN | nn.LSTM | nn.GRU:
-    """The time-major recurrent stack ``cfg`` describes, drawing from ``rng``."""
+) -> nn.RNN | nn.LSTM | nn.GRU | nn.MUT1 | nn.MUT2 | nn.MUT3:
+    """The time-major recurrent stack ``cfg`` describes, drawing from ``rng``.
+
+    Raises:
+        ArgumentError: ``cell`` is mut1 or mut2 (which add their input itself to a
+            gate) and ``input_size`` is not ``cfg.hidden_size``, or the stack is
+            bidirectional with more than one layer.
+    """
     common: dict[str, Any] = {
         "num_layers": cfg.num_layers,
         "dropout": cfg.dropout if cfg.num_layers > 1 else 0.0,
@@ -119,6 +126,15 @@ def make_rnn(
     if cell in CELL_STATE:
         flags = {"cifg": cell == "lstm_cifg", "peephole": cell == "lstm_peephole"}
         return nn.LSTM(input_size, cfg.hidden_size, **flags, **common)
+    if cell in MUT_LAYERS:
+        if cell in ("mut1", "mut2") and input_size != cfg.hidden_size:
+            raise ArgumentError(
+                f"cell={cell!r} adds its input itself to a gate, so the recurrent layer's "
+                f"input size ({input_size}: the embedding size, or the vocabulary or "
+                f"feature count without one) must equal hidden_size ({cfg.hidden_size}); "
+                f"set embedding_dim (--embedding-size) to hidden_size"
+            )
+        return MUT_LAYERS[cell](input_size, cfg.hidden_size, **common)
     if cell in ("gru", "gru_reset_before"):
         return nn.GRU(input_size, cfg.hidden_size, reset_after=cell == "gru", **common)
     return nn.RNN(input_size, cfg.hidden_size, nonlinearity=cell[4:], **common)

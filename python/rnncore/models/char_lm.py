@@ -42,7 +42,7 @@ class LMConfig(Config):
     """What :class:`CharLM` is; ``dataclasses.asdict(config)`` is JSON."""
 
     vocab_size: int  # V: number of distinct tokens (characters, words, ...)
-    cell: str = "lstm"  # one of models.CELLS: lstm, lstm_cifg, lstm_peephole, gru, ..., rnn_*
+    cell: str = "lstm"  # one of models.CELLS: lstm, lstm_cifg, lstm_peephole, gru, ..., mut1-3
     hidden_size: int = 128  # H: features of each layer's state (char-rnn's rnn_size)
     num_layers: int = 2  # stacked recurrent layers (char-rnn's default)
     dropout: float = 0.0  # between recurrent layers and before the head, training only
@@ -260,8 +260,8 @@ class CharLM(Model):
     def decodes_compiled(self) -> bool:
         """Whether the decoders run this model through :meth:`compile` (True on
         the compiled kernels; a model on the NumPy reference, or with the cell
-        ``gru_reset_before``, ``lstm_cifg`` or ``lstm_peephole``, which the compiled
-        decoder lacks, decodes as it is)."""
+        ``gru_reset_before``, ``lstm_cifg``, ``lstm_peephole`` or a MUT, which the
+        compiled decoder lacks, decodes as it is)."""
         return self.rnn._backend is None and self.config.cell not in UNCOMPILED
 
     def compile(self) -> decode.CompiledLM:

@@ -33,7 +33,7 @@ class ClassifierConfig(Config):
 
     vocab_size: int  # V: number of distinct tokens
     num_classes: int  # C: number of labels
-    cell: str = "lstm"  # one of models.CELLS: lstm, lstm_cifg, lstm_peephole, gru, ..., rnn_*
+    cell: str = "lstm"  # one of models.CELLS: lstm, lstm_cifg, lstm_peephole, gru, ..., mut1-3
     embedding_dim: int | None = 64  # E of the Embedding(V, E); None: one-hot input
     hidden_size: int = 128  # H: features of each direction's state
     num_layers: int = 1  # stacked recurrent layers

@@ -1,7 +1,9 @@
 """Recurrent layers and cells on NumPy arrays, drop-ins for their torch.nn namesakes.
 
-``RNN``, ``LSTM`` and ``GRU`` run whole (optionally stacked, bidirectional,
-variable-length) sequences; ``RNNCell``, ``LSTMCell`` and ``GRUCell`` run one step.
+``RNN``, ``LSTM`` and ``GRU`` (and ``MUT1``, ``MUT2``, ``MUT3``, the architectures of
+Jozefowicz et al. 2015) run whole (optionally stacked, bidirectional,
+variable-length) sequences; ``RNNCell``, ``LSTMCell``, ``GRUCell`` and ``MUT1Cell``, ...
+``MUT3Cell`` run one step.
 Parameters have PyTorch's names, shapes and gate layout, so state dicts move both
 ways unchanged. Every layer and cell has an explicit ``backward`` that adds the
 parameter gradients to ``grads``.
@@ -24,11 +26,15 @@ from rnncore.nn.dropout import Dropout
 from rnncore.nn.embedding import Embedding
 from rnncore.nn.linear import Linear
 from rnncore.nn.loss import SoftmaxCrossEntropy
+from rnncore.nn.mut import MUT1, MUT2, MUT3, MUT1Cell, MUT2Cell, MUT3Cell
 from rnncore.nn.recurrent import GRU, LSTM, RNN
 
 __all__ = [
     "GRU",
     "LSTM",
+    "MUT1",
+    "MUT2",
+    "MUT3",
     "RNN",
     "AttentionDecoder",
     "Dropout",
@@ -36,6 +42,9 @@ __all__ = [
     "GRUCell",
     "LSTMCell",
     "Linear",
+    "MUT1Cell",
+    "MUT2Cell",
+    "MUT3Cell",
     "RNNCell",
     "ScheduledSampling",
     "SoftmaxCrossEntropy",

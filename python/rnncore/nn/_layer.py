@@ -17,9 +17,10 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore.errors import ArgumentError, StateError
-from rnncore.nn._base import CELL_STATE, GATES, PEEPHOLE, Array, KernelModule, State
+from rnncore.nn._base import CELL_STATE, PEEPHOLE, Array, KernelModule, State
 from rnncore.nn._directions import both
 from rnncore.nn._trace import cache_arrays, names
+from rnncore.reference.cells import weight_rows
 
 SUFFIXES = ("", "_reverse")  # parameter-name suffix of direction 0 (forward), 1 (reverse)
 
@@ -66,15 +67,16 @@ class _RNNBase(KernelModule):
         self.dropout = _validate.probability("dropout", dropout)
         self.bidirectional = _validate.flag("bidirectional", bidirectional)
         self._trace: _Trace | None = None
-        G, H, dirs = GATES[mode], self.hidden_size, self._dirs
+        H, dirs = self.hidden_size, self._dirs
+        IH, HH = weight_rows(mode, H)  # G*H each, fewer for the MUT cells
         for k in range(self.num_layers):
             D_k = self.input_size if k == 0 else H * dirs
             for sfx in SUFFIXES[:dirs]:
-                self._add_parameter(f"weight_ih_l{k}{sfx}", (G * H, D_k))
-                self._add_parameter(f"weight_hh_l{k}{sfx}", (G * H, H))
+                self._add_parameter(f"weight_ih_l{k}{sfx}", (IH, D_k))
+                self._add_parameter(f"weight_hh_l{k}{sfx}", (HH, H))
                 if self.bias:
-                    self._add_parameter(f"bias_ih_l{k}{sfx}", (G * H,))
-                    self._add_parameter(f"bias_hh_l{k}{sfx}", (G * H,))
+                    self._add_parameter(f"bias_ih_l{k}{sfx}", (IH,))
+                    self._add_parameter(f"bias_hh_l{k}{sfx}", (HH,))
                 if mode in PEEPHOLE:
                     self._add_parameter(f"weight_peep_l{k}{sfx}", (3 * H,))
 
@@ -212,8 +214,8 @@ class _RNNBase(KernelModule):
     def _work(self, x: Array) -> int:
         """Multiply-adds of one direction's forward over ``x (T, N, D)``."""
         T, N, D = x.shape
-        G, H = GATES[self._mode], self.hidden_size
-        return T * N * G * H * (D + H)
+        IH, HH = weight_rows(self._mode, self.hidden_size)  # rows of W_ih and W_hh
+        return T * N * (IH * D + HH * self.hidden_size)
 
     def _dropout_mask(self, shape: tuple[int, ...]) -> Array:
         """Inverted-dropout mask of ``shape`` (T, N, dirs*H): 0 or ``1/(1-p)``, from :attr:`rng`."""

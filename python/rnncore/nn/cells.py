@@ -15,7 +15,8 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore.errors import ArgumentError, StateError
-from rnncore.nn._base import CELL_STATE, GATES, PEEPHOLE, Array, KernelModule, State, lstm_mode
+from rnncore.nn._base import CELL_STATE, PEEPHOLE, Array, KernelModule, State, lstm_mode
+from rnncore.reference.cells import weight_rows
 
 
 class _CellBase(KernelModule):
@@ -39,12 +40,13 @@ class _CellBase(KernelModule):
         self.bias = _validate.flag("bias", bias)
         # One entry per cached step: (x (1, N, D), kernel cache, batched).
         self._stack: list[tuple[Array, Any, bool]] = []
-        G, H = GATES[mode], self.hidden_size
-        self._add_parameter("weight_ih", (G * H, self.input_size))
-        self._add_parameter("weight_hh", (G * H, H))
+        H = self.hidden_size
+        IH, HH = weight_rows(mode, H)  # G*H each, fewer for the MUT cells
+        self._add_parameter("weight_ih", (IH, self.input_size))
+        self._add_parameter("weight_hh", (HH, H))
         if self.bias:
-            self._add_parameter("bias_ih", (G * H,))
-            self._add_parameter("bias_hh", (G * H,))
+            self._add_parameter("bias_ih", (IH,))
+            self._add_parameter("bias_hh", (HH,))
         if mode in PEEPHOLE:
             self._add_parameter("weight_peep", (3 * H,))
 

@@ -12,6 +12,8 @@ check every gradient against central finite differences.
   with the reset gate applied before ``W_hn``; ``lstm_cifg``, the LSTM with a coupled
   input-forget gate; ``lstm_peephole``, the LSTM with peephole connections), each
   backward right under its forward.
+- :mod:`.mut_cells`: one step of the MUT1, MUT2 and MUT3 cells (Jozefowicz et al.
+  2015), which take ``x`` itself and weights with fewer rows than ``G*H``.
 - :mod:`.sequence`: :func:`forward` and :func:`backward` over a whole sequence, with
   variable lengths and the reverse direction (PyTorch's packed-sequence semantics).
 - :mod:`.attention`: Bahdanau (additive) and Luong (general, dot) attention over
@@ -49,6 +51,7 @@ from rnncore.reference.decoder import (
     decoder_keys,
     sampling_flips,
 )
+from rnncore.reference.mut_cells import mut_step, mut_step_backward
 from rnncore.reference.sequence import backward, forward
 
 __all__ = [
@@ -70,6 +73,8 @@ __all__ = [
     "lstm_peephole_step_backward",
     "lstm_step",
     "lstm_step_backward",
+    "mut_step",
+    "mut_step_backward",
     "rnn_step",
     "rnn_step_backward",
     "sampling_flips",

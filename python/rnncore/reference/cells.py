@@ -17,6 +17,10 @@ Shapes: N batch, H hidden, G gates (``rnn_*`` 1, ``lstm`` 4 in order i,f,g,o,
 ``c_prev``, ``c_next (N, H)``, ``w_hh (G*H, H)``, ``b_hh (G*H,)`` or None; the
 peephole LSTM also takes ``w_peep (3H,)`` (``p_i|p_f|p_o``) and its backward also
 returns ``dw_peep (3H,)``.
+
+The MUT cells (``mut1``, ``mut2``, ``mut3``) add ``x`` itself or ``tanh(h)`` to some
+gates, so their steps take ``x`` and the whole layer's weights: they live in
+:mod:`rnncore.reference.mut_cells`, with their row layouts.
 """
 
 from __future__ import annotations
@@ -38,9 +42,29 @@ GATES = {
     "gru_reset_before": 3,
     "lstm_cifg": 3,
     "lstm_peephole": 4,
+    "mut1": 3,  # z|r|n, weights as MUT_IH / MUT_HH say
+    "mut2": 3,
+    "mut3": 3,
 }
 CELL_STATE = ("lstm", "lstm_cifg", "lstm_peephole")  # the modes with a cell state c besides h
 PEEPHOLE = ("lstm_peephole",)  # the modes with peephole weights w_peep (3H,)
+# The MUT cells (Jozefowicz, Zaremba & Sutskever 2015) have no unused weight rows:
+# the gate (of z, r, n) that each H-row block of w_ih/b_ih and of w_hh/b_hh feeds,
+# in row order. MUT1 w_ih = W_xz|W_xr, w_hh = W_hr|W_hh; MUT2 w_ih = W_xz|W_xh,
+# w_hh = W_hz|W_hr|W_hh; MUT3 w_ih = W_xz|W_xr|W_xh, w_hh = W_hz|W_hr|W_hh. The
+# compiled kernels have theirs in rust/src/cells/mut_cells.rs.
+MUT_IH = {"mut1": "zr", "mut2": "zn", "mut3": "zrn"}
+MUT_HH = {"mut1": "rn", "mut2": "zrn", "mut3": "zrn"}
+SQUARE_INPUT = ("mut1", "mut2")  # the modes that add x itself: input size D must be H
+
+
+def weight_rows(mode: str, H: int) -> tuple[int, int]:
+    """Rows of ``(w_ih and b_ih, w_hh and b_hh)``: ``G*H`` each, but ``2H`` for
+    MUT1's both and MUT2's ``w_ih`` (see :data:`MUT_IH`, :data:`MUT_HH`)."""
+    G = gate_count(mode)
+    if mode in MUT_IH:
+        return len(MUT_IH[mode]) * H, len(MUT_HH[mode]) * H
+    return G * H, G * H
 
 
 def gate_count(mode: str) -> int:

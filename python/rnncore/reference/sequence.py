@@ -19,7 +19,9 @@ import numpy as np
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
 from rnncore.reference.cells import (
     CELL_STATE,
+    MUT_IH,
     PEEPHOLE,
+    SQUARE_INPUT,
     gate_count,
     gru_reset_before_step,
     gru_reset_before_step_backward,
@@ -33,7 +35,9 @@ from rnncore.reference.cells import (
     lstm_step_backward,
     rnn_step,
     rnn_step_backward,
+    weight_rows,
 )
+from rnncore.reference.mut_cells import mut_step, mut_step_backward
 
 
 def forward(
@@ -54,12 +58,14 @@ def forward(
 
     Args:
         mode: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"``, ``"gru"``,
-            ``"gru_reset_before"``, ``"lstm_cifg"`` or ``"lstm_peephole"``.
-        x: ``(T, N, D)`` inputs.
+            ``"gru_reset_before"``, ``"lstm_cifg"``, ``"lstm_peephole"``, ``"mut1"``,
+            ``"mut2"`` or ``"mut3"``.
+        x: ``(T, N, D)`` inputs (``D == H`` for mut1 and mut2).
         h0: ``(N, H)`` initial hidden state.
         c0: ``(N, H)`` initial cell state for the lstm modes, None otherwise.
-        w_ih: ``(G*H, D)``; w_hh: ``(G*H, H)``, gates stacked as in PyTorch.
-        b_ih, b_hh: ``(G*H,)`` each, or both None.
+        w_ih: ``(G*H, D)``; w_hh: ``(G*H, H)``, gates stacked as in PyTorch (the MUTs:
+            fewer rows, see :func:`~rnncore.reference.cells.weight_rows`).
+        b_ih, b_hh: ``(G*H,)`` each (the rows of their matrix), or both None.
         lengths: ``(N,)`` integers in ``1..T`` in any order, or None (all ``T``).
         reverse: run from each sequence's own last step down to step 0.
         w_peep: ``(3H,)`` peephole weights ``p_i|p_f|p_o`` for lstm_peephole, None
@@ -82,15 +88,20 @@ def forward(
         _check_shape("c0", c0, (N, H))
     lengths = _lengths(lengths, N, T)
 
+    mut = mode in MUT_IH  # a MUT step takes x itself and all the weights
     x_proj = x @ w_ih.T  # (T, N, G*H) input projection of every step at once
-    if b_ih is not None:
+    if b_ih is not None and not mut:
         x_proj = x_proj + b_ih
     output = np.zeros((T, N, H))
     h, c = h0, c0  # (N, H) each; c is None unless lstm
     step_caches = [None] * T
     for t in _time_steps(T, reverse):
         active = (t < lengths)[:, None]  # (N, 1) which sequences run step t
-        h_next, c_next, step_caches[t] = _step(mode, x_proj[t], h, c, w_hh, b_hh, w_peep)
+        if mut:
+            h_next, step_caches[t] = mut_step(mode, x[t], h, w_ih, w_hh, b_ih, b_hh)
+            c_next = None
+        else:
+            h_next, c_next, step_caches[t] = _step(mode, x_proj[t], h, c, w_hh, b_hh, w_peep)
         output[t] = np.where(active, h_next, 0.0)  # (N, H)
         h = np.where(active, h_next, h)  # (N, H) frozen where inactive
         if c is not None:
@@ -145,16 +156,25 @@ def backward(
     _check_shape("d_h_n", dh, (N, H))
     if dc is not None:
         _check_shape("d_c_n", dc, (N, H))
+    IH, HH = weight_rows(mode, H)
+    mut = mode in MUT_IH  # a MUT step returns dx, dw_ih and db_ih itself
     dx_proj = np.zeros((T, N, G * H))  # gradient of x @ w_ih.T + b_ih
-    dw_hh = np.zeros((G * H, H))
-    db_hh = np.zeros(G * H)
+    dx, dw_ih, db_ih = np.zeros(x.shape), np.zeros((IH, x.shape[2])), np.zeros(IH)  # MUTs
+    dw_hh = np.zeros((HH, H))
+    db_hh = np.zeros(HH)
     dw_peep = np.zeros(3 * H)  # gradient of w_peep, lstm_peephole only
     for t in reversed(_time_steps(T, reverse)):
         active = (t < lengths)[:, None]  # (N, 1) which sequences ran step t
         dh_next = np.where(active, dh + d_output[t], 0.0)  # (N, H)
         dc_next = None if dc is None else np.where(active, dc, 0.0)  # (N, H)
         step_cache = cache["step_caches"][t]
-        if mode in PEEPHOLE:
+        if mut:
+            grads = mut_step_backward(mode, dh_next, step_cache, w_ih, w_hh)
+            dx[t], dh_prev, dw_ih_t, dw_hh_t, db_ih_t, db_hh_t = grads
+            dc_prev = None
+            dw_ih += dw_ih_t
+            db_ih += db_ih_t
+        elif mode in PEEPHOLE:
             grads = lstm_peephole_step_backward(dh_next, dc_next, step_cache, w_hh, w_peep)
             dx_proj[t], dh_prev, dc_prev, dw_hh_t, db_hh_t, dw_peep_t = grads
             dw_peep += dw_peep_t
@@ -168,9 +188,10 @@ def backward(
         dw_hh += dw_hh_t
         db_hh += db_hh_t
 
-    dx = dx_proj @ w_ih  # (T, N, D)
-    dw_ih = np.einsum("tng,tnd->gd", dx_proj, x)  # (G*H, D)
-    db_ih = dx_proj.sum(axis=(0, 1))  # (G*H,)
+    if not mut:
+        dx = dx_proj @ w_ih  # (T, N, D)
+        dw_ih = np.einsum("tng,tnd->gd", dx_proj, x)  # (G*H, D)
+        db_ih = dx_proj.sum(axis=(0, 1))  # (G*H,)
     if b_ih is None:
         db_ih = db_hh = None
     if mode in PEEPHOLE:
@@ -235,15 +256,18 @@ def _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep=None) -> tuple[int, 
     if x.ndim != 3:
         raise ShapeError(f"x must be (T, N, D), got shape {x.shape}")
     T, N, D = x.shape
-    if w_hh.ndim != 2 or w_hh.shape[0] != G * w_hh.shape[1]:
-        raise ShapeError(f"w_hh must be (G*H, H) with G={G} for {mode}, got {w_hh.shape}")
-    H = w_hh.shape[1]
-    _check_shape("w_ih", w_ih, (G * H, D))
+    H = w_hh.shape[1] if w_hh.ndim == 2 else 0
+    IH, HH = weight_rows(mode, H)
+    if w_hh.ndim != 2 or w_hh.shape[0] != HH:
+        raise ShapeError(f"w_hh must be ({HH // max(H, 1)}*H, H) for {mode}, got {w_hh.shape}")
+    _check_shape("w_ih", w_ih, (IH, D))
+    if mode in SQUARE_INPUT and D != H:
+        raise ArgumentError(f"{mode} adds x itself to a gate: input size {D} must be H = {H}")
     if (b_ih is None) != (b_hh is None):
         raise ArgumentError("b_ih and b_hh must both be given or both be None")
     if b_ih is not None:
-        _check_shape("b_ih", b_ih, (G * H,))
-        _check_shape("b_hh", b_hh, (G * H,))
+        _check_shape("b_ih", b_ih, (IH,))
+        _check_shape("b_hh", b_hh, (HH,))
     if (w_peep is not None) != (mode in PEEPHOLE):
         raise ArgumentError("w_peep must be given for lstm_peephole and only for it")
     if w_peep is not None:

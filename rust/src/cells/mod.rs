@@ -13,6 +13,7 @@ pub mod gru_reset_before;
 pub mod lstm;
 pub mod lstm_cifg;
 pub mod lstm_peephole;
+pub mod mut_cells;
 pub mod rnn;
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! of its scalar twin, at vector lengths around the SIMD widths (rows of
 //! `H` = 1, 7, 8, 9, 33; with `N` = 0 rows the loops see length 0).
 
-use super::{gru, gru_reset_before, lstm, lstm_cifg, lstm_peephole, rnn};
+use super::{gru, gru_reset_before, lstm, lstm_cifg, lstm_peephole, mut_cells, rnn};
+use crate::mode::Mode;
 use crate::real::Real;
 use crate::simd::Level;
 
@@ -126,6 +127,45 @@ fn check_all<F: Real>() {
                 );
                 vec![g, rh, hx, dgx, drz, dn, dd]
             });
+            for mode in [Mode::Mut1, Mode::Mut2, Mode::Mut3] {
+                same_at_all_levels::<F>(|level| {
+                    let ih = mode.ih_blocks() * h;
+                    let proj = values::<F>(n * ih, 26, 2.0);
+                    let x = values::<F>(n * h, 27, 2.0);
+                    let bias = values::<F>(3 * h, 28, 0.5);
+                    let mut g = vec![F::ZERO; n * 3 * h];
+                    mut_cells::input_step(level, h, h, mode, &proj, &x, &bias, &mut g);
+                    let hz = if mode == Mode::Mut1 {
+                        Vec::new()
+                    } else {
+                        values::<F>(n * h, 29, 2.0)
+                    };
+                    let hr = values::<F>(n * h, 30, 2.0);
+                    let hp = values::<F>(n * h, 31, 1.0);
+                    let hn = values::<F>(n * h, 32, 2.0);
+                    let (mut rh, mut hx) = (vec![F::ZERO; n * h], vec![F::ZERO; n * h]);
+                    mut_cells::gates_step(level, h, &mut g, &hz, &hr, &hp, &mut rh);
+                    mut_cells::update_step(level, h, &mut g, &hn, &hp, &mut hx);
+                    let dh = values::<F>(n * h, 33, 1.0);
+                    let drh = values::<F>(n * h, 34, 1.0);
+                    let mut dgx = vec![F::ZERO; n * 3 * h];
+                    let (mut dz, mut dn) = (vec![F::ZERO; n * h], vec![F::ZERO; n * h]);
+                    let (mut dr, mut dd) = (vec![F::ZERO; n * h], vec![F::ZERO; n * h]);
+                    mut_cells::backward_update(
+                        level, h, &active, &g, &hp, &dh, &mut dgx, &mut dz, &mut dn, &mut dd,
+                    );
+                    mut_cells::backward_reset(
+                        level, h, &active, &g, &hp, &drh, &mut dgx, &mut dr, &mut dd,
+                    );
+                    let mut dx = values::<F>(n * h, 35, 1.0);
+                    mut_cells::input_backward(level, h, mode, &dgx, &x, &mut dx);
+                    let mut th = vec![F::ZERO; n * h];
+                    mut_cells::tanh_step(level, &hp, &mut th);
+                    let mut acc = values::<F>(n * h, 36, 1.0);
+                    mut_cells::tanh_backward(level, &hp, &dh, &mut acc);
+                    vec![g, rh, hx, dgx, dz, dn, dr, dd, dx, th, acc]
+                });
+            }
         }
     }
 }
@@ -171,5 +211,58 @@ fn unit_steps_follow_the_equations_in_f64() {
         let nw = (c + rw * f).tanh();
         assert!(close(r, rw) && close(z, zw) && close(n, nw));
         assert!(close(hn, (1.0 - zw) * nw + zw * g));
+    }
+}
+
+/// One MUT step in `f64` against the paper's equations written with the
+/// library `tanh` and `exp` (MUT3, whose `z` sees `tanh(h)`, and MUT1, whose
+/// `n` adds `tanh(x)`).
+#[test]
+fn mut_steps_follow_the_equations_in_f64() {
+    let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-14 * b.abs().max(1.0);
+    let h = 9;
+    let (xz, xr, xn) = (
+        values::<f64>(h, 40, 3.0),
+        values::<f64>(h, 41, 3.0),
+        values(h, 42, 3.0),
+    );
+    let (hz, hr, hn) = (
+        values::<f64>(h, 43, 3.0),
+        values::<f64>(h, 44, 3.0),
+        values(h, 45, 3.0),
+    );
+    let (x, hp) = (values::<f64>(h, 46, 2.0), values::<f64>(h, 47, 1.0));
+    let proj = [xz.clone(), xr.clone(), xn.clone()].concat();
+    for mode in [Mode::Mut1, Mode::Mut3] {
+        let mut g = vec![0.0; 3 * h];
+        let proj = if mode == Mode::Mut1 {
+            &proj[..2 * h]
+        } else {
+            &proj[..]
+        };
+        mut_cells::input_step(Level::Scalar, h, h, mode, proj, &x, &[], &mut g);
+        let hz = if mode == Mode::Mut1 {
+            Vec::new()
+        } else {
+            hz.clone()
+        };
+        let mut rh = vec![0.0; h];
+        mut_cells::gates_step(Level::Scalar, h, &mut g, &hz, &hr, &hp, &mut rh);
+        let mut hx = vec![0.0; h];
+        mut_cells::update_step(Level::Scalar, h, &mut g, &hn, &hp, &mut hx);
+        for j in 0..h {
+            let z = sig(xz[j] + hz.get(j).copied().unwrap_or(0.0));
+            let r = sig(xr[j] + hr[j]);
+            let n_in = if mode == Mode::Mut1 {
+                x[j].tanh()
+            } else {
+                xn[j]
+            };
+            let n = (n_in + hn[j]).tanh();
+            assert!(close(g[j], z) && close(g[h + j], r) && close(g[2 * h + j], n));
+            assert!(close(rh[j], r * hp[j]));
+            assert!(close(hx[j], n * z + hp[j] * (1.0 - z)));
+        }
     }
 }

@@ -278,7 +278,12 @@ fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
                 }
             }
             Mode::Gru => unreachable!("handled above"),
-            Mode::GruResetBefore | Mode::LstmCifg | Mode::LstmPeephole => {
+            Mode::GruResetBefore
+            | Mode::LstmCifg
+            | Mode::LstmPeephole
+            | Mode::Mut1
+            | Mode::Mut2
+            | Mode::Mut3 => {
                 unreachable!("rejected by Stack::new")
             }
         }

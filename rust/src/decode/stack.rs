@@ -83,7 +83,12 @@ impl<R: Real> Stack<R> {
         let g = mode.gates();
         if matches!(
             mode,
-            Mode::GruResetBefore | Mode::LstmCifg | Mode::LstmPeephole
+            Mode::GruResetBefore
+                | Mode::LstmCifg
+                | Mode::LstmPeephole
+                | Mode::Mut1
+                | Mode::Mut2
+                | Mode::Mut3
         ) {
             return Err(RnnError::argument(
                 "mode",

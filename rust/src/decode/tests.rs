@@ -435,7 +435,14 @@ fn sizes_too_large_for_memory_are_errors_not_aborts() {
 /// another cell.
 #[test]
 fn cells_without_a_decoder_kernel_are_refused_by_name() {
-    for mode in [Mode::GruResetBefore, Mode::LstmCifg, Mode::LstmPeephole] {
+    for mode in [
+        Mode::GruResetBefore,
+        Mode::LstmCifg,
+        Mode::LstmPeephole,
+        Mode::Mut1,
+        Mode::Mut2,
+        Mode::Mut3,
+    ] {
         let m = Model::new(mode, 5, None, 4, 1, 1);
         let w_peep = [0.0; 3 * 4];
         let err = Stack::new(&ModelWeights {

@@ -44,17 +44,23 @@ impl<'py, F: Real + Element> Layer<'py, F> {
         let w_hh = FloatArg::<F>::extract(w_hh, "w_hh")?;
         let ws = w_hh.dims(2, "(G*H, H)")?;
         let h = h.unwrap_or(ws[1]);
-        let gh = mode
-            .gates()
-            .checked_mul(h)
-            .ok_or_else(|| RnnError::shape("h0", "hidden size is too large"))?;
-        w_hh.expect(&[gh, h], "(G*H, H)")?;
+        // Rows of w_ih and w_hh: G*H, fewer for the MUTs (Mode::ih_blocks, hh_blocks).
+        let rows = |blocks: usize| {
+            blocks
+                .checked_mul(h)
+                .ok_or_else(|| RnnError::shape("h0", "hidden size is too large"))
+        };
+        let (ih, hh) = (rows(mode.ih_blocks())?, rows(mode.hh_blocks())?);
+        w_hh.expect(&[hh, h], "(G*H, H)")?;
         let w_ih = FloatArg::<F>::extract(w_ih, "w_ih")?;
-        w_ih.expect(&[gh, d], "(G*H, D)")?;
+        w_ih.expect(&[ih, d], "(G*H, D)")?;
         let b_ih = FloatArg::<F>::extract_opt(b_ih, "b_ih")?;
         let b_hh = FloatArg::<F>::extract_opt(b_hh, "b_hh")?;
-        for b in b_ih.iter().chain(b_hh.iter()) {
-            b.expect(&[gh], "(G*H,)")?;
+        if let Some(b) = &b_ih {
+            b.expect(&[ih], "(G*H,)")?;
+        }
+        if let Some(b) = &b_hh {
+            b.expect(&[hh], "(G*H,)")?;
         }
         let w_peep = FloatArg::<F>::extract_opt(w_peep, "w_peep")?;
         if let Some(p) = &w_peep {
@@ -251,11 +257,12 @@ fn backward_typed<'py, F: Real + Element>(
         to_numpy(py, g.dh0, &[n, h])?,
         opt(g.dc0, &[n, h])?,
     );
+    let (ih, hh) = (spec.ih_rows(), spec.hh_rows());
     let (dw_ih, dw_hh) = (
-        to_numpy(py, g.dw_ih, &[gh, d])?,
-        to_numpy(py, g.dw_hh, &[gh, h])?,
+        to_numpy(py, g.dw_ih, &[ih, d])?,
+        to_numpy(py, g.dw_hh, &[hh, h])?,
     );
-    let (db_ih, db_hh) = (opt(g.db_ih, &[gh])?, opt(g.db_hh, &[gh])?);
+    let (db_ih, db_hh) = (opt(g.db_ih, &[ih])?, opt(g.db_hh, &[hh])?);
     // The peephole gradient is an eighth entry, only for the mode that has them.
     match g.dw_peep {
         Some(dp) => {

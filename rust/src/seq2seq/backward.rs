@@ -186,7 +186,12 @@ pub fn decoder_backward<F: Real>(
                     &mut dh_direct,
                 );
             }
-            Mode::GruResetBefore | Mode::LstmCifg | Mode::LstmPeephole => {
+            Mode::GruResetBefore
+            | Mode::LstmCifg
+            | Mode::LstmPeephole
+            | Mode::Mut1
+            | Mode::Mut2
+            | Mode::Mut3 => {
                 unreachable!("rejected by DecoderSpec::check")
             }
         }

@@ -163,7 +163,12 @@ impl DecoderSpec<'_> {
         let (t, n, s, e, h, m, a) = (self.t, self.n, self.s, self.e, self.h, self.m, self.a);
         if matches!(
             self.mode,
-            Mode::GruResetBefore | Mode::LstmCifg | Mode::LstmPeephole
+            Mode::GruResetBefore
+                | Mode::LstmCifg
+                | Mode::LstmPeephole
+                | Mode::Mut1
+                | Mode::Mut2
+                | Mode::Mut3
         ) {
             return Err(RnnError::argument(
                 "mode",
@@ -449,7 +454,12 @@ pub fn decoder_forward<F: Real>(
                 let hn_t = &mut hn.as_mut().expect("gru keeps hn")[t * nh..][..nh];
                 gru::forward_step(level, h, g_t, &hg, h_prev, hn_t, h_next);
             }
-            Mode::GruResetBefore | Mode::LstmCifg | Mode::LstmPeephole => {
+            Mode::GruResetBefore
+            | Mode::LstmCifg
+            | Mode::LstmPeephole
+            | Mode::Mut1
+            | Mode::Mut2
+            | Mode::Mut3 => {
                 unreachable!("rejected by DecoderSpec::check")
             }
         }

@@ -1,10 +1,11 @@
 //! Backpropagation through time for one [`forward`](super::forward) call: the
 //! time loop per batch shard, then the weight and input gradients as tiled GEMMs.
 
-use super::recurrent::Recurrent;
+use super::mut_grads::mut_grads;
+use super::recurrent::{Recurrent, RecurrentWeights};
 use super::spec::{check_finite, check_len, CacheRef, Spec, Weights};
 use crate::buffer::zeros;
-use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, lstm_peephole, rnn};
+use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, lstm_peephole, mut_cells, rnn};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul_tiled, MatRef};
 use crate::mode::Mode;
@@ -39,25 +40,26 @@ fn check_cache<F>(spec: &Spec<'_>, cache: &CacheRef<'_, F>) -> Result<()> {
     let (t, nh) = (spec.dims.t, spec.dims.n * spec.dims.h);
     check_len("cache['gates']", cache.gates, t * spec.dims.n * spec.gh())?;
     check_len("cache['states']", cache.states, (t + 1) * nh)?;
-    match (spec.mode, cache.cells, cache.hn) {
-        (Mode::Lstm | Mode::LstmCifg | Mode::LstmPeephole, Some(cells), _) => {
+    let mode = spec.mode;
+    match (cache.cells, cache.hn) {
+        (Some(cells), _) if mode.has_cell_state() => {
             check_len("cache['cells']", cells, (t + 1) * nh)
         }
-        (Mode::Gru | Mode::GruResetBefore, _, Some(hn)) => check_len("cache['hn']", hn, t * nh),
-        (Mode::Lstm | Mode::LstmCifg | Mode::LstmPeephole, None, _) => Err(RnnError::argument(
+        (_, Some(hn)) if mode.keeps_hn() => check_len("cache['hn']", hn, t * nh),
+        (None, _) if mode.has_cell_state() => Err(RnnError::argument(
             "cache",
-            format!("{} cache lacks 'cells'", spec.mode.name()),
+            format!("{} cache lacks 'cells'", mode.name()),
         )),
-        (Mode::Gru | Mode::GruResetBefore, _, None) => Err(RnnError::argument(
+        (_, None) if mode.keeps_hn() => Err(RnnError::argument(
             "cache",
-            format!("{} cache lacks 'hn'", spec.mode.name()),
+            format!("{} cache lacks 'hn'", mode.name()),
         )),
         _ => Ok(()),
     }
 }
 
 /// Column sums of a `(rows, cols)` row-major matrix, in row order.
-fn column_sums<F: Real>(m: &[F], cols: usize, out: &mut [F]) {
+pub(super) fn column_sums<F: Real>(m: &[F], cols: usize, out: &mut [F]) {
     for row in m.chunks_exact(cols) {
         for (o, &v) in out.iter_mut().zip(row) {
             *o += v;
@@ -78,10 +80,13 @@ struct Inputs<'a, F> {
     spec: &'a Spec<'a>,
     level: Level,
     cache: &'a CacheRef<'a, F>,
-    /// `W_hh^T`, or for the GRU with the reset before the product `(W_hr|W_hz)^T`.
+    /// `W_hh^T`, or for a reset before the product `(W_hr|W_hz)^T` (GRU),
+    /// `W_hr^T` (MUTs).
     w_hh_t: &'a Recurrent<'a, F>,
-    /// `W_hn^T`, GRU with the reset before the product only.
+    /// `W_hn^T` (GRU) or `W_hh^T` (MUTs), with the reset before the product only.
     w_n_t: Option<&'a Recurrent<'a, F>>,
+    /// `W_hz^T`, MUT2 and MUT3 only.
+    w_z_t: Option<&'a Recurrent<'a, F>>,
     /// `(3H,)` peephole weights, `lstm_peephole` only.
     w_peep: Option<&'a [F]>,
     d_output: &'a [F],
@@ -146,21 +151,14 @@ pub fn backward<F: Real>(
     let (shards, wide) = parallel::plan(n, h);
     let widest = shards.iter().map(|&(b0, b1)| b1 - b0).max().unwrap_or(0);
     let before = mode == Mode::GruResetBefore;
-    let (w_hh_t, w_n_t) = if before {
-        let (w_rz, w_n) = w.w_hh.split_at(2 * h * h); // (2H, H), (H, H)
-        (
-            Recurrent::transposed(w_rz, 2 * h, h, t_len, widest)?, // (H, 2H)
-            Some(Recurrent::transposed(w_n, h, h, t_len, widest)?), // (H, H)
-        )
-    } else {
-        (Recurrent::transposed(w.w_hh, gh, h, t_len, widest)?, None) // W_hh^T (H, G*H)
-    };
+    let w_hh_t = RecurrentWeights::new(mode, w.w_hh, h, t_len, widest, true)?;
     let inputs = Inputs {
         spec,
         level: simd::best_level(),
         cache,
-        w_hh_t: &w_hh_t,
-        w_n_t: w_n_t.as_ref(),
+        w_hh_t: &w_hh_t.main,
+        w_n_t: w_hh_t.n.as_ref(),
+        w_z_t: w_hh_t.z.as_ref(),
         w_peep: w.w_peep,
         d_output,
         d_h_n,
@@ -181,6 +179,19 @@ pub fn backward<F: Real>(
     }
 
     // Everything that does not depend on the step order: tiled GEMMs over T*N rows.
+    if mode.is_mut() {
+        let (dx, dw_ih, dw_hh, db_ih, db_hh) = mut_grads(spec, x, w, cache, &dgx)?;
+        return Ok(Grads {
+            dx,
+            dh0,
+            dc0,
+            dw_ih,
+            dw_hh,
+            db_ih,
+            db_hh,
+            dw_peep: None,
+        });
+    }
     let rows = t_len * n;
     let dg_in = MatRef::row_major(&dgx, rows, gh); // (T*N, G*H)
     let dg_rec = dgh
@@ -309,6 +320,15 @@ fn run_shard<F: Real>(
     let before = mode == Mode::GruResetBefore;
     let scratch = |width: usize| vec![F::ZERO; if before { s * width } else { 0 }];
     let (mut drz, mut dn, mut drh) = (scratch(2 * h), scratch(h), scratch(h));
+    // The MUTs: (S, H) each, d z and d r (for W_hz and W_hr), dn and d(r * h)
+    // (for W_hh), and MUT3's dz @ W_hz (the gradient of tanh(h_prev)).
+    let mut_scratch = |on: bool| vec![F::ZERO; if on { s * h } else { 0 }];
+    let is_mut = mode.is_mut();
+    let (mut dzs, mut drs) = (mut_scratch(is_mut), mut_scratch(is_mut));
+    let mut dtz = mut_scratch(mode == Mode::Mut3);
+    if is_mut {
+        (dn, drh) = (mut_scratch(true), mut_scratch(true));
+    }
 
     for k in (0..spec.dims.t).rev() {
         let t = spec.time_of_step(k);
@@ -321,6 +341,7 @@ fn run_shard<F: Real>(
             SharedMut::new(&mut dh_prev),
         );
         let (drz_s, dn_s) = (SharedMut::new(&mut drz), SharedMut::new(&mut dn));
+        let dzs_s = SharedMut::new(&mut dzs);
         let step = (t * n + b0) * gh; // first element of our rows of a (T, N, G*H) buffer
 
         parallel::for_row_groups(s, wide, |r0, r1| {
@@ -415,6 +436,14 @@ fn run_shard<F: Real>(
                         inp.level, h, act, gates_t, h_prev, dh, dgx_t, drz, dn, dh_direct,
                     );
                 }
+                Mode::Mut1 | Mode::Mut2 | Mode::Mut3 => {
+                    let h_prev = &inp.cache.states[slot(prev)];
+                    // SAFETY: as above.
+                    let (dz, dn) = unsafe { (dzs_s.piece(g0, m * h), dn_s.piece(g0, m * h)) };
+                    mut_cells::backward_update(
+                        inp.level, h, act, gates_t, h_prev, dh, dgx_t, dz, dn, dh_direct,
+                    );
+                }
             }
         });
 
@@ -422,19 +451,37 @@ fn run_shard<F: Real>(
             // d(r * h_prev) = dn @ W_hn, then the r gradient and the path through r * h.
             w_n_t.mul(inp.level, &mut drh, &dn, s, false, wide);
             let (drh, drz_s) = (&drh, SharedMut::new(&mut drz));
+            let drs_s = SharedMut::new(&mut drs);
             parallel::for_row_groups(s, wide, |r0, r1| {
                 let (m, g0) = (r1 - r0, r0 * h);
                 let slot = |sl: usize| (sl * n + b0 + r0) * h..(sl * n + b0 + r1) * h;
                 let gates_t = &inp.cache.gates[step + r0 * gh..][..m * gh]; // (m, 3H)
                                                                             // SAFETY: row groups are disjoint, and only this shard touches rows
                                                                             // b0..b1 of the shared buffers.
-                let (dgx_t, drz, dh_direct) = unsafe {
+                let (dgx_t, dh_direct) = unsafe {
                     (
                         shared.dgx.piece(step + r0 * gh, m * gh),
-                        drz_s.piece(2 * g0, 2 * m * h),
                         dhp_s.piece(g0, m * h),
                     )
                 };
+                if is_mut {
+                    // SAFETY: as above.
+                    let dr = unsafe { drs_s.piece(g0, m * h) };
+                    mut_cells::backward_reset(
+                        inp.level,
+                        h,
+                        &active[r0..r1],
+                        gates_t,
+                        &inp.cache.states[slot(prev)],
+                        &drh[g0..g0 + m * h],
+                        dgx_t,
+                        dr,
+                        dh_direct,
+                    );
+                    return;
+                }
+                // SAFETY: as above.
+                let drz = unsafe { drz_s.piece(2 * g0, 2 * m * h) };
                 gru_reset_before::backward_reset(
                     inp.level,
                     h,
@@ -454,11 +501,23 @@ fn run_shard<F: Real>(
         // SAFETY: the row-group pieces of this step are gone; read-only now.
         let dgr_t = if before {
             &drz[..]
+        } else if is_mut {
+            &drs[..]
         } else {
             unsafe { &*grads.piece(step, s * gh) }
         };
         inp.w_hh_t
             .mul(inp.level, &mut dh_prev, dgr_t, s, true, wide);
+        if let Some(w_z_t) = inp.w_z_t {
+            if mode == Mode::Mut3 {
+                // z sees tanh(h_prev): dh_prev += (dz @ W_hz) * (1 - tanh(h_prev)^2).
+                w_z_t.mul(inp.level, &mut dtz, &dzs, s, false, wide);
+                let h_prev = &inp.cache.states[(prev * n + b0) * h..][..s * h];
+                mut_cells::tanh_backward(inp.level, h_prev, &dtz, &mut dh_prev);
+            } else {
+                w_z_t.mul(inp.level, &mut dh_prev, &dzs, s, true, wide); // += dz @ W_hz
+            }
+        }
         std::mem::swap(&mut dh, &mut dh_prev);
     }
 

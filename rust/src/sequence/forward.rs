@@ -1,10 +1,10 @@
 //! Sequence forward: the input projection as tiled GEMMs, then the time loop,
 //! one batch shard per task.
 
-use super::recurrent::Recurrent;
+use super::recurrent::RecurrentWeights;
 use super::spec::{check_finite, check_len, Cache, Spec, Weights};
 use crate::buffer::zeros;
-use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, lstm_peephole, rnn};
+use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, lstm_peephole, mut_cells, rnn};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul_tiled, MatRef};
 use crate::mode::Mode;
@@ -24,32 +24,6 @@ pub struct Forward<F> {
     pub c_n: Option<Vec<F>>,
     /// Saved for the backward.
     pub cache: Cache<F>,
-}
-
-/// `W_hh` prepared for the per-step products: all of it, or for the GRU with
-/// the reset before the product, its `W_hr|W_hz` rows (`main`) and `W_hn` (`n`).
-struct RecurrentWeights<'a, F> {
-    main: Recurrent<'a, F>,
-    n: Option<Recurrent<'a, F>>,
-}
-
-impl<'a, F: Real> RecurrentWeights<'a, F> {
-    /// `w_hh (G*H, H)` for `steps` products of at most `rows` rows each.
-    fn new(mode: Mode, w_hh: &'a [F], h: usize, steps: usize, rows: usize) -> Result<Self> {
-        let gh = mode.gates() * h;
-        Ok(if mode == Mode::GruResetBefore {
-            let (w_rz, w_n) = w_hh.split_at(2 * h * h); // (2H, H), (H, H)
-            Self {
-                main: Recurrent::new(w_rz, 2 * h, h, steps, rows)?,
-                n: Some(Recurrent::new(w_n, h, h, steps, rows)?),
-            }
-        } else {
-            Self {
-                main: Recurrent::new(w_hh, gh, h, steps, rows)?,
-                n: None,
-            }
-        })
-    }
 }
 
 /// The buffers every shard writes its own rows of.
@@ -120,13 +94,30 @@ pub fn forward<F: Real>(
 
     // Input projection for every step at once: gates (T*N, G*H) = x @ w_ih^T + biases.
     let mut gates = zeros::<F>(t_len * n * gh, "gates")?;
-    matmul_tiled(
-        &mut gates,
-        MatRef::row_major(x, t_len * n, d),
-        MatRef::row_major(w.w_ih, gh, d).t(),
-        false,
-    );
-    if let (Some(b_ih), Some(b_hh)) = (w.b_ih, w.b_hh) {
+    if mode.is_mut() {
+        // proj (T*N, IH) in w_ih's block order, placed into the gates [xz xr xn].
+        let ih = spec.ih_rows();
+        let mut proj = zeros::<F>(t_len * n * ih, "gates")?;
+        matmul_tiled(
+            &mut proj,
+            MatRef::row_major(x, t_len * n, d),
+            MatRef::row_major(w.w_ih, ih, d).t(),
+            false,
+        );
+        let bias = match (w.b_ih, w.b_hh) {
+            (Some(b_ih), Some(b_hh)) => mut_cells::gate_bias(mode, h, b_ih, b_hh),
+            _ => Vec::new(),
+        };
+        mut_cells::input_step(simd::best_level(), h, d, mode, &proj, x, &bias, &mut gates);
+    } else {
+        matmul_tiled(
+            &mut gates,
+            MatRef::row_major(x, t_len * n, d),
+            MatRef::row_major(w.w_ih, gh, d).t(),
+            false,
+        );
+    }
+    if let (false, Some(b_ih), Some(b_hh)) = (mode.is_mut(), w.b_ih, w.b_hh) {
         let fold_hh = !mode.separate_recurrent_projection();
         let bias: Vec<F> = b_ih
             .iter()
@@ -159,7 +150,7 @@ pub fn forward<F: Real>(
     let mut output = zeros::<F>(t_len * nh, "output")?;
     let (shards, wide) = parallel::plan(n, h);
     let widest = shards.iter().map(|&(b0, b1)| b1 - b0).max().unwrap_or(0);
-    let w_hh = RecurrentWeights::new(mode, w.w_hh, h, t_len, widest)?;
+    let w_hh = RecurrentWeights::new(mode, w.w_hh, h, t_len, widest, false)?;
     let level = simd::best_level();
     {
         let shared = Shared {
@@ -216,13 +207,13 @@ fn run_shard<F: Real>(
     let mut hg = match mode {
         Mode::Gru => vec![F::ZERO; s * gh],               // (S, 3H)
         Mode::GruResetBefore => vec![F::ZERO; s * 2 * h], // (S, 2H)
+        Mode::Mut1 | Mode::Mut2 | Mode::Mut3 => vec![F::ZERO; s * h], // (S, H) W_hr h_prev
         _ => Vec::new(),
     };
-    let mut hn_rb = if mode == Mode::GruResetBefore {
-        vec![F::ZERO; s * h] // (S, H) W_hn (r * h_prev)
-    } else {
-        Vec::new()
-    };
+    let scratch = |on: bool| if on { vec![F::ZERO; s * h] } else { Vec::new() };
+    let mut hn_rb = scratch(mode.reset_before_product()); // (S, H) W_hn (r * h_prev)
+    let mut hz = scratch(w_hh.z.is_some()); // (S, H) W_hz h_prev or W_hz tanh(h_prev)
+    let mut th = scratch(mode == Mode::Mut3); // (S, H) tanh(h_prev)
     let row = |slot: usize, width: usize| (slot * n + b0) * width; // first element of our rows
     let recurrent = |dst: &mut [F], h_prev: &[F], accumulate: bool| {
         w_hh.main.mul(level, dst, h_prev, s, accumulate, wide);
@@ -252,13 +243,28 @@ fn run_shard<F: Real>(
                     }
                 }
                 Mode::GruResetBefore => recurrent(&mut hg, h_prev, false), // h_prev @ W_hr|W_hz^T
-                _ => recurrent(g_t, h_prev, true),                         // += h_prev @ W_hh^T
+                Mode::Mut1 | Mode::Mut2 | Mode::Mut3 => {
+                    recurrent(&mut hg, h_prev, false); // h_prev @ W_hr^T
+                    if let Some(w_z) = &w_hh.z {
+                        let src = if mode == Mode::Mut3 {
+                            mut_cells::tanh_step(level, h_prev, &mut th);
+                            &th[..]
+                        } else {
+                            h_prev
+                        };
+                        w_z.mul(level, &mut hz, src, s, false, wide); // f(h_prev) @ W_hz^T
+                    }
+                }
+                _ => recurrent(g_t, h_prev, true), // += h_prev @ W_hh^T
             }
         }
         if let Some(w_n) = &w_hh.n {
             // Reset before the product: r, z and r * h_prev, then W_hn (r * h_prev).
-            let rh = shared.hn.as_ref().expect("gru_reset_before keeps r * h");
-            let hg = &hg;
+            let rh = shared
+                .hn
+                .as_ref()
+                .expect("a reset before the product keeps r * h");
+            let (hg, hz) = (&hg, &hz);
             parallel::for_row_groups(s, wide, |r0, r1| {
                 let m = r1 - r0;
                 let at = |slot: usize, width: usize| row(slot, width) + r0 * width;
@@ -270,8 +276,18 @@ fn run_shard<F: Real>(
                         rh.piece(at(t, h), m * h),
                     )
                 };
-                let hg = &hg[r0 * 2 * h..r1 * 2 * h];
-                gru_reset_before::gates_step(level, h, g_t, hg, h_prev, rh_t);
+                if mode == Mode::GruResetBefore {
+                    let hg = &hg[r0 * 2 * h..r1 * 2 * h];
+                    gru_reset_before::gates_step(level, h, g_t, hg, h_prev, rh_t);
+                } else {
+                    let hz = if hz.is_empty() {
+                        &hz[..]
+                    } else {
+                        &hz[r0 * h..r1 * h]
+                    };
+                    let hr = &hg[r0 * h..r1 * h];
+                    mut_cells::gates_step(level, h, g_t, hz, hr, h_prev, rh_t);
+                }
             });
             // SAFETY: the row groups are done; only this shard touches these rows.
             let rh_t = unsafe { &*rh.piece(row(t, h), s * h) };
@@ -325,6 +341,10 @@ fn run_shard<F: Real>(
                 Mode::GruResetBefore => {
                     let hn = &hn_rb[r0 * h..r1 * h];
                     gru_reset_before::update_step(level, h, g_t, hn, h_prev, h_next);
+                }
+                Mode::Mut1 | Mode::Mut2 | Mode::Mut3 => {
+                    let hn = &hn_rb[r0 * h..r1 * h];
+                    mut_cells::update_step(level, h, g_t, hn, h_prev, h_next);
                 }
             }
             // Sequences that have ended keep their state; their output stays zero.

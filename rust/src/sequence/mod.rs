@@ -2,7 +2,8 @@
 //! backpropagation through time, for every [`Mode`](crate::mode::Mode).
 //!
 //! Layout (PyTorch's): `x (T, N, D)`, states `(N, H)`, `w_ih (G*H, D)`,
-//! `w_hh (G*H, H)`, biases `(G*H,)`, all row-major.
+//! `w_hh (G*H, H)`, biases `(G*H,)`, all row-major (the MUTs: fewer rows,
+//! [`Mode::ih_blocks`](crate::mode::Mode::ih_blocks) and `hh_blocks`).
 //!
 //! Cost and structure of the forward:
 //! 1. one GEMM for the input projection of all steps, `x (T*N, D) @ w_ih^T`,
@@ -13,7 +14,11 @@
 //!    block), then the fused pointwise cell update of `cells`; the GRU with the
 //!    reset before the product takes two products per step, `h_prev @
 //!    (W_hr|W_hz)^T`, then `(r * h_prev) @ W_hn^T`, each followed by half of
-//!    its pointwise update;
+//!    its pointwise update; the MUT cells likewise, with `W_hr` (and MUT2's
+//!    `W_hz` on `h_prev`, MUT3's on `tanh(h_prev)`) before the reset and
+//!    `W_hh` after it. Their input projection has fewer rows than `G*H`
+//!    (`cells::mut_cells`), so it goes through a scratch buffer that places
+//!    each block in its gate's columns and adds `x` or `tanh(x)`;
 //! 3. no allocation inside the time loop.
 //!
 //! The backward walks the steps in the opposite order, computing per step only
@@ -22,10 +27,12 @@
 //!
 //! Memory saved for the backward: `gates (T, N, G*H)` (activated),
 //! `states (T+1, N, H)`, plus `cells (T+1, N, H)` for LSTM and `hn (T, N, H)`
-//! for GRU (`W_hn h + b_hn`, or `r * h` with the reset before the product).
+//! for GRU (`W_hn h + b_hn`, or `r * h` with the reset before the product, as
+//! for the MUTs).
 
 mod backward;
 mod forward;
+mod mut_grads;
 pub(crate) mod recurrent;
 mod spec;
 

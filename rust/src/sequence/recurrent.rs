@@ -4,6 +4,7 @@
 
 use crate::error::Result;
 use crate::linalg::{mul_packed_t, MatRef, Packed, PACK_MIN_STEPS};
+use crate::mode::Mode;
 use crate::panel::narrow::Narrow;
 use crate::real::Real;
 use crate::simd::Level;
@@ -65,5 +66,58 @@ impl<'a, F: Real> Recurrent<'a, F> {
             Recurrent::Gemm(p) => mul_packed_t(dst, h_prev, p, s, acc, wide),
             Recurrent::Narrow(p) => p.mul(level, dst, h_prev, s, acc, wide),
         }
+    }
+}
+
+/// `W_hh` prepared for the per-step products: all of it (`main`), or, when the
+/// reset multiplies `h` before the product, its last `(H, H)` block (`n`, on
+/// `r * h`) apart from the rest: the GRU's `W_hr|W_hz` and the MUTs' `W_hr`
+/// (`main`, on `h`), and MUT2's and MUT3's `W_hz` (`z`, on `h` or `tanh(h)`).
+pub struct RecurrentWeights<'a, F> {
+    pub main: Recurrent<'a, F>,
+    pub n: Option<Recurrent<'a, F>>,
+    pub z: Option<Recurrent<'a, F>>,
+}
+
+/// The blocks of `w_hh (HH, H)` as [`RecurrentWeights`] splits them:
+/// `(z, main, n)`, each a slice of whole `H`-row blocks.
+pub fn split_w_hh<F>(mode: Mode, w_hh: &[F], h: usize) -> (Option<&[F]>, &[F], Option<&[F]>) {
+    if !mode.reset_before_product() {
+        return (None, w_hh, None);
+    }
+    let (front, w_n) = w_hh.split_at((mode.hh_blocks() - 1) * h * h);
+    if mode.is_mut() && mode.hh_blocks() == 3 {
+        let (w_z, w_r) = front.split_at(h * h); // (H, H) each
+        (Some(w_z), w_r, Some(w_n))
+    } else {
+        (None, front, Some(w_n))
+    }
+}
+
+impl<'a, F: Real> RecurrentWeights<'a, F> {
+    /// `w_hh (HH, H)` for `steps` products of at most `rows` rows each; with
+    /// `transposed`, for the backward's products with `W_hh` itself.
+    pub fn new(
+        mode: Mode,
+        w_hh: &'a [F],
+        h: usize,
+        steps: usize,
+        rows: usize,
+        transposed: bool,
+    ) -> Result<Self> {
+        let build = |w: &'a [F]| {
+            let out = w.len() / h; // rows of this block
+            if transposed {
+                Recurrent::transposed(w, out, h, steps, rows)
+            } else {
+                Recurrent::new(w, out, h, steps, rows)
+            }
+        };
+        let (z, main, n) = split_w_hh(mode, w_hh, h);
+        Ok(Self {
+            main: build(main)?,
+            n: n.map(build).transpose()?,
+            z: z.map(build).transpose()?,
+        })
     }
 }

@@ -17,13 +17,13 @@ pub struct Dims {
 /// The parameters of one direction of one layer (borrowed, row-major).
 #[derive(Clone, Copy, Debug)]
 pub struct Weights<'a, F> {
-    /// `(G*H, D)`.
+    /// `(G*H, D)` (`(IH, D)` for the MUTs, see [`Mode::ih_blocks`]).
     pub w_ih: &'a [F],
-    /// `(G*H, H)`.
+    /// `(G*H, H)` (`(HH, H)` for the MUTs, see [`Mode::hh_blocks`]).
     pub w_hh: &'a [F],
-    /// `(G*H,)`, or `None` for a layer without bias (then `b_hh` is `None` too).
+    /// `(G*H,)` (`(IH,)`), or `None` for a layer without bias (then `b_hh` is `None` too).
     pub b_ih: Option<&'a [F]>,
-    /// `(G*H,)` or `None`.
+    /// `(G*H,)` (`(HH,)`) or `None`.
     pub b_hh: Option<&'a [F]>,
     /// `(3H,)` peephole weights `p_i, p_f, p_o` for
     /// [`LstmPeephole`](Mode::LstmPeephole), `None` for every other mode.
@@ -51,7 +51,7 @@ pub struct Cache<F> {
     /// `(T+1, N, H)` cell states (LSTM only).
     pub cells: Option<Vec<F>>,
     /// `(T, N, H)` `W_hn h + b_hn` (GRU), `r * h` (GRU with the reset before
-    /// the product); `None` for the other cells.
+    /// the product, the MUTs); `None` for the other cells.
     pub hn: Option<Vec<F>>,
 }
 
@@ -150,6 +150,16 @@ impl Spec<'_> {
         product("gates", &[t + 1, n, gh])?;
         product("w_ih", &[gh, d])?;
         product("w_hh", &[gh, h])?;
+        if self.mode.needs_square_input() && d != h {
+            return Err(RnnError::argument(
+                "x",
+                format!(
+                    "{} adds x itself to a gate, so its input size D ({d}) must equal \
+                     the hidden size H ({h})",
+                    self.mode.name()
+                ),
+            ));
+        }
         if let Some(lengths) = self.lengths {
             if lengths.len() != n {
                 return Err(RnnError::shape(
@@ -173,6 +183,16 @@ impl Spec<'_> {
     /// Number of gate columns `G * H`.
     pub fn gh(&self) -> usize {
         self.mode.gates() * self.dims.h
+    }
+
+    /// Rows of `w_ih` and `b_ih`: `G * H`, fewer for MUT1 and MUT2.
+    pub fn ih_rows(&self) -> usize {
+        self.mode.ih_blocks() * self.dims.h
+    }
+
+    /// Rows of `w_hh` and `b_hh`: `G * H`, fewer for MUT1.
+    pub fn hh_rows(&self) -> usize {
+        self.mode.hh_blocks() * self.dims.h
     }
 
     /// The time index of the `k`-th step taken (`k = 0` first).
@@ -236,9 +256,9 @@ impl Spec<'_> {
     /// Check every weight and bias slice against the dims.
     pub(crate) fn check_weights<F>(&self, w: &Weights<'_, F>) -> Result<()> {
         let Dims { d, h, .. } = self.dims;
-        let gh = self.gh();
-        check_len("w_ih", w.w_ih, gh * d)?;
-        check_len("w_hh", w.w_hh, gh * h)?;
+        let (ih, hh) = (self.ih_rows(), self.hh_rows());
+        check_len("w_ih", w.w_ih, ih * d)?;
+        check_len("w_hh", w.w_hh, hh * h)?;
         match (self.mode.has_peepholes(), w.w_peep) {
             (true, Some(p)) => check_len("w_peep", p, 3 * h)?,
             (true, None) => {
@@ -257,8 +277,8 @@ impl Spec<'_> {
         }
         match (w.b_ih, w.b_hh) {
             (Some(b_ih), Some(b_hh)) => {
-                check_len("b_ih", b_ih, gh)?;
-                check_len("b_hh", b_hh, gh)
+                check_len("b_ih", b_ih, ih)?;
+                check_len("b_hh", b_hh, hh)
             }
             (None, None) => Ok(()),
             (Some(_), None) => Err(RnnError::argument(

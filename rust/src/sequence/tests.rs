@@ -14,7 +14,7 @@ fn opt<F>(v: &[F]) -> Option<&[F]> {
     }
 }
 
-const MODES: [Mode; 7] = [
+const MODES: [Mode; 10] = [
     Mode::RnnTanh,
     Mode::RnnRelu,
     Mode::Lstm,
@@ -22,6 +22,9 @@ const MODES: [Mode; 7] = [
     Mode::GruResetBefore,
     Mode::LstmCifg,
     Mode::LstmPeephole,
+    Mode::Mut1,
+    Mode::Mut2,
+    Mode::Mut3,
 ];
 
 /// All inputs of one call, owned, so single entries can be perturbed.
@@ -50,8 +53,14 @@ impl Problem {
         seed: u64,
     ) -> Self {
         let mut rng = Lcg(seed);
+        // MUT1 and MUT2 add x itself to a gate: their input size is H.
+        let dims = if mode.needs_square_input() {
+            Dims { d: dims.h, ..dims }
+        } else {
+            dims
+        };
         let Dims { t, n, d, h } = dims;
-        let gh = mode.gates() * h;
+        let (ih, hh) = (mode.ih_blocks() * h, mode.hh_blocks() * h);
         let cell = mode.has_cell_state();
         Self {
             mode,
@@ -66,10 +75,10 @@ impl Problem {
                 } else {
                     Vec::new()
                 },
-                rng.vec(gh * d, 0.6),
-                rng.vec(gh * h, 0.6),
-                if bias { rng.vec(gh, 0.3) } else { Vec::new() },
-                if bias { rng.vec(gh, 0.3) } else { Vec::new() },
+                rng.vec(ih * d, 0.6),
+                rng.vec(hh * h, 0.6),
+                if bias { rng.vec(ih, 0.3) } else { Vec::new() },
+                if bias { rng.vec(hh, 0.3) } else { Vec::new() },
                 if mode.has_peepholes() {
                     rng.vec(3 * h, 0.8)
                 } else {
@@ -246,15 +255,16 @@ fn padded_steps_are_zero_and_state_is_frozen() {
             }
             // its final state equals running it alone over its 2 steps
             let mut alone = p.clone();
+            let d = p.dims.d;
             alone.dims = Dims {
                 t: 2,
                 n: 1,
-                d: 3,
+                d,
                 h: 4,
             };
             alone.lengths = None;
             let x: Vec<f64> = (0..2)
-                .flat_map(|t| p.arrays[0][t * 6..t * 6 + 3].to_vec())
+                .flat_map(|t| p.arrays[0][t * 2 * d..t * 2 * d + d].to_vec())
                 .collect();
             alone.arrays[0] = x;
             alone.arrays[1].truncate(4);
@@ -424,7 +434,7 @@ fn wide_steps_are_correct_and_thread_count_independent() {
     {
         let dims = Dims { t, n, d: 2, h };
         let lengths = (0..n).map(|b| 1 + (b * 5) % t).collect();
-        let reverse = matches!(mode, Mode::Gru | Mode::GruResetBefore);
+        let reverse = matches!(mode, Mode::Gru | Mode::GruResetBefore | Mode::Mut2);
         let p = Problem::new(mode, dims, Some(lengths), reverse, true, 5);
         let mut runs = Vec::new();
         for threads in [1, 2, 3] {
@@ -544,4 +554,37 @@ fn peephole_weights_are_checked() {
         matches!(&err, RnnError::Argument { arg, .. } if arg == "w_peep"),
         "{err:?}"
     );
+}
+
+/// MUT1 and MUT2 add `x` itself to a gate, so an input size other than `H` is
+/// an argument error naming `x`; MUT3 takes any input size.
+#[test]
+fn mut1_and_mut2_need_an_input_size_equal_to_the_hidden_size() {
+    let dims = Dims {
+        t: 2,
+        n: 1,
+        d: 2,
+        h: 3,
+    };
+    for mode in [Mode::Mut1, Mode::Mut2, Mode::Mut3] {
+        let p = Problem::new(Mode::Mut3, dims, None, false, true, 8);
+        let mut w = p.weights();
+        let w_ih: Vec<f64> = p.arrays[3][..mode.ih_blocks() * 3 * 2].to_vec();
+        let w_hh: Vec<f64> = p.arrays[4][..mode.hh_blocks() * 3 * 3].to_vec();
+        let (b_ih, b_hh) = (
+            p.arrays[5][..mode.ih_blocks() * 3].to_vec(),
+            p.arrays[6][..mode.hh_blocks() * 3].to_vec(),
+        );
+        (w.w_ih, w.w_hh, w.b_ih, w.b_hh) = (&w_ih, &w_hh, Some(&b_ih[..]), Some(&b_hh[..]));
+        let spec = Spec { mode, ..p.spec() };
+        let got = forward(&spec, &p.arrays[0], &p.arrays[1], None, &w);
+        if mode == Mode::Mut3 {
+            assert!(got.is_ok());
+        } else {
+            assert!(
+                matches!(got, Err(RnnError::Argument { ref arg, .. }) if arg == "x"),
+                "{mode:?}: {got:?}"
+            );
+        }
+    }
 }
