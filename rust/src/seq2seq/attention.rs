@@ -15,6 +15,7 @@ use crate::buffer::{checked_len, with_capacity, zeros};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul, MatMut, MatRef};
 use crate::real::Real;
+use crate::simd::multiversion;
 
 /// The score function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,16 +152,41 @@ pub fn attend<F: Real>(
     qp: &mut [F],
     out: StepOut<'_, F>,
 ) {
-    let (s_len, a, m) = (z.s, z.a, z.m);
     if let (Kind::Additive, Some(w_query)) = (kind, w.w_query) {
         matmul(
-            MatMut::row_major(qp, z.n, a),
+            MatMut::row_major(qp, z.n, z.a),
             MatRef::row_major(query, z.n, z.q),
-            MatRef::row_major(w_query, a, z.q).t(),
+            MatRef::row_major(w_query, z.a, z.q).t(),
             false,
         );
     }
+    let level = crate::simd::best_level();
+    let (weights, e, context) = (out.weights, out.e, out.context);
     let v = w.v.unwrap_or(&[]);
+    scores_and_context(
+        level, kind, z, query, keys, memory, lengths, v, qp, weights, e, context,
+    );
+}
+
+multiversion! {
+    /// The per-row work of [`attend`] after the query projection: scores, their
+    /// softmax over the valid steps, and the context, in SIMD twins.
+    #[allow(clippy::too_many_arguments)]
+    fn scores_and_context<F: Real>(
+        kind: Kind,
+        z: Sizes,
+        query: &[F],
+        keys: &[F],
+        memory: &[F],
+        lengths: &[usize],
+        v: &[F],
+        qp: &[F],
+        weights_out: &mut [F],
+        e_out: &mut [F],
+        context_out: &mut [F],
+    ) {
+        let out = StepOut { weights: weights_out, e: e_out, context: context_out };
+        let (s_len, a, m) = (z.s, z.a, z.m);
     for b in 0..z.n {
         let len = lengths[b];
         let weights = &mut out.weights[b * s_len..][..s_len];
@@ -198,6 +224,7 @@ pub fn attend<F: Real>(
             }
         }
     }
+    }
 }
 
 /// Gradients one backward step accumulates into.
@@ -232,6 +259,60 @@ pub fn attend_backward<F: Real>(
     dqp: &mut [F],
     g: StepGrads<'_, F>,
 ) {
+    let level = crate::simd::best_level();
+    let StepGrads {
+        dquery,
+        dkeys,
+        dmemory,
+        dw_query,
+        dv,
+    } = g;
+    let dw = dweights.unwrap_or(&[]);
+    let v = w.v.unwrap_or(&[]);
+    score_grads(
+        level, kind, z, dcontext, dw, query, keys, memory, weights, e, v, dscore, dqp, dquery,
+        dkeys, dmemory, dv,
+    );
+    if let (Kind::Additive, Some(w_query), Some(_)) = (kind, w.w_query, w.v) {
+        matmul(
+            MatMut::row_major(dquery, z.n, z.q),
+            MatRef::row_major(dqp, z.n, z.a),
+            MatRef::row_major(w_query, z.a, z.q),
+            false,
+        );
+        matmul(
+            MatMut::row_major(dw_query, z.a, z.q),
+            MatRef::row_major(dqp, z.n, z.a).t(),
+            MatRef::row_major(query, z.n, z.q),
+            true,
+        );
+    }
+}
+
+multiversion! {
+    /// The per-row work of [`attend_backward`] but the two query products, in SIMD
+    /// twins: `dscore`, the values' share of `dmemory`, `dkeys`, `dv`, and `dqp`
+    /// (additive) or `dquery` (general, dot).
+    #[allow(clippy::too_many_arguments)]
+    fn score_grads<F: Real>(
+        kind: Kind,
+        z: Sizes,
+        dcontext: &[F],
+        dweights_in: &[F],
+        query: &[F],
+        keys: &[F],
+        memory: &[F],
+        weights: &[F],
+        e: &[F],
+        v: &[F],
+        dscore: &mut [F],
+        dqp: &mut [F],
+        dquery: &mut [F],
+        dkeys: &mut [F],
+        dmemory: &mut [F],
+        dv: &mut [F],
+    ) {
+    let dweights = if dweights_in.is_empty() { None } else { Some(dweights_in) };
     let (s_len, a, m) = (z.s, z.a, z.m);
     for b in 0..z.n {
         let dc = &dcontext[b * m..][..m];
@@ -240,7 +321,7 @@ pub fn attend_backward<F: Real>(
         let mut weighted = F::ZERO;
         for s in 0..s_len {
             let row = (b * s_len + s) * m;
-            for (dmem, &d) in g.dmemory[row..][..m].iter_mut().zip(dc) {
+            for (dmem, &d) in dmemory[row..][..m].iter_mut().zip(dc) {
                 *dmem += p[s] * d;
             }
             let mut dw = dot(&memory[row..][..m], dc);
@@ -254,55 +335,66 @@ pub fn attend_backward<F: Real>(
             ds[s] = p[s] * (ds[s] - weighted);
         }
     }
-    match (kind, w.w_query, w.v) {
-        (Kind::Additive, Some(w_query), Some(v)) => {
+    if kind == Kind::Additive && !v.is_empty() {
             dqp.fill(F::ZERO);
             for b in 0..z.n {
                 let dq = &mut dqp[b * a..][..a];
                 for s in 0..s_len {
                     let d = dscore[b * s_len + s];
                     let row = (b * s_len + s) * a;
-                    let (er, dk) = (&e[row..][..a], &mut g.dkeys[row..][..a]);
+                    let (er, dk) = (&e[row..][..a], &mut dkeys[row..][..a]);
                     for j in 0..a {
-                        g.dv[j] += d * er[j];
+                        dv[j] += d * er[j];
                         let dpre = d * v[j] * (F::ONE - er[j] * er[j]);
                         dk[j] += dpre;
                         dq[j] += dpre;
                     }
                 }
             }
-            matmul(
-                MatMut::row_major(g.dquery, z.n, z.q),
-                MatRef::row_major(dqp, z.n, a),
-                MatRef::row_major(w_query, a, z.q),
-                false,
-            );
-            matmul(
-                MatMut::row_major(g.dw_query, a, z.q),
-                MatRef::row_major(dqp, z.n, a).t(),
-                MatRef::row_major(query, z.n, z.q),
-                true,
-            );
-        }
-        _ => {
+    } else if kind != Kind::Additive {
             for b in 0..z.n {
                 let q = &query[b * a..][..a];
-                let dq = &mut g.dquery[b * a..][..a];
+                let dq = &mut dquery[b * a..][..a];
                 dq.fill(F::ZERO);
                 for s in 0..s_len {
                     let d = dscore[b * s_len + s];
                     let row = (b * s_len + s) * a;
-                    let (k, dk) = (&keys[row..][..a], &mut g.dkeys[row..][..a]);
+                    let (k, dk) = (&keys[row..][..a], &mut dkeys[row..][..a]);
                     for j in 0..a {
                         dq[j] += d * k[j];
                         dk[j] += d * q[j];
                     }
                 }
             }
-        }
+    }
     }
 }
 
+/// `sum_i x[i] * y[i]` in a fixed order that vectorises: 16 running sums (one per
+/// lane, each in index order), a tail, then a fixed tree. The same operations in
+/// every SIMD twin, so the same bits.
+#[inline(always)]
 fn dot<F: Real>(x: &[F], y: &[F]) -> F {
-    x.iter().zip(y).fold(F::ZERO, |acc, (&a, &b)| acc + a * b)
+    const L: usize = 16;
+    let n = x.len().min(y.len());
+    let body = n - n % L;
+    let mut acc = [F::ZERO; L];
+    for (a, b) in x[..body].chunks_exact(L).zip(y[..body].chunks_exact(L)) {
+        for l in 0..L {
+            acc[l] += a[l] * b[l];
+        }
+    }
+    let mut tail = F::ZERO;
+    for (&a, &b) in x[body..n].iter().zip(&y[body..n]) {
+        tail += a * b;
+    }
+    let mut width = L;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            let upper = acc[l + width];
+            acc[l] += upper;
+        }
+    }
+    acc[0] + tail
 }
