@@ -45,6 +45,7 @@ __all__ = [
     "forward",
     "gate_count",
     "get_num_threads",
+    "matmul",
     "min_char_rnn_step",
     "set_num_threads",
     "simd_level",
@@ -385,6 +386,13 @@ def decoder_prepare(
     biases) packed once for the per-step products of many calls of a few rows
     (a decoder stepped one symbol per call). Valid for these weights until they
     change: a later edit of the arrays is not seen through it."""
+
+def matmul(
+    a: _FloatArray, b: _FloatArray, transpose_a: bool = False, transpose_b: bool = False
+) -> _FloatArray:
+    """``op(a) @ op(b)`` (``op`` transposes when asked) for 2-D arrays of one float
+    dtype, on the kernels' GEMM and thread pool: tiles of rows, so bitwise the
+    same at any thread count. Returns a new ``(M, N)`` array."""
 
 def decoder_keys(
     attention: _Attention, memory: _FloatArray, weights: dict[str, _FloatArray]

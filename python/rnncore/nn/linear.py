@@ -7,9 +7,31 @@ from typing import Any
 
 import numpy as np
 
-from rnncore import _validate
+from rnncore import _native, _validate
 from rnncore.errors import ShapeError, StateError
 from rnncore.nn._base import Array, Module
+
+# Multiply-adds from which a product runs on the compiled kernels' GEMM (their
+# own thread pool) instead of numpy's BLAS, whose threads keep spinning after a
+# product and hold the cores the recurrent kernels run on next.
+KERNEL_PRODUCT = 1 << 16
+
+
+def _product(a: Array, b: Array, transpose_a: bool = False, transpose_b: bool = False) -> Array:
+    """``op(a) @ op(b)`` for 2-D arrays of one float dtype: on the compiled
+    kernels when the product is large enough and they load, else numpy."""
+    m, k = (a.shape[1], a.shape[0]) if transpose_a else a.shape
+    n = b.shape[0] if transpose_b else b.shape[1]
+    if m * n * k >= KERNEL_PRODUCT:
+        try:
+            kernels = _native.kernels()
+        except ImportError:  # the NumPy reference alone
+            pass
+        else:
+            return kernels.matmul(
+                np.ascontiguousarray(a), np.ascontiguousarray(b), transpose_a, transpose_b
+            )
+    return (a.T if transpose_a else a) @ (b.T if transpose_b else b)
 
 
 class Linear(Module):
@@ -74,7 +96,7 @@ class Linear(Module):
         """:meth:`forward` without input checks (for models feeding one layer into the next)."""
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)  # (M, D)
-        y = x2 @ self._params["weight"].T  # (M, O)
+        y = _product(x2, self._params["weight"], transpose_b=True)  # (M, O)
         if "bias" in self._params:
             y += self._params["bias"]
         self._x = x2
@@ -102,7 +124,8 @@ class Linear(Module):
         """:meth:`backward` without checks; ``d_out`` has the forward output's shape."""
         lead = d_out.shape[:-1]
         d2 = d_out.reshape(-1, self.out_features)  # (M, O)
-        self.grads["weight"] += d2.T @ self._x  # (O, D)
+        self.grads["weight"] += _product(d2, self._x, transpose_a=True)  # (O, D)
         if "bias" in self.grads:
             self.grads["bias"] += d2.sum(axis=0)
-        return (d2 @ self._params["weight"]).reshape(*lead, self.in_features)  # (..., D)
+        dx = _product(d2, self._params["weight"])  # (M, D)
+        return dx.reshape(*lead, self.in_features)  # (..., D)

@@ -6,6 +6,7 @@ mod decoder;
 mod errors;
 mod kernels;
 mod minchar;
+mod product;
 mod seq2seq;
 
 use pyo3::prelude::*;
@@ -57,6 +58,7 @@ fn rnncore_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(seq2seq::decoder_forward, m)?)?;
     m.add_function(wrap_pyfunction!(seq2seq::decoder_backward, m)?)?;
     m.add_function(wrap_pyfunction!(seq2seq::decoder_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(product::matmul, m)?)?;
     m.add_function(wrap_pyfunction!(seq2seq::decoder_prepare, m)?)?;
     m.add_class::<seq2seq::DecoderPrepared>()?;
     m.add_class::<seq2seq::AttentionDecoderCache>()?;
