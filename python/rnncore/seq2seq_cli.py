@@ -142,7 +142,7 @@ def add_seq2seq_parser(sub: Any, parser_class: type, fit: Callable[..., int]) ->
     t.add_argument("--sampling-k", type=float, help="speed of the decay (see the README)")
     t.add_argument("--sampling-floor", type=float, help="lowest teacher-forcing probability")
     add_run_options(t, "rnncore-seq2seq")
-    t.set_defaults(run=lambda args: run_train(args, fit))
+    t.set_defaults(run=lambda args: run_train(args, fit), workers=None)  # no Ray here
 
 
 def add_translate_parser(sub: Any) -> None:
@@ -308,7 +308,6 @@ def run_train(args: argparse.Namespace, fit: Callable[..., int]) -> int:
     optimizer = create(s["optimizer"], dict(model.named_parameters()), lr=s["lr"])
     config = _train_config(args, s, out)
     trainer = Trainer(model, optimizer, batcher, config, vocab=vocabs, extra={"settings": s})
-    args.workers = None  # what `fit` reads of the data-parallel options
     return fit(args, trainer, ckpt, batcher, vocabs, model, out)
 
 

@@ -141,7 +141,8 @@ class Trainer:
         self._streams = bool(getattr(batcher, "carries_state", True))
         if not self._streams and self.config.loss_reduction != "mean":
             raise ArgumentError("loss_reduction='sum' is for language models on a stream")
-        if self.config.sampling_schedule() is not None:
+        self._sampling = self.config.sampling_schedule()  # None: teacher forcing
+        if self._sampling is not None:
             if not getattr(model, "samples_inputs", False) or self._streams:
                 raise ArgumentError(
                     "scheduled sampling is for attention decoders trained on examples "
@@ -227,10 +228,9 @@ class Trainer:
     def _loss_options(self) -> dict[str, Any]:
         """Keywords of a training ``loss`` call: the scheduled-sampling
         probability of this step, when a schedule is set."""
-        schedule = self.config.sampling_schedule()
-        if schedule is None:
+        if self._sampling is None:
             return {}
-        return {"sampling_prob": schedule.sampling_prob(self.step)}
+        return {"sampling_prob": self._sampling.sampling_prob(self.step)}
 
     def apply_gradients(self, loss: float, grads: dict[str, np.ndarray]) -> bool:
         """The update of one step from its loss and gradients (name -> array):
