@@ -197,7 +197,7 @@ def test_dropout_masks_are_inverted_bernoulli(backend):
     p = 0.3
     layer = nn.GRU(4, 50, num_layers=3, dropout=p, bidirectional=True, seed=4, backend=backend)
     layer(np.ones((20, 10, 4), np.float32))
-    masks = layer._trace.masks
+    masks = [m.output for m in layer._trace.masks]
     assert masks[-1] is None  # never after the last layer
     for mask in masks[:-1]:
         assert mask.shape == (20, 10, 100)

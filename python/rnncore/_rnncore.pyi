@@ -81,6 +81,9 @@ def forward(
     reverse: bool = False,
     *,
     w_peep: _FloatArray | None = None,
+    recurrent_mask: _FloatArray | None = None,
+    zoneout_h: _FloatArray | None = None,
+    zoneout_c: _FloatArray | None = None,
 ) -> tuple[_FloatArray, _FloatArray, _FloatArray | None, dict[str, _FloatArray]]:
     """One direction of one recurrent layer over a whole sequence.
 
@@ -99,6 +102,13 @@ def forward(
             (``i = sigmoid(a_i + p_i * c)``, ``f = sigmoid(a_f + p_f * c)``,
             ``o = sigmoid(a_o + p_o * c')``), required there and ``None`` for every
             other mode.
+        recurrent_mask: ``(N, H)`` variational dropout mask of the state the
+            recurrent products read (``h * mask``; the state a GRU carries is not
+            masked), or ``None``. Not for the MUTs.
+        zoneout_h: ``(T, N, H)`` zoneout of the hidden state, ``h_t = z * h_{t-1}
+            + (1 - z) * h~_t``, values in ``[0, 1]``, or ``None``.
+        zoneout_c: ``(T, N, H)`` the same for the cell state (the lstm modes); the
+            cache then holds ``cells_new (T, N, H)``, the cell's own update.
 
     Returns:
         ``(output, h_n, c_n, cache)``: output ``(T, N, H)`` (zero at steps
@@ -125,6 +135,9 @@ def backward(
     d_c_n: _FloatArray | None = None,
     *,
     w_peep: _FloatArray | None = None,
+    recurrent_mask: _FloatArray | None = None,
+    zoneout_h: _FloatArray | None = None,
+    zoneout_c: _FloatArray | None = None,
 ) -> (
     tuple[
         _FloatArray,
@@ -149,8 +162,8 @@ def backward(
     """Backpropagation through time for one :func:`forward` call.
 
     Args:
-        x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep: as given to
-            :func:`forward`.
+        x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep, recurrent_mask,
+        zoneout_h, zoneout_c: as given to :func:`forward`.
         cache: the cache :func:`forward` returned.
         d_output: ``(T, N, H)`` gradient of the output (ignored at padded steps).
         d_h_n: ``(N, H)`` gradient of the final hidden state, or ``None`` (zero).

@@ -327,14 +327,17 @@ class KernelModule(Module):
         c0: Array | None,
         lengths: Array | None,
         reverse: bool,
+        noise: dict[str, Array] | None = None,
     ) -> tuple[Array, Array, Array | None, Any]:
-        """One direction over a sequence: x (T, N, D), h0, c0 (N, H).
+        """One direction over a sequence: x (T, N, D), h0, c0 (N, H); ``noise``
+        the dropout masks inside the recurrence (:mod:`rnncore.nn._noise`).
 
         Returns ``output (T, N, H), h_n (N, H), c_n (N, H) or None, cache``.
         """
+        kw = {**self._peep(sfx), **(noise or {})}
         try:
             out, h_n, c_n, cache = self._kernels.forward(
-                self._mode, x, h0, c0, *self._weights(sfx), lengths, reverse, **self._peep(sfx)
+                self._mode, x, h0, c0, *self._weights(sfx), lengths, reverse, **kw
             )
         except NonFiniteError as err:
             raise self._named_weight(err) from None
@@ -364,18 +367,20 @@ class KernelModule(Module):
         d_output: Array,
         d_h_n: Array | None,
         d_c_n: Array | None,
+        noise: dict[str, Array] | None = None,
     ) -> tuple[Array, Array, Array | None]:
-        """Backward of :meth:`_kernel_forward`; adds the weight gradients to :attr:`grads`.
+        """Backward of :meth:`_kernel_forward` (given the same ``noise``); adds the
+        weight gradients to :attr:`grads`.
 
         ``d_output`` is (T, N, H), ``d_h_n``/``d_c_n`` (N, H) or None. Returns
         ``dx (T, N, D), dh0 (N, H), dc0 (N, H) or None``.
         """
         w = self._weights(sfx)
+        kw = {**self._peep(sfx), **(noise or {})}
         try:
             dx, dh0, dc0, *d_params = self._kernels.backward(
-                self._mode, x, *w, lengths, reverse, cache, d_output, d_h_n, d_c_n,
-                **self._peep(sfx),
-            )  # fmt: skip
+                self._mode, x, *w, lengths, reverse, cache, d_output, d_h_n, d_c_n, **kw
+            )
         except NonFiniteError as err:
             raise self._named_weight(err) from None
         names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peep")

@@ -5,7 +5,9 @@ and :class:`~rnncore.nn.GRU` do; they only choose the kernel mode. A layer runs 
 kernels one direction of one layer at a time (the two directions of a layer side
 by side on two cores, :mod:`rnncore.nn._directions`) and does the rest in NumPy:
 concatenating the directions, feeding each layer's output to the next, dropout
-between layers, and the chain rule of all that in :meth:`_RNNBase.backward`."""
+between layers, and the chain rule of all that in :meth:`_RNNBase.backward`.
+Dropout inside the recurrence (:mod:`rnncore.nn._noise`) is drawn here and
+applied by the kernels."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from rnncore import _validate
 from rnncore.errors import ArgumentError, StateError
 from rnncore.nn._base import CELL_STATE, PEEPHOLE, Array, KernelModule, State
 from rnncore.nn._directions import both
+from rnncore.nn._noise import LayerNoise, NoiseConfig, draw
 from rnncore.nn._trace import cache_arrays, names
 from rnncore.reference.cells import weight_rows
 
@@ -31,12 +34,20 @@ class _Trace:
 
     inputs: list[Array]  # input of layer k, (T, N, D) for k = 0 else (T, N, dirs*H)
     caches: list[Any]  # kernel cache of layer k, direction d at index k*dirs + d
-    masks: list[Array | None]  # dropout mask on layer k's output (T, N, dirs*H), or None
+    masks: list[_Masks]  # what layer k drew
     lengths: Array | None  # (N,) int64, or None when every sequence has T steps
     batched: bool  # False for unbatched (T, D) input
     out_shape: tuple[int, ...]  # shape of the output as returned to the caller
     state_shape: tuple[int, ...]  # shape of h_n (and c_n) as returned to the caller
     state_meaning: str  # state_shape in symbols, for messages
+
+
+@dataclass
+class _Masks:
+    """The dropout of one layer in one forward call."""
+
+    output: Array | None  # between layers, on layer k's output (T, N, dirs*H), or None
+    noise: LayerNoise | None  # inside the recurrence, or None
 
 
 class _RNNBase(KernelModule):
@@ -53,6 +64,10 @@ class _RNNBase(KernelModule):
         dropout: float = 0.0,
         bidirectional: bool = False,
         *,
+        input_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        zoneout_cell: float = 0.0,
         dtype: Any = np.float32,
         seed: int | None = None,
         rng: np.random.Generator | None = None,
@@ -60,6 +75,13 @@ class _RNNBase(KernelModule):
     ) -> None:
         super().__init__(hidden_size, dtype=dtype, seed=seed, rng=rng, backend=backend)
         self._mode = mode
+        self._noise = NoiseConfig.checked(
+            mode,
+            input_dropout=input_dropout,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            zoneout_cell=zoneout_cell,
+        )
         self.input_size = _validate.positive_int("input_size", input_size)
         self.num_layers = _validate.positive_int("num_layers", num_layers)
         self.bias = _validate.flag("bias", bias)
@@ -79,6 +101,26 @@ class _RNNBase(KernelModule):
                     self._add_parameter(f"bias_hh_l{k}{sfx}", (HH,))
                 if mode in PEEPHOLE:
                     self._add_parameter(f"weight_peep_l{k}{sfx}", (3 * H,))
+
+    @property
+    def input_dropout(self) -> float:
+        """Variational dropout rate of each layer's input (one mask per sequence)."""
+        return self._noise.input_dropout
+
+    @property
+    def recurrent_dropout(self) -> float:
+        """Variational dropout rate of the state the recurrent products read."""
+        return self._noise.recurrent_dropout
+
+    @property
+    def zoneout(self) -> float:
+        """Zoneout rate of the hidden state."""
+        return self._noise.zoneout
+
+    @property
+    def zoneout_cell(self) -> float:
+        """Zoneout rate of the cell state (LSTM cells)."""
+        return self._noise.zoneout_cell
 
     @property
     def _dirs(self) -> int:
@@ -105,7 +147,7 @@ class _RNNBase(KernelModule):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
-        return s
+        return ", ".join([s, *self._noise.repr_parts()])
 
     def clear_cache(self) -> None:
         """Forget the most recent forward call (frees its saved activations)."""
@@ -170,7 +212,7 @@ class _RNNBase(KernelModule):
 
     def _forward_layers(
         self, x: Array, h0: Array, c0: Array | None, lens: Array | None
-    ) -> tuple[Array, Array, Array | None, list[Array], list[Any], list[Array | None]]:
+    ) -> tuple[Array, Array, Array | None, list[Array], list[Any], list[_Masks]]:
         """Time-major stack: x (T, N, D), h0 and c0 (L*dirs, N, H).
 
         Returns ``output (T, N, dirs*H), h_n, c_n (L*dirs, N, H)`` and the trace lists.
@@ -180,16 +222,24 @@ class _RNNBase(KernelModule):
         c_n = None if c0 is None else np.empty_like(c0)
         inputs: list[Array] = []
         caches: list[Any] = []
-        masks: list[Array | None] = []
+        masks: list[_Masks] = []
         for k in range(self.num_layers):
+            noise = None
+            if self._noise.active:
+                T, N, D_k = x.shape
+                shape = (T, N, D_k, self.hidden_size)
+                noise = draw(self._noise, self.training, self.rng, shape, dirs, self.dtype)
+                if noise.inputs is not None:
+                    x = x * noise.inputs  # (T, N, D_k) * (N, D_k): the same at every step
             inputs.append(x)
             outs = []
 
-            def run(d: int, k: int = k, x: Array = x) -> Any:
+            def run(d: int, k: int = k, x: Array = x, noise: LayerNoise | None = noise) -> Any:
                 i = k * dirs + d
                 c0_i = None if c0 is None else c0[i]
+                kw = {} if noise is None else noise.kernel[d]
                 return self._kernel_forward(
-                    f"_l{k}{SUFFIXES[d]}", x, h0[i], c0_i, lens, reverse=d == 1
+                    f"_l{k}{SUFFIXES[d]}", x, h0[i], c0_i, lens, reverse=d == 1, noise=kw
                 )
 
             if dirs == 2:
@@ -208,7 +258,7 @@ class _RNNBase(KernelModule):
             if self.training and self.dropout > 0 and k < self.num_layers - 1:
                 mask = self._dropout_mask(x.shape)
                 x = x * mask
-            masks.append(mask)
+            masks.append(_Masks(mask, noise))
         return x, h_n, c_n, inputs, caches, masks
 
     def _work(self, x: Array) -> int:
@@ -313,13 +363,18 @@ class _RNNBase(KernelModule):
         dc0 = np.empty_like(dh0) if self._mode in CELL_STATE else None
         d_layer = d_out  # gradient of layer k's (dropped-out) output
         for k in reversed(range(self.num_layers)):
-            if tr.masks[k] is not None:
-                d_layer = d_layer * tr.masks[k]
+            masks = tr.masks[k]
+            if masks.output is not None:
+                d_layer = d_layer * masks.output
             dxs = []  # dx of each direction, (T, N, D_k)
+            noise = masks.noise
 
-            def run(d: int, k: int = k, d_layer: Array = d_layer) -> Any:
+            def run(
+                d: int, k: int = k, d_layer: Array = d_layer, noise: LayerNoise | None = noise
+            ) -> Any:
                 i = k * dirs + d
                 d_dir = np.ascontiguousarray(d_layer[..., d * H : (d + 1) * H])  # (T, N, H)
+                kw = {} if noise is None else noise.kernel[d]
                 return self._kernel_backward(
                     f"_l{k}{SUFFIXES[d]}",
                     tr.inputs[k],
@@ -329,6 +384,7 @@ class _RNNBase(KernelModule):
                     d_dir,
                     None if d_h_n is None else d_h_n[i],
                     None if d_c_n is None else d_c_n[i],
+                    noise=kw,
                 )
 
             if dirs == 2:
@@ -343,4 +399,6 @@ class _RNNBase(KernelModule):
                     dc0[i] = dc0_i
                 dxs.append(dx_d)
             d_layer = dxs[0] if dirs == 1 else dxs[0] + dxs[1]  # (T, N, D_k)
+            if noise is not None and noise.inputs is not None:
+                d_layer = d_layer * noise.inputs
         return d_layer, dh0, dc0

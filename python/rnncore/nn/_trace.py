@@ -56,7 +56,7 @@ def _reference_arrays(mode: str, steps: list[tuple]) -> dict[str, Array]:
             _, c_prev, i, f, g, o, tanh_c = s
             vals = {"h": o * tanh_c, "c": f * c_prev + i * g, "i": i, "f": f, "g": g, "o": o}
         elif mode == "gru":
-            h_prev, r, z, n, _ = s
+            h_prev, r, z, n, *_ = s
             vals = {"h": (1 - z) * n + z * h_prev, "r": r, "z": z, "n": n}
         else:
             vals = {"h": s[1]}

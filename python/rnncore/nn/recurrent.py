@@ -27,6 +27,18 @@ _COMMON_DOC = """
         dropout: if non-zero, inverted dropout with this probability on the outputs
             of every layer except the last, in training mode only.
         bidirectional: add a reverse direction to every layer (suffix ``_reverse``).
+        input_dropout: (keyword) variational dropout of each layer's input, one
+            mask per sequence, the same at every step (Keras's ``dropout``; Gal &
+            Ghahramani 2016), in training mode only.
+        recurrent_dropout: (keyword) variational dropout of the state the
+            recurrent products ``W_hh h`` read, one mask per sequence and
+            direction, applied inside the kernels' time loop (Keras's
+            ``recurrent_dropout``); the state carried to the next step is not
+            masked. Training mode only.
+        zoneout: (keyword) zoneout of the hidden state (Krueger et al. 2017): at
+            each step each unit keeps its previous value with this probability;
+            at evaluation it keeps this fraction of it (the expectation).
+        zoneout_cell: (keyword, LSTM only) the same for the cell state.
         dtype: ``np.float32`` (default) or ``np.float64``; inputs must have it.
         seed, rng: where the random numbers come from (initialisation and dropout
             masks): a ``numpy.random.Generator`` ``rng``, else
@@ -99,6 +111,10 @@ class RNN(_RNNBase):
         dropout: float = 0.0,
         bidirectional: bool = False,
         *,
+        input_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        zoneout_cell: float = 0.0,
         dtype: Any = np.float32,
         seed: int | None = None,
         rng: np.random.Generator | None = None,
@@ -114,6 +130,10 @@ class RNN(_RNNBase):
             batch_first,
             dropout,
             bidirectional,
+            input_dropout=input_dropout,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            zoneout_cell=zoneout_cell,
             dtype=dtype,
             seed=seed,
             rng=rng,
@@ -178,6 +198,10 @@ class LSTM(_RNNBase):
         dropout: float = 0.0,
         bidirectional: bool = False,
         *,
+        input_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        zoneout_cell: float = 0.0,
         cifg: bool = False,
         peephole: bool = False,
         dtype: Any = np.float32,
@@ -196,6 +220,10 @@ class LSTM(_RNNBase):
             batch_first,
             dropout,
             bidirectional,
+            input_dropout=input_dropout,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            zoneout_cell=zoneout_cell,
             dtype=dtype,
             seed=seed,
             rng=rng,
@@ -243,6 +271,10 @@ class GRU(_RNNBase):
         dropout: float = 0.0,
         bidirectional: bool = False,
         *,
+        input_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        zoneout_cell: float = 0.0,
         reset_after: bool = True,
         dtype: Any = np.float32,
         seed: int | None = None,
@@ -259,6 +291,10 @@ class GRU(_RNNBase):
             batch_first,
             dropout,
             bidirectional,
+            input_dropout=input_dropout,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            zoneout_cell=zoneout_cell,
             dtype=dtype,
             seed=seed,
             rng=rng,

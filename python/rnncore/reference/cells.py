@@ -214,7 +214,11 @@ def lstm_step_backward(
 
 
 def gru_step(
-    x_proj: np.ndarray, h_prev: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray | None
+    x_proj: np.ndarray,
+    h_prev: np.ndarray,
+    w_hh: np.ndarray,
+    b_hh: np.ndarray | None,
+    mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple]:
     """One GRU step (PyTorch's equations, reset gate applied after ``W_hn``)::
 
@@ -227,17 +231,20 @@ def gru_step(
         x_proj: ``(N, 3H)`` projected input ``x_t @ w_ih.T + b_ih``.
         h_prev: ``(N, H)`` previous hidden state.
         w_hh: ``(3H, H)``; b_hh: ``(3H,)`` or None.
+        mask: ``(N, H)`` recurrent dropout mask or None: the product reads
+            ``h_prev * mask``, the update ``z * h_prev`` the state itself.
 
     Returns:
         ``(h_next (N, H), step_cache)``.
     """
+    h_rec = h_prev if mask is None else h_prev * mask  # (N, H) what the product reads
     x_r, x_z, x_n = np.split(x_proj, 3, axis=1)  # each (N, H)
-    h_r, h_z, h_n = np.split(project(h_prev, w_hh, b_hh), 3, axis=1)  # each (N, H)
+    h_r, h_z, h_n = np.split(project(h_rec, w_hh, b_hh), 3, axis=1)  # each (N, H)
     r = sigmoid(x_r + h_r)  # (N, H) reset gate
     z = sigmoid(x_z + h_z)  # (N, H) update gate
     n = np.tanh(x_n + r * h_n)  # (N, H) candidate state
     h_next = (1.0 - z) * n + z * h_prev  # (N, H)
-    return h_next, (h_prev, r, z, n, h_n)
+    return h_next, (h_prev, r, z, n, h_n, mask)
 
 
 def gru_step_backward(
@@ -256,7 +263,8 @@ def gru_step_backward(
     Returns:
         ``(dx_proj (N, 3H), dh_prev (N, H), dw_hh (3H, H), db_hh (3H,))``.
     """
-    h_prev, r, z, n, h_n = step_cache
+    h_prev, r, z, n, h_n, mask = step_cache
+    h_rec = h_prev if mask is None else h_prev * mask
     dn = dh_next * (1.0 - z)  # (N, H)
     dz = dh_next * (h_prev - n)  # (N, H)
     dn_pre = dn * (1.0 - n**2)  # (N, H) gradient of W_in x + b_in + r * h_n
@@ -265,8 +273,9 @@ def gru_step_backward(
     dz_pre = dz * z * (1.0 - z)  # (N, H)
     dx_proj = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)  # (N, 3H)
     dh_proj = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)  # (N, 3H)
-    dh_prev, dw_hh, db_hh = project_backward(dh_proj, h_prev, w_hh)
-    dh_prev = dh_prev + dh_next * z  # (N, H) plus the direct path z * h_prev
+    d_rec, dw_hh, db_hh = project_backward(dh_proj, h_rec, w_hh)
+    d_rec = d_rec if mask is None else d_rec * mask
+    dh_prev = d_rec + dh_next * z  # (N, H) plus the direct path z * h_prev
     return dx_proj, dh_prev, dw_hh, db_hh
 
 
@@ -274,7 +283,11 @@ def gru_step_backward(
 
 
 def gru_reset_before_step(
-    x_proj: np.ndarray, h_prev: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray | None
+    x_proj: np.ndarray,
+    h_prev: np.ndarray,
+    w_hh: np.ndarray,
+    b_hh: np.ndarray | None,
+    mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple]:
     """One GRU step with the reset gate applied to the state before ``W_hn``::
 
@@ -287,20 +300,23 @@ def gru_reset_before_step(
         x_proj: ``(N, 3H)`` projected input ``x_t @ w_ih.T + b_ih``.
         h_prev: ``(N, H)`` previous hidden state.
         w_hh: ``(3H, H)`` rows ``W_hr|W_hz|W_hn``; b_hh: ``(3H,)`` or None.
+        mask: ``(N, H)`` recurrent dropout mask or None: the products (and the
+            reset) read ``h_prev * mask``, the update ``z * h_prev`` the state itself.
 
     Returns:
         ``(h_next (N, H), step_cache)``.
     """
     H = h_prev.shape[1]
+    h_rec = h_prev if mask is None else h_prev * mask  # (N, H) what the products read
     b_hh = np.zeros(3 * H) if b_hh is None else b_hh
     x_r, x_z, x_n = np.split(x_proj + b_hh, 3, axis=1)  # each (N, H)
-    h_r, h_z = np.split(h_prev @ w_hh[: 2 * H].T, 2, axis=1)  # each (N, H)
+    h_r, h_z = np.split(h_rec @ w_hh[: 2 * H].T, 2, axis=1)  # each (N, H)
     r = sigmoid(x_r + h_r)  # (N, H) reset gate
     z = sigmoid(x_z + h_z)  # (N, H) update gate
-    rh = r * h_prev  # (N, H) the state after the reset
+    rh = r * h_rec  # (N, H) the state after the reset
     n = np.tanh(x_n + rh @ w_hh[2 * H :].T)  # (N, H) candidate state
     h_next = (1.0 - z) * n + z * h_prev  # (N, H)
-    return h_next, (h_prev, r, z, n, rh)
+    return h_next, (h_prev, r, z, n, rh, mask)
 
 
 def gru_reset_before_step_backward(
@@ -319,16 +335,18 @@ def gru_reset_before_step_backward(
     Returns:
         ``(dx_proj (N, 3H), dh_prev (N, H), dw_hh (3H, H), db_hh (3H,))``.
     """
-    h_prev, r, z, n, rh = step_cache
+    h_prev, r, z, n, rh, mask = step_cache
     H = h_prev.shape[1]
+    h_rec = h_prev if mask is None else h_prev * mask
     dn_pre = dh_next * (1.0 - z) * (1.0 - n**2)  # (N, H)
     dz_pre = dh_next * (h_prev - n) * z * (1.0 - z)  # (N, H)
-    drh = dn_pre @ w_hh[2 * H :]  # (N, H) gradient of r * h_prev
-    dr_pre = drh * h_prev * r * (1.0 - r)  # (N, H)
+    drh = dn_pre @ w_hh[2 * H :]  # (N, H) gradient of r * h_rec
+    dr_pre = drh * h_rec * r * (1.0 - r)  # (N, H)
     drz = np.concatenate([dr_pre, dz_pre], axis=1)  # (N, 2H)
     dx_proj = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)  # (N, 3H)
-    dh_prev = dh_next * z + drh * r + drz @ w_hh[: 2 * H]  # (N, H)
-    dw_hh = np.concatenate([drz.T @ h_prev, dn_pre.T @ rh], axis=0)  # (3H, H)
+    d_rec = drh * r + drz @ w_hh[: 2 * H]  # (N, H) gradient of h_rec
+    dh_prev = dh_next * z + (d_rec if mask is None else d_rec * mask)  # (N, H)
+    dw_hh = np.concatenate([drz.T @ h_rec, dn_pre.T @ rh], axis=0)  # (3H, H)
     return dx_proj, dh_prev, dw_hh, dx_proj.sum(axis=0)
 
 

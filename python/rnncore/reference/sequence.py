@@ -10,6 +10,17 @@ sequence keeps ``h0`` through its padded steps, starts at its own last step
 
 The backward runs the same loop the other way: at an inactive step the gradient of
 the state passes through unchanged and ``d_output`` is ignored.
+
+Dropout inside the recurrence (all optional, drawn by the caller):
+
+- ``recurrent_mask (N, H)``: variational dropout (Gal & Ghahramani 2016) of the
+  state the recurrent products read, ``h * mask``, the same mask at every step;
+  the state a GRU carries (``z * h``) is not masked. Not for the MUT cells.
+- ``zoneout_h (T, N, H)``: zoneout (Krueger et al. 2017), ``h_t = z_t * h_{t-1} +
+  (1 - z_t) * h~_t`` with ``h~_t`` the cell's own new state; ``z`` is 0 or 1 in
+  training and the rate itself at evaluation.
+- ``zoneout_c (T, N, H)``: the same for the cell state of the lstm modes; the
+  cell's ``h~_t`` is computed from its own update ``c~_t``.
 """
 
 from __future__ import annotations
@@ -53,6 +64,9 @@ def forward(
     reverse: bool = False,
     *,
     w_peep: np.ndarray | None = None,
+    recurrent_mask: np.ndarray | None = None,
+    zoneout_h: np.ndarray | None = None,
+    zoneout_c: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
     """Run one direction of one layer over ``T`` steps, in float64.
 
@@ -70,6 +84,8 @@ def forward(
         reverse: run from each sequence's own last step down to step 0.
         w_peep: ``(3H,)`` peephole weights ``p_i|p_f|p_o`` for lstm_peephole, None
             otherwise.
+        recurrent_mask, zoneout_h, zoneout_c: dropout inside the recurrence, see the
+            module docstring; None for none.
 
     Returns:
         ``(output (T, N, H), h_n (N, H), c_n (N, H) or None, cache)``; output is 0 at
@@ -87,6 +103,7 @@ def forward(
     if c0 is not None:
         _check_shape("c0", c0, (N, H))
     lengths = _lengths(lengths, N, T)
+    mask, zh, zc = _noise(mode, T, N, H, recurrent_mask, zoneout_h, zoneout_c)
 
     mut = mode in MUT_IH  # a MUT step takes x itself and all the weights
     x_proj = x @ w_ih.T  # (T, N, G*H) input projection of every step at once
@@ -101,7 +118,11 @@ def forward(
             h_next, step_caches[t] = mut_step(mode, x[t], h, w_ih, w_hh, b_ih, b_hh)
             c_next = None
         else:
-            h_next, c_next, step_caches[t] = _step(mode, x_proj[t], h, c, w_hh, b_hh, w_peep)
+            h_next, c_next, step_caches[t] = _step(mode, x_proj[t], h, c, w_hh, b_hh, w_peep, mask)
+        if zc is not None:
+            c_next = zc[t] * c + (1.0 - zc[t]) * c_next  # (N, H)
+        if zh is not None:
+            h_next = zh[t] * h + (1.0 - zh[t]) * h_next  # (N, H)
         output[t] = np.where(active, h_next, 0.0)  # (N, H)
         h = np.where(active, h_next, h)  # (N, H) frozen where inactive
         if c is not None:
@@ -124,6 +145,9 @@ def backward(
     d_c_n: np.ndarray | None = None,
     *,
     w_peep: np.ndarray | None = None,
+    recurrent_mask: np.ndarray | None = None,
+    zoneout_h: np.ndarray | None = None,
+    zoneout_c: np.ndarray | None = None,
 ) -> tuple:
     """Backpropagation through time for one :func:`forward` call, in float64.
 
@@ -133,7 +157,7 @@ def backward(
         d_output: ``(T, N, H)`` gradient of the output (ignored at padded steps).
         d_h_n: ``(N, H)`` gradient of ``h_n``, or None (zero).
         d_c_n: ``(N, H)`` gradient of ``c_n`` (the lstm modes), or None (zero).
-        w_peep: as given to :func:`forward`.
+        w_peep, recurrent_mask, zoneout_h, zoneout_c: as given to :func:`forward`.
 
     Returns:
         ``(dx (T, N, D), dh0 (N, H), dc0 (N, H) or None, dw_ih (G*H, D),
@@ -148,6 +172,7 @@ def backward(
     T, N, H = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep)
     _check_shape("d_output", d_output, (T, N, H))
     lengths = _lengths(lengths, N, T)
+    mask, zh, zc = _noise(mode, T, N, H, recurrent_mask, zoneout_h, zoneout_c)
 
     dh = np.zeros((N, H)) if d_h_n is None else d_h_n  # (N, H) gradient of the state
     dc = None  # (N, H) gradient of the cell state, the lstm modes only
@@ -167,6 +192,11 @@ def backward(
         active = (t < lengths)[:, None]  # (N, 1) which sequences ran step t
         dh_next = np.where(active, dh + d_output[t], 0.0)  # (N, H)
         dc_next = None if dc is None else np.where(active, dc, 0.0)  # (N, H)
+        keep_h = keep_c = 0.0  # what zoneout passes straight to the previous state
+        if zh is not None:
+            keep_h, dh_next = zh[t] * dh_next, (1.0 - zh[t]) * dh_next
+        if zc is not None:
+            keep_c, dc_next = zc[t] * dc_next, (1.0 - zc[t]) * dc_next
         step_cache = cache["step_caches"][t]
         if mut:
             grads = mut_step_backward(mode, dh_next, step_cache, w_ih, w_hh)
@@ -178,10 +208,15 @@ def backward(
             grads = lstm_peephole_step_backward(dh_next, dc_next, step_cache, w_hh, w_peep)
             dx_proj[t], dh_prev, dc_prev, dw_hh_t, db_hh_t, dw_peep_t = grads
             dw_peep += dw_peep_t
+            if mask is not None:  # the step saw h * mask; h feeds nothing else
+                dh_prev = dh_prev * mask
         else:
             dx_proj[t], dh_prev, dc_prev, dw_hh_t, db_hh_t = _step_backward(
-                mode, dh_next, dc_next, step_cache, w_hh
+                mode, dh_next, dc_next, step_cache, w_hh, mask
             )
+        dh_prev = dh_prev + keep_h
+        if dc_prev is not None:
+            dc_prev = dc_prev + keep_c
         dh = np.where(active, dh_prev, dh)  # (N, H) passes through where inactive
         if dc is not None:
             dc = np.where(active, dc_prev, dc)  # (N, H)
@@ -199,33 +234,36 @@ def backward(
     return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh
 
 
-def _step(mode, x_proj, h_prev, c_prev, w_hh, b_hh, w_peep=None):
+def _step(mode, x_proj, h_prev, c_prev, w_hh, b_hh, w_peep=None, mask=None):
     """One step of any mode: ``(h_next (N, H), c_next (N, H) or None, step_cache)``;
-    ``w_peep (3H,)`` for lstm_peephole only."""
+    ``w_peep (3H,)`` for lstm_peephole only; ``mask (N, H)`` recurrent dropout."""
+    if mode == "gru":
+        h_next, step_cache = gru_step(x_proj, h_prev, w_hh, b_hh, mask)
+        return h_next, None, step_cache
+    if mode == "gru_reset_before":
+        h_next, step_cache = gru_reset_before_step(x_proj, h_prev, w_hh, b_hh, mask)
+        return h_next, None, step_cache
+    if mask is not None:  # the other cells read h_prev only through W_hh
+        h_prev = h_prev * mask
     if mode == "lstm_peephole":
         return lstm_peephole_step(x_proj, h_prev, c_prev, w_hh, b_hh, w_peep)
     if mode == "lstm":
         return lstm_step(x_proj, h_prev, c_prev, w_hh, b_hh)
     if mode == "lstm_cifg":
         return lstm_cifg_step(x_proj, h_prev, c_prev, w_hh, b_hh)
-    if mode == "gru":
-        h_next, step_cache = gru_step(x_proj, h_prev, w_hh, b_hh)
-    elif mode == "gru_reset_before":
-        h_next, step_cache = gru_reset_before_step(x_proj, h_prev, w_hh, b_hh)
-    else:
-        nonlinearity = "relu" if mode == "rnn_relu" else "tanh"
-        h_next, step_cache = rnn_step(x_proj, h_prev, w_hh, b_hh, nonlinearity)
+    nonlinearity = "relu" if mode == "rnn_relu" else "tanh"
+    h_next, step_cache = rnn_step(x_proj, h_prev, w_hh, b_hh, nonlinearity)
     return h_next, None, step_cache
 
 
-def _step_backward(mode, dh_next, dc_next, step_cache, w_hh):
+def _step_backward(mode, dh_next, dc_next, step_cache, w_hh, mask=None):
     """Backward of :func:`_step` for every mode but lstm_peephole (whose backward
     also returns the peephole gradient): ``(dx_proj (N, G*H), dh_prev (N, H),
     dc_prev (N, H) or None, dw_hh (G*H, H), db_hh (G*H,))``."""
-    if mode == "lstm":
-        return lstm_step_backward(dh_next, dc_next, step_cache, w_hh)
-    if mode == "lstm_cifg":
-        return lstm_cifg_step_backward(dh_next, dc_next, step_cache, w_hh)
+    if mode in ("lstm", "lstm_cifg"):
+        step_backward = lstm_step_backward if mode == "lstm" else lstm_cifg_step_backward
+        dx_proj, dh_prev, dc_prev, dw_hh, db_hh = step_backward(dh_next, dc_next, step_cache, w_hh)
+        return dx_proj, dh_prev if mask is None else dh_prev * mask, dc_prev, dw_hh, db_hh
     if mode == "gru":
         dx_proj, dh_prev, dw_hh, db_hh = gru_step_backward(dh_next, step_cache, w_hh)
     elif mode == "gru_reset_before":
@@ -233,7 +271,25 @@ def _step_backward(mode, dh_next, dc_next, step_cache, w_hh):
         dx_proj, dh_prev, dw_hh, db_hh = step_backward(dh_next, step_cache, w_hh)
     else:
         dx_proj, dh_prev, dw_hh, db_hh = rnn_step_backward(dh_next, step_cache, w_hh)
+        dh_prev = dh_prev if mask is None else dh_prev * mask
     return dx_proj, dh_prev, None, dw_hh, db_hh
+
+
+def _noise(mode, T, N, H, recurrent_mask, zoneout_h, zoneout_c):
+    """The dropout arrays of a call in float64, shape-checked: ``(mask (N, H),
+    zoneout_h, zoneout_c (T, N, H))``, each None when not given."""
+    mask, zh, zc = _float64(recurrent_mask, zoneout_h, zoneout_c)
+    if mask is not None:
+        if mode in MUT_IH:
+            raise ArgumentError(f"recurrent dropout is not available for {mode}")
+        _check_shape("recurrent_mask", mask, (N, H))
+    if zh is not None:
+        _check_shape("zoneout_h", zh, (T, N, H))
+    if zc is not None:
+        if mode not in CELL_STATE:
+            raise ArgumentError(f"zoneout_c is for the lstm modes, not {mode}")
+        _check_shape("zoneout_c", zc, (T, N, H))
+    return mask, zh, zc
 
 
 def _time_steps(T: int, reverse: bool) -> range:

@@ -12,7 +12,7 @@ use super::errors::run_detached;
 use crate::error::RnnError;
 use crate::mode::Mode;
 use crate::real::Real;
-use crate::sequence::{self, CacheRef, Dims, Spec, Weights};
+use crate::sequence::{self, CacheRef, Dims, Noise, Spec, Weights};
 
 /// The arrays every call takes, borrowed and shape-checked against `x (T, N, D)`
 /// and `H` (from `h0` in the forward, from `w_hh` in the backward).
@@ -81,6 +81,35 @@ impl<'py, F: Real + Element> Layer<'py, F> {
     }
 }
 
+/// The dropout masks of a call ([`Noise`]), shape-checked: `recurrent_mask (N,
+/// H)`, `zoneout_h` and `zoneout_c (T, N, H)`.
+struct Masks<'py, F: Element> {
+    recurrent: Option<FloatArg<'py, F>>,
+    zoneout_h: Option<FloatArg<'py, F>>,
+    zoneout_c: Option<FloatArg<'py, F>>,
+}
+
+impl<'py, F: Real + Element> Masks<'py, F> {
+    fn extract(dims: Dims, masks: [Option<&Bound<'py, PyAny>>; 3]) -> Result<Self, RnnError> {
+        let Dims { t, n, h, .. } = dims;
+        let [recurrent, zoneout_h, zoneout_c] = masks;
+        let recurrent = FloatArg::<F>::extract_opt(recurrent, "recurrent_mask")?;
+        if let Some(m) = &recurrent {
+            m.expect(&[n, h], "(N, H)")?;
+        }
+        let zoneout_h = FloatArg::<F>::extract_opt(zoneout_h, "zoneout_h")?;
+        let zoneout_c = FloatArg::<F>::extract_opt(zoneout_c, "zoneout_c")?;
+        for z in zoneout_h.iter().chain(zoneout_c.iter()) {
+            z.expect(&[t, n, h], "(T, N, H)")?;
+        }
+        Ok(Self {
+            recurrent,
+            zoneout_h,
+            zoneout_c,
+        })
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn forward_typed<'py, F: Real + Element>(
     py: Python<'py>,
@@ -95,6 +124,7 @@ fn forward_typed<'py, F: Real + Element>(
     lengths: Option<&Bound<'py, PyAny>>,
     reverse: bool,
     w_peep: Option<&Bound<'py, PyAny>>,
+    masks: [Option<&Bound<'py, PyAny>>; 3],
 ) -> PyResult<Bound<'py, PyTuple>> {
     let h0 = FloatArg::<F>::extract(h0, "h0")?;
     let hs = h0.dims(2, "(N, H)")?.to_vec();
@@ -106,6 +136,7 @@ fn forward_typed<'py, F: Real + Element>(
         c0.expect(&[n, h], "(N, H)")?;
     }
     let lengths = lengths_arg(lengths)?;
+    let masks = Masks::<F>::extract(layer.dims, masks)?;
     let spec = Spec {
         mode,
         dims: layer.dims,
@@ -126,8 +157,18 @@ fn forward_typed<'py, F: Real + Element>(
         b_hh: b_hh_d.as_deref(),
         w_peep: w_peep_d.as_deref(),
     };
+    let (rm_d, zh_d, zc_d) = (
+        masks.recurrent.as_ref().map(|a| a.data()),
+        masks.zoneout_h.as_ref().map(|a| a.data()),
+        masks.zoneout_c.as_ref().map(|a| a.data()),
+    );
+    let noise = Noise {
+        recurrent: rm_d.as_deref(),
+        zoneout_h: zh_d.as_deref(),
+        zoneout_c: zc_d.as_deref(),
+    };
     let out = run_detached(py, || {
-        sequence::forward(&spec, &x_d, &h0_d, c0_d.as_deref(), &weights)
+        sequence::forward_with(&spec, &x_d, &h0_d, c0_d.as_deref(), &weights, &noise)
     })?;
 
     let gh = spec.gh();
@@ -139,6 +180,9 @@ fn forward_typed<'py, F: Real + Element>(
     }
     if let Some(hn) = out.cache.hn {
         cache.set_item("hn", to_numpy(py, hn, &[t, n, h])?)?;
+    }
+    if let Some(c) = out.cache.cells_new {
+        cache.set_item("cells_new", to_numpy(py, c, &[t, n, h])?)?;
     }
     let c_n = out.c_n.map(|c| to_numpy(py, c, &[n, h])).transpose()?;
     (
@@ -181,8 +225,10 @@ fn backward_typed<'py, F: Real + Element>(
     d_h_n: Option<&Bound<'py, PyAny>>,
     d_c_n: Option<&Bound<'py, PyAny>>,
     w_peep: Option<&Bound<'py, PyAny>>,
+    masks: [Option<&Bound<'py, PyAny>>; 3],
 ) -> PyResult<Bound<'py, PyTuple>> {
     let layer = Layer::<F>::extract(mode, x, None, w_ih, w_hh, b_ih, b_hh, w_peep)?;
+    let masks = Masks::<F>::extract(layer.dims, masks)?;
     let Dims { t, n, d, h } = layer.dims;
     let gh = mode.gates() * h;
     let cache = cache
@@ -195,6 +241,7 @@ fn backward_typed<'py, F: Real + Element>(
         .ok_or_else(|| missing("states"))?;
     let cells = cache_entry::<F>(cache, "cells", "cache['cells']", &[t + 1, n, h])?;
     let hn = cache_entry::<F>(cache, "hn", "cache['hn']", &[t, n, h])?;
+    let cells_new = cache_entry::<F>(cache, "cells_new", "cache['cells_new']", &[t, n, h])?;
     let d_output = FloatArg::<F>::extract(d_output, "d_output")?;
     d_output.expect(&[t, n, h], "(T, N, H)")?;
     let d_h_n = FloatArg::<F>::extract_opt(d_h_n, "d_h_n")?;
@@ -233,14 +280,26 @@ fn backward_typed<'py, F: Real + Element>(
         b_hh: b_hh_d.as_deref(),
         w_peep: w_peep_d.as_deref(),
     };
+    let cells_new_d = cells_new.as_ref().map(|a| a.data());
     let cache_ref = CacheRef {
         gates: &gates_d,
         states: &states_d,
         cells: cells_d.as_deref(),
         hn: hn_d.as_deref(),
+        cells_new: cells_new_d.as_deref(),
+    };
+    let (rm_d, zh_d, zc_d) = (
+        masks.recurrent.as_ref().map(|a| a.data()),
+        masks.zoneout_h.as_ref().map(|a| a.data()),
+        masks.zoneout_c.as_ref().map(|a| a.data()),
+    );
+    let noise = Noise {
+        recurrent: rm_d.as_deref(),
+        zoneout_h: zh_d.as_deref(),
+        zoneout_c: zc_d.as_deref(),
     };
     let g = run_detached(py, || {
-        sequence::backward(
+        sequence::backward_with(
             &spec,
             &x_d,
             &weights,
@@ -248,6 +307,7 @@ fn backward_typed<'py, F: Real + Element>(
             &dy_d,
             dh_d.as_deref(),
             dc_d.as_deref(),
+            &noise,
         )
     })?;
 
@@ -281,7 +341,7 @@ pub fn gate_count(mode: &str) -> PyResult<usize> {
 
 /// One direction of one recurrent layer over a sequence (see the stub).
 #[pyfunction]
-#[pyo3(signature = (mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, reverse=false, *, w_peep=None))]
+#[pyo3(signature = (mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, reverse=false, *, w_peep=None, recurrent_mask=None, zoneout_h=None, zoneout_c=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn forward<'py>(
     py: Python<'py>,
@@ -296,21 +356,25 @@ pub fn forward<'py>(
     lengths: Option<&Bound<'py, PyAny>>,
     reverse: bool,
     w_peep: Option<&Bound<'py, PyAny>>,
+    recurrent_mask: Option<&Bound<'py, PyAny>>,
+    zoneout_h: Option<&Bound<'py, PyAny>>,
+    zoneout_c: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let mode = Mode::from_name(mode)?;
+    let masks = [recurrent_mask, zoneout_h, zoneout_c];
     match precision(py, w_ih, "w_ih")? {
         Precision::F32 => forward_typed::<f32>(
-            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep,
+            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep, masks,
         ),
         Precision::F64 => forward_typed::<f64>(
-            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep,
+            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep, masks,
         ),
     }
 }
 
 /// Backpropagation through time for one `forward` call (see the stub).
 #[pyfunction]
-#[pyo3(signature = (mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n=None, d_c_n=None, *, w_peep=None))]
+#[pyo3(signature = (mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n=None, d_c_n=None, *, w_peep=None, recurrent_mask=None, zoneout_h=None, zoneout_c=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn backward<'py>(
     py: Python<'py>,
@@ -327,16 +391,20 @@ pub fn backward<'py>(
     d_h_n: Option<&Bound<'py, PyAny>>,
     d_c_n: Option<&Bound<'py, PyAny>>,
     w_peep: Option<&Bound<'py, PyAny>>,
+    recurrent_mask: Option<&Bound<'py, PyAny>>,
+    zoneout_h: Option<&Bound<'py, PyAny>>,
+    zoneout_c: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let mode = Mode::from_name(mode)?;
+    let masks = [recurrent_mask, zoneout_h, zoneout_c];
     match precision(py, w_ih, "w_ih")? {
         Precision::F32 => backward_typed::<f32>(
             py, mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n, d_c_n,
-            w_peep,
+            w_peep, masks,
         ),
         Precision::F64 => backward_typed::<f64>(
             py, mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n, d_c_n,
-            w_peep,
+            w_peep, masks,
         ),
     }
 }

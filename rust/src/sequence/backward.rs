@@ -2,6 +2,7 @@
 //! time loop per batch shard, then the weight and input gradients as tiled GEMMs.
 
 use super::mut_grads::mut_grads;
+use super::noise::{self, Noise};
 use super::recurrent::{Recurrent, RecurrentWeights};
 use super::spec::{check_finite, check_len, CacheRef, Spec, Weights};
 use crate::buffer::zeros;
@@ -92,6 +93,7 @@ struct Inputs<'a, F> {
     d_output: &'a [F],
     d_h_n: Option<&'a [F]>,
     d_c_n: Option<&'a [F]>,
+    noise: &'a Noise<'a, F>,
 }
 
 /// Gradients of `sum(d_output * output) + sum(d_h_n * h_n) + sum(d_c_n * c_n)`
@@ -108,6 +110,22 @@ pub fn backward<F: Real>(
     d_h_n: Option<&[F]>,
     d_c_n: Option<&[F]>,
 ) -> Result<Grads<F>> {
+    backward_with(spec, x, w, cache, d_output, d_h_n, d_c_n, &Noise::none())
+}
+
+/// [`backward`] of a [`forward_with`](super::forward_with) call, given the
+/// same `noise`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_with<F: Real>(
+    spec: &Spec<'_>,
+    x: &[F],
+    w: &Weights<'_, F>,
+    cache: &CacheRef<'_, F>,
+    d_output: &[F],
+    d_h_n: Option<&[F]>,
+    d_c_n: Option<&[F]>,
+    noise: &Noise<'_, F>,
+) -> Result<Grads<F>> {
     spec.validate()?;
     let mode = spec.mode;
     let (t_len, n, d, h) = (spec.dims.t, spec.dims.n, spec.dims.d, spec.dims.h);
@@ -115,6 +133,13 @@ pub fn backward<F: Real>(
     check_len("x", x, t_len * n * d)?;
     spec.check_weights(w)?;
     check_cache(spec, cache)?;
+    noise.check(spec)?;
+    if noise.zoneout_c.is_some() {
+        let kept = cache.cells_new.ok_or_else(|| {
+            RnnError::argument("cache", "lacks 'cells_new' (the forward had no zoneout_c)")
+        })?;
+        check_len("cache['cells_new']", kept, t_len * nh)?;
+    }
     check_len("d_output", d_output, t_len * nh)?;
     check_finite("d_output", d_output)?;
     if let Some(g) = d_h_n {
@@ -163,6 +188,7 @@ pub fn backward<F: Real>(
         d_output,
         d_h_n,
         d_c_n,
+        noise,
     };
     {
         let shared = Shared {
@@ -203,7 +229,16 @@ pub fn backward<F: Real>(
     matmul_tiled(&mut dw_ih, dg_in.t(), MatRef::row_major(x, rows, d), false);
     // The states each step read, in time order: slots 0..T forward, 1..T+1 reverse.
     let first_prev = if spec.reverse { 1 } else { 0 };
-    let h_prevs = &cache.states[first_prev * nh..][..rows * h]; // (T*N, H)
+    let mut h_prevs = &cache.states[first_prev * nh..][..rows * h]; // (T*N, H)
+    let masked_prevs; // what the products read, with recurrent dropout
+    if let Some(m) = noise.recurrent {
+        let mut v = zeros::<F>(rows * h, "states")?;
+        for (dst, src) in v.chunks_exact_mut(nh).zip(h_prevs.chunks_exact(nh)) {
+            noise::masked(src, m, dst);
+        }
+        masked_prevs = v;
+        h_prevs = &masked_prevs;
+    }
     let mut dw_hh = zeros::<F>(gh * h, "dw_hh")?;
     if before {
         // dW_hr|dW_hz = d[r z]^T h_prev, dW_hn = dn^T (r * h_prev).
@@ -243,7 +278,7 @@ pub fn backward<F: Real>(
     };
     let dw_peep = if mode.has_peepholes() {
         let cells = cache.cells.expect("checked by check_cache");
-        Some(peephole_grad(spec, &dgx, cells)?)
+        Some(peephole_grad(spec, &dgx, cells, cache.cells_new)?)
     } else {
         None
     };
@@ -263,7 +298,13 @@ pub fn backward<F: Real>(
 /// 4H)` and the cell states `cells (T+1, N, H)`: `dp_i = sum da_i * c`, `dp_f =
 /// sum da_f * c`, `dp_o = sum da_o * c'` over every step and row, summed in time
 /// then batch order whatever the sharding (padded rows have zero gate gradients).
-fn peephole_grad<F: Real>(spec: &Spec<'_>, dgx: &[F], cells: &[F]) -> Result<Vec<F>> {
+/// With the cell state's zoneout, `c'` is the cell's own update, `cells_new (T, N, H)`.
+fn peephole_grad<F: Real>(
+    spec: &Spec<'_>,
+    dgx: &[F],
+    cells: &[F],
+    cells_new: Option<&[F]>,
+) -> Result<Vec<F>> {
     let (n, h) = (spec.dims.n, spec.dims.h);
     let mut dp = zeros::<F>(3 * h, "dw_peep")?;
     let (dpi, rest) = dp.split_at_mut(h);
@@ -271,7 +312,10 @@ fn peephole_grad<F: Real>(spec: &Spec<'_>, dgx: &[F], cells: &[F]) -> Result<Vec
     for t in 0..spec.dims.t {
         let (prev, next) = (spec.prev_slot(t), spec.next_slot(t));
         let c_prev = &cells[prev * n * h..][..n * h];
-        let c_next = &cells[next * n * h..][..n * h];
+        let c_next = match cells_new {
+            Some(c) => &c[t * n * h..][..n * h],
+            None => &cells[next * n * h..][..n * h],
+        };
         let dg_t = &dgx[t * n * 4 * h..][..n * 4 * h];
         let rows = dg_t
             .chunks_exact(4 * h)
@@ -329,6 +373,16 @@ fn run_shard<F: Real>(
     if is_mut {
         (dn, drh) = (mut_scratch(true), mut_scratch(true));
     }
+    let noise = inp.noise;
+    // Zoneout: the gradient that reaches the previous state directly, (S, H) each.
+    let mut keep_h = mut_scratch(noise.zoneout_h.is_some());
+    let mut keep_c = mut_scratch(noise.zoneout_c.is_some());
+    // Recurrent dropout: the masked state the products read, and its gradient.
+    let (mut hm, mut dhm) = (
+        mut_scratch(noise.recurrent.is_some()),
+        mut_scratch(noise.recurrent.is_some()),
+    );
+    let mask = noise.recurrent.map(|m| &m[ours.clone()]); // (S, H) our rows
 
     for k in (0..spec.dims.t).rev() {
         let t = spec.time_of_step(k);
@@ -342,6 +396,7 @@ fn run_shard<F: Real>(
         );
         let (drz_s, dn_s) = (SharedMut::new(&mut drz), SharedMut::new(&mut dn));
         let dzs_s = SharedMut::new(&mut dzs);
+        let (kh_s, kc_s) = (SharedMut::new(&mut keep_h), SharedMut::new(&mut keep_c));
         let step = (t * n + b0) * gh; // first element of our rows of a (T, N, G*H) buffer
 
         parallel::for_row_groups(s, wide, |r0, r1| {
@@ -365,9 +420,36 @@ fn run_shard<F: Real>(
                     }
                 }
             }
+            // Zoneout: split off the part of each gradient that skips the cell.
+            let split = |z: &[F], keep: &SharedMut<'_, F>, d: &mut [F]| {
+                // SAFETY: as above.
+                let keep = unsafe { keep.piece(g0, m * h) };
+                let z = &z[rows.clone()];
+                for (b, &on) in active[r0..r1].iter().enumerate() {
+                    let r = b * h..(b + 1) * h;
+                    if on {
+                        noise::split(&mut d[r.clone()], &z[r.clone()], &mut keep[r]);
+                    } else {
+                        keep[r].fill(F::ZERO);
+                    }
+                }
+            };
+            if let Some(z) = noise.zoneout_h {
+                split(z, &kh_s, dh);
+            }
+            if let Some(z) = noise.zoneout_c {
+                // SAFETY: as above; this piece is dropped before the cell takes its own.
+                split(z, &kc_s, unsafe { dc_s.piece(g0, m * h) });
+            }
             let gates_t = &inp.cache.gates[step + r0 * gh..][..m * gh]; // (m, G*H)
             let act = &active[r0..r1];
             let slot = |sl: usize| (sl * n + b0 + r0) * h..(sl * n + b0 + r1) * h;
+            // The c' the cell computed: before the zoneout of the cell state.
+            let c_new = || match (inp.cache.cells_new, inp.cache.cells) {
+                (Some(c), _) => &c[rows.clone()],
+                (None, Some(c)) => &c[slot(next)],
+                (None, None) => unreachable!("only the lstm modes read the cell state"),
+            };
             match mode {
                 Mode::RnnTanh | Mode::RnnRelu => {
                     let relu = mode == Mode::RnnRelu;
@@ -385,7 +467,7 @@ fn run_shard<F: Real>(
                         gates_t,
                         p,
                         &cells[slot(prev)],
-                        &cells[slot(next)],
+                        c_new(),
                         dh,
                         dc,
                         dgx_t,
@@ -407,7 +489,7 @@ fn run_shard<F: Real>(
                         act,
                         gates_t,
                         &cells[slot(prev)],
-                        &cells[slot(next)],
+                        c_new(),
                         dh,
                         dc,
                         dgx_t,
@@ -445,13 +527,30 @@ fn run_shard<F: Real>(
                     );
                 }
             }
+            // SAFETY (both): as above; the cell's pieces are no longer used.
+            if noise.zoneout_h.is_some() {
+                noise::add(dh_direct, unsafe { kh_s.piece(g0, m * h) });
+            }
+            if noise.zoneout_c.is_some() {
+                let dc = unsafe { dc_s.piece(g0, m * h) };
+                noise::add(dc, unsafe { kc_s.piece(g0, m * h) });
+            }
         });
+
+        // Recurrent dropout: the products read h_prev * mask; their gradients
+        // gather in dhm and reach dh_prev through the mask.
+        if let Some(mask) = mask {
+            let h_state = &inp.cache.states[(prev * n + b0) * h..][..s * h];
+            noise::masked(h_state, mask, &mut hm);
+            dhm.fill(F::ZERO);
+        }
 
         if let Some(w_n_t) = inp.w_n_t {
             // d(r * h_prev) = dn @ W_hn, then the r gradient and the path through r * h.
             w_n_t.mul(inp.level, &mut drh, &dn, s, false, wide);
             let (drh, drz_s) = (&drh, SharedMut::new(&mut drz));
             let drs_s = SharedMut::new(&mut drs);
+            let (hm, dhm_s) = (&hm, SharedMut::new(&mut dhm));
             parallel::for_row_groups(s, wide, |r0, r1| {
                 let (m, g0) = (r1 - r0, r0 * h);
                 let slot = |sl: usize| (sl * n + b0 + r0) * h..(sl * n + b0 + r1) * h;
@@ -482,16 +581,24 @@ fn run_shard<F: Real>(
                 }
                 // SAFETY: as above.
                 let drz = unsafe { drz_s.piece(2 * g0, 2 * m * h) };
+                // With recurrent dropout r multiplied the masked state, and the
+                // gradient of that product goes to dhm.
+                let (h_rec, d_rec) = if hm.is_empty() {
+                    (&inp.cache.states[slot(prev)], dh_direct)
+                } else {
+                    // SAFETY: as above.
+                    (&hm[g0..g0 + m * h], unsafe { dhm_s.piece(g0, m * h) })
+                };
                 gru_reset_before::backward_reset(
                     inp.level,
                     h,
                     &active[r0..r1],
                     gates_t,
-                    &inp.cache.states[slot(prev)],
+                    h_rec,
                     &drh[g0..g0 + m * h],
                     dgx_t,
                     drz,
-                    dh_direct,
+                    d_rec,
                 );
             });
         }
@@ -506,8 +613,15 @@ fn run_shard<F: Real>(
         } else {
             unsafe { &*grads.piece(step, s * gh) }
         };
-        inp.w_hh_t
-            .mul(inp.level, &mut dh_prev, dgr_t, s, true, wide);
+        match mask {
+            Some(mask) => {
+                inp.w_hh_t.mul(inp.level, &mut dhm, dgr_t, s, true, wide);
+                noise::add_masked(&mut dh_prev, &dhm, mask);
+            }
+            None => inp
+                .w_hh_t
+                .mul(inp.level, &mut dh_prev, dgr_t, s, true, wide),
+        }
         if let Some(w_z_t) = inp.w_z_t {
             if mode == Mode::Mut3 {
                 // z sees tanh(h_prev): dh_prev += (dz @ W_hz) * (1 - tanh(h_prev)^2).

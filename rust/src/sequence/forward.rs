@@ -1,6 +1,7 @@
 //! Sequence forward: the input projection as tiled GEMMs, then the time loop,
 //! one batch shard per task.
 
+use super::noise::{self, Noise};
 use super::recurrent::RecurrentWeights;
 use super::spec::{check_finite, check_len, Cache, Spec, Weights};
 use crate::buffer::zeros;
@@ -28,11 +29,12 @@ pub struct Forward<F> {
 
 /// The buffers every shard writes its own rows of.
 struct Shared<'a, F> {
-    gates: SharedMut<'a, F>,         // (T, N, G*H)
-    states: SharedMut<'a, F>,        // (T+1, N, H)
-    cells: Option<SharedMut<'a, F>>, // (T+1, N, H), LSTM
-    hn: Option<SharedMut<'a, F>>,    // (T, N, H), GRU: W_hn h + b_hn, or r * h
-    output: SharedMut<'a, F>,        // (T, N, H)
+    gates: SharedMut<'a, F>,             // (T, N, G*H)
+    states: SharedMut<'a, F>,            // (T+1, N, H)
+    cells: Option<SharedMut<'a, F>>,     // (T+1, N, H), LSTM
+    hn: Option<SharedMut<'a, F>>,        // (T, N, H), GRU: W_hn h + b_hn, or r * h
+    output: SharedMut<'a, F>,            // (T, N, H)
+    cells_new: Option<SharedMut<'a, F>>, // (T, N, H), c~ before the cell's zoneout
 }
 
 /// Run one direction of one layer over `x (T, N, D)` from `h0 (N, H)` (and
@@ -48,6 +50,19 @@ pub fn forward<F: Real>(
     h0: &[F],
     c0: Option<&[F]>,
     w: &Weights<'_, F>,
+) -> Result<Forward<F>> {
+    forward_with(spec, x, h0, c0, w, &Noise::none())
+}
+
+/// [`forward`] with dropout inside the recurrence ([`Noise`]); the backward
+/// must be given the same `noise`.
+pub fn forward_with<F: Real>(
+    spec: &Spec<'_>,
+    x: &[F],
+    h0: &[F],
+    c0: Option<&[F]>,
+    w: &Weights<'_, F>,
+    noise: &Noise<'_, F>,
 ) -> Result<Forward<F>> {
     spec.validate()?;
     let mode = spec.mode;
@@ -91,6 +106,7 @@ pub fn forward<F: Real>(
     if let Some(p) = w.w_peep {
         check_finite("w_peep", p)?;
     }
+    noise.check(spec)?;
 
     // Input projection for every step at once: gates (T*N, G*H) = x @ w_ih^T + biases.
     let mut gates = zeros::<F>(t_len * n * gh, "gates")?;
@@ -148,6 +164,10 @@ pub fn forward<F: Real>(
         None
     };
     let mut output = zeros::<F>(t_len * nh, "output")?;
+    let mut cells_new = match noise.zoneout_c {
+        Some(_) => Some(zeros::<F>(t_len * nh, "cells")?),
+        None => None,
+    };
     let (shards, wide) = parallel::plan(n, h);
     let widest = shards.iter().map(|&(b0, b1)| b1 - b0).max().unwrap_or(0);
     let w_hh = RecurrentWeights::new(mode, w.w_hh, h, t_len, widest, false)?;
@@ -159,12 +179,13 @@ pub fn forward<F: Real>(
             cells: cells.as_deref_mut().map(SharedMut::new),
             hn: hn.as_deref_mut().map(SharedMut::new),
             output: SharedMut::new(&mut output),
+            cells_new: cells_new.as_deref_mut().map(SharedMut::new),
         };
         // Inside the pool: each step's parallel work is handed among its
         // threads, not to and from the caller's.
         parallel::install(|| {
             parallel::for_each(shards, |(b0, b1)| {
-                run_shard(spec, level, &w_hh, w, &shared, b0, b1, wide);
+                run_shard(spec, level, &w_hh, w, noise, &shared, b0, b1, wide);
             })
         });
     }
@@ -181,6 +202,7 @@ pub fn forward<F: Real>(
             states,
             cells,
             hn,
+            cells_new,
         },
     })
 }
@@ -194,6 +216,7 @@ fn run_shard<F: Real>(
     level: Level,
     w_hh: &RecurrentWeights<'_, F>,
     w: &Weights<'_, F>,
+    noise: &Noise<'_, F>,
     shared: &Shared<'_, F>,
     b0: usize,
     b1: usize,
@@ -214,6 +237,7 @@ fn run_shard<F: Real>(
     let mut hn_rb = scratch(mode.reset_before_product()); // (S, H) W_hn (r * h_prev)
     let mut hz = scratch(w_hh.z.is_some()); // (S, H) W_hz h_prev or W_hz tanh(h_prev)
     let mut th = scratch(mode == Mode::Mut3); // (S, H) tanh(h_prev)
+    let mut hm = scratch(noise.recurrent.is_some()); // (S, H) h_prev * recurrent mask
     let row = |slot: usize, width: usize| (slot * n + b0) * width; // first element of our rows
     let recurrent = |dst: &mut [F], h_prev: &[F], accumulate: bool| {
         w_hh.main.mul(level, dst, h_prev, s, accumulate, wide);
@@ -225,11 +249,19 @@ fn run_shard<F: Real>(
         {
             // SAFETY: this shard is the only one touching rows b0..b1 of any step
             // or slot, and `prev != next`, so the pieces are disjoint.
-            let (h_prev, g_t) = unsafe {
+            let (h_state, g_t) = unsafe {
                 (
                     &*shared.states.piece(row(prev, h), s * h),
                     shared.gates.piece(row(t, gh), s * gh),
                 )
+            };
+            // What the products read: the state, or the state times its dropout mask.
+            let h_prev = match noise.recurrent {
+                Some(m) => {
+                    noise::masked(h_state, &m[b0 * h..b1 * h], &mut hm);
+                    &hm[..]
+                }
+                None => h_state,
             };
             match mode {
                 Mode::Gru => {
@@ -264,17 +296,23 @@ fn run_shard<F: Real>(
                 .hn
                 .as_ref()
                 .expect("a reset before the product keeps r * h");
-            let (hg, hz) = (&hg, &hz);
+            let (hg, hz, hm) = (&hg, &hz, &hm);
             parallel::for_row_groups(s, wide, |r0, r1| {
                 let m = r1 - r0;
                 let at = |slot: usize, width: usize| row(slot, width) + r0 * width;
                 // SAFETY: as below: rows b0..b1 are this shard's, row groups disjoint.
-                let (h_prev, g_t, rh_t) = unsafe {
+                let (h_state, g_t, rh_t) = unsafe {
                     (
                         &*shared.states.piece(at(prev, h), m * h),
                         shared.gates.piece(at(t, gh), m * gh),
                         rh.piece(at(t, h), m * h),
                     )
+                };
+                // r * h feeds a product: with recurrent dropout, the masked state.
+                let h_prev = if hm.is_empty() {
+                    h_state
+                } else {
+                    &hm[r0 * h..r1 * h]
                 };
                 if mode == Mode::GruResetBefore {
                     let hg = &hg[r0 * 2 * h..r1 * 2 * h];
@@ -346,6 +384,16 @@ fn run_shard<F: Real>(
                     let hn = &hn_rb[r0 * h..r1 * h];
                     mut_cells::update_step(level, h, g_t, hn, h_prev, h_next);
                 }
+            }
+            if let Some(z) = noise.zoneout_c {
+                let (c_prev, c_next) = cells.as_mut().expect("zoneout_c is for the lstm modes");
+                let c_new = shared.cells_new.as_ref().expect("kept with zoneout_c");
+                // SAFETY: as above.
+                unsafe { c_new.piece(at(t, h), m * h) }.copy_from_slice(c_next);
+                noise::zone(c_next, c_prev, &z[at(t, h)..][..m * h]);
+            }
+            if let Some(z) = noise.zoneout_h {
+                noise::zone(h_next, h_prev, &z[at(t, h)..][..m * h]);
             }
             // Sequences that have ended keep their state; their output stays zero.
             for (b, &on) in active[r0..r1].iter().enumerate() {

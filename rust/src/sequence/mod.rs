@@ -33,11 +33,13 @@
 mod backward;
 mod forward;
 mod mut_grads;
+mod noise;
 pub(crate) mod recurrent;
 mod spec;
 
-pub use backward::{backward, Grads};
-pub use forward::{forward, Forward};
+pub use backward::{backward, backward_with, Grads};
+pub use forward::{forward, forward_with, Forward};
+pub use noise::Noise;
 pub(crate) use spec::check_finite;
 pub use spec::{Cache, CacheRef, Dims, Spec, Weights};
 

@@ -53,6 +53,9 @@ pub struct Cache<F> {
     /// `(T, N, H)` `W_hn h + b_hn` (GRU), `r * h` (GRU with the reset before
     /// the product, the MUTs); `None` for the other cells.
     pub hn: Option<Vec<F>>,
+    /// `(T, N, H)` the cell's own update `c~_t` before the cell state's zoneout;
+    /// `None` without [`Noise::zoneout_c`].
+    pub cells_new: Option<Vec<F>>,
 }
 
 /// Borrowed view of a [`Cache`], as the backward takes it.
@@ -62,6 +65,7 @@ pub struct CacheRef<'a, F> {
     pub states: &'a [F],
     pub cells: Option<&'a [F]>,
     pub hn: Option<&'a [F]>,
+    pub cells_new: Option<&'a [F]>,
 }
 
 impl<F> Cache<F> {
@@ -71,6 +75,7 @@ impl<F> Cache<F> {
             states: &self.states,
             cells: self.cells.as_deref(),
             hn: self.hn.as_deref(),
+            cells_new: self.cells_new.as_deref(),
         }
     }
 }

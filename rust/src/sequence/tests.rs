@@ -39,6 +39,8 @@ struct Problem {
     arrays: [Vec<f64>; 8],
     /// Weights of the scalar loss: on output, h_n, c_n.
     r: [Vec<f64>; 3],
+    /// Recurrent mask, zoneout of h, zoneout of c ([`Noise`]); empty = absent.
+    noise: [Vec<f64>; 3],
 }
 
 const NAMES: [&str; 8] = ["x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_peep"];
@@ -90,6 +92,38 @@ impl Problem {
                 rng.vec(n * h, 1.0),
                 rng.vec(n * h, 1.0),
             ],
+            noise: [Vec::new(), Vec::new(), Vec::new()],
+        }
+    }
+
+    /// The same problem with every mask its mode takes: a dropout mask of 0 and
+    /// 2 (p = 1/2), zoneouts of 0, 1 and fractions.
+    fn with_noise(mut self, seed: u64) -> Self {
+        let mut rng = Lcg(seed);
+        let Dims { t, n, h, .. } = self.dims;
+        let mut pick = |len: usize, values: &[f64]| -> Vec<f64> {
+            (0..len)
+                .map(|_| {
+                    let u = (rng.vec(1, 1.0)[0] + 1.0) / 2.0; // in [0, 1)
+                    values[((u * values.len() as f64) as usize).min(values.len() - 1)]
+                })
+                .collect()
+        };
+        if !self.mode.is_mut() {
+            self.noise[0] = pick(n * h, &[0.0, 2.0]);
+        }
+        self.noise[1] = pick(t * n * h, &[0.0, 1.0, 0.3]);
+        if self.mode.has_cell_state() {
+            self.noise[2] = pick(t * n * h, &[0.0, 1.0, 0.6]);
+        }
+        self
+    }
+
+    fn noise(&self) -> Noise<'_, f64> {
+        Noise {
+            recurrent: opt(&self.noise[0]),
+            zoneout_h: opt(&self.noise[1]),
+            zoneout_c: opt(&self.noise[2]),
         }
     }
 
@@ -118,12 +152,13 @@ impl Problem {
         } else {
             Some(self.arrays[2].as_slice())
         };
-        forward(
+        forward_with(
             &self.spec(),
             &self.arrays[0],
             &self.arrays[1],
             c0,
             &self.weights(),
+            &self.noise(),
         )
         .unwrap()
     }
@@ -143,7 +178,7 @@ impl Problem {
         } else {
             None
         };
-        backward(
+        backward_with(
             &self.spec(),
             &self.arrays[0],
             &self.weights(),
@@ -151,6 +186,7 @@ impl Problem {
             &self.r[0],
             Some(&self.r[1]),
             d_c_n,
+            &self.noise(),
         )
         .unwrap()
     }
@@ -219,6 +255,54 @@ fn every_gradient_matches_finite_differences() {
                     seed += 1;
                     Problem::new(mode, dims, lengths.clone(), reverse, bias, seed).check();
                 }
+            }
+        }
+    }
+}
+
+#[test]
+fn gradients_with_dropout_and_zoneout_match_finite_differences() {
+    let dims = Dims {
+        t: 4,
+        n: 3,
+        d: 2,
+        h: 3,
+    };
+    let mut seed = 100;
+    for mode in MODES {
+        for reverse in [false, true] {
+            for lengths in [None, Some(vec![4, 1, 2])] {
+                seed += 1;
+                Problem::new(mode, dims, lengths.clone(), reverse, true, seed)
+                    .with_noise(seed + 7)
+                    .check();
+            }
+        }
+    }
+}
+
+#[test]
+fn masks_of_one_and_zoneouts_of_zero_change_nothing() {
+    let dims = Dims {
+        t: 5,
+        n: 2,
+        d: 3,
+        h: 4,
+    };
+    for mode in MODES {
+        let plain = Problem::new(mode, dims, Some(vec![5, 2]), false, true, 21);
+        let mut noisy = plain.clone().with_noise(3);
+        for (k, fill) in [(0, 1.0), (1, 0.0), (2, 0.0)] {
+            noisy.noise[k].iter_mut().for_each(|v| *v = fill);
+        }
+        let (a, b) = (plain.run(), noisy.run());
+        assert_eq!(a.output, b.output, "{mode:?}");
+        assert_eq!(a.h_n, b.h_n, "{mode:?}");
+        // The masked path sums the product's gradient separately: equal to rounding.
+        let (ga, gb) = (plain.grads(), noisy.grads());
+        for (a, b) in [(&ga.dw_hh, &gb.dw_hh), (&ga.dh0, &gb.dh0), (&ga.dx, &gb.dx)] {
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() < 1e-13, "{mode:?}: {x} vs {y}");
             }
         }
     }
