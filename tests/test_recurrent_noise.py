@@ -346,3 +346,62 @@ def test_kernel_errors_name_the_mask():
         plain = _rnncore.forward("lstm", *a, None, False)
         _rnncore.backward("lstm", a[0], *a[3:7], None, False, plain[3], out[0], None, None,
                           zoneout_c=kw["zoneout_c"])  # fmt: skip
+
+
+# ---------------------------------------------------------------- training
+
+
+def noisy_trainer(out, max_steps, seed=1):
+    from rnncore.corpus import default_corpus
+    from rnncore.data import CharVocab, StreamBatcher
+    from rnncore.models import CharLM, LMConfig
+    from rnncore.optim import create
+    from rnncore.train import TrainConfig, Trainer
+
+    text = default_corpus()[:3000]
+    vocab = CharVocab.from_text(text)
+    config = LMConfig(
+        vocab_size=len(vocab), hidden_size=16, num_layers=2, seed=seed, input_dropout=0.1,
+        recurrent_dropout=0.3, zoneout=0.1, zoneout_cell=0.2,
+    )  # fmt: skip
+    model = CharLM(config)
+    opt = create("adam", dict(model.named_parameters()), lr=3e-3)
+    settings = TrainConfig(max_steps=max_steps, max_epochs=None, eval_every=9, progress=False,
+                           out_dir=str(out))  # fmt: skip
+    return Trainer(model, opt, StreamBatcher(vocab.encode(text), 4, 16), settings, vocab=vocab)
+
+
+def test_a_run_with_noise_resumes_bit_for_bit(tmp_path):
+    from rnncore.checkpoint import load_checkpoint
+
+    straight = noisy_trainer(tmp_path / "a", 40)
+    straight.fit()
+    first = noisy_trainer(tmp_path / "b", 17)
+    first.fit()
+    second = noisy_trainer(tmp_path / "b", 40, seed=5)
+    assert second.restore(load_checkpoint(tmp_path / "b" / "latest"))
+    second.fit()
+    a, b = straight.model.state_dict(), second.model.state_dict()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert straight.best_val_loss == second.best_val_loss
+
+
+def test_the_command_line_trains_with_noise_and_keeps_it_in_the_checkpoint(tmp_path, capsys):
+    from rnncore.checkpoint import load_checkpoint
+    from rnncore.cli import main
+
+    out = tmp_path / "run"
+    flags = ["--recurrent-dropout", "0.2", "--zoneout", "0.1", "--zoneout-cell", "0.3",
+             "--input-dropout", "0.1"]  # fmt: skip
+    common = ["--rnn-size", "16", "--seq-length", "8", "--batch-size", "4", "--eval-every", "5"]
+    assert main(["train", "--max-steps", "6", "--out", str(out), *common, *flags]) == 0
+    cfg = load_checkpoint(out / "latest").state["model_config"]
+    got = [cfg[k] for k in ("recurrent_dropout", "zoneout", "zoneout_cell", "input_dropout")]
+    assert got == [0.2, 0.1, 0.3, 0.1]
+    capsys.readouterr()
+    assert main(["train", "--init-from", str(out), "--zoneout", "0.5", "--max-steps", "8"]) == 2
+    assert "--zoneout differs from the checkpoint's zoneout=0.1" in capsys.readouterr().err
+    args = ["train", "--min-char-rnn", "--recurrent-dropout", "0.1", "--out", str(tmp_path / "m")]
+    assert main(args) == 2
+    assert "--min-char-rnn fixes --recurrent-dropout" in capsys.readouterr().err

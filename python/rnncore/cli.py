@@ -50,7 +50,7 @@ from rnncore.distributed_cli import add_sweep_parser, add_train_options, data_pa
 from rnncore.errors import ArgumentError, CheckpointError, RnnCoreError
 from rnncore.export import command as export_command
 from rnncore.models import CharLM, LMConfig, Seq2Seq
-from rnncore.models._base import CELL_ALIASES, CELLS, cell_name
+from rnncore.models._base import CELL_ALIASES, CELLS, NOISE_FIELDS, cell_name
 from rnncore.models.min_char_rnn import FROZEN, min_char_rnn
 from rnncore.optim import create
 from rnncore.seq2seq_cli import add_seq2seq_parser, add_translate_parser
@@ -73,6 +73,10 @@ DEFAULTS: dict[str, Any] = {
     "dropout": 0.0,
     "forget_bias": 0.0,  # added to the LSTM forget-gate biases at init
     "init_hh": "uniform",  # weight_hh init: torch's uniform, orthogonal or identity (IRNN)
+    "input_dropout": 0.0,  # dropout inside the recurrence (rnncore.nn._noise), all off
+    "recurrent_dropout": 0.0,
+    "zoneout": 0.0,
+    "zoneout_cell": 0.0,
     "grad_clip": 5.0,
     "clip_mode": "norm",
     "optimizer": "adam",
@@ -119,6 +123,10 @@ ARCHITECTURE = {  # setting -> field of the model config, fixed by --init-from
     "dropout": "dropout",
     "forget_bias": "forget_bias",
     "init_hh": "init_hh",
+    "input_dropout": "input_dropout",
+    "recurrent_dropout": "recurrent_dropout",
+    "zoneout": "zoneout",
+    "zoneout_cell": "zoneout_cell",
     "dtype": "dtype",
     "seed": "seed",
 }
@@ -157,6 +165,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--init-hh", choices=["uniform", "orthogonal", "identity"], help="W_hh init (uniform)"
     )
+    t.add_argument(
+        "--input-dropout", type=float, help="one dropout mask per sequence on each layer's input"
+    )
+    t.add_argument(
+        "--recurrent-dropout",
+        type=float,
+        help="one dropout mask per sequence on the state W_hh reads (default 0)",
+    )
+    t.add_argument("--zoneout", type=float, help="zoneout rate of the hidden state (default 0)")
+    t.add_argument("--zoneout-cell", type=float, help="zoneout rate of the LSTM cell state")
     t.add_argument("--grad-clip", type=float, help="gradient clip, 0 = off (default 5)")
     t.add_argument("--clip-mode", choices=["norm", "value"], help="global norm or per entry")
     t.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop", "adagrad"])
@@ -243,6 +261,7 @@ def _architecture(s: dict[str, Any]) -> dict[str, Any]:
         "dropout": s["dropout"],
         "forget_bias": s["forget_bias"],
         "init_hh": s["init_hh"],
+        **{k: s[k] for k in NOISE_FIELDS},
         "dtype": s["dtype"],
         "seed": s["seed"],
     }
@@ -271,7 +290,9 @@ def _check_flags(
             if getattr(args, k) is not None
             and (cell_name(args.model) if k == "model" else getattr(args, k)) != MIN_CHAR_RNN[k]
         ]
-        fixed += [k for k in ("forget_bias", "init_hh") if getattr(args, k) is not None]
+        fixed += [
+            k for k in ("forget_bias", "init_hh", *NOISE_FIELDS) if getattr(args, k) is not None
+        ]
         if fixed:
             names = ", ".join("--" + k.replace("_", "-") for k in fixed)
             raise ArgumentError(f"--min-char-rnn fixes {names}; leave them out")
@@ -333,6 +354,7 @@ def _build(
             forget_bias=s["forget_bias"],
             seed=s["seed"],
             init_hh=s["init_hh"],
+            **{k: s[k] for k in NOISE_FIELDS},
         )
         model, frozen = CharLM(config), []
     params = {k: p for k, p in model.named_parameters() if k not in frozen}

@@ -25,6 +25,7 @@ from rnncore import _validate, nn
 from rnncore._threads import CallGuard
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
 from rnncore.nn._base import CELL_STATE, GATES, Array, Module
+from rnncore.nn._noise import NoiseConfig
 from rnncore.nn.functional import _in_range, _integers
 
 CELLS = tuple(GATES)  # the cell names: the kernels' modes
@@ -94,10 +95,23 @@ def check_common(cfg: Any) -> None:
         _validate.positive_int("embedding_dim", cfg.embedding_dim)
     if cfg.dtype not in DTYPES:
         raise DTypeError(f"dtype must be 'float32' or 'float64', got {cfg.dtype!r}")
+    cfg_noise(cfg)  # the rates inside the recurrence, of the configs that have them
     if cfg.seed is not None and (
         isinstance(cfg.seed, bool) or not isinstance(cfg.seed, numbers.Integral) or cfg.seed < 0
     ):
         raise ArgumentError(f"seed must be None or an integer >= 0, got {cfg.seed!r}")
+
+
+NOISE_FIELDS = ("input_dropout", "recurrent_dropout", "zoneout", "zoneout_cell")
+
+
+def cfg_noise(cfg: Any) -> dict[str, float]:
+    """The non-zero rates of dropout inside the recurrence that ``cfg`` sets (the
+    fields :data:`NOISE_FIELDS`, absent from some configs), checked for its cell."""
+    rates = {k: getattr(cfg, k) for k in NOISE_FIELDS if getattr(cfg, k, 0.0) != 0}
+    if rates:
+        NoiseConfig.checked(cfg.cell, **rates)
+    return rates
 
 
 def make_rnn(
@@ -122,6 +136,7 @@ def make_rnn(
         "dtype": np.dtype(cfg.dtype),
         "rng": rng,
         "backend": backend,
+        **cfg_noise(cfg),
     }
     if cell in CELL_STATE:
         flags = {"cifg": cell == "lstm_cifg", "peephole": cell == "lstm_peephole"}

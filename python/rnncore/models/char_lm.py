@@ -51,6 +51,12 @@ class LMConfig(Config):
     forget_bias: float = 0.0  # added to the LSTM forget-gate bias_ih at init; 0 keeps torch's
     seed: int | None = 0  # initial weights and dropout masks; None: fresh OS entropy
     init_hh: str = "uniform"  # 'uniform' (torch's) | 'orthogonal' | 'identity' (rnn_* only)
+    # dropout inside the recurrence (rnncore.nn: RNN/LSTM/GRU), training only except
+    # zoneout, which evaluates to its expectation; zoneout_cell is for the LSTM cells
+    input_dropout: float = 0.0  # one mask per sequence on each layer's input
+    recurrent_dropout: float = 0.0  # one mask per sequence on the state W_hh reads
+    zoneout: float = 0.0  # each hidden unit keeps its previous value with this probability
+    zoneout_cell: float = 0.0  # the same for the cell state
 
     def __post_init__(self) -> None:
         check_common(self)

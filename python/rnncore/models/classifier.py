@@ -45,6 +45,12 @@ class ClassifierConfig(Config):
     # None: token ids (N, T); D: float features x (N, T, D) instead (then vocab_size
     # is 0 and there is no embedding)
     input_size: int | None = None
+    # dropout inside the recurrence (rnncore.nn: RNN/LSTM/GRU), training only except
+    # zoneout, which evaluates to its expectation; zoneout_cell is for the LSTM cells
+    input_dropout: float = 0.0  # one mask per sequence on each layer's input
+    recurrent_dropout: float = 0.0  # one mask per sequence on the state W_hh reads
+    zoneout: float = 0.0  # each hidden unit keeps its previous value with this probability
+    zoneout_cell: float = 0.0  # the same for the cell state
 
     def __post_init__(self) -> None:
         check_common(self)

@@ -49,6 +49,12 @@ class TaggerConfig(Config):
     # 'cross_entropy': tags (N, T) in 0..C-1 | 'mse': float targets (N, T, C), the
     # squared error averaged over the valid steps and the C outputs
     objective: str = "cross_entropy"
+    # dropout inside the recurrence (rnncore.nn: RNN/LSTM/GRU), training only except
+    # zoneout, which evaluates to its expectation; zoneout_cell is for the LSTM cells
+    input_dropout: float = 0.0  # one mask per sequence on each layer's input
+    recurrent_dropout: float = 0.0  # one mask per sequence on the state W_hh reads
+    zoneout: float = 0.0  # each hidden unit keeps its previous value with this probability
+    zoneout_cell: float = 0.0  # the same for the cell state
 
     def __post_init__(self) -> None:
         check_common(self)
