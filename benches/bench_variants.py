@@ -3,7 +3,7 @@ in one run, alternating, medians: T=64, D=H=512, N=32, float32 (benches/README.m
 H=512 N=32 point of the grid). A variant should cost at most the extra
 arithmetic it adds. The MUT cells are timed against the reset-before GRU.
 
-    python benches/bench_variants.py [--threads 1 2] [--reps 7]
+    python benches/bench_variants.py [--threads 1 2] [--reps 7] [--only TEXT ...]
 """
 
 from __future__ import annotations
@@ -35,6 +35,16 @@ PAIRS = [
      lambda: nn.MUT2(H, H, seed=0)),
     ("mut3 / gru reset_after=False", lambda: nn.GRU(H, H, reset_after=False, seed=0),
      lambda: nn.MUT3(H, H, seed=0)),
+    # Dropout inside the recurrence (training mode: masks drawn every call).
+    ("lstm recurrent_dropout=0.25", lambda: nn.LSTM(H, H, seed=0),
+     lambda: nn.LSTM(H, H, recurrent_dropout=0.25, seed=0)),
+    ("lstm zoneout=0.05 zoneout_cell=0.5", lambda: nn.LSTM(H, H, seed=0),
+     lambda: nn.LSTM(H, H, zoneout=0.05, zoneout_cell=0.5, seed=0)),
+    ("lstm input_dropout=0.25", lambda: nn.LSTM(H, H, seed=0),
+     lambda: nn.LSTM(H, H, input_dropout=0.25, seed=0)),
+    ("gru recurrent_dropout=0.25", lambda: nn.GRU(H, H, seed=0),
+     lambda: nn.GRU(H, H, recurrent_dropout=0.25, seed=0)),
+    ("gru zoneout=0.1", lambda: nn.GRU(H, H, seed=0), lambda: nn.GRU(H, H, zoneout=0.1, seed=0)),
 ]  # fmt: skip
 
 
@@ -50,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--only", nargs="+", help="the pairs whose names contain one of these")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((T, N, H)).astype(np.float32)
@@ -58,6 +69,8 @@ def main() -> None:
     print("| variant | threads | plain ms | variant ms | variant / plain |")
     print("|---|---|---|---|---|")
     for name, plain, variant in PAIRS:
+        if args.only and not any(o in name for o in args.only):
+            continue
         for threads in args.threads:
             rnncore.set_num_threads(threads)
             a = Contender("plain", step(plain(), x, dy))

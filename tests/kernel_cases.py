@@ -11,7 +11,7 @@ from rnncore.reference.cells import weight_rows
 
 MODES = (
     "rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg", "lstm_peephole",
-    "mut1", "mut2", "mut3",
+    "lstm_ln", "mut1", "mut2", "mut3",
 )  # fmt: skip
 SQUARE_INPUT = ("mut1", "mut2")  # the modes that add x itself: D is forced to H
 
@@ -34,31 +34,39 @@ class Case:
     d_h_n: np.ndarray  # (N, H)
     d_c_n: np.ndarray | None  # (N, H), lstm only
     w_peep: np.ndarray | None = None  # (3H,), lstm_peephole only
+    w_ln: np.ndarray | None = None  # (9H,), lstm_ln only
+    b_ln: np.ndarray | None = None  # (9H,), lstm_ln only
+
+    def extra(self) -> dict[str, np.ndarray]:
+        """The keywords of the mode's extra parameters (none for most modes)."""
+        kw = {"w_peep": self.w_peep, "w_ln": self.w_ln, "b_ln": self.b_ln}
+        return {k: v for k, v in kw.items() if v is not None}
 
     def forward(self, impl):
         return impl.forward(
             self.mode, self.x, self.h0, self.c0, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
-            self.lengths, self.reverse, w_peep=self.w_peep,
+            self.lengths, self.reverse, **self.extra(),
         )  # fmt: skip
 
     def backward(self, impl, cache):
         return impl.backward(
             self.mode, self.x, self.w_ih, self.w_hh, self.b_ih, self.b_hh, self.lengths,
-            self.reverse, cache, self.d_output, self.d_h_n, self.d_c_n, w_peep=self.w_peep,
+            self.reverse, cache, self.d_output, self.d_h_n, self.d_c_n, **self.extra(),
         )  # fmt: skip
 
     def run(self, impl):
-        """``(output, h_n, c_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_peep)``;
-        ``dw_peep`` is None unless lstm_peephole (whose backward alone returns it)."""
+        """``(output, h_n, c_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, d_extra)``;
+        ``d_extra`` is None but for lstm_peephole (``dw_peep``) and lstm_ln (``dw_ln``
+        and ``db_ln`` end to end), whose backwards alone return more than 7 arrays."""
         output, h_n, c_n, cache = self.forward(impl)
         grads = self.backward(impl, cache)
-        assert len(grads) == (8 if self.w_peep is not None else 7)
-        dw_peep = grads[7] if self.w_peep is not None else None
-        return (output, h_n, c_n, *grads[:7], dw_peep)
+        assert len(grads) == 7 + len(self.extra())
+        d_extra = np.concatenate(grads[7:]) if len(grads) > 7 else None
+        return (output, h_n, c_n, *grads[:7], d_extra)
 
 
 RESULT_NAMES = (
-    "output", "h_n", "c_n", "dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh", "dw_peep",
+    "output", "h_n", "c_n", "dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh", "d_extra",
 )  # fmt: skip
 
 
@@ -84,7 +92,7 @@ def make_case(
     def u(*shape, scale=k):
         return rng.uniform(-scale, scale, shape).astype(dtype)
 
-    lstm = mode in ("lstm", "lstm_cifg", "lstm_peephole")  # the modes with a cell state
+    lstm = mode in ("lstm", "lstm_cifg", "lstm_peephole", "lstm_ln")  # with a cell state
     return Case(
         mode=mode,
         x=u(T, N, D, scale=1.0),
@@ -100,6 +108,8 @@ def make_case(
         d_h_n=u(N, H, scale=1.0),
         d_c_n=u(N, H, scale=1.0) if lstm else None,
         w_peep=u(3 * H, scale=1.0) if mode == "lstm_peephole" else None,
+        w_ln=1.0 + u(9 * H, scale=0.3) if mode == "lstm_ln" else None,
+        b_ln=u(9 * H, scale=0.3) if mode == "lstm_ln" else None,
     )
 
 

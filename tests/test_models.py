@@ -479,6 +479,7 @@ def test_cell_names_have_one_table_of_aliases():
         "rnn": "rnn_tanh",
         "lstm-cifg": "lstm_cifg",
         "lstm-peephole": "lstm_peephole",
+        "lstm-ln": "lstm_ln",
         "gru-reset-before": "gru_reset_before",
         "rnn-tanh": "rnn_tanh",
         "rnn-relu": "rnn_relu",

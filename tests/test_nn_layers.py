@@ -29,8 +29,9 @@ MODES = {  # kernel mode -> (class, extra constructor arguments)
     "gru_reset_before": (nn.GRU, {"reset_after": False}),
     "lstm_cifg": (nn.LSTM, {"cifg": True}),
     "lstm_peephole": (nn.LSTM, {"peephole": True}),
+    "lstm_ln": (nn.LSTM, {"layer_norm": True}),
 }
-CELL_STATE = ("lstm", "lstm_cifg", "lstm_peephole")
+CELL_STATE = ("lstm", "lstm_cifg", "lstm_peephole", "lstm_ln")
 
 
 def make(mode, backend, D, H, **kwargs):

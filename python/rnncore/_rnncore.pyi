@@ -26,6 +26,7 @@ _Mode = Literal[
     "gru_reset_before",
     "lstm_cifg",
     "lstm_peephole",
+    "lstm_ln",
     "mut1",
     "mut2",
     "mut3",
@@ -81,6 +82,8 @@ def forward(
     reverse: bool = False,
     *,
     w_peep: _FloatArray | None = None,
+    w_ln: _FloatArray | None = None,
+    b_ln: _FloatArray | None = None,
     recurrent_mask: _FloatArray | None = None,
     zoneout_h: _FloatArray | None = None,
     zoneout_c: _FloatArray | None = None,
@@ -102,6 +105,11 @@ def forward(
             (``i = sigmoid(a_i + p_i * c)``, ``f = sigmoid(a_f + p_f * c)``,
             ``o = sigmoid(a_o + p_o * c')``), required there and ``None`` for every
             other mode.
+        w_ln, b_ln: ``(9*H,)`` gains and shifts of the layer normalisations of
+            ``lstm_ln`` (input term ``4H``, recurrent term ``4H``, cell state
+            ``H``), required there and ``None`` for every other mode; the cache
+            then holds ``ln_x``, ``ln_h (T, N, 4H)``, ``ln_c (T, N, H)`` (the
+            normalised values) and ``ln_rstd (3, T, N)``.
         recurrent_mask: ``(N, H)`` variational dropout mask of the state the
             recurrent products read (``h * mask``; the state a GRU carries is not
             masked), or ``None``. Not for the MUTs.
@@ -135,6 +143,8 @@ def backward(
     d_c_n: _FloatArray | None = None,
     *,
     w_peep: _FloatArray | None = None,
+    w_ln: _FloatArray | None = None,
+    b_ln: _FloatArray | None = None,
     recurrent_mask: _FloatArray | None = None,
     zoneout_h: _FloatArray | None = None,
     zoneout_c: _FloatArray | None = None,
@@ -158,12 +168,23 @@ def backward(
         _FloatArray | None,
         _FloatArray,
     ]
+    | tuple[
+        _FloatArray,
+        _FloatArray,
+        _FloatArray | None,
+        _FloatArray,
+        _FloatArray,
+        _FloatArray | None,
+        _FloatArray | None,
+        _FloatArray,
+        _FloatArray,
+    ]
 ):
     """Backpropagation through time for one :func:`forward` call.
 
     Args:
-        x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep, recurrent_mask,
-        zoneout_h, zoneout_c: as given to :func:`forward`.
+        x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep, w_ln, b_ln,
+        recurrent_mask, zoneout_h, zoneout_c: as given to :func:`forward`.
         cache: the cache :func:`forward` returned.
         d_output: ``(T, N, H)`` gradient of the output (ignored at padded steps).
         d_h_n: ``(N, H)`` gradient of the final hidden state, or ``None`` (zero).
@@ -175,7 +196,8 @@ def backward(
         ``x, h0, c0, w_ih, w_hh, b_ih, b_hh``; ``dc0`` is ``None`` unless an lstm
         mode, the bias gradients are ``None`` when the layer has no bias. For
         ``lstm_peephole`` (and only there) an eighth entry follows, ``dw_peep``
-        ``(3*H,)``, so the other modes' 7-tuple is unchanged.
+        ``(3*H,)``; for ``lstm_ln`` an eighth and a ninth, ``dw_ln`` and ``db_ln``
+        ``(9*H,)``; the other modes' 7-tuple is unchanged.
     """
 
 def min_char_rnn_step(

@@ -21,6 +21,11 @@ pub enum Mode {
     /// LSTM with peephole connections (Gers & Schmidhuber 2000), gates `i, f, g, o`:
     /// `i` and `f` also see `c`, `o` sees `c'`, through per-unit weights `p_i, p_f, p_o`.
     LstmPeephole,
+    /// Layer-normalised LSTM (Ba et al. 2016), gates `i, f, g, o`:
+    /// `a = LN(W_ih x) + LN(W_hh h) + b_ih + b_hh`, `c' = f * c + i * g`,
+    /// `h' = o * tanh(LN(c'))`, each `LN` with its own gain and shift
+    /// (`w_ln`, `b_ln`).
+    LstmLayerNorm,
     /// MUT1 (Jozefowicz, Zaremba & Sutskever 2015), gate buffer `z, r, n`:
     /// `z = sigm(W_xz x + b_z)`, `r = sigm(W_xr x + W_hr h + b_r)`,
     /// `h' = tanh(W_hh (r * h) + tanh(x) + b_h) * z + h * (1 - z)`; needs `D == H`.
@@ -38,7 +43,7 @@ pub enum Mode {
 
 impl Mode {
     /// Parse the name the Python layer uses (`"rnn_tanh"`, `"rnn_relu"`, `"lstm"`,
-    /// `"gru"`, `"gru_reset_before"`, `"lstm_cifg"`, `"lstm_peephole"`, `"mut1"`,
+    /// `"gru"`, `"gru_reset_before"`, `"lstm_cifg"`, `"lstm_peephole"`, `"lstm_ln"`, `"mut1"`,
     /// `"mut2"`, `"mut3"`).
     pub fn from_name(name: &str) -> Result<Self> {
         match name {
@@ -49,6 +54,7 @@ impl Mode {
             "gru_reset_before" => Ok(Self::GruResetBefore),
             "lstm_cifg" => Ok(Self::LstmCifg),
             "lstm_peephole" => Ok(Self::LstmPeephole),
+            "lstm_ln" => Ok(Self::LstmLayerNorm),
             "mut1" => Ok(Self::Mut1),
             "mut2" => Ok(Self::Mut2),
             "mut3" => Ok(Self::Mut3),
@@ -56,7 +62,7 @@ impl Mode {
                 "mode",
                 format!(
                     "unknown cell mode {other:?}; expected rnn_tanh, rnn_relu, lstm, gru, \
-                     gru_reset_before, lstm_cifg, lstm_peephole, mut1, mut2 or mut3"
+                     gru_reset_before, lstm_cifg, lstm_peephole, lstm_ln, mut1, mut2 or mut3"
                 ),
             )),
         }
@@ -71,6 +77,7 @@ impl Mode {
             Self::GruResetBefore => "gru_reset_before",
             Self::LstmCifg => "lstm_cifg",
             Self::LstmPeephole => "lstm_peephole",
+            Self::LstmLayerNorm => "lstm_ln",
             Self::Mut1 => "mut1",
             Self::Mut2 => "mut2",
             Self::Mut3 => "mut3",
@@ -82,7 +89,7 @@ impl Mode {
     pub fn gates(self) -> usize {
         match self {
             Self::RnnTanh | Self::RnnRelu => 1,
-            Self::Lstm | Self::LstmPeephole => 4,
+            Self::Lstm | Self::LstmPeephole | Self::LstmLayerNorm => 4,
             Self::Gru | Self::GruResetBefore | Self::LstmCifg => 3,
             Self::Mut1 | Self::Mut2 | Self::Mut3 => 3,
         }
@@ -118,7 +125,17 @@ impl Mode {
 
     /// Whether the cell carries a cell state `c` besides `h`.
     pub fn has_cell_state(self) -> bool {
-        matches!(self, Self::Lstm | Self::LstmCifg | Self::LstmPeephole)
+        matches!(
+            self,
+            Self::Lstm | Self::LstmCifg | Self::LstmPeephole | Self::LstmLayerNorm
+        )
+    }
+
+    /// Whether the cell normalises its gate pre-activations and cell state
+    /// (weights `w_ln` and `b_ln`, `(9H,)` each: the input term's `4H`, the
+    /// recurrent term's `4H`, the cell state's `H`).
+    pub fn has_layer_norm(self) -> bool {
+        self == Self::LstmLayerNorm
     }
 
     /// Whether the cell has peephole weights `w_peep (3H,)`, ordered `p_i, p_f, p_o`.
@@ -160,6 +177,7 @@ mod tests {
             Mode::GruResetBefore,
             Mode::LstmCifg,
             Mode::LstmPeephole,
+            Mode::LstmLayerNorm,
             Mode::Mut1,
             Mode::Mut2,
             Mode::Mut3,

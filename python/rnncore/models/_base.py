@@ -34,7 +34,7 @@ CELLS = tuple(GATES)  # the cell names: the kernels' modes
 # (``nn.RNN(nonlinearity="tanh")`` is torch's spelling of the layer ``rnn_tanh``.)
 CELL_ALIASES = {"rnn": "rnn_tanh", **{c.replace("_", "-"): c for c in CELLS if "_" in c}}
 # cells the compiled decoder does not run
-UNCOMPILED = ("lstm_cifg", "lstm_peephole", "gru_reset_before", "mut1", "mut2", "mut3")
+UNCOMPILED = ("lstm_cifg", "lstm_peephole", "lstm_ln", "gru_reset_before", "mut1", "mut2", "mut3")
 MUT_LAYERS = {"mut1": nn.MUT1, "mut2": nn.MUT2, "mut3": nn.MUT3}  # Jozefowicz et al. 2015
 DTYPES = ("float32", "float64")
 
@@ -139,7 +139,11 @@ def make_rnn(
         **cfg_noise(cfg),
     }
     if cell in CELL_STATE:
-        flags = {"cifg": cell == "lstm_cifg", "peephole": cell == "lstm_peephole"}
+        flags = {
+            "cifg": cell == "lstm_cifg",
+            "peephole": cell == "lstm_peephole",
+            "layer_norm": cell == "lstm_ln",
+        }
         return nn.LSTM(input_size, cfg.hidden_size, **flags, **common)
     if cell in MUT_LAYERS:
         if cell in ("mut1", "mut2") and input_size != cfg.hidden_size:

@@ -266,7 +266,7 @@ class CharLM(Model):
     def decodes_compiled(self) -> bool:
         """Whether the decoders run this model through :meth:`compile` (True on
         the compiled kernels; a model on the NumPy reference, or with the cell
-        ``gru_reset_before``, ``lstm_cifg``, ``lstm_peephole`` or a MUT, which the
+        ``gru_reset_before``, ``lstm_cifg``, ``lstm_peephole``, ``lstm_ln`` or a MUT, which the
         compiled decoder lacks, decodes as it is)."""
         return self.rnn._backend is None and self.config.cell not in UNCOMPILED
 

@@ -25,23 +25,33 @@ from rnncore._threads import CallGuard
 from rnncore.errors import ArgumentError, DTypeError, NonFiniteError, ShapeError
 from rnncore.reference.cells import CELL_STATE
 from rnncore.reference.cells import GATES as GATES  # the one table of the modes, re-exported
+from rnncore.reference.cells import LAYER_NORM as LAYER_NORM  # re-exported for the layers
 from rnncore.reference.cells import PEEPHOLE as PEEPHOLE  # re-exported for the layers
+
+# The kernels' keyword arguments of the extra parameters, and the layers' names of them.
+EXTRA = {"w_peep": "weight_peep", "w_ln": "weight_ln", "b_ln": "bias_ln"}
 
 Array = np.ndarray
 State = Any  # an (h, c) tuple for LSTMs, a single array otherwise
 
 
-def lstm_mode(cifg: bool, peephole: bool) -> str:
+def lstm_mode(cifg: bool, peephole: bool, layer_norm: bool = False) -> str:
     """The kernel mode of ``nn.LSTM``/``nn.LSTMCell`` with these (checked) flags.
 
     Raises:
-        ArgumentError: both ``cifg`` and ``peephole``, a variant there are no kernels for.
+        ArgumentError: more than one of ``cifg``, ``peephole`` and
+            ``layer_norm``, variants there are no kernels for.
     """
-    if cifg and peephole:
+    chosen = [
+        k for k, v in (("cifg", cifg), ("peephole", peephole), ("layer_norm", layer_norm)) if v
+    ]
+    if len(chosen) > 1:
         raise ArgumentError(
-            "cifg=True and peephole=True cannot be combined: there is no CIFG LSTM "
-            "with peephole connections (pick one)"
+            f"{' and '.join(f'{k}=True' for k in chosen)} cannot be combined: there is no "
+            "LSTM with more than one of these variants (pick one)"
         )
+    if layer_norm:
+        return "lstm_ln"
     return "lstm_cifg" if cifg else "lstm_peephole" if peephole else "lstm"
 
 
@@ -309,11 +319,20 @@ class KernelModule(Module):
             p.get(f"bias_hh{sfx}"),
         )
 
-    def _peep(self, sfx: str) -> dict[str, Array]:
-        """``{"w_peep": (3H,)}`` for a peephole LSTM's direction, ``{}`` otherwise (so
-        a backend is only given the keyword by the mode that takes it)."""
-        p = self._params.get(f"weight_peep{sfx}")
-        return {} if p is None else {"w_peep": p}
+    def _add_constant(self, name: str, shape: tuple[int, ...], value: float) -> None:
+        """Register a parameter filled with ``value`` (a normalisation's gain or shift)."""
+        _validate.buffer_len(name, *shape)
+        with _validate.allocating(name):
+            self._register(name, np.full(shape, value))
+
+    def _extra(self, sfx: str) -> dict[str, Array]:
+        """The extra parameters of one direction as the kernels' keywords:
+        ``{"w_peep": (3H,)}`` for a peephole LSTM, ``{"w_ln": (9H,), "b_ln": (9H,)}``
+        for a layer-normalised one, ``{}`` otherwise (so a backend is only given
+        the keywords by the mode that takes them)."""
+        return {
+            k: self._params[name + sfx] for k, name in EXTRA.items() if name + sfx in self._params
+        }
 
     def _cast(self, a: Any) -> Array:
         """A kernel result in the layer's dtype (the reference computes in float64)."""
@@ -334,7 +353,7 @@ class KernelModule(Module):
 
         Returns ``output (T, N, H), h_n (N, H), c_n (N, H) or None, cache``.
         """
-        kw = {**self._peep(sfx), **(noise or {})}
+        kw = {**self._extra(sfx), **(noise or {})}
         try:
             out, h_n, c_n, cache = self._kernels.forward(
                 self._mode, x, h0, c0, *self._weights(sfx), lengths, reverse, **kw
@@ -376,14 +395,15 @@ class KernelModule(Module):
         ``dx (T, N, D), dh0 (N, H), dc0 (N, H) or None``.
         """
         w = self._weights(sfx)
-        kw = {**self._peep(sfx), **(noise or {})}
+        extra = self._extra(sfx)
+        kw = {**extra, **(noise or {})}
         try:
             dx, dh0, dc0, *d_params = self._kernels.backward(
                 self._mode, x, *w, lengths, reverse, cache, d_output, d_h_n, d_c_n, **kw
             )
         except NonFiniteError as err:
             raise self._named_weight(err) from None
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peep")
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", *(EXTRA[k] for k in extra))
         for name, d in zip(names, d_params):
             if d is not None:
                 self._add_grad(name + sfx, d)

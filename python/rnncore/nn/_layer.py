@@ -19,7 +19,7 @@ import numpy as np
 
 from rnncore import _validate
 from rnncore.errors import ArgumentError, StateError
-from rnncore.nn._base import CELL_STATE, PEEPHOLE, Array, KernelModule, State
+from rnncore.nn._base import CELL_STATE, LAYER_NORM, PEEPHOLE, Array, KernelModule, State
 from rnncore.nn._directions import both
 from rnncore.nn._noise import LayerNoise, NoiseConfig, draw
 from rnncore.nn._trace import cache_arrays, names
@@ -101,6 +101,9 @@ class _RNNBase(KernelModule):
                     self._add_parameter(f"bias_hh_l{k}{sfx}", (HH,))
                 if mode in PEEPHOLE:
                     self._add_parameter(f"weight_peep_l{k}{sfx}", (3 * H,))
+                if mode in LAYER_NORM:  # gains 1 and shifts 0: LN_x | LN_h | LN_c
+                    self._add_constant(f"weight_ln_l{k}{sfx}", (9 * H,), 1.0)
+                    self._add_constant(f"bias_ln_l{k}{sfx}", (9 * H,), 0.0)
 
     @property
     def input_dropout(self) -> float:
@@ -137,6 +140,8 @@ class _RNNBase(KernelModule):
             s += ", cifg=True"
         if self._mode == "lstm_peephole":
             s += ", peephole=True"
+        if self._mode == "lstm_ln":
+            s += ", layer_norm=True"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if not self.bias:

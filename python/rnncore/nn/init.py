@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from rnncore.errors import ArgumentError
-from rnncore.nn._base import GATES, KernelModule
+from rnncore.nn._base import CELL_STATE, GATES, KernelModule
 
 __all__ = ["HH_INITS", "forget_bias_", "identity_hh_", "init_hh_", "orthogonal_hh_"]
 
@@ -102,7 +102,7 @@ def forget_bias_(layer: M, value: float) -> M:
     """
     layer = _recurrent(layer)
     value = _number("forget_bias", value)
-    if layer._mode not in ("lstm", "lstm_cifg", "lstm_peephole"):
+    if layer._mode not in CELL_STATE:
         raise ArgumentError(f"forget_bias is for LSTM/LSTMCell, not {type(layer).__name__}")
     biases = [p for name, p in layer.named_parameters() if name.startswith("bias_ih")]
     if not biases:

@@ -175,6 +175,16 @@ class LSTM(_RNNBase):
     LSTM; zero them for that). Not combinable with ``cifg=True``. There is no ONNX
     operator for it nor a compiled decoder.
 
+    ``layer_norm=True`` (keyword) normalises the two products and the cell state
+    (Ba et al. 2016): ``a_t = LN_x(W_ih x_t) + b_ih + LN_h(W_hh h_{t-1}) + b_hh``
+    gives the four gates, ``c_t`` is as above and ``h_t = o_t * tanh(LN_c(c_t))``,
+    each ``LN(v) = gain * (v - mean(v)) / sqrt(var(v) + 1e-5) + shift`` over the
+    ``4H`` (``H``) entries of a row. Each layer and direction has two more
+    parameters, ``weight_ln_l[k]`` (the gains, ones at first) and ``bias_ln_l[k]``
+    (the shifts, zeros), ``(9H,)`` each: ``LN_x`` (4H), ``LN_h`` (4H), ``LN_c`` (H).
+    Not combinable with ``cifg`` or ``peephole``; no ONNX operator nor compiled
+    decoder.
+
     Example::
 
         >>> lstm = LSTM(10, 20, num_layers=2, bidirectional=True, seed=0)
@@ -204,6 +214,7 @@ class LSTM(_RNNBase):
         zoneout_cell: float = 0.0,
         cifg: bool = False,
         peephole: bool = False,
+        layer_norm: bool = False,
         dtype: Any = np.float32,
         seed: int | None = None,
         rng: np.random.Generator | None = None,
@@ -211,8 +222,9 @@ class LSTM(_RNNBase):
     ) -> None:
         self.cifg = _validate.flag("cifg", cifg)
         self.peephole = _validate.flag("peephole", peephole)
+        self.layer_norm = _validate.flag("layer_norm", layer_norm)
         super().__init__(
-            lstm_mode(self.cifg, self.peephole),
+            lstm_mode(self.cifg, self.peephole, self.layer_norm),
             input_size,
             hidden_size,
             num_layers,

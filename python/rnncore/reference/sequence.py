@@ -30,6 +30,7 @@ import numpy as np
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
 from rnncore.reference.cells import (
     CELL_STATE,
+    LAYER_NORM,
     MUT_IH,
     PEEPHOLE,
     SQUARE_INPUT,
@@ -48,6 +49,12 @@ from rnncore.reference.cells import (
     rnn_step_backward,
     weight_rows,
 )
+from rnncore.reference.layer_norm import (
+    layer_norm,
+    layer_norm_backward,
+    lstm_ln_step,
+    lstm_ln_step_backward,
+)
 from rnncore.reference.mut_cells import mut_step, mut_step_backward
 
 
@@ -64,6 +71,8 @@ def forward(
     reverse: bool = False,
     *,
     w_peep: np.ndarray | None = None,
+    w_ln: np.ndarray | None = None,
+    b_ln: np.ndarray | None = None,
     recurrent_mask: np.ndarray | None = None,
     zoneout_h: np.ndarray | None = None,
     zoneout_c: np.ndarray | None = None,
@@ -84,6 +93,8 @@ def forward(
         reverse: run from each sequence's own last step down to step 0.
         w_peep: ``(3H,)`` peephole weights ``p_i|p_f|p_o`` for lstm_peephole, None
             otherwise.
+        w_ln, b_ln: ``(9H,)`` gains and shifts of the layer normalisations of
+            lstm_ln (:mod:`rnncore.reference.layer_norm`), None otherwise.
         recurrent_mask, zoneout_h, zoneout_c: dropout inside the recurrence, see the
             module docstring; None for none.
 
@@ -104,9 +115,13 @@ def forward(
         _check_shape("c0", c0, (N, H))
     lengths = _lengths(lengths, N, T)
     mask, zh, zc = _noise(mode, T, N, H, recurrent_mask, zoneout_h, zoneout_c)
+    ln = _layer_norm_weights(mode, H, w_ln, b_ln)
 
     mut = mode in MUT_IH  # a MUT step takes x itself and all the weights
     x_proj = x @ w_ih.T  # (T, N, G*H) input projection of every step at once
+    cache: dict = {}
+    if ln is not None:
+        x_proj, cache["ln_x"] = layer_norm(x_proj, ln[0][: 4 * H], ln[1][: 4 * H])
     if b_ih is not None and not mut:
         x_proj = x_proj + b_ih
     output = np.zeros((T, N, H))
@@ -118,7 +133,9 @@ def forward(
             h_next, step_caches[t] = mut_step(mode, x[t], h, w_ih, w_hh, b_ih, b_hh)
             c_next = None
         else:
-            h_next, c_next, step_caches[t] = _step(mode, x_proj[t], h, c, w_hh, b_hh, w_peep, mask)
+            h_next, c_next, step_caches[t] = _step(
+                mode, x_proj[t], h, c, w_hh, b_hh, w_peep, mask, ln
+            )
         if zc is not None:
             c_next = zc[t] * c + (1.0 - zc[t]) * c_next  # (N, H)
         if zh is not None:
@@ -127,7 +144,7 @@ def forward(
         h = np.where(active, h_next, h)  # (N, H) frozen where inactive
         if c is not None:
             c = np.where(active, c_next, c)  # (N, H)
-    return output, h, c, {"step_caches": step_caches}
+    return output, h, c, {**cache, "step_caches": step_caches}
 
 
 def backward(
@@ -145,6 +162,8 @@ def backward(
     d_c_n: np.ndarray | None = None,
     *,
     w_peep: np.ndarray | None = None,
+    w_ln: np.ndarray | None = None,
+    b_ln: np.ndarray | None = None,
     recurrent_mask: np.ndarray | None = None,
     zoneout_h: np.ndarray | None = None,
     zoneout_c: np.ndarray | None = None,
@@ -157,13 +176,15 @@ def backward(
         d_output: ``(T, N, H)`` gradient of the output (ignored at padded steps).
         d_h_n: ``(N, H)`` gradient of ``h_n``, or None (zero).
         d_c_n: ``(N, H)`` gradient of ``c_n`` (the lstm modes), or None (zero).
-        w_peep, recurrent_mask, zoneout_h, zoneout_c: as given to :func:`forward`.
+        w_peep, w_ln, b_ln, recurrent_mask, zoneout_h, zoneout_c: as given to
+            :func:`forward`.
 
     Returns:
         ``(dx (T, N, D), dh0 (N, H), dc0 (N, H) or None, dw_ih (G*H, D),
         dw_hh (G*H, H), db_ih (G*H,) or None, db_hh (G*H,) or None)``; ``dc0`` is
         None unless an lstm mode, the bias gradients are None for a layer without
-        bias. For lstm_peephole an eighth entry follows, ``dw_peep (3H,)``.
+        bias. For lstm_peephole an eighth entry follows, ``dw_peep (3H,)``; for
+        lstm_ln an eighth and ninth, ``dw_ln (9H,)`` and ``db_ln (9H,)``.
     """
     G = gate_count(mode)
     x, w_ih, w_hh, b_ih, b_hh = _float64(x, w_ih, w_hh, b_ih, b_hh)
@@ -173,6 +194,7 @@ def backward(
     _check_shape("d_output", d_output, (T, N, H))
     lengths = _lengths(lengths, N, T)
     mask, zh, zc = _noise(mode, T, N, H, recurrent_mask, zoneout_h, zoneout_c)
+    ln = _layer_norm_weights(mode, H, w_ln, b_ln)
 
     dh = np.zeros((N, H)) if d_h_n is None else d_h_n  # (N, H) gradient of the state
     dc = None  # (N, H) gradient of the cell state, the lstm modes only
@@ -188,6 +210,7 @@ def backward(
     dw_hh = np.zeros((HH, H))
     db_hh = np.zeros(HH)
     dw_peep = np.zeros(3 * H)  # gradient of w_peep, lstm_peephole only
+    dw_ln, db_ln = np.zeros(9 * H), np.zeros(9 * H)  # lstm_ln only
     for t in reversed(_time_steps(T, reverse)):
         active = (t < lengths)[:, None]  # (N, 1) which sequences ran step t
         dh_next = np.where(active, dh + d_output[t], 0.0)  # (N, H)
@@ -204,6 +227,13 @@ def backward(
             dc_prev = None
             dw_ih += dw_ih_t
             db_ih += db_ih_t
+        elif ln is not None:
+            grads = lstm_ln_step_backward(dh_next, dc_next, step_cache, w_hh, ln[0])
+            dx_proj[t], dh_prev, dc_prev, dw_hh_t, db_hh_t, dw_ln_t, db_ln_t = grads
+            dw_ln += dw_ln_t
+            db_ln += db_ln_t
+            if mask is not None:  # the step saw h * mask; h feeds nothing else
+                dh_prev = dh_prev * mask
         elif mode in PEEPHOLE:
             grads = lstm_peephole_step_backward(dh_next, dc_next, step_cache, w_hh, w_peep)
             dx_proj[t], dh_prev, dc_prev, dw_hh_t, db_hh_t, dw_peep_t = grads
@@ -224,19 +254,26 @@ def backward(
         db_hh += db_hh_t
 
     if not mut:
+        db_ih = dx_proj.sum(axis=(0, 1))  # (G*H,)
+        if ln is not None:  # back through LN_x to x @ w_ih.T
+            dx_proj, dgain, dshift = layer_norm_backward(dx_proj, cache["ln_x"], ln[0][: 4 * H])
+            dw_ln[: 4 * H] += dgain
+            db_ln[: 4 * H] += dshift
         dx = dx_proj @ w_ih  # (T, N, D)
         dw_ih = np.einsum("tng,tnd->gd", dx_proj, x)  # (G*H, D)
-        db_ih = dx_proj.sum(axis=(0, 1))  # (G*H,)
     if b_ih is None:
         db_ih = db_hh = None
     if mode in PEEPHOLE:
         return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh, dw_peep
+    if ln is not None:
+        return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh, dw_ln, db_ln
     return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh
 
 
-def _step(mode, x_proj, h_prev, c_prev, w_hh, b_hh, w_peep=None, mask=None):
+def _step(mode, x_proj, h_prev, c_prev, w_hh, b_hh, w_peep=None, mask=None, ln=None):
     """One step of any mode: ``(h_next (N, H), c_next (N, H) or None, step_cache)``;
-    ``w_peep (3H,)`` for lstm_peephole only; ``mask (N, H)`` recurrent dropout."""
+    ``w_peep (3H,)`` for lstm_peephole only; ``mask (N, H)`` recurrent dropout;
+    ``ln = (w_ln, b_ln)`` for lstm_ln only."""
     if mode == "gru":
         h_next, step_cache = gru_step(x_proj, h_prev, w_hh, b_hh, mask)
         return h_next, None, step_cache
@@ -245,6 +282,8 @@ def _step(mode, x_proj, h_prev, c_prev, w_hh, b_hh, w_peep=None, mask=None):
         return h_next, None, step_cache
     if mask is not None:  # the other cells read h_prev only through W_hh
         h_prev = h_prev * mask
+    if ln is not None:
+        return lstm_ln_step(x_proj, h_prev, c_prev, w_hh, b_hh, *ln)
     if mode == "lstm_peephole":
         return lstm_peephole_step(x_proj, h_prev, c_prev, w_hh, b_hh, w_peep)
     if mode == "lstm":
@@ -273,6 +312,21 @@ def _step_backward(mode, dh_next, dc_next, step_cache, w_hh, mask=None):
         dx_proj, dh_prev, dw_hh, db_hh = rnn_step_backward(dh_next, step_cache, w_hh)
         dh_prev = dh_prev if mask is None else dh_prev * mask
     return dx_proj, dh_prev, None, dw_hh, db_hh
+
+
+def _layer_norm_weights(mode, H, w_ln, b_ln):
+    """``(w_ln, b_ln)`` in float64 for lstm_ln, checked to be ``(9H,)`` each;
+    None for the other modes (which must not be given them)."""
+    w_ln, b_ln = _float64(w_ln, b_ln)
+    if mode not in LAYER_NORM:
+        if w_ln is not None or b_ln is not None:
+            raise ArgumentError(f"w_ln and b_ln are for lstm_ln, not {mode}")
+        return None
+    if w_ln is None or b_ln is None:
+        raise ArgumentError("lstm_ln needs w_ln and b_ln, (9H,) each")
+    _check_shape("w_ln", w_ln, (9 * H,))
+    _check_shape("b_ln", b_ln, (9 * H,))
+    return w_ln, b_ln
 
 
 def _noise(mode, T, N, H, recurrent_mask, zoneout_h, zoneout_c):

@@ -10,8 +10,10 @@
 
 pub mod gru;
 pub mod gru_reset_before;
+pub mod layer_norm;
 pub mod lstm;
 pub mod lstm_cifg;
+pub mod lstm_ln;
 pub mod lstm_peephole;
 pub mod mut_cells;
 pub mod rnn;

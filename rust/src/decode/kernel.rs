@@ -281,6 +281,7 @@ fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
             Mode::GruResetBefore
             | Mode::LstmCifg
             | Mode::LstmPeephole
+            | Mode::LstmLayerNorm
             | Mode::Mut1
             | Mode::Mut2
             | Mode::Mut3 => {

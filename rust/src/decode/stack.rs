@@ -86,6 +86,7 @@ impl<R: Real> Stack<R> {
             Mode::GruResetBefore
                 | Mode::LstmCifg
                 | Mode::LstmPeephole
+                | Mode::LstmLayerNorm
                 | Mode::Mut1
                 | Mode::Mut2
                 | Mode::Mut3

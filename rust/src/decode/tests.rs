@@ -76,6 +76,8 @@ impl Model {
                     b_ih: Some(&a[2]),
                     b_hh: Some(&a[3]),
                     w_peep: None,
+                    w_ln: None,
+                    b_ln: None,
                 })
                 .collect(),
             head_w: &head_w,
@@ -117,6 +119,8 @@ impl Model {
                 b_ih: Some(&a[2]),
                 b_hh: Some(&a[3]),
                 w_peep: None,
+                w_ln: None,
+                b_ln: None,
             };
             let at = l * n * hsz..(l + 1) * n * hsz;
             let f = sequence::forward(&spec, &x, &h[at.clone()], c.map(|c| &c[at]), &w).unwrap();
@@ -382,6 +386,8 @@ fn bad_weights_and_states_are_errors() {
                 b_ih: None,
                 b_hh: None,
                 w_peep: None,
+                w_ln: None,
+                b_ln: None,
             }],
             head_w: head,
             head_b: None,
@@ -439,6 +445,7 @@ fn cells_without_a_decoder_kernel_are_refused_by_name() {
         Mode::GruResetBefore,
         Mode::LstmCifg,
         Mode::LstmPeephole,
+        Mode::LstmLayerNorm,
         Mode::Mut1,
         Mode::Mut2,
         Mode::Mut3,
@@ -455,6 +462,8 @@ fn cells_without_a_decoder_kernel_are_refused_by_name() {
                 b_ih: Some(&m.layers[0][2]),
                 b_hh: Some(&m.layers[0][3]),
                 w_peep: mode.has_peepholes().then_some(&w_peep[..]),
+                w_ln: None,
+                b_ln: None,
             }],
             head_w: &m.head_w,
             head_b: None,

@@ -115,6 +115,8 @@ fn build<F: Real + Element>(
                 b_ih: c.as_deref(),
                 b_hh: d.as_deref(),
                 w_peep: None,
+                w_ln: None,
+                b_ln: None,
             })
             .collect(),
         head_w: &head_w_d,

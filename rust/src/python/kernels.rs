@@ -24,6 +24,8 @@ struct Layer<'py, F: Element> {
     b_ih: Option<FloatArg<'py, F>>,
     b_hh: Option<FloatArg<'py, F>>,
     w_peep: Option<FloatArg<'py, F>>,
+    w_ln: Option<FloatArg<'py, F>>,
+    b_ln: Option<FloatArg<'py, F>>,
 }
 
 impl<'py, F: Real + Element> Layer<'py, F> {
@@ -36,8 +38,9 @@ impl<'py, F: Real + Element> Layer<'py, F> {
         w_hh: &Bound<'py, PyAny>,
         b_ih: Option<&Bound<'py, PyAny>>,
         b_hh: Option<&Bound<'py, PyAny>>,
-        w_peep: Option<&Bound<'py, PyAny>>,
+        extra: [Option<&Bound<'py, PyAny>>; 3],
     ) -> Result<Self, RnnError> {
+        let [w_peep, w_ln, b_ln] = extra;
         let x = FloatArg::<F>::extract(x, "x")?;
         let xs = x.dims(3, "(T, N, D)")?;
         let (t, n, d) = (xs[0], xs[1], xs[2]);
@@ -69,6 +72,14 @@ impl<'py, F: Real + Element> Layer<'py, F> {
                 .ok_or_else(|| RnnError::shape("w_peep", "hidden size is too large"))?;
             p.expect(&[three_h], "(3*H,)")?;
         }
+        let w_ln = FloatArg::<F>::extract_opt(w_ln, "w_ln")?;
+        let b_ln = FloatArg::<F>::extract_opt(b_ln, "b_ln")?;
+        for p in w_ln.iter().chain(b_ln.iter()) {
+            let nine_h = h
+                .checked_mul(9)
+                .ok_or_else(|| RnnError::shape("w_ln", "hidden size is too large"))?;
+            p.expect(&[nine_h], "(9*H,)")?;
+        }
         Ok(Self {
             dims: Dims { t, n, d, h },
             x,
@@ -77,6 +88,8 @@ impl<'py, F: Real + Element> Layer<'py, F> {
             b_ih,
             b_hh,
             w_peep,
+            w_ln,
+            b_ln,
         })
     }
 }
@@ -123,12 +136,12 @@ fn forward_typed<'py, F: Real + Element>(
     b_hh: Option<&Bound<'py, PyAny>>,
     lengths: Option<&Bound<'py, PyAny>>,
     reverse: bool,
-    w_peep: Option<&Bound<'py, PyAny>>,
+    extra: [Option<&Bound<'py, PyAny>>; 3],
     masks: [Option<&Bound<'py, PyAny>>; 3],
 ) -> PyResult<Bound<'py, PyTuple>> {
     let h0 = FloatArg::<F>::extract(h0, "h0")?;
     let hs = h0.dims(2, "(N, H)")?.to_vec();
-    let layer = Layer::<F>::extract(mode, x, Some(hs[1]), w_ih, w_hh, b_ih, b_hh, w_peep)?;
+    let layer = Layer::<F>::extract(mode, x, Some(hs[1]), w_ih, w_hh, b_ih, b_hh, extra)?;
     let Dims { t, n, h, .. } = layer.dims;
     h0.expect(&[n, h], "(N, H) with N from x")?;
     let c0 = FloatArg::<F>::extract_opt(c0, "c0")?;
@@ -150,12 +163,18 @@ fn forward_typed<'py, F: Real + Element>(
         layer.b_hh.as_ref().map(|a| a.data()),
     );
     let w_peep_d = layer.w_peep.as_ref().map(|a| a.data());
+    let (w_ln_d, b_ln_d) = (
+        layer.w_ln.as_ref().map(|a| a.data()),
+        layer.b_ln.as_ref().map(|a| a.data()),
+    );
     let weights = Weights {
         w_ih: &w_ih_d,
         w_hh: &w_hh_d,
         b_ih: b_ih_d.as_deref(),
         b_hh: b_hh_d.as_deref(),
         w_peep: w_peep_d.as_deref(),
+        w_ln: w_ln_d.as_deref(),
+        b_ln: b_ln_d.as_deref(),
     };
     let (rm_d, zh_d, zc_d) = (
         masks.recurrent.as_ref().map(|a| a.data()),
@@ -183,6 +202,12 @@ fn forward_typed<'py, F: Real + Element>(
     }
     if let Some(c) = out.cache.cells_new {
         cache.set_item("cells_new", to_numpy(py, c, &[t, n, h])?)?;
+    }
+    if let Some(c) = out.cache.norm {
+        cache.set_item("ln_x", to_numpy(py, c.x_hat, &[t, n, gh])?)?;
+        cache.set_item("ln_h", to_numpy(py, c.h_hat, &[t, n, gh])?)?;
+        cache.set_item("ln_c", to_numpy(py, c.c_hat, &[t, n, h])?)?;
+        cache.set_item("ln_rstd", to_numpy(py, c.rstd, &[3, t, n])?)?;
     }
     let c_n = out.c_n.map(|c| to_numpy(py, c, &[n, h])).transpose()?;
     (
@@ -224,10 +249,10 @@ fn backward_typed<'py, F: Real + Element>(
     d_output: &Bound<'py, PyAny>,
     d_h_n: Option<&Bound<'py, PyAny>>,
     d_c_n: Option<&Bound<'py, PyAny>>,
-    w_peep: Option<&Bound<'py, PyAny>>,
+    extra: [Option<&Bound<'py, PyAny>>; 3],
     masks: [Option<&Bound<'py, PyAny>>; 3],
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let layer = Layer::<F>::extract(mode, x, None, w_ih, w_hh, b_ih, b_hh, w_peep)?;
+    let layer = Layer::<F>::extract(mode, x, None, w_ih, w_hh, b_ih, b_hh, extra)?;
     let masks = Masks::<F>::extract(layer.dims, masks)?;
     let Dims { t, n, d, h } = layer.dims;
     let gh = mode.gates() * h;
@@ -242,6 +267,12 @@ fn backward_typed<'py, F: Real + Element>(
     let cells = cache_entry::<F>(cache, "cells", "cache['cells']", &[t + 1, n, h])?;
     let hn = cache_entry::<F>(cache, "hn", "cache['hn']", &[t, n, h])?;
     let cells_new = cache_entry::<F>(cache, "cells_new", "cache['cells_new']", &[t, n, h])?;
+    let ln = [
+        cache_entry::<F>(cache, "ln_x", "cache['ln_x']", &[t, n, gh])?,
+        cache_entry::<F>(cache, "ln_h", "cache['ln_h']", &[t, n, gh])?,
+        cache_entry::<F>(cache, "ln_c", "cache['ln_c']", &[t, n, h])?,
+        cache_entry::<F>(cache, "ln_rstd", "cache['ln_rstd']", &[3, t, n])?,
+    ];
     let d_output = FloatArg::<F>::extract(d_output, "d_output")?;
     d_output.expect(&[t, n, h], "(T, N, H)")?;
     let d_h_n = FloatArg::<F>::extract_opt(d_h_n, "d_h_n")?;
@@ -263,6 +294,10 @@ fn backward_typed<'py, F: Real + Element>(
         layer.b_hh.as_ref().map(|a| a.data()),
     );
     let w_peep_d = layer.w_peep.as_ref().map(|a| a.data());
+    let (w_ln_d, b_ln_d) = (
+        layer.w_ln.as_ref().map(|a| a.data()),
+        layer.b_ln.as_ref().map(|a| a.data()),
+    );
     let (gates_d, states_d) = (gates.data(), states.data());
     let (cells_d, hn_d) = (
         cells.as_ref().map(|a| a.data()),
@@ -279,14 +314,27 @@ fn backward_typed<'py, F: Real + Element>(
         b_ih: b_ih_d.as_deref(),
         b_hh: b_hh_d.as_deref(),
         w_peep: w_peep_d.as_deref(),
+        w_ln: w_ln_d.as_deref(),
+        b_ln: b_ln_d.as_deref(),
     };
     let cells_new_d = cells_new.as_ref().map(|a| a.data());
+    let ln_d: Vec<_> = ln.iter().map(|a| a.as_ref().map(|a| a.data())).collect();
+    let norm = match (&ln_d[0], &ln_d[1], &ln_d[2], &ln_d[3]) {
+        (Some(x_hat), Some(h_hat), Some(c_hat), Some(rstd)) => Some(sequence::NormRef {
+            x_hat,
+            h_hat,
+            c_hat,
+            rstd,
+        }),
+        _ => None,
+    };
     let cache_ref = CacheRef {
         gates: &gates_d,
         states: &states_d,
         cells: cells_d.as_deref(),
         hn: hn_d.as_deref(),
         cells_new: cells_new_d.as_deref(),
+        norm,
     };
     let (rm_d, zh_d, zc_d) = (
         masks.recurrent.as_ref().map(|a| a.data()),
@@ -324,12 +372,17 @@ fn backward_typed<'py, F: Real + Element>(
     );
     let (db_ih, db_hh) = (opt(g.db_ih, &[ih])?, opt(g.db_hh, &[hh])?);
     // The peephole gradient is an eighth entry, only for the mode that has them.
-    match g.dw_peep {
-        Some(dp) => {
+    // The extra parameters' gradients follow, for the modes that have them.
+    match (g.dw_peep, g.dw_ln, g.db_ln) {
+        (Some(dp), _, _) => {
             let dw_peep = to_numpy(py, dp, &[3 * h])?;
             (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_peep).into_pyobject(py)
         }
-        None => (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh).into_pyobject(py),
+        (None, Some(dg), Some(db)) => {
+            let (dw_ln, db_ln) = (to_numpy(py, dg, &[9 * h])?, to_numpy(py, db, &[9 * h])?);
+            (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_ln, db_ln).into_pyobject(py)
+        }
+        _ => (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh).into_pyobject(py),
     }
 }
 
@@ -341,7 +394,7 @@ pub fn gate_count(mode: &str) -> PyResult<usize> {
 
 /// One direction of one recurrent layer over a sequence (see the stub).
 #[pyfunction]
-#[pyo3(signature = (mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, reverse=false, *, w_peep=None, recurrent_mask=None, zoneout_h=None, zoneout_c=None))]
+#[pyo3(signature = (mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, reverse=false, *, w_peep=None, w_ln=None, b_ln=None, recurrent_mask=None, zoneout_h=None, zoneout_c=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn forward<'py>(
     py: Python<'py>,
@@ -356,25 +409,28 @@ pub fn forward<'py>(
     lengths: Option<&Bound<'py, PyAny>>,
     reverse: bool,
     w_peep: Option<&Bound<'py, PyAny>>,
+    w_ln: Option<&Bound<'py, PyAny>>,
+    b_ln: Option<&Bound<'py, PyAny>>,
     recurrent_mask: Option<&Bound<'py, PyAny>>,
     zoneout_h: Option<&Bound<'py, PyAny>>,
     zoneout_c: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let mode = Mode::from_name(mode)?;
     let masks = [recurrent_mask, zoneout_h, zoneout_c];
+    let extra = [w_peep, w_ln, b_ln];
     match precision(py, w_ih, "w_ih")? {
         Precision::F32 => forward_typed::<f32>(
-            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep, masks,
+            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, extra, masks,
         ),
         Precision::F64 => forward_typed::<f64>(
-            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep, masks,
+            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, extra, masks,
         ),
     }
 }
 
 /// Backpropagation through time for one `forward` call (see the stub).
 #[pyfunction]
-#[pyo3(signature = (mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n=None, d_c_n=None, *, w_peep=None, recurrent_mask=None, zoneout_h=None, zoneout_c=None))]
+#[pyo3(signature = (mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n=None, d_c_n=None, *, w_peep=None, w_ln=None, b_ln=None, recurrent_mask=None, zoneout_h=None, zoneout_c=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn backward<'py>(
     py: Python<'py>,
@@ -391,20 +447,23 @@ pub fn backward<'py>(
     d_h_n: Option<&Bound<'py, PyAny>>,
     d_c_n: Option<&Bound<'py, PyAny>>,
     w_peep: Option<&Bound<'py, PyAny>>,
+    w_ln: Option<&Bound<'py, PyAny>>,
+    b_ln: Option<&Bound<'py, PyAny>>,
     recurrent_mask: Option<&Bound<'py, PyAny>>,
     zoneout_h: Option<&Bound<'py, PyAny>>,
     zoneout_c: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let mode = Mode::from_name(mode)?;
     let masks = [recurrent_mask, zoneout_h, zoneout_c];
+    let extra = [w_peep, w_ln, b_ln];
     match precision(py, w_ih, "w_ih")? {
         Precision::F32 => backward_typed::<f32>(
             py, mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n, d_c_n,
-            w_peep, masks,
+            extra, masks,
         ),
         Precision::F64 => backward_typed::<f64>(
             py, mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n, d_c_n,
-            w_peep, masks,
+            extra, masks,
         ),
     }
 }

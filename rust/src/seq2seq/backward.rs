@@ -189,6 +189,7 @@ pub fn decoder_backward<F: Real>(
             Mode::GruResetBefore
             | Mode::LstmCifg
             | Mode::LstmPeephole
+            | Mode::LstmLayerNorm
             | Mode::Mut1
             | Mode::Mut2
             | Mode::Mut3 => {

@@ -166,6 +166,7 @@ impl DecoderSpec<'_> {
             Mode::GruResetBefore
                 | Mode::LstmCifg
                 | Mode::LstmPeephole
+                | Mode::LstmLayerNorm
                 | Mode::Mut1
                 | Mode::Mut2
                 | Mode::Mut3
@@ -457,6 +458,7 @@ pub fn decoder_forward<F: Real>(
             Mode::GruResetBefore
             | Mode::LstmCifg
             | Mode::LstmPeephole
+            | Mode::LstmLayerNorm
             | Mode::Mut1
             | Mode::Mut2
             | Mode::Mut3 => {

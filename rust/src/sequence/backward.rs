@@ -6,7 +6,10 @@ use super::noise::{self, Noise};
 use super::recurrent::{Recurrent, RecurrentWeights};
 use super::spec::{check_finite, check_len, CacheRef, Spec, Weights};
 use crate::buffer::zeros;
-use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, lstm_peephole, mut_cells, rnn};
+use crate::cells::lstm_ln::{self, CellNorm};
+use crate::cells::{
+    gru, gru_reset_before, layer_norm, lstm, lstm_cifg, lstm_peephole, mut_cells, rnn,
+};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul_tiled, MatRef};
 use crate::mode::Mode;
@@ -34,6 +37,9 @@ pub struct Grads<F> {
     pub db_hh: Option<Vec<F>>,
     /// `(3H,)` gradient of the peephole weights, `lstm_peephole` only.
     pub dw_peep: Option<Vec<F>>,
+    /// `(9H,)` gradients of the normalisations' gains and shifts, `lstm_ln` only.
+    pub dw_ln: Option<Vec<F>>,
+    pub db_ln: Option<Vec<F>>,
 }
 
 /// Check that a cache has the shapes the forward of `spec` produces.
@@ -42,6 +48,22 @@ fn check_cache<F>(spec: &Spec<'_>, cache: &CacheRef<'_, F>) -> Result<()> {
     check_len("cache['gates']", cache.gates, t * spec.dims.n * spec.gh())?;
     check_len("cache['states']", cache.states, (t + 1) * nh)?;
     let mode = spec.mode;
+    match (mode.has_layer_norm(), cache.norm) {
+        (true, Some(c)) => {
+            let tn = t * spec.dims.n;
+            check_len("cache['ln_x']", c.x_hat, tn * spec.gh())?;
+            check_len("cache['ln_h']", c.h_hat, tn * spec.gh())?;
+            check_len("cache['ln_c']", c.c_hat, t * nh)?;
+            check_len("cache['ln_rstd']", c.rstd, 3 * tn)?;
+        }
+        (true, None) => {
+            return Err(RnnError::argument(
+                "cache",
+                format!("{} cache lacks its normalisations ('ln_*')", mode.name()),
+            ))
+        }
+        _ => {}
+    }
     match (cache.cells, cache.hn) {
         (Some(cells), _) if mode.has_cell_state() => {
             check_len("cache['cells']", cells, (t + 1) * nh)
@@ -74,6 +96,7 @@ struct Shared<'a, F> {
     dgh: Option<SharedMut<'a, F>>, // (T, N, G*H) of the recurrent projection (GRU)
     dh0: SharedMut<'a, F>,         // (N, H)
     dc0: Option<SharedMut<'a, F>>, // (N, H), LSTM
+    dyc: Option<SharedMut<'a, F>>, // (T, N, H) gradient of LN_c(c'), lstm_ln
 }
 
 /// What every shard reads.
@@ -94,6 +117,9 @@ struct Inputs<'a, F> {
     d_h_n: Option<&'a [F]>,
     d_c_n: Option<&'a [F]>,
     noise: &'a Noise<'a, F>,
+    /// `(9H,)` gains and shifts of the normalisations, `lstm_ln` only.
+    w_ln: Option<&'a [F]>,
+    b_ln: Option<&'a [F]>,
 }
 
 /// Gradients of `sum(d_output * output) + sum(d_h_n * h_n) + sum(d_c_n * c_n)`
@@ -161,8 +187,16 @@ pub fn backward_with<F: Real>(
     }
 
     let separate = mode.separate_recurrent_projection();
+    let norm = mode.has_layer_norm();
     let mut dgx = zeros::<F>(t_len * n * gh, "dgates")?;
-    let mut dgh = if separate {
+    // The layer-normalised cell keeps the gradient of its recurrent product
+    // (before the normalisation) apart, and that of its normalised cell state.
+    let mut dyc = if norm {
+        Some(zeros::<F>(t_len * nh, "dgates")?)
+    } else {
+        None
+    };
+    let mut dgh = if separate || norm {
         Some(zeros::<F>(t_len * n * gh, "dgates")?)
     } else {
         None
@@ -189,6 +223,8 @@ pub fn backward_with<F: Real>(
         d_h_n,
         d_c_n,
         noise,
+        w_ln: w.w_ln,
+        b_ln: w.b_ln,
     };
     {
         let shared = Shared {
@@ -196,6 +232,7 @@ pub fn backward_with<F: Real>(
             dgh: dgh.as_deref_mut().map(SharedMut::new),
             dh0: SharedMut::new(&mut dh0),
             dc0: dc0.as_deref_mut().map(SharedMut::new),
+            dyc: dyc.as_deref_mut().map(SharedMut::new),
         };
         parallel::install(|| {
             parallel::for_each(shards, |(b0, b1)| {
@@ -216,10 +253,43 @@ pub fn backward_with<F: Real>(
             db_ih,
             db_hh,
             dw_peep: None,
+            dw_ln: None,
+            db_ln: None,
         });
     }
     let rows = t_len * n;
-    let dg_in = MatRef::row_major(&dgx, rows, gh); // (T*N, G*H)
+    // The normalised cell: the gradient of W_ih x before LN_x, and of the gains
+    // and shifts of the three normalisations.
+    let mut dvx = Vec::new();
+    let (mut dw_ln, mut db_ln) = (None, None);
+    if let (Some(c), Some(gain)) = (cache.norm, w.w_ln) {
+        dvx = zeros::<F>(rows * gh, "dgates")?;
+        let rstd = &c.rstd[..rows];
+        layer_norm::normalize_back_rows(
+            simd::best_level(),
+            gh,
+            &dgx,
+            c.x_hat,
+            rstd,
+            &gain[..gh],
+            &mut dvx,
+        );
+        let (mut dg, mut db) = (zeros::<F>(9 * h, "w_ln")?, zeros::<F>(9 * h, "b_ln")?);
+        let (dg_x, rest) = dg.split_at_mut(gh);
+        let (dg_h, dg_c) = rest.split_at_mut(gh);
+        let (db_x, rest) = db.split_at_mut(gh);
+        let (db_h, db_c) = rest.split_at_mut(gh);
+        layer_norm::param_grads(gh, &dgx, c.x_hat, dg_x, db_x);
+        layer_norm::param_grads(gh, &dgx, c.h_hat, dg_h, db_h);
+        let dyc = dyc.as_deref().expect("kept by a normalised cell");
+        layer_norm::param_grads(h, dyc, c.c_hat, dg_c, db_c);
+        (dw_ln, db_ln) = (Some(dg), Some(db));
+    }
+    let dg_in = if norm {
+        MatRef::row_major(&dvx, rows, gh)
+    } else {
+        MatRef::row_major(&dgx, rows, gh) // (T*N, G*H)
+    };
     let dg_rec = dgh
         .as_deref()
         .map_or(dg_in, |g| MatRef::row_major(g, rows, gh));
@@ -265,12 +335,12 @@ pub fn backward_with<F: Real>(
         let mut db_ih = zeros::<F>(gh, "db_ih")?;
         column_sums(&dgx, gh, &mut db_ih);
         let db_hh = match dgh.as_deref() {
-            Some(g) => {
+            Some(g) if !norm => {
                 let mut db_hh = zeros::<F>(gh, "db_hh")?;
                 column_sums(g, gh, &mut db_hh);
                 db_hh
             }
-            None => db_ih.clone(),
+            _ => db_ih.clone(),
         };
         (Some(db_ih), Some(db_hh))
     } else {
@@ -291,6 +361,8 @@ pub fn backward_with<F: Real>(
         db_ih,
         db_hh,
         dw_peep,
+        dw_ln,
+        db_ln,
     })
 }
 
@@ -494,6 +566,52 @@ fn run_shard<F: Real>(
                         dc,
                         dgx_t,
                         dh_direct,
+                    );
+                }
+                Mode::LstmLayerNorm => {
+                    let cells = inp.cache.cells.expect("checked by check_cache");
+                    let norm = inp.cache.norm.expect("checked by check_cache");
+                    let (gain, shift) = (inp.w_ln.expect("checked"), inp.b_ln.expect("checked"));
+                    let tn = spec.dims.t * n;
+                    let first = t * n + b0 + r0; // of our rows in a (T, N) array
+                    let dyc = shared.dyc.as_ref().expect("kept by a normalised cell");
+                    let dgh = shared.dgh.as_ref().expect("kept by a normalised cell");
+                    // SAFETY: as above.
+                    let (dc, dyc_t, dgh_t) = unsafe {
+                        (
+                            dc_s.piece(g0, m * h),
+                            dyc.piece(rows.start, m * h),
+                            dgh.piece(step + r0 * gh, m * gh),
+                        )
+                    };
+                    let cn = CellNorm {
+                        gain: &gain[2 * gh..],
+                        shift: &shift[2 * gh..],
+                    };
+                    lstm_ln::backward_step(
+                        inp.level,
+                        h,
+                        act,
+                        gates_t,
+                        &cells[slot(prev)],
+                        &norm.c_hat[rows.clone()],
+                        &norm.rstd[2 * tn + first..][..m],
+                        cn,
+                        dh,
+                        dc,
+                        dgx_t,
+                        dyc_t,
+                        dh_direct,
+                    );
+                    // The gradient of W_hh h, back through LN_h.
+                    layer_norm::normalize_back_rows(
+                        inp.level,
+                        gh,
+                        dgx_t,
+                        &norm.h_hat[step + r0 * gh..][..m * gh],
+                        &norm.rstd[tn + first..][..m],
+                        &gain[gh..2 * gh],
+                        dgh_t,
                     );
                 }
                 Mode::Gru => {

@@ -3,9 +3,12 @@
 
 use super::noise::{self, Noise};
 use super::recurrent::RecurrentWeights;
-use super::spec::{check_finite, check_len, Cache, Spec, Weights};
+use super::spec::{check_finite, check_len, Cache, NormCache, Spec, Weights};
 use crate::buffer::zeros;
-use crate::cells::{gru, gru_reset_before, lstm, lstm_cifg, lstm_peephole, mut_cells, rnn};
+use crate::cells::lstm_ln::{self, CellNorm};
+use crate::cells::{
+    gru, gru_reset_before, layer_norm, lstm, lstm_cifg, lstm_peephole, mut_cells, rnn,
+};
 use crate::error::{Result, RnnError};
 use crate::linalg::{matmul_tiled, MatRef};
 use crate::mode::Mode;
@@ -35,6 +38,14 @@ struct Shared<'a, F> {
     hn: Option<SharedMut<'a, F>>,        // (T, N, H), GRU: W_hn h + b_hn, or r * h
     output: SharedMut<'a, F>,            // (T, N, H)
     cells_new: Option<SharedMut<'a, F>>, // (T, N, H), c~ before the cell's zoneout
+    norm: Option<NormShared<'a, F>>,     // layer normalisation
+}
+
+/// The layer-normalised cell's buffers that the time loop writes.
+struct NormShared<'a, F> {
+    h_hat: SharedMut<'a, F>, // (T, N, G*H)
+    c_hat: SharedMut<'a, F>, // (T, N, H)
+    rstd: SharedMut<'a, F>,  // (3, T, N)
 }
 
 /// Run one direction of one layer over `x (T, N, D)` from `h0 (N, H)` (and
@@ -106,6 +117,10 @@ pub fn forward_with<F: Real>(
     if let Some(p) = w.w_peep {
         check_finite("w_peep", p)?;
     }
+    if let (Some(g), Some(b)) = (w.w_ln, w.b_ln) {
+        check_finite("w_ln", g)?;
+        check_finite("b_ln", b)?;
+    }
     noise.check(spec)?;
 
     // Input projection for every step at once: gates (T*N, G*H) = x @ w_ih^T + biases.
@@ -133,6 +148,31 @@ pub fn forward_with<F: Real>(
             false,
         );
     }
+    let tn = t_len * n;
+    let mut norm = match (w.w_ln, w.b_ln) {
+        (Some(gain), Some(shift)) => {
+            // LN_x(W_ih x) for every step at once: gain * x^ + shift over the gates.
+            let mut c = NormCache {
+                x_hat: zeros::<F>(tn * gh, "gates")?,
+                h_hat: zeros::<F>(tn * gh, "gates")?,
+                c_hat: zeros::<F>(tn * h, "cells")?,
+                rstd: zeros::<F>(3 * tn, "states")?,
+            };
+            let (g, b) = (&gain[..gh], &shift[..gh]);
+            let rstd = &mut c.rstd[..tn];
+            layer_norm::normalize_rows(
+                simd::best_level(),
+                gh,
+                &mut gates,
+                &mut c.x_hat,
+                rstd,
+                g,
+                b,
+            );
+            Some(c)
+        }
+        _ => None,
+    };
     if let (false, Some(b_ih), Some(b_hh)) = (mode.is_mut(), w.b_ih, w.b_hh) {
         let fold_hh = !mode.separate_recurrent_projection();
         let bias: Vec<F> = b_ih
@@ -180,6 +220,11 @@ pub fn forward_with<F: Real>(
             hn: hn.as_deref_mut().map(SharedMut::new),
             output: SharedMut::new(&mut output),
             cells_new: cells_new.as_deref_mut().map(SharedMut::new),
+            norm: norm.as_mut().map(|c| NormShared {
+                h_hat: SharedMut::new(&mut c.h_hat),
+                c_hat: SharedMut::new(&mut c.c_hat),
+                rstd: SharedMut::new(&mut c.rstd),
+            }),
         };
         // Inside the pool: each step's parallel work is handed among its
         // threads, not to and from the caller's.
@@ -203,6 +248,7 @@ pub fn forward_with<F: Real>(
             cells,
             hn,
             cells_new,
+            norm,
         },
     })
 }
@@ -228,8 +274,8 @@ fn run_shard<F: Real>(
     let s = b1 - b0; // rows of this shard
     let mut active = vec![true; n];
     let mut hg = match mode {
-        Mode::Gru => vec![F::ZERO; s * gh],               // (S, 3H)
-        Mode::GruResetBefore => vec![F::ZERO; s * 2 * h], // (S, 2H)
+        Mode::Gru | Mode::LstmLayerNorm => vec![F::ZERO; s * gh], // (S, 3H), (S, 4H)
+        Mode::GruResetBefore => vec![F::ZERO; s * 2 * h],         // (S, 2H)
         Mode::Mut1 | Mode::Mut2 | Mode::Mut3 => vec![F::ZERO; s * h], // (S, H) W_hr h_prev
         _ => Vec::new(),
     };
@@ -275,6 +321,7 @@ fn run_shard<F: Real>(
                     }
                 }
                 Mode::GruResetBefore => recurrent(&mut hg, h_prev, false), // h_prev @ W_hr|W_hz^T
+                Mode::LstmLayerNorm => recurrent(&mut hg, h_prev, false),  // normalised below
                 Mode::Mut1 | Mode::Mut2 | Mode::Mut3 => {
                     recurrent(&mut hg, h_prev, false); // h_prev @ W_hr^T
                     if let Some(w_z) = &w_hh.z {
@@ -379,6 +426,32 @@ fn run_shard<F: Real>(
                 Mode::GruResetBefore => {
                     let hn = &hn_rb[r0 * h..r1 * h];
                     gru_reset_before::update_step(level, h, g_t, hn, h_prev, h_next);
+                }
+                Mode::LstmLayerNorm => {
+                    let (c_prev, c_next) = cells.as_mut().expect("lstm has a cell buffer");
+                    let nb = shared.norm.as_ref().expect("kept by a normalised cell");
+                    let (gain, shift) = (w.w_ln.expect("checked"), w.b_ln.expect("checked"));
+                    let tn = spec.dims.t * n;
+                    let first = t * n + b0 + r0; // of our rows in a (T, N) array
+                                                 // SAFETY: as above.
+                    let (h_hat, c_hat, rstd_h, rstd_c) = unsafe {
+                        (
+                            nb.h_hat.piece(at(t, gh), m * gh),
+                            nb.c_hat.piece(at(t, h), m * h),
+                            nb.rstd.piece(tn + first, m),
+                            nb.rstd.piece(2 * tn + first, m),
+                        )
+                    };
+                    let hg = &hg[r0 * gh..r1 * gh];
+                    let (g, b) = (&gain[gh..2 * gh], &shift[gh..2 * gh]);
+                    layer_norm::add_normalized(level, gh, hg, h_hat, rstd_h, g, b, g_t);
+                    let norm = CellNorm {
+                        gain: &gain[2 * gh..],
+                        shift: &shift[2 * gh..],
+                    };
+                    lstm_ln::forward_step(
+                        level, h, g_t, c_prev, norm, c_next, c_hat, rstd_c, h_next,
+                    );
                 }
                 Mode::Mut1 | Mode::Mut2 | Mode::Mut3 => {
                     let hn = &hn_rb[r0 * h..r1 * h];

@@ -41,7 +41,7 @@ pub use backward::{backward, backward_with, Grads};
 pub use forward::{forward, forward_with, Forward};
 pub use noise::Noise;
 pub(crate) use spec::check_finite;
-pub use spec::{Cache, CacheRef, Dims, Spec, Weights};
+pub use spec::{Cache, CacheRef, Dims, NormRef, Spec, Weights};
 
 #[cfg(test)]
 mod tests;

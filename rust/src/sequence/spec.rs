@@ -28,6 +28,12 @@ pub struct Weights<'a, F> {
     /// `(3H,)` peephole weights `p_i, p_f, p_o` for
     /// [`LstmPeephole`](Mode::LstmPeephole), `None` for every other mode.
     pub w_peep: Option<&'a [F]>,
+    /// `(9H,)` gains of the layer normalisations of
+    /// [`LstmLayerNorm`](Mode::LstmLayerNorm): input term `4H`, recurrent term
+    /// `4H`, cell state `H`; `None` for every other mode.
+    pub w_ln: Option<&'a [F]>,
+    /// `(9H,)` their shifts, in the same order.
+    pub b_ln: Option<&'a [F]>,
 }
 
 /// Everything about a call except the arrays.
@@ -56,7 +62,40 @@ pub struct Cache<F> {
     /// `(T, N, H)` the cell's own update `c~_t` before the cell state's zoneout;
     /// `None` without [`Noise::zoneout_c`].
     pub cells_new: Option<Vec<F>>,
+    /// What the layer normalisations keep, [`LstmLayerNorm`](Mode::LstmLayerNorm) only.
+    pub norm: Option<NormCache<F>>,
 }
+
+/// What a layer-normalised cell keeps for the backward (owned).
+#[derive(Debug)]
+pub struct NormCache<F> {
+    /// `(T, N, G*H)` the normalised input projection.
+    pub x_hat: Vec<F>,
+    /// `(T, N, G*H)` the normalised recurrent projection.
+    pub h_hat: Vec<F>,
+    /// `(T, N, H)` the normalised cell state.
+    pub c_hat: Vec<F>,
+    /// `(3, T, N)` the reciprocal standard deviations of the three, in that order.
+    pub rstd: Vec<F>,
+}
+
+/// Borrowed view of a [`NormCache`].
+#[derive(Debug)]
+pub struct NormRef<'a, F> {
+    pub x_hat: &'a [F],
+    pub h_hat: &'a [F],
+    pub c_hat: &'a [F],
+    pub rstd: &'a [F],
+}
+
+// By hand: the derives would require `F: Copy`, and these are only references.
+impl<F> Clone for NormRef<'_, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<F> Copy for NormRef<'_, F> {}
 
 /// Borrowed view of a [`Cache`], as the backward takes it.
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +105,7 @@ pub struct CacheRef<'a, F> {
     pub cells: Option<&'a [F]>,
     pub hn: Option<&'a [F]>,
     pub cells_new: Option<&'a [F]>,
+    pub norm: Option<NormRef<'a, F>>,
 }
 
 impl<F> Cache<F> {
@@ -76,6 +116,12 @@ impl<F> Cache<F> {
             cells: self.cells.as_deref(),
             hn: self.hn.as_deref(),
             cells_new: self.cells_new.as_deref(),
+            norm: self.norm.as_ref().map(|c| NormRef {
+                x_hat: &c.x_hat,
+                h_hat: &c.h_hat,
+                c_hat: &c.c_hat,
+                rstd: &c.rstd,
+            }),
         }
     }
 }
@@ -279,6 +325,28 @@ impl Spec<'_> {
                 ))
             }
             (false, None) => {}
+        }
+        match (self.mode.has_layer_norm(), w.w_ln, w.b_ln) {
+            (true, Some(g), Some(b)) => {
+                check_len("w_ln", g, 9 * h)?;
+                check_len("b_ln", b, 9 * h)?;
+            }
+            (true, _, _) => {
+                return Err(RnnError::argument(
+                    "w_ln",
+                    format!(
+                        "{} needs its normalisations' gains w_ln and shifts b_ln (9*H,)",
+                        self.mode.name()
+                    ),
+                ))
+            }
+            (false, None, None) => {}
+            (false, _, _) => {
+                return Err(RnnError::argument(
+                    "w_ln",
+                    format!("{} has no layer normalisation; pass None", self.mode.name()),
+                ))
+            }
         }
         match (w.b_ih, w.b_hh) {
             (Some(b_ih), Some(b_hh)) => {

@@ -14,7 +14,7 @@ fn opt<F>(v: &[F]) -> Option<&[F]> {
     }
 }
 
-const MODES: [Mode; 10] = [
+const MODES: [Mode; 11] = [
     Mode::RnnTanh,
     Mode::RnnRelu,
     Mode::Lstm,
@@ -22,6 +22,7 @@ const MODES: [Mode; 10] = [
     Mode::GruResetBefore,
     Mode::LstmCifg,
     Mode::LstmPeephole,
+    Mode::LstmLayerNorm,
     Mode::Mut1,
     Mode::Mut2,
     Mode::Mut3,
@@ -34,16 +35,18 @@ struct Problem {
     dims: Dims,
     lengths: Option<Vec<usize>>,
     reverse: bool,
-    /// x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_peep (c0, biases and w_peep may be
-    /// empty = absent).
-    arrays: [Vec<f64>; 8],
+    /// x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_peep, w_ln, b_ln (c0, biases,
+    /// w_peep, w_ln and b_ln may be empty = absent).
+    arrays: [Vec<f64>; 10],
     /// Weights of the scalar loss: on output, h_n, c_n.
     r: [Vec<f64>; 3],
     /// Recurrent mask, zoneout of h, zoneout of c ([`Noise`]); empty = absent.
     noise: [Vec<f64>; 3],
 }
 
-const NAMES: [&str; 8] = ["x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_peep"];
+const NAMES: [&str; 10] = [
+    "x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_peep", "w_ln", "b_ln",
+];
 
 impl Problem {
     fn new(
@@ -83,6 +86,16 @@ impl Problem {
                 if bias { rng.vec(hh, 0.3) } else { Vec::new() },
                 if mode.has_peepholes() {
                     rng.vec(3 * h, 0.8)
+                } else {
+                    Vec::new()
+                },
+                if mode.has_layer_norm() {
+                    rng.vec(9 * h, 0.3).iter().map(|v| 1.0 + v).collect()
+                } else {
+                    Vec::new()
+                },
+                if mode.has_layer_norm() {
+                    rng.vec(9 * h, 0.3)
                 } else {
                     Vec::new()
                 },
@@ -143,6 +156,8 @@ impl Problem {
             b_ih: opt(&self.arrays[5]),
             b_hh: opt(&self.arrays[6]),
             w_peep: opt(&self.arrays[7]),
+            w_ln: opt(&self.arrays[8]),
+            b_ln: opt(&self.arrays[9]),
         }
     }
 
@@ -214,7 +229,7 @@ impl Problem {
     /// Assert every analytic gradient matches central differences to 1e-6.
     fn check(&self) {
         let g = self.grads();
-        let analytic: [Option<&Vec<f64>>; 8] = [
+        let analytic: [Option<&Vec<f64>>; 10] = [
             Some(&g.dx),
             Some(&g.dh0),
             g.dc0.as_ref(),
@@ -223,6 +238,8 @@ impl Problem {
             g.db_ih.as_ref(),
             g.db_hh.as_ref(),
             g.dw_peep.as_ref(),
+            g.dw_ln.as_ref(),
+            g.db_ln.as_ref(),
         ];
         for (k, grad) in analytic.iter().enumerate() {
             assert_eq!(
@@ -386,6 +403,8 @@ fn f32_agrees_with_f64() {
             b_ih: opt(&a[5]),
             b_hh: opt(&a[6]),
             w_peep: opt(&a[7]),
+            w_ln: opt(&a[8]),
+            b_ln: opt(&a[9]),
         };
         let f32_out = forward(&p.spec(), &a[0], &a[1], opt(&a[2]), &w).unwrap();
         for (x, y) in f32_out.output.iter().zip(&f64_out.output) {
@@ -481,7 +500,7 @@ fn sharded_batches_are_correct_and_thread_count_independent() {
                 let f = p.run();
                 let g = p.grads();
                 runs.push((
-                    f.output, f.h_n, g.dx, g.dh0, g.dw_ih, g.dw_hh, g.db_ih, g.dw_peep,
+                    f.output, f.h_n, g.dx, g.dh0, g.dw_ih, g.dw_hh, g.db_ih, g.dw_peep, g.dw_ln,
                 ));
             }
             crate::parallel::set_num_threads(None);
