@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnncore.reference.cells import weight_rows
+from rnncore.reference.cells import LAYER_NORM, weight_rows
 
 MODES = (
     "rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_cifg", "lstm_peephole",
-    "lstm_ln", "mut1", "mut2", "mut3",
+    "lstm_ln", "gru_ln", "mut1", "mut2", "mut3",
 )  # fmt: skip
 SQUARE_INPUT = ("mut1", "mut2")  # the modes that add x itself: D is forced to H
 
@@ -108,8 +108,8 @@ def make_case(
         d_h_n=u(N, H, scale=1.0),
         d_c_n=u(N, H, scale=1.0) if lstm else None,
         w_peep=u(3 * H, scale=1.0) if mode == "lstm_peephole" else None,
-        w_ln=1.0 + u(9 * H, scale=0.3) if mode == "lstm_ln" else None,
-        b_ln=u(9 * H, scale=0.3) if mode == "lstm_ln" else None,
+        w_ln=1.0 + u(LAYER_NORM[mode] * H, scale=0.3) if mode in LAYER_NORM else None,
+        b_ln=u(LAYER_NORM[mode] * H, scale=0.3) if mode in LAYER_NORM else None,
     )
 
 

@@ -122,7 +122,7 @@ def test_inputs_are_not_modified():
 
 
 def test_gate_count():
-    assert [_rnncore.gate_count(m) for m in MODES] == [1, 1, 4, 3, 3, 3, 4, 4, 3, 3, 3]
+    assert [_rnncore.gate_count(m) for m in MODES] == [1, 1, 4, 3, 3, 3, 4, 4, 3, 3, 3, 3]
 
 
 def test_the_rust_and_python_tables_of_modes_agree():

@@ -1,4 +1,5 @@
-"""The layer-normalised LSTM (Ba et al. 2016), mode ``lstm_ln``: the kernels against
+"""The layer-normalised LSTM and GRU (Ba et al. 2016), modes ``lstm_ln`` and
+``gru_ln``: the kernels against
 the float64 reference (hypothesis over shapes, lengths, directions and the dropout
 inside the recurrence), the reference against finite differences, the layer, the
 models and the command line, and the errors."""
@@ -17,30 +18,35 @@ from rnncore import reference as ref
 from rnncore.errors import ArgumentError, NonFiniteError, ShapeError
 
 NAMES = ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")
+LN_MODES = ("lstm_ln", "gru_ln")
+GATES = {"lstm_ln": 4, "gru_ln": 3}
+BLOCKS = {"lstm_ln": 9, "gru_ln": 6}  # of H entries in w_ln and b_ln
 
 
-def make(T, N, D, H, *, seed=0, bias=True, noise=False, dtype=np.float64):
+def make(T, N, D, H, *, mode="lstm_ln", seed=0, bias=True, noise=False, dtype=np.float64):
     rng = np.random.default_rng(seed)
     f = lambda *s, scale=1.0: (rng.normal(size=s) * scale).astype(dtype)  # noqa: E731
-    args = dict(x=f(T, N, D), h0=f(N, H, scale=0.5), c0=f(N, H), w_ih=f(4 * H, D, scale=0.4),
-                w_hh=f(4 * H, H, scale=0.4), b_ih=f(4 * H, scale=0.1) if bias else None,
-                b_hh=f(4 * H, scale=0.1) if bias else None)  # fmt: skip
-    kw = {"w_ln": (1 + f(9 * H, scale=0.3)).astype(dtype), "b_ln": f(9 * H, scale=0.3)}
+    G, B, lstm = GATES[mode], BLOCKS[mode], mode == "lstm_ln"
+    args = dict(x=f(T, N, D), h0=f(N, H, scale=0.5), c0=f(N, H) if lstm else None,
+                w_ih=f(G * H, D, scale=0.4), w_hh=f(G * H, H, scale=0.4),
+                b_ih=f(G * H, scale=0.1) if bias else None,
+                b_hh=f(G * H, scale=0.1) if bias else None)  # fmt: skip
+    kw = {"w_ln": (1 + f(B * H, scale=0.3)).astype(dtype), "b_ln": f(B * H, scale=0.3)}
     if noise:
         kw["recurrent_mask"] = ((rng.random((N, H)) > 0.3) / 0.7).astype(dtype)
         kw["zoneout_h"] = (rng.random((T, N, H)) < 0.3).astype(dtype)
-        kw["zoneout_c"] = np.full((T, N, H), 0.4, dtype)
+        if lstm:
+            kw["zoneout_c"] = np.full((T, N, H), 0.4, dtype)
     return args, kw
 
 
-def run(impl, args, kw, lengths, reverse, seed=1):
+def run(impl, args, kw, lengths, reverse, seed=1, mode="lstm_ln"):
     a = [args[k] for k in NAMES]
-    out, h_n, c_n, cache = impl.forward("lstm_ln", *a, lengths, reverse, **kw)
+    out, h_n, c_n, cache = impl.forward(mode, *a, lengths, reverse, **kw)
     rng = np.random.default_rng(seed)
-    dy, dh, dc = (rng.normal(size=v.shape).astype(v.dtype) for v in (out, h_n, c_n))
-    grads = impl.backward(
-        "lstm_ln", a[0], *a[3:], lengths, reverse, cache, dy, dh, dc, **kw
-    )  # fmt: skip
+    dy, dh = (rng.normal(size=v.shape).astype(v.dtype) for v in (out, h_n))
+    dc = None if c_n is None else rng.normal(size=c_n.shape).astype(c_n.dtype)
+    grads = impl.backward(mode, a[0], *a[3:], lengths, reverse, cache, dy, dh, dc, **kw)
     return [out, h_n, c_n, *grads]
 
 
@@ -51,7 +57,9 @@ def cases(draw):
     lengths = None
     if draw(st.booleans()):
         lengths = np.array(draw(st.lists(st.integers(1, T), min_size=N, max_size=N)))
-    flags = dict(bias=draw(st.booleans()), noise=draw(st.booleans()))
+    flags = dict(
+        bias=draw(st.booleans()), noise=draw(st.booleans()), mode=draw(st.sampled_from(LN_MODES))
+    )
     return (T, N, D, H), flags, lengths, draw(st.booleans())
 
 
@@ -60,8 +68,9 @@ def cases(draw):
 def test_kernel_matches_reference_in_float64(case, seed):
     shape, flags, lengths, reverse = case
     args, kw = make(*shape, seed=seed, **flags)
-    got = run(_rnncore, args, kw, lengths, reverse)
-    want = run(ref, args, kw, lengths, reverse)
+    mode = flags["mode"]
+    got = run(_rnncore, args, kw, lengths, reverse, mode=mode)
+    want = run(ref, args, kw, lengths, reverse, mode=mode)
     assert len(got) == len(want) == 12  # the gradients of w_ln and b_ln follow
     for g, w in zip(got, want):
         if w is None:
@@ -77,70 +86,78 @@ def test_kernel_matches_reference_in_float32(case, seed):
     args, kw = make(*shape, seed=seed, **flags)
     a32 = {k: None if v is None else v.astype(np.float32) for k, v in args.items()}
     kw32 = {k: v.astype(np.float32) for k, v in kw.items()}
-    got = run(_rnncore, a32, kw32, lengths, reverse)
-    want = run(ref, args, kw, lengths, reverse)
+    got = run(_rnncore, a32, kw32, lengths, reverse, mode=flags["mode"])
+    want = run(ref, args, kw, lengths, reverse, mode=flags["mode"])
     for g, w in zip(got, want):
         if w is not None:
             assert g.dtype == np.float32
             np.testing.assert_allclose(g, w, rtol=3e-3, atol=3e-4)
 
 
+@pytest.mark.parametrize("mode", LN_MODES)
 @pytest.mark.parametrize("noise", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_reference_gradients_match_finite_differences(noise, reverse):
+def test_reference_gradients_match_finite_differences(mode, noise, reverse):
     T, N, D, H = 4, 3, 3, 5
-    args, kw = make(T, N, D, H, seed=3, noise=noise)
+    args, kw = make(T, N, D, H, mode=mode, seed=3, noise=noise)
     lengths = np.array([4, 1, 3])
     rng = np.random.default_rng(4)
-    out, h_n, c_n, cache = ref.forward("lstm_ln", *args.values(), lengths, reverse, **kw)
-    dy, dh, dc = (rng.normal(size=v.shape) for v in (out, h_n, c_n))
+    out, h_n, c_n, cache = ref.forward(mode, *args.values(), lengths, reverse, **kw)
+    dy, dh = (rng.normal(size=v.shape) for v in (out, h_n))
+    dc = None if c_n is None else rng.normal(size=c_n.shape)
     a = args
-    g = ref.backward("lstm_ln", a["x"], a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"], lengths,
+    g = ref.backward(mode, a["x"], a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"], lengths,
                      reverse, cache, dy, dh, dc, **kw)  # fmt: skip
     analytic = dict(zip(("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_ln", "b_ln"), g))
 
     def loss(arrays):
         o, h, c, _ = ref.forward(
-            "lstm_ln", *(arrays[k] for k in NAMES), lengths, reverse,
+            mode, *(arrays[k] for k in NAMES), lengths, reverse,
             **{**kw, "w_ln": arrays["w_ln"], "b_ln": arrays["b_ln"]},
         )  # fmt: skip
-        return (o * dy).sum() + (h * dh).sum() + (c * dc).sum()
+        return (o * dy).sum() + (h * dh).sum() + (0.0 if c is None else (c * dc).sum())
 
-    base = {**args, "w_ln": kw["w_ln"], "b_ln": kw["b_ln"]}
+    base = {k: v for k, v in {**args, "w_ln": kw["w_ln"], "b_ln": kw["b_ln"]}.items()}
     eps = 1e-6
+    G = GATES[mode]
     for name, grad in analytic.items():
+        if grad is None:
+            continue
         idxs = {
             (0,) * grad.ndim,
             tuple(s - 1 for s in grad.shape),
             tuple(s // 2 for s in grad.shape),
         }
         if name in ("w_ln", "b_ln"):  # one entry in each normalisation's block
-            idxs |= {(1,), (4 * H + 2,), (8 * H + 1,)}
+            idxs |= {(1,), (G * H + 2,), (BLOCKS[mode] * H - 1,)}
         for idx in idxs:
-            plus = {k: v.copy() for k, v in base.items()}
-            minus = {k: v.copy() for k, v in base.items()}
+            plus = {k: None if v is None else v.copy() for k, v in base.items()}
+            minus = {k: None if v is None else v.copy() for k, v in base.items()}
             plus[name][idx] += eps
             minus[name][idx] -= eps
             fd = (loss(plus) - loss(minus)) / (2 * eps)
             assert abs(fd - grad[idx]) < 1e-6 * max(1.0, abs(fd)), (name, idx, fd, grad[idx])
 
 
-def test_wide_batches_match_the_reference_and_any_thread_count():
-    args, kw = make(4, 70, 9, 72, seed=5, noise=True)
+@pytest.mark.parametrize("mode", LN_MODES)
+def test_wide_batches_match_the_reference_and_any_thread_count(mode):
+    args, kw = make(4, 70, 9, 72, mode=mode, seed=5, noise=True)
     lengths = np.random.default_rng(0).integers(1, 5, size=70)
-    want = run(ref, args, kw, lengths, True)
+    want = run(ref, args, kw, lengths, True, mode=mode)
     results = []
     try:
         for threads in (1, 2, 4):
             rnncore.set_num_threads(threads)
-            results.append(run(_rnncore, args, kw, lengths, True))
+            results.append(run(_rnncore, args, kw, lengths, True, mode=mode))
     finally:
         rnncore.set_num_threads(None)
     for g, w in zip(results[0], want):
-        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-10)
+        if w is not None:
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-10)
     for other in results[1:]:
         for a, b in zip(results[0], other):
-            np.testing.assert_array_equal(a, b)
+            if a is not None:
+                np.testing.assert_array_equal(a, b)
 
 
 def test_a_fresh_layer_does_not_see_the_scale_of_its_weights():
@@ -192,6 +209,22 @@ def test_layer_parameters_gradients_and_reference_backend():
         assert abs((up - down) / (2 * eps) - m.grads[name][idx]) < 1e-6, name
 
 
+def test_the_gru_layer_matches_the_reference_backend_and_names_its_parameters():
+    x = np.random.default_rng(0).normal(size=(5, 3, 4))
+    results = []
+    for backend in (None, ref):
+        m = nn.GRU(4, 6, num_layers=2, layer_norm=True, dtype=np.float64, seed=2, backend=backend)
+        out, h = m(x, lengths=np.array([5, 3, 1]))
+        dx, _ = m.backward(np.ones_like(out))
+        results.append((out, h, dx, m.grads["weight_ln_l1"], m.grads["bias_hh_l0"]))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert dict(m.named_parameters())["bias_ln_l0"].shape == (36,)
+    assert "layer_norm=True" in repr(m)
+    with pytest.raises(ArgumentError, match="reset_after=False cannot be combined"):
+        nn.GRU(4, 6, layer_norm=True, reset_after=False)
+
+
 def test_the_language_model_and_the_command_line_train_it(tmp_path, capsys):
     from rnncore.checkpoint import load_checkpoint, load_model
     from rnncore.cli import main
@@ -212,6 +245,8 @@ def test_the_language_model_and_the_command_line_train_it(tmp_path, capsys):
         main(["sample", "--checkpoint", str(out / "latest"), "--length", "20", "--seed", "1"]) == 0
     )
     assert len(capsys.readouterr().out) >= 20
+    gru = ["train", "--model", "gru-ln", "--max-steps", "3", "--out", str(tmp_path / "g"), *common]
+    assert main(gru) == 0
 
 
 # ---------------------------------------------------------------- errors

@@ -481,6 +481,7 @@ def test_cell_names_have_one_table_of_aliases():
         "lstm-peephole": "lstm_peephole",
         "lstm-ln": "lstm_ln",
         "gru-reset-before": "gru_reset_before",
+        "gru-ln": "gru_ln",
         "rnn-tanh": "rnn_tanh",
         "rnn-relu": "rnn_relu",
     }

@@ -30,6 +30,7 @@ MODES = {  # kernel mode -> (class, extra constructor arguments)
     "lstm_cifg": (nn.LSTM, {"cifg": True}),
     "lstm_peephole": (nn.LSTM, {"peephole": True}),
     "lstm_ln": (nn.LSTM, {"layer_norm": True}),
+    "gru_ln": (nn.GRU, {"layer_norm": True}),
 }
 CELL_STATE = ("lstm", "lstm_cifg", "lstm_peephole", "lstm_ln")
 

@@ -27,6 +27,7 @@ _Mode = Literal[
     "lstm_cifg",
     "lstm_peephole",
     "lstm_ln",
+    "gru_ln",
     "mut1",
     "mut2",
     "mut3",
@@ -105,11 +106,12 @@ def forward(
             (``i = sigmoid(a_i + p_i * c)``, ``f = sigmoid(a_f + p_f * c)``,
             ``o = sigmoid(a_o + p_o * c')``), required there and ``None`` for every
             other mode.
-        w_ln, b_ln: ``(9*H,)`` gains and shifts of the layer normalisations of
+        w_ln, b_ln: gains and shifts of the layer normalisations, ``(9*H,)`` for
             ``lstm_ln`` (input term ``4H``, recurrent term ``4H``, cell state
-            ``H``), required there and ``None`` for every other mode; the cache
-            then holds ``ln_x``, ``ln_h (T, N, 4H)``, ``ln_c (T, N, H)`` (the
-            normalised values) and ``ln_rstd (3, T, N)``.
+            ``H``) and ``(6*H,)`` for ``gru_ln`` (``3H`` each term), required there
+            and ``None`` for every other mode; the cache then holds ``ln_x``,
+            ``ln_h (T, N, G*H)``, ``ln_c (T, N, H)`` (lstm_ln; the normalised
+            values) and ``ln_rstd (3, T, N)``.
         recurrent_mask: ``(N, H)`` variational dropout mask of the state the
             recurrent products read (``h * mask``; the state a GRU carries is not
             masked), or ``None``. Not for the MUTs.
@@ -196,8 +198,8 @@ def backward(
         ``x, h0, c0, w_ih, w_hh, b_ih, b_hh``; ``dc0`` is ``None`` unless an lstm
         mode, the bias gradients are ``None`` when the layer has no bias. For
         ``lstm_peephole`` (and only there) an eighth entry follows, ``dw_peep``
-        ``(3*H,)``; for ``lstm_ln`` an eighth and a ninth, ``dw_ln`` and ``db_ln``
-        ``(9*H,)``; the other modes' 7-tuple is unchanged.
+        ``(3*H,)``; for ``lstm_ln`` and ``gru_ln`` an eighth and a ninth,
+        ``dw_ln`` and ``db_ln``; the other modes' 7-tuple is unchanged.
     """
 
 def min_char_rnn_step(

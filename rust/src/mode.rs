@@ -26,6 +26,11 @@ pub enum Mode {
     /// `h' = o * tanh(LN(c'))`, each `LN` with its own gain and shift
     /// (`w_ln`, `b_ln`).
     LstmLayerNorm,
+    /// Layer-normalised GRU (PyTorch's "reset after" form): the products
+    /// normalised as in [`LstmLayerNorm`](Self::LstmLayerNorm),
+    /// `[xr xz xn] = LN_x(W_ih x) + b_ih`, `[hr hz hn] = LN_h(W_hh h) + b_hh`,
+    /// then the GRU's gates and update.
+    GruLayerNorm,
     /// MUT1 (Jozefowicz, Zaremba & Sutskever 2015), gate buffer `z, r, n`:
     /// `z = sigm(W_xz x + b_z)`, `r = sigm(W_xr x + W_hr h + b_r)`,
     /// `h' = tanh(W_hh (r * h) + tanh(x) + b_h) * z + h * (1 - z)`; needs `D == H`.
@@ -55,6 +60,7 @@ impl Mode {
             "lstm_cifg" => Ok(Self::LstmCifg),
             "lstm_peephole" => Ok(Self::LstmPeephole),
             "lstm_ln" => Ok(Self::LstmLayerNorm),
+            "gru_ln" => Ok(Self::GruLayerNorm),
             "mut1" => Ok(Self::Mut1),
             "mut2" => Ok(Self::Mut2),
             "mut3" => Ok(Self::Mut3),
@@ -62,7 +68,7 @@ impl Mode {
                 "mode",
                 format!(
                     "unknown cell mode {other:?}; expected rnn_tanh, rnn_relu, lstm, gru, \
-                     gru_reset_before, lstm_cifg, lstm_peephole, lstm_ln, mut1, mut2 or mut3"
+                     gru_reset_before, lstm_cifg, lstm_peephole, lstm_ln, gru_ln, mut1, mut2 or mut3"
                 ),
             )),
         }
@@ -78,6 +84,7 @@ impl Mode {
             Self::LstmCifg => "lstm_cifg",
             Self::LstmPeephole => "lstm_peephole",
             Self::LstmLayerNorm => "lstm_ln",
+            Self::GruLayerNorm => "gru_ln",
             Self::Mut1 => "mut1",
             Self::Mut2 => "mut2",
             Self::Mut3 => "mut3",
@@ -90,7 +97,7 @@ impl Mode {
         match self {
             Self::RnnTanh | Self::RnnRelu => 1,
             Self::Lstm | Self::LstmPeephole | Self::LstmLayerNorm => 4,
-            Self::Gru | Self::GruResetBefore | Self::LstmCifg => 3,
+            Self::Gru | Self::GruResetBefore | Self::GruLayerNorm | Self::LstmCifg => 3,
             Self::Mut1 | Self::Mut2 | Self::Mut3 => 3,
         }
     }
@@ -131,11 +138,21 @@ impl Mode {
         )
     }
 
-    /// Whether the cell normalises its gate pre-activations and cell state
-    /// (weights `w_ln` and `b_ln`, `(9H,)` each: the input term's `4H`, the
-    /// recurrent term's `4H`, the cell state's `H`).
+    /// Whether the cell normalises its two products (and the LSTM its cell
+    /// state): weights `w_ln` and `b_ln` of [`layer_norm_len`](Self::layer_norm_len).
     pub fn has_layer_norm(self) -> bool {
-        self == Self::LstmLayerNorm
+        matches!(self, Self::LstmLayerNorm | Self::GruLayerNorm)
+    }
+
+    /// Blocks of `H` entries of `w_ln` and `b_ln`: the input term's `G`, the
+    /// recurrent term's `G`, and 1 for the LSTM's cell state (9, 6 for the GRU);
+    /// 0 without layer normalisation.
+    pub fn layer_norm_blocks(self) -> usize {
+        match self {
+            Self::LstmLayerNorm => 9,
+            Self::GruLayerNorm => 6,
+            _ => 0,
+        }
     }
 
     /// Whether the cell has peephole weights `w_peep (3H,)`, ordered `p_i, p_f, p_o`.
@@ -146,14 +163,14 @@ impl Mode {
     /// Whether `W_hh h + b_hh` must be kept apart from the input projection
     /// (GRU: the reset gate multiplies its `n` block).
     pub fn separate_recurrent_projection(self) -> bool {
-        self == Self::Gru
+        matches!(self, Self::Gru | Self::GruLayerNorm)
     }
 
     /// Whether the forward keeps a `(T, N, H)` buffer besides the gates: `W_hn h +
     /// b_hn` for [`Gru`](Self::Gru), `r * h` for [`GruResetBefore`](Self::GruResetBefore)
     /// and the MUTs.
     pub fn keeps_hn(self) -> bool {
-        matches!(self, Self::Gru | Self::GruResetBefore) || self.is_mut()
+        matches!(self, Self::Gru | Self::GruResetBefore | Self::GruLayerNorm) || self.is_mut()
     }
 
     /// Whether the reset gate multiplies `h` before a last `(H, H)` block of
@@ -178,6 +195,7 @@ mod tests {
             Mode::LstmCifg,
             Mode::LstmPeephole,
             Mode::LstmLayerNorm,
+            Mode::GruLayerNorm,
             Mode::Mut1,
             Mode::Mut2,
             Mode::Mut3,

@@ -34,7 +34,9 @@ CELLS = tuple(GATES)  # the cell names: the kernels' modes
 # (``nn.RNN(nonlinearity="tanh")`` is torch's spelling of the layer ``rnn_tanh``.)
 CELL_ALIASES = {"rnn": "rnn_tanh", **{c.replace("_", "-"): c for c in CELLS if "_" in c}}
 # cells the compiled decoder does not run
-UNCOMPILED = ("lstm_cifg", "lstm_peephole", "lstm_ln", "gru_reset_before", "mut1", "mut2", "mut3")
+UNCOMPILED = (
+    "lstm_cifg", "lstm_peephole", "lstm_ln", "gru_reset_before", "gru_ln", "mut1", "mut2", "mut3",
+)  # fmt: skip
 MUT_LAYERS = {"mut1": nn.MUT1, "mut2": nn.MUT2, "mut3": nn.MUT3}  # Jozefowicz et al. 2015
 DTYPES = ("float32", "float64")
 
@@ -154,8 +156,9 @@ def make_rnn(
                 f"set embedding_dim (--embedding-size) to hidden_size"
             )
         return MUT_LAYERS[cell](input_size, cfg.hidden_size, **common)
-    if cell in ("gru", "gru_reset_before"):
-        return nn.GRU(input_size, cfg.hidden_size, reset_after=cell == "gru", **common)
+    if cell in ("gru", "gru_reset_before", "gru_ln"):
+        flags = {"reset_after": cell != "gru_reset_before", "layer_norm": cell == "gru_ln"}
+        return nn.GRU(input_size, cfg.hidden_size, **flags, **common)
     return nn.RNN(input_size, cfg.hidden_size, nonlinearity=cell[4:], **common)
 
 

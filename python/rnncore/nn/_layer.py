@@ -101,9 +101,9 @@ class _RNNBase(KernelModule):
                     self._add_parameter(f"bias_hh_l{k}{sfx}", (HH,))
                 if mode in PEEPHOLE:
                     self._add_parameter(f"weight_peep_l{k}{sfx}", (3 * H,))
-                if mode in LAYER_NORM:  # gains 1 and shifts 0: LN_x | LN_h | LN_c
-                    self._add_constant(f"weight_ln_l{k}{sfx}", (9 * H,), 1.0)
-                    self._add_constant(f"bias_ln_l{k}{sfx}", (9 * H,), 0.0)
+                if mode in LAYER_NORM:  # gains 1 and shifts 0: LN_x | LN_h (| LN_c)
+                    self._add_constant(f"weight_ln_l{k}{sfx}", (LAYER_NORM[mode] * H,), 1.0)
+                    self._add_constant(f"bias_ln_l{k}{sfx}", (LAYER_NORM[mode] * H,), 0.0)
 
     @property
     def input_dropout(self) -> float:
@@ -136,6 +136,8 @@ class _RNNBase(KernelModule):
             s += ", nonlinearity='relu'"
         if self._mode == "gru_reset_before":
             s += ", reset_after=False"
+        if self._mode == "gru_ln":
+            s += ", layer_norm=True"
         if self._mode == "lstm_cifg":
             s += ", cifg=True"
         if self._mode == "lstm_peephole":

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from rnncore import _validate
+from rnncore.errors import ArgumentError
 from rnncore.nn._base import lstm_mode
 from rnncore.nn._layer import _RNNBase
 
@@ -265,6 +266,14 @@ class GRU(_RNNBase):
     shapes (:func:`rnncore.convert.from_keras_gru` converts Keras's weights). It
     costs a second, dependent product per step.
 
+    ``layer_norm=True`` (keyword) normalises the two products (Ba et al. 2016):
+    ``[x_r x_z x_n] = LN_x(W_ih x_t) + b_ih`` and ``[h_r h_z h_n] = LN_h(W_hh
+    h_{t-1}) + b_hh`` enter the equations above, each ``LN`` over the ``3H``
+    entries of a row with its own gain and shift: the parameters
+    ``weight_ln_l[k]`` (ones at first) and ``bias_ln_l[k]`` (zeros), ``(6H,)``
+    each, ``LN_x`` then ``LN_h``. The reset-after form only; no ONNX operator
+    nor compiled decoder.
+
     Example::
 
         >>> gru = GRU(10, 20, batch_first=True, seed=0)
@@ -288,14 +297,20 @@ class GRU(_RNNBase):
         zoneout: float = 0.0,
         zoneout_cell: float = 0.0,
         reset_after: bool = True,
+        layer_norm: bool = False,
         dtype: Any = np.float32,
         seed: int | None = None,
         rng: np.random.Generator | None = None,
         backend: ModuleType | None = None,
     ) -> None:
         self.reset_after = _validate.flag("reset_after", reset_after)
+        self.layer_norm = _validate.flag("layer_norm", layer_norm)
+        if self.layer_norm and not self.reset_after:
+            raise ArgumentError(
+                "layer_norm=True is for the reset-after GRU; reset_after=False cannot be combined"
+            )
         super().__init__(
-            "gru" if self.reset_after else "gru_reset_before",
+            "gru_ln" if self.layer_norm else "gru" if self.reset_after else "gru_reset_before",
             input_size,
             hidden_size,
             num_layers,

@@ -43,6 +43,7 @@ GATES = {
     "lstm_cifg": 3,
     "lstm_peephole": 4,
     "lstm_ln": 4,
+    "gru_ln": 3,
     "mut1": 3,  # z|r|n, weights as MUT_IH / MUT_HH say
     "mut2": 3,
     "mut3": 3,
@@ -50,8 +51,8 @@ GATES = {
 # the modes with a cell state c besides h
 CELL_STATE = ("lstm", "lstm_cifg", "lstm_peephole", "lstm_ln")
 PEEPHOLE = ("lstm_peephole",)  # the modes with peephole weights w_peep (3H,)
-# the modes with layer normalisation, gains w_ln and shifts b_ln (9H,) each
-LAYER_NORM = ("lstm_ln",)
+# the modes with layer normalisation: blocks of H in their gains w_ln and shifts b_ln
+LAYER_NORM = {"lstm_ln": 9, "gru_ln": 6}
 # The MUT cells (Jozefowicz, Zaremba & Sutskever 2015) have no unused weight rows:
 # the gate (of z, r, n) that each H-row block of w_ih/b_ih and of w_hh/b_hh feeds,
 # in row order. MUT1 w_ih = W_xz|W_xr, w_hh = W_hr|W_hh; MUT2 w_ih = W_xz|W_xh,

@@ -107,3 +107,57 @@ def lstm_ln_step_backward(
     dw_ln = np.concatenate([zeros, dgain_h, dgain_c])
     db_ln = np.concatenate([zeros, dshift_h, dshift_c])
     return da, dh_prev, dc * f, dw_hh, da.sum(axis=0), dw_ln, db_ln
+
+
+def gru_ln_step(
+    x_proj: np.ndarray,
+    h_prev: np.ndarray,
+    w_hh: np.ndarray,
+    b_hh: np.ndarray | None,
+    w_ln: np.ndarray,
+    b_ln: np.ndarray,
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, tuple]:
+    """One layer-normalised GRU step (PyTorch's reset-after equations with the
+    recurrent term ``LN_h(h_prev @ w_hh.T) + b_hh``).
+
+    Args:
+        x_proj: ``(N, 3H)`` the input term ``LN_x(x_t @ w_ih.T) + b_ih``.
+        h_prev: ``(N, H)``; w_hh: ``(3H, H)``; b_hh: ``(3H,)`` or None.
+        w_ln, b_ln: ``(6H,)`` gains and shifts of ``LN_x`` (3H) and ``LN_h`` (3H).
+        mask: ``(N, H)`` recurrent dropout mask or None (the product reads
+            ``h_prev * mask``, the update ``z * h_prev`` the state itself).
+
+    Returns:
+        ``(h_next (N, H), step_cache)``.
+    """
+    H = h_prev.shape[1]
+    h_rec = h_prev if mask is None else h_prev * mask
+    rec, ln_h = layer_norm(h_rec @ w_hh.T, w_ln[3 * H :], b_ln[3 * H :])
+    rec = rec + (0.0 if b_hh is None else b_hh)  # (N, 3H)
+    x_r, x_z, x_n = np.split(x_proj, 3, axis=1)
+    h_r, h_z, h_n = np.split(rec, 3, axis=1)
+    r, z = sigmoid(x_r + h_r), sigmoid(x_z + h_z)
+    n = np.tanh(x_n + r * h_n)
+    return (1.0 - z) * n + z * h_prev, (h_prev, h_rec, r, z, n, h_n, ln_h, mask)
+
+
+def gru_ln_step_backward(
+    dh_next: np.ndarray, step_cache: tuple, w_hh: np.ndarray, w_ln: np.ndarray
+) -> tuple:
+    """Backward of :func:`gru_ln_step`: ``(dx_proj (N, 3H), dh_prev (N, H), dw_hh
+    (3H, H), db_hh (3H,), dw_ln (6H,), db_ln (6H,))``, the last two holding this
+    step's part of the ``LN_h`` gradients (zeros in the ``LN_x`` slots)."""
+    h_prev, h_rec, r, z, n, h_n, ln_h, mask = step_cache
+    H = h_prev.shape[1]
+    dn_pre = dh_next * (1.0 - z) * (1.0 - n**2)  # (N, H)
+    dr_pre = dn_pre * h_n * r * (1.0 - r)
+    dz_pre = dh_next * (h_prev - n) * z * (1.0 - z)
+    dx_proj = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)  # (N, 3H)
+    d_rec = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)  # of LN_h(.) + b_hh
+    d_prod, dgain, dshift = layer_norm_backward(d_rec, ln_h, w_ln[3 * H :])
+    dh_rec, dw_hh, _ = project_backward(d_prod, h_rec, w_hh)
+    dh_prev = dh_next * z + (dh_rec if mask is None else dh_rec * mask)
+    zeros = np.zeros(3 * H)
+    dw_ln, db_ln = np.concatenate([zeros, dgain]), np.concatenate([zeros, dshift])
+    return dx_proj, dh_prev, dw_hh, d_rec.sum(axis=0), dw_ln, db_ln

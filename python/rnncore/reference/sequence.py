@@ -50,6 +50,8 @@ from rnncore.reference.cells import (
     weight_rows,
 )
 from rnncore.reference.layer_norm import (
+    gru_ln_step,
+    gru_ln_step_backward,
     layer_norm,
     layer_norm_backward,
     lstm_ln_step,
@@ -121,7 +123,7 @@ def forward(
     x_proj = x @ w_ih.T  # (T, N, G*H) input projection of every step at once
     cache: dict = {}
     if ln is not None:
-        x_proj, cache["ln_x"] = layer_norm(x_proj, ln[0][: 4 * H], ln[1][: 4 * H])
+        x_proj, cache["ln_x"] = layer_norm(x_proj, ln[0][: G * H], ln[1][: G * H])
     if b_ih is not None and not mut:
         x_proj = x_proj + b_ih
     output = np.zeros((T, N, H))
@@ -210,7 +212,9 @@ def backward(
     dw_hh = np.zeros((HH, H))
     db_hh = np.zeros(HH)
     dw_peep = np.zeros(3 * H)  # gradient of w_peep, lstm_peephole only
-    dw_ln, db_ln = np.zeros(9 * H), np.zeros(9 * H)  # lstm_ln only
+    dw_ln = db_ln = np.zeros(0)  # the layer-normalised cells only
+    if ln is not None:
+        dw_ln, db_ln = np.zeros(ln[0].shape), np.zeros(ln[0].shape)
     for t in reversed(_time_steps(T, reverse)):
         active = (t < lengths)[:, None]  # (N, 1) which sequences ran step t
         dh_next = np.where(active, dh + d_output[t], 0.0)  # (N, H)
@@ -227,6 +231,12 @@ def backward(
             dc_prev = None
             dw_ih += dw_ih_t
             db_ih += db_ih_t
+        elif mode == "gru_ln":
+            grads = gru_ln_step_backward(dh_next, step_cache, w_hh, ln[0])
+            dx_proj[t], dh_prev, dw_hh_t, db_hh_t, dw_ln_t, db_ln_t = grads
+            dc_prev = None
+            dw_ln += dw_ln_t
+            db_ln += db_ln_t
         elif ln is not None:
             grads = lstm_ln_step_backward(dh_next, dc_next, step_cache, w_hh, ln[0])
             dx_proj[t], dh_prev, dc_prev, dw_hh_t, db_hh_t, dw_ln_t, db_ln_t = grads
@@ -256,9 +266,9 @@ def backward(
     if not mut:
         db_ih = dx_proj.sum(axis=(0, 1))  # (G*H,)
         if ln is not None:  # back through LN_x to x @ w_ih.T
-            dx_proj, dgain, dshift = layer_norm_backward(dx_proj, cache["ln_x"], ln[0][: 4 * H])
-            dw_ln[: 4 * H] += dgain
-            db_ln[: 4 * H] += dshift
+            dx_proj, dgain, dshift = layer_norm_backward(dx_proj, cache["ln_x"], ln[0][: G * H])
+            dw_ln[: G * H] += dgain
+            db_ln[: G * H] += dshift
         dx = dx_proj @ w_ih  # (T, N, D)
         dw_ih = np.einsum("tng,tnd->gd", dx_proj, x)  # (G*H, D)
     if b_ih is None:
@@ -276,6 +286,9 @@ def _step(mode, x_proj, h_prev, c_prev, w_hh, b_hh, w_peep=None, mask=None, ln=N
     ``ln = (w_ln, b_ln)`` for lstm_ln only."""
     if mode == "gru":
         h_next, step_cache = gru_step(x_proj, h_prev, w_hh, b_hh, mask)
+        return h_next, None, step_cache
+    if mode == "gru_ln":
+        h_next, step_cache = gru_ln_step(x_proj, h_prev, w_hh, b_hh, *ln, mask)
         return h_next, None, step_cache
     if mode == "gru_reset_before":
         h_next, step_cache = gru_reset_before_step(x_proj, h_prev, w_hh, b_hh, mask)
@@ -315,17 +328,19 @@ def _step_backward(mode, dh_next, dc_next, step_cache, w_hh, mask=None):
 
 
 def _layer_norm_weights(mode, H, w_ln, b_ln):
-    """``(w_ln, b_ln)`` in float64 for lstm_ln, checked to be ``(9H,)`` each;
-    None for the other modes (which must not be given them)."""
+    """``(w_ln, b_ln)`` in float64 for the layer-normalised modes, checked to be
+    ``(B*H,)`` each (``B = LAYER_NORM[mode]``); None for the other modes (which
+    must not be given them)."""
     w_ln, b_ln = _float64(w_ln, b_ln)
     if mode not in LAYER_NORM:
         if w_ln is not None or b_ln is not None:
-            raise ArgumentError(f"w_ln and b_ln are for lstm_ln, not {mode}")
+            raise ArgumentError(f"w_ln and b_ln are for lstm_ln and gru_ln, not {mode}")
         return None
+    B = LAYER_NORM[mode]
     if w_ln is None or b_ln is None:
-        raise ArgumentError("lstm_ln needs w_ln and b_ln, (9H,) each")
-    _check_shape("w_ln", w_ln, (9 * H,))
-    _check_shape("b_ln", b_ln, (9 * H,))
+        raise ArgumentError(f"{mode} needs w_ln and b_ln, ({B}H,) each")
+    _check_shape("w_ln", w_ln, (B * H,))
+    _check_shape("b_ln", b_ln, (B * H,))
     return w_ln, b_ln
 
 

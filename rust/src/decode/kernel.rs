@@ -282,6 +282,7 @@ fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
             | Mode::LstmCifg
             | Mode::LstmPeephole
             | Mode::LstmLayerNorm
+            | Mode::GruLayerNorm
             | Mode::Mut1
             | Mode::Mut2
             | Mode::Mut3 => {

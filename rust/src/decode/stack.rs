@@ -87,6 +87,7 @@ impl<R: Real> Stack<R> {
                 | Mode::LstmCifg
                 | Mode::LstmPeephole
                 | Mode::LstmLayerNorm
+                | Mode::GruLayerNorm
                 | Mode::Mut1
                 | Mode::Mut2
                 | Mode::Mut3

@@ -446,6 +446,7 @@ fn cells_without_a_decoder_kernel_are_refused_by_name() {
         Mode::LstmCifg,
         Mode::LstmPeephole,
         Mode::LstmLayerNorm,
+        Mode::GruLayerNorm,
         Mode::Mut1,
         Mode::Mut2,
         Mode::Mut3,

@@ -74,11 +74,14 @@ impl<'py, F: Real + Element> Layer<'py, F> {
         }
         let w_ln = FloatArg::<F>::extract_opt(w_ln, "w_ln")?;
         let b_ln = FloatArg::<F>::extract_opt(b_ln, "b_ln")?;
-        for p in w_ln.iter().chain(b_ln.iter()) {
-            let nine_h = h
-                .checked_mul(9)
+        if mode.has_layer_norm() {
+            // (A mode without layer normalisation given them: the kernel says so.)
+            let len = h
+                .checked_mul(mode.layer_norm_blocks())
                 .ok_or_else(|| RnnError::shape("w_ln", "hidden size is too large"))?;
-            p.expect(&[nine_h], "(9*H,)")?;
+            for p in w_ln.iter().chain(b_ln.iter()) {
+                p.expect(&[len], "(B*H,), B = 9 for lstm_ln, 6 for gru_ln")?;
+            }
         }
         Ok(Self {
             dims: Dims { t, n, d, h },
@@ -206,7 +209,9 @@ fn forward_typed<'py, F: Real + Element>(
     if let Some(c) = out.cache.norm {
         cache.set_item("ln_x", to_numpy(py, c.x_hat, &[t, n, gh])?)?;
         cache.set_item("ln_h", to_numpy(py, c.h_hat, &[t, n, gh])?)?;
-        cache.set_item("ln_c", to_numpy(py, c.c_hat, &[t, n, h])?)?;
+        if mode.has_cell_state() {
+            cache.set_item("ln_c", to_numpy(py, c.c_hat, &[t, n, h])?)?;
+        }
         cache.set_item("ln_rstd", to_numpy(py, c.rstd, &[3, t, n])?)?;
     }
     let c_n = out.c_n.map(|c| to_numpy(py, c, &[n, h])).transpose()?;
@@ -319,11 +324,11 @@ fn backward_typed<'py, F: Real + Element>(
     };
     let cells_new_d = cells_new.as_ref().map(|a| a.data());
     let ln_d: Vec<_> = ln.iter().map(|a| a.as_ref().map(|a| a.data())).collect();
-    let norm = match (&ln_d[0], &ln_d[1], &ln_d[2], &ln_d[3]) {
-        (Some(x_hat), Some(h_hat), Some(c_hat), Some(rstd)) => Some(sequence::NormRef {
+    let norm = match (&ln_d[0], &ln_d[1], &ln_d[3]) {
+        (Some(x_hat), Some(h_hat), Some(rstd)) => Some(sequence::NormRef {
             x_hat,
             h_hat,
-            c_hat,
+            c_hat: ln_d[2].as_deref().unwrap_or(&[]), // the LSTM's cell state only
             rstd,
         }),
         _ => None,
@@ -379,7 +384,8 @@ fn backward_typed<'py, F: Real + Element>(
             (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_peep).into_pyobject(py)
         }
         (None, Some(dg), Some(db)) => {
-            let (dw_ln, db_ln) = (to_numpy(py, dg, &[9 * h])?, to_numpy(py, db, &[9 * h])?);
+            let len = [mode.layer_norm_blocks() * h];
+            let (dw_ln, db_ln) = (to_numpy(py, dg, &len)?, to_numpy(py, db, &len)?);
             (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_ln, db_ln).into_pyobject(py)
         }
         _ => (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh).into_pyobject(py),

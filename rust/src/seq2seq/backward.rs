@@ -190,6 +190,7 @@ pub fn decoder_backward<F: Real>(
             | Mode::LstmCifg
             | Mode::LstmPeephole
             | Mode::LstmLayerNorm
+            | Mode::GruLayerNorm
             | Mode::Mut1
             | Mode::Mut2
             | Mode::Mut3 => {

@@ -167,6 +167,7 @@ impl DecoderSpec<'_> {
                 | Mode::LstmCifg
                 | Mode::LstmPeephole
                 | Mode::LstmLayerNorm
+                | Mode::GruLayerNorm
                 | Mode::Mut1
                 | Mode::Mut2
                 | Mode::Mut3
@@ -459,6 +460,7 @@ pub fn decoder_forward<F: Real>(
             | Mode::LstmCifg
             | Mode::LstmPeephole
             | Mode::LstmLayerNorm
+            | Mode::GruLayerNorm
             | Mode::Mut1
             | Mode::Mut2
             | Mode::Mut3 => {

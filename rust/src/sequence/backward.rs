@@ -53,7 +53,8 @@ fn check_cache<F>(spec: &Spec<'_>, cache: &CacheRef<'_, F>) -> Result<()> {
             let tn = t * spec.dims.n;
             check_len("cache['ln_x']", c.x_hat, tn * spec.gh())?;
             check_len("cache['ln_h']", c.h_hat, tn * spec.gh())?;
-            check_len("cache['ln_c']", c.c_hat, t * nh)?;
+            let c_len = if mode.has_cell_state() { t * nh } else { 0 };
+            check_len("cache['ln_c']", c.c_hat, c_len)?;
             check_len("cache['ln_rstd']", c.rstd, 3 * tn)?;
         }
         (true, None) => {
@@ -97,6 +98,7 @@ struct Shared<'a, F> {
     dh0: SharedMut<'a, F>,         // (N, H)
     dc0: Option<SharedMut<'a, F>>, // (N, H), LSTM
     dyc: Option<SharedMut<'a, F>>, // (T, N, H) gradient of LN_c(c'), lstm_ln
+    dgr: Option<SharedMut<'a, F>>, // (T, N, G*H) of W_hh h before LN_h, gru_ln
 }
 
 /// What every shard reads.
@@ -196,6 +198,12 @@ pub fn backward_with<F: Real>(
     } else {
         None
     };
+    // gru_ln: dgh is the gradient of LN_h(W_hh h) + b_hh, dgr that of W_hh h.
+    let mut dgr = if separate && norm {
+        Some(zeros::<F>(t_len * n * gh, "dgates")?)
+    } else {
+        None
+    };
     let mut dgh = if separate || norm {
         Some(zeros::<F>(t_len * n * gh, "dgates")?)
     } else {
@@ -233,6 +241,7 @@ pub fn backward_with<F: Real>(
             dh0: SharedMut::new(&mut dh0),
             dc0: dc0.as_deref_mut().map(SharedMut::new),
             dyc: dyc.as_deref_mut().map(SharedMut::new),
+            dgr: dgr.as_deref_mut().map(SharedMut::new),
         };
         parallel::install(|| {
             parallel::for_each(shards, |(b0, b1)| {
@@ -274,15 +283,23 @@ pub fn backward_with<F: Real>(
             &gain[..gh],
             &mut dvx,
         );
-        let (mut dg, mut db) = (zeros::<F>(9 * h, "w_ln")?, zeros::<F>(9 * h, "b_ln")?);
+        let len = mode.layer_norm_blocks() * h;
+        let (mut dg, mut db) = (zeros::<F>(len, "w_ln")?, zeros::<F>(len, "b_ln")?);
         let (dg_x, rest) = dg.split_at_mut(gh);
         let (dg_h, dg_c) = rest.split_at_mut(gh);
         let (db_x, rest) = db.split_at_mut(gh);
         let (db_h, db_c) = rest.split_at_mut(gh);
         layer_norm::param_grads(gh, &dgx, c.x_hat, dg_x, db_x);
-        layer_norm::param_grads(gh, &dgx, c.h_hat, dg_h, db_h);
-        let dyc = dyc.as_deref().expect("kept by a normalised cell");
-        layer_norm::param_grads(h, dyc, c.c_hat, dg_c, db_c);
+        // The gradient of LN_h's output: the gates' (LSTM), the recurrent term's (GRU).
+        let d_rec = if separate {
+            dgh.as_deref().expect("kept")
+        } else {
+            &dgx
+        };
+        layer_norm::param_grads(gh, d_rec, c.h_hat, dg_h, db_h);
+        if let Some(dyc) = dyc.as_deref() {
+            layer_norm::param_grads(h, dyc, c.c_hat, dg_c, db_c);
+        }
         (dw_ln, db_ln) = (Some(dg), Some(db));
     }
     let dg_in = if norm {
@@ -290,8 +307,9 @@ pub fn backward_with<F: Real>(
     } else {
         MatRef::row_major(&dgx, rows, gh) // (T*N, G*H)
     };
-    let dg_rec = dgh
+    let dg_rec = dgr
         .as_deref()
+        .or(dgh.as_deref())
         .map_or(dg_in, |g| MatRef::row_major(g, rows, gh));
     let mut dx = zeros::<F>(rows * d, "dx")?;
     matmul_tiled(&mut dx, dg_in, MatRef::row_major(w.w_ih, gh, d), false);
@@ -335,7 +353,7 @@ pub fn backward_with<F: Real>(
         let mut db_ih = zeros::<F>(gh, "db_ih")?;
         column_sums(&dgx, gh, &mut db_ih);
         let db_hh = match dgh.as_deref() {
-            Some(g) if !norm => {
+            Some(g) if separate => {
                 let mut db_hh = zeros::<F>(gh, "db_hh")?;
                 column_sums(g, gh, &mut db_hh);
                 db_hh
@@ -614,7 +632,7 @@ fn run_shard<F: Real>(
                         dgh_t,
                     );
                 }
-                Mode::Gru => {
+                Mode::Gru | Mode::GruLayerNorm => {
                     let hn_t = &inp.cache.hn.expect("checked by check_cache")[rows.clone()];
                     let h_prev = &inp.cache.states[slot(prev)];
                     let dgh = shared
@@ -626,6 +644,23 @@ fn run_shard<F: Real>(
                     gru::backward_step(
                         inp.level, h, act, gates_t, hn_t, h_prev, dh, dgx_t, dgh_t, dh_direct,
                     );
+                    if let Some(dgr) = shared.dgr.as_ref() {
+                        // The gradient of W_hh h, back through LN_h.
+                        let norm = inp.cache.norm.expect("checked by check_cache");
+                        let gain = inp.w_ln.expect("checked");
+                        let first = spec.dims.t * n + t * n + b0 + r0;
+                        // SAFETY: as above.
+                        let dgr_t = unsafe { dgr.piece(step + r0 * gh, m * gh) };
+                        layer_norm::normalize_back_rows(
+                            inp.level,
+                            gh,
+                            dgh_t,
+                            &norm.h_hat[step + r0 * gh..][..m * gh],
+                            &norm.rstd[first..][..m],
+                            &gain[gh..2 * gh],
+                            dgr_t,
+                        );
+                    }
                 }
                 Mode::GruResetBefore => {
                     let h_prev = &inp.cache.states[slot(prev)];
@@ -722,7 +757,11 @@ fn run_shard<F: Real>(
         }
 
         // dh_prev = dh_direct + d(recurrent projection) @ W_hh, over all our rows.
-        let grads = shared.dgh.as_ref().unwrap_or(&shared.dgx);
+        let grads = shared
+            .dgr
+            .as_ref()
+            .or(shared.dgh.as_ref())
+            .unwrap_or(&shared.dgx);
         // SAFETY: the row-group pieces of this step are gone; read-only now.
         let dgr_t = if before {
             &drz[..]

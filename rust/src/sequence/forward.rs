@@ -155,7 +155,7 @@ pub fn forward_with<F: Real>(
             let mut c = NormCache {
                 x_hat: zeros::<F>(tn * gh, "gates")?,
                 h_hat: zeros::<F>(tn * gh, "gates")?,
-                c_hat: zeros::<F>(tn * h, "cells")?,
+                c_hat: zeros::<F>(if mode.has_cell_state() { tn * h } else { 0 }, "cells")?,
                 rstd: zeros::<F>(3 * tn, "states")?,
             };
             let (g, b) = (&gain[..gh], &shift[..gh]);
@@ -274,8 +274,8 @@ fn run_shard<F: Real>(
     let s = b1 - b0; // rows of this shard
     let mut active = vec![true; n];
     let mut hg = match mode {
-        Mode::Gru | Mode::LstmLayerNorm => vec![F::ZERO; s * gh], // (S, 3H), (S, 4H)
-        Mode::GruResetBefore => vec![F::ZERO; s * 2 * h],         // (S, 2H)
+        Mode::Gru | Mode::GruLayerNorm | Mode::LstmLayerNorm => vec![F::ZERO; s * gh], // (S, G*H)
+        Mode::GruResetBefore => vec![F::ZERO; s * 2 * h],                              // (S, 2H)
         Mode::Mut1 | Mode::Mut2 | Mode::Mut3 => vec![F::ZERO; s * h], // (S, H) W_hr h_prev
         _ => Vec::new(),
     };
@@ -310,8 +310,22 @@ fn run_shard<F: Real>(
                 None => h_state,
             };
             match mode {
-                Mode::Gru => {
+                Mode::Gru | Mode::GruLayerNorm => {
                     recurrent(&mut hg, h_prev, false); // h_prev @ W_hh^T
+                    if let Some(nb) = shared.norm.as_ref() {
+                        // LN_h over each row, in place: gain * h^ + shift.
+                        let (gain, shift) = (w.w_ln.expect("checked"), w.b_ln.expect("checked"));
+                        let rstd_at = spec.dims.t * n + t * n + b0;
+                        // SAFETY: only this shard touches rows b0..b1 of step t.
+                        let (h_hat, rstd) = unsafe {
+                            (
+                                nb.h_hat.piece(row(t, gh), s * gh),
+                                nb.rstd.piece(rstd_at, s),
+                            )
+                        };
+                        let (g, b) = (&gain[gh..2 * gh], &shift[gh..2 * gh]);
+                        layer_norm::normalize_rows(level, gh, &mut hg, h_hat, rstd, g, b);
+                    }
                     if let Some(b_hh) = b_hh {
                         for r in hg.chunks_exact_mut(gh) {
                             for (v, &b) in r.iter_mut().zip(b_hh) {
@@ -416,7 +430,7 @@ fn run_shard<F: Real>(
                     let p = w_peep.expect("checked by check_weights");
                     lstm_peephole::forward_step(level, h, g_t, p, c_prev, c_next, h_next);
                 }
-                Mode::Gru => {
+                Mode::Gru | Mode::GruLayerNorm => {
                     let hn = shared.hn.as_ref().expect("gru has an hn buffer");
                     // SAFETY: as above.
                     let hn_t = unsafe { hn.piece(at(t, h), m * h) };

@@ -28,11 +28,11 @@ pub struct Weights<'a, F> {
     /// `(3H,)` peephole weights `p_i, p_f, p_o` for
     /// [`LstmPeephole`](Mode::LstmPeephole), `None` for every other mode.
     pub w_peep: Option<&'a [F]>,
-    /// `(9H,)` gains of the layer normalisations of
-    /// [`LstmLayerNorm`](Mode::LstmLayerNorm): input term `4H`, recurrent term
-    /// `4H`, cell state `H`; `None` for every other mode.
+    /// Gains of the layer normalisations ([`Mode::layer_norm_blocks`]): the
+    /// input term's `G*H`, the recurrent term's `G*H`, the LSTM's cell state
+    /// `H`; `None` for the modes without.
     pub w_ln: Option<&'a [F]>,
-    /// `(9H,)` their shifts, in the same order.
+    /// Their shifts, in the same order.
     pub b_ln: Option<&'a [F]>,
 }
 
@@ -73,7 +73,7 @@ pub struct NormCache<F> {
     pub x_hat: Vec<F>,
     /// `(T, N, G*H)` the normalised recurrent projection.
     pub h_hat: Vec<F>,
-    /// `(T, N, H)` the normalised cell state.
+    /// `(T, N, H)` the normalised cell state (empty for the GRU).
     pub c_hat: Vec<F>,
     /// `(3, T, N)` the reciprocal standard deviations of the three, in that order.
     pub rstd: Vec<F>,
@@ -328,15 +328,17 @@ impl Spec<'_> {
         }
         match (self.mode.has_layer_norm(), w.w_ln, w.b_ln) {
             (true, Some(g), Some(b)) => {
-                check_len("w_ln", g, 9 * h)?;
-                check_len("b_ln", b, 9 * h)?;
+                let len = self.mode.layer_norm_blocks() * h;
+                check_len("w_ln", g, len)?;
+                check_len("b_ln", b, len)?;
             }
             (true, _, _) => {
                 return Err(RnnError::argument(
                     "w_ln",
                     format!(
-                        "{} needs its normalisations' gains w_ln and shifts b_ln (9*H,)",
-                        self.mode.name()
+                        "{} needs its normalisations' gains w_ln and shifts b_ln ({}*H,)",
+                        self.mode.name(),
+                        self.mode.layer_norm_blocks()
                     ),
                 ))
             }

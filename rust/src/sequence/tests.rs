@@ -14,7 +14,7 @@ fn opt<F>(v: &[F]) -> Option<&[F]> {
     }
 }
 
-const MODES: [Mode; 11] = [
+const MODES: [Mode; 12] = [
     Mode::RnnTanh,
     Mode::RnnRelu,
     Mode::Lstm,
@@ -23,6 +23,7 @@ const MODES: [Mode; 11] = [
     Mode::LstmCifg,
     Mode::LstmPeephole,
     Mode::LstmLayerNorm,
+    Mode::GruLayerNorm,
     Mode::Mut1,
     Mode::Mut2,
     Mode::Mut3,
@@ -89,16 +90,11 @@ impl Problem {
                 } else {
                     Vec::new()
                 },
-                if mode.has_layer_norm() {
-                    rng.vec(9 * h, 0.3).iter().map(|v| 1.0 + v).collect()
-                } else {
-                    Vec::new()
-                },
-                if mode.has_layer_norm() {
-                    rng.vec(9 * h, 0.3)
-                } else {
-                    Vec::new()
-                },
+                rng.vec(mode.layer_norm_blocks() * h, 0.3)
+                    .iter()
+                    .map(|v| 1.0 + v)
+                    .collect(),
+                rng.vec(mode.layer_norm_blocks() * h, 0.3),
             ],
             r: [
                 rng.vec(t * n * h, 1.0),
