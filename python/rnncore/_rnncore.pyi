@@ -81,6 +81,7 @@ def forward(
     reverse: bool = False,
     *,
     w_peep: _FloatArray | None = None,
+    w_hr: _FloatArray | None = None,
 ) -> tuple[_FloatArray, _FloatArray, _FloatArray | None, dict[str, _FloatArray]]:
     """One direction of one recurrent layer over a whole sequence.
 
@@ -99,6 +100,11 @@ def forward(
             (``i = sigmoid(a_i + p_i * c)``, ``f = sigmoid(a_f + p_f * c)``,
             ``o = sigmoid(a_o + p_o * c')``), required there and ``None`` for every
             other mode.
+        w_hr: ``(P, H)`` projection of an LSTM with projections (``lstm`` only,
+            ``1 <= P < H``, torch's ``weight_hr_l0``): each step's hidden state is
+            ``h = W_hr (o * tanh(c))``, so ``h0``, ``h_n`` and the output have ``P``
+            features, ``w_hh`` is ``(4*H, P)`` and ``c0``, ``c_n`` keep ``H``.
+            ``None`` (default) for no projection.
 
     Returns:
         ``(output, h_n, c_n, cache)``: output ``(T, N, H)`` (zero at steps
@@ -107,7 +113,8 @@ def forward(
         cache that :func:`backward` needs (``gates (T, N, G*H)`` holds the activated
         gates, ``states (T+1, N, H)`` the hidden states, plus ``cells (T+1, N, H)``
         for the lstm modes, ``hn (T, N, H)`` = ``W_hn h + b_hn`` for gru and
-        ``r * h`` for gru_reset_before and the MUTs).
+        ``r * h`` for gru_reset_before and the MUTs; with ``w_hr``, ``states`` is
+        ``(T+1, N, P)`` and ``proj (T, N, H)`` holds ``o * tanh(c)``).
     """
 
 def backward(
@@ -125,6 +132,7 @@ def backward(
     d_c_n: _FloatArray | None = None,
     *,
     w_peep: _FloatArray | None = None,
+    w_hr: _FloatArray | None = None,
 ) -> (
     tuple[
         _FloatArray,
@@ -149,7 +157,7 @@ def backward(
     """Backpropagation through time for one :func:`forward` call.
 
     Args:
-        x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep: as given to
+        x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep, w_hr: as given to
             :func:`forward`.
         cache: the cache :func:`forward` returned.
         d_output: ``(T, N, H)`` gradient of the output (ignored at padded steps).
@@ -162,7 +170,9 @@ def backward(
         ``x, h0, c0, w_ih, w_hh, b_ih, b_hh``; ``dc0`` is ``None`` unless an lstm
         mode, the bias gradients are ``None`` when the layer has no bias. For
         ``lstm_peephole`` (and only there) an eighth entry follows, ``dw_peep``
-        ``(3*H,)``, so the other modes' 7-tuple is unchanged.
+        ``(3*H,)``, so the other modes' 7-tuple is unchanged; likewise ``dw_hr``
+        ``(P, H)`` when ``w_hr`` is given (``d_output`` is then ``(T, N, P)``,
+        ``d_h_n`` and ``dh0`` ``(N, P)``).
     """
 
 def min_char_rnn_step(

@@ -76,6 +76,7 @@ impl Model {
                     b_ih: Some(&a[2]),
                     b_hh: Some(&a[3]),
                     w_peep: None,
+                    w_hr: None,
                 })
                 .collect(),
             head_w: &head_w,
@@ -107,7 +108,13 @@ impl Model {
             let d = x.len() / n;
             let spec = Spec {
                 mode: self.mode,
-                dims: Dims { t: 1, n, d, h: hsz },
+                dims: Dims {
+                    t: 1,
+                    n,
+                    d,
+                    h: hsz,
+                    p: 0,
+                },
                 lengths: None,
                 reverse: false,
             };
@@ -117,6 +124,7 @@ impl Model {
                 b_ih: Some(&a[2]),
                 b_hh: Some(&a[3]),
                 w_peep: None,
+                w_hr: None,
             };
             let at = l * n * hsz..(l + 1) * n * hsz;
             let f = sequence::forward(&spec, &x, &h[at.clone()], c.map(|c| &c[at]), &w).unwrap();
@@ -382,6 +390,7 @@ fn bad_weights_and_states_are_errors() {
                 b_ih: None,
                 b_hh: None,
                 w_peep: None,
+                w_hr: None,
             }],
             head_w: head,
             head_b: None,
@@ -455,6 +464,7 @@ fn cells_without_a_decoder_kernel_are_refused_by_name() {
                 b_ih: Some(&m.layers[0][2]),
                 b_hh: Some(&m.layers[0][3]),
                 w_peep: mode.has_peepholes().then_some(&w_peep[..]),
+                w_hr: None,
             }],
             head_w: &m.head_w,
             head_b: None,

@@ -115,6 +115,7 @@ fn build<F: Real + Element>(
                 b_ih: c.as_deref(),
                 b_hh: d.as_deref(),
                 w_peep: None,
+                w_hr: None,
             })
             .collect(),
         head_w: &head_w_d,
