@@ -22,10 +22,10 @@ class Case:
 
     mode: str
     x: np.ndarray  # (T, N, D)
-    h0: np.ndarray  # (N, H)
+    h0: np.ndarray  # (N, H); (N, P) with a projection, as every h below
     c0: np.ndarray | None  # (N, H), lstm only
     w_ih: np.ndarray  # (G*H, D); the MUTs (IH, D)
-    w_hh: np.ndarray  # (G*H, H); the MUTs (HH, H)
+    w_hh: np.ndarray  # (G*H, H); the MUTs (HH, H); (4H, P) with a projection
     b_ih: np.ndarray | None  # (G*H,) or (IH,)
     b_hh: np.ndarray | None  # (G*H,) or (HH,)
     lengths: np.ndarray | None  # (N,)
@@ -34,31 +34,37 @@ class Case:
     d_h_n: np.ndarray  # (N, H)
     d_c_n: np.ndarray | None  # (N, H), lstm only
     w_peep: np.ndarray | None = None  # (3H,), lstm_peephole only
+    w_hr: np.ndarray | None = None  # (P, H), the LSTM with projections only
 
     def forward(self, impl):
         return impl.forward(
             self.mode, self.x, self.h0, self.c0, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
-            self.lengths, self.reverse, w_peep=self.w_peep,
+            self.lengths, self.reverse, w_peep=self.w_peep, w_hr=self.w_hr,
         )  # fmt: skip
 
     def backward(self, impl, cache):
         return impl.backward(
             self.mode, self.x, self.w_ih, self.w_hh, self.b_ih, self.b_hh, self.lengths,
             self.reverse, cache, self.d_output, self.d_h_n, self.d_c_n, w_peep=self.w_peep,
+            w_hr=self.w_hr,
         )  # fmt: skip
 
     def run(self, impl):
-        """``(output, h_n, c_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_peep)``;
-        ``dw_peep`` is None unless lstm_peephole (whose backward alone returns it)."""
+        """``(output, h_n, c_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_peep,
+        dw_hr)``; ``dw_peep`` is None unless lstm_peephole and ``dw_hr`` None without
+        a projection (their backward alone returns an eighth entry)."""
         output, h_n, c_n, cache = self.forward(impl)
         grads = self.backward(impl, cache)
-        assert len(grads) == (8 if self.w_peep is not None else 7)
+        extra = self.w_peep is not None or self.w_hr is not None
+        assert len(grads) == (8 if extra else 7)
         dw_peep = grads[7] if self.w_peep is not None else None
-        return (output, h_n, c_n, *grads[:7], dw_peep)
+        dw_hr = grads[7] if self.w_hr is not None else None
+        return (output, h_n, c_n, *grads[:7], dw_peep, dw_hr)
 
 
 RESULT_NAMES = (
     "output", "h_n", "c_n", "dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh", "dw_peep",
+    "dw_hr",
 )  # fmt: skip
 
 
@@ -74,12 +80,16 @@ def make_case(
     reverse: bool = False,
     bias: bool = True,
     seed: int = 0,
+    proj: int = 0,
 ) -> Case:
-    """A random problem; for mut1 and mut2 (which add x itself) ``D`` is set to ``H``."""
+    """A random problem; for mut1 and mut2 (which add x itself) ``D`` is set to ``H``.
+    ``proj = P > 0`` (lstm only) makes it an LSTM with projections: ``w_hr (P, H)``,
+    and every ``h`` (h0, d_output, d_h_n) and ``w_hh``'s columns have ``P``."""
     rng = np.random.default_rng(seed)
     D = H if mode in SQUARE_INPUT else D
     IH, HH = weight_rows(mode, H)
     k = 1.0 / np.sqrt(H)
+    HS = proj if proj else H  # width of h
 
     def u(*shape, scale=k):
         return rng.uniform(-scale, scale, shape).astype(dtype)
@@ -88,18 +98,19 @@ def make_case(
     return Case(
         mode=mode,
         x=u(T, N, D, scale=1.0),
-        h0=u(N, H, scale=0.5),
+        h0=u(N, HS, scale=0.5),
         c0=u(N, H, scale=0.5) if lstm else None,
         w_ih=u(IH, D),
-        w_hh=u(HH, H),
+        w_hh=u(HH, HS),
         b_ih=u(IH) if bias else None,
         b_hh=u(HH) if bias else None,
         lengths=None if lengths is None else np.asarray(lengths, dtype=np.int64),
         reverse=reverse,
-        d_output=u(T, N, H, scale=1.0),
-        d_h_n=u(N, H, scale=1.0),
+        d_output=u(T, N, HS, scale=1.0),
+        d_h_n=u(N, HS, scale=1.0),
         d_c_n=u(N, H, scale=1.0) if lstm else None,
         w_peep=u(3 * H, scale=1.0) if mode == "lstm_peephole" else None,
+        w_hr=u(proj, H) if proj else None,
     )
 
 

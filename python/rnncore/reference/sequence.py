@@ -10,6 +10,11 @@ sequence keeps ``h0`` through its padded steps, starts at its own last step
 
 The backward runs the same loop the other way: at an inactive step the gradient of
 the state passes through unchanged and ``d_output`` is ignored.
+
+``lstm`` with ``w_hr (P, H)`` is the LSTM with projections (torch's ``proj_size``,
+:mod:`.projection`): ``h0``, ``h_n``, the output and their gradients have ``P``
+features instead of ``H``, ``w_hh`` is ``(4H, P)``, and :func:`backward` returns
+``dw_hr (P, H)`` as an eighth entry.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from rnncore.reference.cells import (
     weight_rows,
 )
 from rnncore.reference.mut_cells import mut_step, mut_step_backward
+from rnncore.reference.projection import lstm_proj_step, lstm_proj_step_backward
 
 
 def forward(
@@ -53,6 +59,7 @@ def forward(
     reverse: bool = False,
     *,
     w_peep: np.ndarray | None = None,
+    w_hr: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
     """Run one direction of one layer over ``T`` steps, in float64.
 
@@ -70,16 +77,19 @@ def forward(
         reverse: run from each sequence's own last step down to step 0.
         w_peep: ``(3H,)`` peephole weights ``p_i|p_f|p_o`` for lstm_peephole, None
             otherwise.
+        w_hr: ``(P, H)`` projection (lstm only, ``1 <= P < H``): then ``h0`` is
+            ``(N, P)`` and ``w_hh`` ``(4H, P)``; None for no projection.
 
     Returns:
         ``(output (T, N, H), h_n (N, H), c_n (N, H) or None, cache)``; output is 0 at
-        steps ``t >= lengths[b]``; ``cache`` is for :func:`backward` only.
+        steps ``t >= lengths[b]``; ``cache`` is for :func:`backward` only. With
+        ``w_hr`` output is ``(T, N, P)`` and ``h_n`` ``(N, P)``.
     """
     G = gate_count(mode)
     x, h0, c0, w_ih, w_hh, b_ih, b_hh = _float64(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
-    (w_peep,) = _float64(w_peep)
-    T, N, H = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep)
-    _check_shape("h0", h0, (N, H))
+    w_peep, w_hr = _float64(w_peep, w_hr)
+    T, N, H, HS = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep, w_hr)
+    _check_shape("h0", h0, (N, HS))
     if (c0 is not None) != (mode in CELL_STATE):
         raise ArgumentError(
             "c0 must be given for lstm, lstm_cifg and lstm_peephole and only for them"
@@ -92,18 +102,20 @@ def forward(
     x_proj = x @ w_ih.T  # (T, N, G*H) input projection of every step at once
     if b_ih is not None and not mut:
         x_proj = x_proj + b_ih
-    output = np.zeros((T, N, H))
-    h, c = h0, c0  # (N, H) each; c is None unless lstm
+    output = np.zeros((T, N, HS))
+    h, c = h0, c0  # (N, HS), (N, H); c is None unless lstm
     step_caches = [None] * T
     for t in _time_steps(T, reverse):
         active = (t < lengths)[:, None]  # (N, 1) which sequences run step t
         if mut:
             h_next, step_caches[t] = mut_step(mode, x[t], h, w_ih, w_hh, b_ih, b_hh)
             c_next = None
+        elif w_hr is not None:
+            h_next, c_next, step_caches[t] = lstm_proj_step(x_proj[t], h, c, w_hh, b_hh, w_hr)
         else:
             h_next, c_next, step_caches[t] = _step(mode, x_proj[t], h, c, w_hh, b_hh, w_peep)
-        output[t] = np.where(active, h_next, 0.0)  # (N, H)
-        h = np.where(active, h_next, h)  # (N, H) frozen where inactive
+        output[t] = np.where(active, h_next, 0.0)  # (N, HS)
+        h = np.where(active, h_next, h)  # (N, HS) frozen where inactive
         if c is not None:
             c = np.where(active, c_next, c)  # (N, H)
     return output, h, c, {"step_caches": step_caches}
@@ -124,6 +136,7 @@ def backward(
     d_c_n: np.ndarray | None = None,
     *,
     w_peep: np.ndarray | None = None,
+    w_hr: np.ndarray | None = None,
 ) -> tuple:
     """Backpropagation through time for one :func:`forward` call, in float64.
 
@@ -133,39 +146,43 @@ def backward(
         d_output: ``(T, N, H)`` gradient of the output (ignored at padded steps).
         d_h_n: ``(N, H)`` gradient of ``h_n``, or None (zero).
         d_c_n: ``(N, H)`` gradient of ``c_n`` (the lstm modes), or None (zero).
-        w_peep: as given to :func:`forward`.
+        w_peep, w_hr: as given to :func:`forward` (with ``w_hr``, ``d_output`` is
+            ``(T, N, P)`` and ``d_h_n`` ``(N, P)``).
 
     Returns:
         ``(dx (T, N, D), dh0 (N, H), dc0 (N, H) or None, dw_ih (G*H, D),
         dw_hh (G*H, H), db_ih (G*H,) or None, db_hh (G*H,) or None)``; ``dc0`` is
         None unless an lstm mode, the bias gradients are None for a layer without
-        bias. For lstm_peephole an eighth entry follows, ``dw_peep (3H,)``.
+        bias. For lstm_peephole an eighth entry follows, ``dw_peep (3H,)``, and with
+        ``w_hr`` one too, ``dw_hr (P, H)`` (``dh0`` is then ``(N, P)``, ``dw_hh``
+        ``(4H, P)``).
     """
     G = gate_count(mode)
     x, w_ih, w_hh, b_ih, b_hh = _float64(x, w_ih, w_hh, b_ih, b_hh)
     d_output, d_h_n, d_c_n = _float64(d_output, d_h_n, d_c_n)
-    (w_peep,) = _float64(w_peep)
-    T, N, H = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep)
-    _check_shape("d_output", d_output, (T, N, H))
+    w_peep, w_hr = _float64(w_peep, w_hr)
+    T, N, H, HS = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep, w_hr)
+    _check_shape("d_output", d_output, (T, N, HS))
     lengths = _lengths(lengths, N, T)
 
-    dh = np.zeros((N, H)) if d_h_n is None else d_h_n  # (N, H) gradient of the state
+    dh = np.zeros((N, HS)) if d_h_n is None else d_h_n  # (N, HS) gradient of the state
     dc = None  # (N, H) gradient of the cell state, the lstm modes only
     if mode in CELL_STATE:
         dc = np.zeros((N, H)) if d_c_n is None else d_c_n
-    _check_shape("d_h_n", dh, (N, H))
+    _check_shape("d_h_n", dh, (N, HS))
     if dc is not None:
         _check_shape("d_c_n", dc, (N, H))
     IH, HH = weight_rows(mode, H)
     mut = mode in MUT_IH  # a MUT step returns dx, dw_ih and db_ih itself
     dx_proj = np.zeros((T, N, G * H))  # gradient of x @ w_ih.T + b_ih
     dx, dw_ih, db_ih = np.zeros(x.shape), np.zeros((IH, x.shape[2])), np.zeros(IH)  # MUTs
-    dw_hh = np.zeros((HH, H))
+    dw_hh = np.zeros((HH, HS))
+    dw_hr = None if w_hr is None else np.zeros(w_hr.shape)  # (P, H)
     db_hh = np.zeros(HH)
     dw_peep = np.zeros(3 * H)  # gradient of w_peep, lstm_peephole only
     for t in reversed(_time_steps(T, reverse)):
         active = (t < lengths)[:, None]  # (N, 1) which sequences ran step t
-        dh_next = np.where(active, dh + d_output[t], 0.0)  # (N, H)
+        dh_next = np.where(active, dh + d_output[t], 0.0)  # (N, HS)
         dc_next = None if dc is None else np.where(active, dc, 0.0)  # (N, H)
         step_cache = cache["step_caches"][t]
         if mut:
@@ -178,11 +195,15 @@ def backward(
             grads = lstm_peephole_step_backward(dh_next, dc_next, step_cache, w_hh, w_peep)
             dx_proj[t], dh_prev, dc_prev, dw_hh_t, db_hh_t, dw_peep_t = grads
             dw_peep += dw_peep_t
+        elif w_hr is not None:
+            grads = lstm_proj_step_backward(dh_next, dc_next, step_cache, w_hh, w_hr)
+            dx_proj[t], dh_prev, dc_prev, dw_hh_t, db_hh_t, dw_hr_t = grads
+            dw_hr += dw_hr_t
         else:
             dx_proj[t], dh_prev, dc_prev, dw_hh_t, db_hh_t = _step_backward(
                 mode, dh_next, dc_next, step_cache, w_hh
             )
-        dh = np.where(active, dh_prev, dh)  # (N, H) passes through where inactive
+        dh = np.where(active, dh_prev, dh)  # (N, HS) passes through where inactive
         if dc is not None:
             dc = np.where(active, dc_prev, dc)  # (N, H)
         dw_hh += dw_hh_t
@@ -196,6 +217,8 @@ def backward(
         db_ih = db_hh = None
     if mode in PEEPHOLE:
         return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh, dw_peep
+    if dw_hr is not None:
+        return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh, dw_hr
     return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh
 
 
@@ -251,15 +274,25 @@ def _check_shape(name: str, array: np.ndarray, shape: tuple) -> None:
         raise ShapeError(f"{name} has shape {array.shape}, expected {shape}")
 
 
-def _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep=None) -> tuple[int, int, int]:
-    """Check the shapes every call shares and return ``(T, N, H)``."""
+def _check_layer(
+    mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep=None, w_hr=None
+) -> tuple[int, int, int, int]:
+    """Check the shapes every call shares and return ``(T, N, H, HS)``, ``HS`` the
+    width of ``h``: ``P`` with a projection ``w_hr (P, H)``, else ``H``."""
     if x.ndim != 3:
         raise ShapeError(f"x must be (T, N, D), got shape {x.shape}")
     T, N, D = x.shape
-    H = w_hh.shape[1] if w_hh.ndim == 2 else 0
+    if w_hr is not None:
+        if mode != "lstm":
+            raise ArgumentError(f"w_hr is the projection of lstm only, not of {mode}")
+        if w_hr.ndim != 2 or not 1 <= w_hr.shape[0] < w_hr.shape[1]:
+            raise ShapeError(f"w_hr must be (P, H) with 1 <= P < H, got shape {w_hr.shape}")
+        HS, H = w_hr.shape
+    else:
+        H = HS = w_hh.shape[1] if w_hh.ndim == 2 else 0
     IH, HH = weight_rows(mode, H)
-    if w_hh.ndim != 2 or w_hh.shape[0] != HH:
-        raise ShapeError(f"w_hh must be ({HH // max(H, 1)}*H, H) for {mode}, got {w_hh.shape}")
+    if w_hh.ndim != 2 or w_hh.shape != (HH, HS):
+        raise ShapeError(f"w_hh must be {(HH, HS)} for {mode}, got {w_hh.shape}")
     _check_shape("w_ih", w_ih, (IH, D))
     if mode in SQUARE_INPUT and D != H:
         raise ArgumentError(f"{mode} adds x itself to a gate: input size {D} must be H = {H}")
@@ -272,7 +305,7 @@ def _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep=None) -> tuple[int, 
         raise ArgumentError("w_peep must be given for lstm_peephole and only for it")
     if w_peep is not None:
         _check_shape("w_peep", w_peep, (3 * H,))
-    return T, N, H
+    return T, N, H, HS
 
 
 def _lengths(lengths, N: int, T: int) -> np.ndarray:
