@@ -29,6 +29,9 @@ from rnncore.reference.cells import PEEPHOLE as PEEPHOLE  # re-exported for the 
 
 Array = np.ndarray
 State = Any  # an (h, c) tuple for LSTMs, a single array otherwise
+# The parameters some layers have besides w_ih, w_hh and the biases: (kernel
+# keyword, parameter name without its _l{k} suffix). A layer has at most one.
+_EXTRA = (("w_peep", "weight_peep"), ("w_hr", "weight_hr"))
 
 
 def lstm_mode(cifg: bool, peephole: bool) -> str:
@@ -231,11 +234,14 @@ class KernelModule(Module):
         expected: tuple[int, ...],
         meaning: str,
         allow_none: bool = False,
+        cell: tuple[tuple[int, ...], str] | None = None,
     ) -> tuple[Array | None, Array | None]:
         """Check a state (``hx``) or its gradient; returns ``(h, c)``, ``c`` None unless LSTM.
 
         ``value`` is an array, or an ``(h, c)`` tuple for LSTMs. ``labels`` name the
         two parts in messages; ``allow_none`` lets either part of a tuple be None.
+        ``cell`` is ``(expected, meaning)`` of ``c`` when it differs from ``h``'s
+        (an LSTM with projections: ``h`` has ``P`` features, ``c`` has ``H``).
         """
         if value is None:
             return None, None
@@ -246,8 +252,10 @@ class KernelModule(Module):
                     f"{name} must be a tuple ({labels[0]}, {labels[1]}) for "
                     f"{type(self).__name__}, got {type(value).__name__}"
                 )
+            shapes = [(expected, meaning), cell or (expected, meaning)]
             parts = [
-                (f"{name}[{i}] ({label})", v) for i, (label, v) in enumerate(zip(labels, value))
+                (f"{name}[{i}] ({label})", v, *shapes[i])
+                for i, (label, v) in enumerate(zip(labels, value))
             ]
         else:
             if isinstance(value, tuple):
@@ -255,15 +263,15 @@ class KernelModule(Module):
                     f"{name} ({labels[0]}) must be a single array for {type(self).__name__}, "
                     f"got a {type(value).__name__}"
                 )
-            parts = [(f"{name} ({labels[0]})", value)]
+            parts = [(f"{name} ({labels[0]})", value, expected, meaning)]
         arrays: list[Array | None] = []
-        for part, v in parts:
+        for part, v, shape, means in parts:
             if v is None and allow_none:
                 arrays.append(None)
                 continue
             if v is None:
                 raise ArgumentError(f"{part} must be an array, got None")
-            arrays.append(self._array(part, v, expected, meaning))
+            arrays.append(self._array(part, v, shape, means))
         return arrays[0], (arrays[1] if lstm else None)
 
     def _pack(self, h: Array, c: Array | None) -> State:
@@ -309,11 +317,15 @@ class KernelModule(Module):
             p.get(f"bias_hh{sfx}"),
         )
 
-    def _peep(self, sfx: str) -> dict[str, Array]:
-        """``{"w_peep": (3H,)}`` for a peephole LSTM's direction, ``{}`` otherwise (so
-        a backend is only given the keyword by the mode that takes it)."""
-        p = self._params.get(f"weight_peep{sfx}")
-        return {} if p is None else {"w_peep": p}
+    def _extra(self, sfx: str) -> dict[str, Array]:
+        """``{"w_peep": (3H,)}`` for a peephole LSTM's direction, ``{"w_hr": (P, H)}``
+        for an LSTM with projections, ``{}`` otherwise (so a backend is only given
+        the keyword by the layers that take it)."""
+        for kernel_name, name in _EXTRA:
+            p = self._params.get(name + sfx)
+            if p is not None:
+                return {kernel_name: p}
+        return {}
 
     def _cast(self, a: Any) -> Array:
         """A kernel result in the layer's dtype (the reference computes in float64)."""
@@ -334,7 +346,7 @@ class KernelModule(Module):
         """
         try:
             out, h_n, c_n, cache = self._kernels.forward(
-                self._mode, x, h0, c0, *self._weights(sfx), lengths, reverse, **self._peep(sfx)
+                self._mode, x, h0, c0, *self._weights(sfx), lengths, reverse, **self._extra(sfx)
             )
         except NonFiniteError as err:
             raise self._named_weight(err) from None
@@ -368,17 +380,20 @@ class KernelModule(Module):
         """Backward of :meth:`_kernel_forward`; adds the weight gradients to :attr:`grads`.
 
         ``d_output`` is (T, N, H), ``d_h_n``/``d_c_n`` (N, H) or None. Returns
-        ``dx (T, N, D), dh0 (N, H), dc0 (N, H) or None``.
+        ``dx (T, N, D), dh0 (N, H), dc0 (N, H) or None`` (with a projection
+        ``d_output`` is (T, N, P), ``d_h_n`` and ``dh0`` (N, P)).
         """
         w = self._weights(sfx)
+        extra = self._extra(sfx)
         try:
             dx, dh0, dc0, *d_params = self._kernels.backward(
-                self._mode, x, *w, lengths, reverse, cache, d_output, d_h_n, d_c_n,
-                **self._peep(sfx),
+                self._mode, x, *w, lengths, reverse, cache, d_output, d_h_n, d_c_n, **extra,
             )  # fmt: skip
         except NonFiniteError as err:
             raise self._named_weight(err) from None
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peep")
+        # The eighth gradient is that of the extra parameter, if any.
+        extra_names = [name for kernel_name, name in _EXTRA if kernel_name in extra]
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", *extra_names)
         for name, d in zip(names, d_params):
             if d is not None:
                 self._add_grad(name + sfx, d)
