@@ -73,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "dropout": 0.0,
     "forget_bias": 0.0,  # added to the LSTM forget-gate biases at init
     "init_hh": "uniform",  # weight_hh init: torch's uniform, orthogonal or identity (IRNN)
+    "proj_size": 0,  # P < rnn_size: an LSTM with projections (torch's proj_size); 0: none
     "grad_clip": 5.0,
     "clip_mode": "norm",
     "optimizer": "adam",
@@ -119,6 +120,7 @@ ARCHITECTURE = {  # setting -> field of the model config, fixed by --init-from
     "dropout": "dropout",
     "forget_bias": "forget_bias",
     "init_hh": "init_hh",
+    "proj_size": "proj_size",
     "dtype": "dtype",
     "seed": "seed",
 }
@@ -149,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--rnn-size", type=int, help="hidden size H (default 128)")
     t.add_argument("--num-layers", type=int, help="stacked layers (default 2)")
+    t.add_argument(
+        "--proj-size", type=int, help="LSTM with projections: h has P < H features (default 0)"
+    )
     t.add_argument("--embedding-size", type=int, help="embedding size E; 0 = one-hot (default)")
     t.add_argument("--seq-length", type=int, help="T, steps per chunk (default 50)")
     t.add_argument("--batch-size", type=int, help="N, parallel streams (default 50)")
@@ -243,6 +248,7 @@ def _architecture(s: dict[str, Any]) -> dict[str, Any]:
         "dropout": s["dropout"],
         "forget_bias": s["forget_bias"],
         "init_hh": s["init_hh"],
+        "proj_size": s["proj_size"],
         "dtype": s["dtype"],
         "seed": s["seed"],
     }
@@ -271,7 +277,9 @@ def _check_flags(
             if getattr(args, k) is not None
             and (cell_name(args.model) if k == "model" else getattr(args, k)) != MIN_CHAR_RNN[k]
         ]
-        fixed += [k for k in ("forget_bias", "init_hh") if getattr(args, k) is not None]
+        fixed += [
+            k for k in ("forget_bias", "init_hh", "proj_size") if getattr(args, k) is not None
+        ]
         if fixed:
             names = ", ".join("--" + k.replace("_", "-") for k in fixed)
             raise ArgumentError(f"--min-char-rnn fixes {names}; leave them out")
@@ -333,6 +341,7 @@ def _build(
             forget_bias=s["forget_bias"],
             seed=s["seed"],
             init_hh=s["init_hh"],
+            proj_size=s["proj_size"],
         )
         model, frozen = CharLM(config), []
     params = {k: p for k, p in model.named_parameters() if k not in frozen}

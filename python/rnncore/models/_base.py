@@ -125,7 +125,8 @@ def make_rnn(
     }
     if cell in CELL_STATE:
         flags = {"cifg": cell == "lstm_cifg", "peephole": cell == "lstm_peephole"}
-        return nn.LSTM(input_size, cfg.hidden_size, **flags, **common)
+        proj_size = getattr(cfg, "proj_size", 0)  # only some configs have one
+        return nn.LSTM(input_size, cfg.hidden_size, proj_size=proj_size, **flags, **common)
     if cell in MUT_LAYERS:
         if cell in ("mut1", "mut2") and input_size != cfg.hidden_size:
             raise ArgumentError(
