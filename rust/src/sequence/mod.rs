@@ -41,6 +41,7 @@
 mod backward;
 mod forward;
 mod mut_grads;
+mod peephole_grad;
 pub(crate) mod recurrent;
 mod spec;
 
