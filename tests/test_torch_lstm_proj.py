@@ -5,6 +5,8 @@ float32 tolerances), packed sequences, and gradcheck on a tiny case."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 rt = pytest.importorskip("rnncore.torch")
@@ -75,6 +77,23 @@ def test_matches_torch_float64(layers, bidirectional, batch_first):
     out, (h_n, c_n) = ours(x)
     assert out.shape[-1] == (2 if bidirectional else 1) * P
     assert h_n.shape == (LD, N, P) and c_n.shape == (LD, N, H)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    T=st.integers(1, 6),
+    N=st.integers(1, 5),
+    D=st.integers(1, 17),
+    H=st.integers(2, 17),
+    data=st.data(),
+    layers=st.integers(1, 2),
+    bidirectional=st.booleans(),
+)
+def test_shapes_hypothesis(T, N, D, H, data, layers, bidirectional):
+    P = data.draw(st.integers(1, H - 1), label="P")
+    theirs, ours = pair(D, H, P, num_layers=layers, bidirectional=bidirectional)
+    x = torch.randn(T, N, D, generator=torch.Generator().manual_seed(T * N), dtype=torch.float64)
+    compare(theirs, ours, lambda: leaves(x), TOL64)
 
 
 def test_matches_torch_float32():
