@@ -1,7 +1,9 @@
 """Training step (forward + backward) of each cell variant next to its plain cell,
 in one run, alternating, medians: T=64, D=H=512, N=32, float32 (benches/README.md's
 H=512 N=32 point of the grid). A variant should cost at most the extra
-arithmetic it adds. The MUT cells are timed against the reset-before GRU.
+arithmetic it adds (the LSTM with projections, P = H/4, does less: its
+``W_hh`` is ``(4H, P)``, plus ``W_hr (P, H)``). The MUT cells are timed against
+the reset-before GRU.
 
     python benches/bench_variants.py [--threads 1 2] [--reps 7] [--only TEXT ...]
 """
@@ -28,6 +30,8 @@ PAIRS = [
     ("lstm cifg=True", lambda: nn.LSTM(H, H, seed=0), lambda: nn.LSTM(H, H, cifg=True, seed=0)),
     ("lstm peephole=True", lambda: nn.LSTM(H, H, seed=0),
      lambda: nn.LSTM(H, H, peephole=True, seed=0)),
+    (f"lstm proj_size={H // 4}", lambda: nn.LSTM(H, H, seed=0),
+     lambda: nn.LSTM(H, H, proj_size=H // 4, seed=0)),
     # The MUT cells next to their closest relative, the reset-before GRU.
     ("mut1 / gru reset_after=False", lambda: nn.GRU(H, H, reset_after=False, seed=0),
      lambda: nn.MUT1(H, H, seed=0)),
@@ -49,6 +53,10 @@ PAIRS = [
 
 
 def step(layer, x, dy):
+    """A training step; ``dy (T, N, H)`` is cut to the output's features (P with
+    a projection) once, here."""
+    dy = np.ascontiguousarray(dy[..., : getattr(layer, "proj_size", 0) or H])
+
     def run():
         layer(x)
         layer.backward(dy)

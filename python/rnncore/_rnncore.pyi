@@ -83,6 +83,7 @@ def forward(
     reverse: bool = False,
     *,
     w_peep: _FloatArray | None = None,
+    w_hr: _FloatArray | None = None,
     w_ln: _FloatArray | None = None,
     b_ln: _FloatArray | None = None,
     recurrent_mask: _FloatArray | None = None,
@@ -106,6 +107,11 @@ def forward(
             (``i = sigmoid(a_i + p_i * c)``, ``f = sigmoid(a_f + p_f * c)``,
             ``o = sigmoid(a_o + p_o * c')``), required there and ``None`` for every
             other mode.
+        w_hr: ``(P, H)`` projection of an LSTM with projections (``lstm`` only,
+            ``1 <= P < H``, torch's ``weight_hr_l0``): each step's hidden state is
+            ``h = W_hr (o * tanh(c))``, so ``h0``, ``h_n`` and the output have ``P``
+            features, ``w_hh`` is ``(4*H, P)`` and ``c0``, ``c_n`` keep ``H``.
+            ``None`` (default) for no projection.
         w_ln, b_ln: gains and shifts of the layer normalisations, ``(9*H,)`` for
             ``lstm_ln`` (input term ``4H``, recurrent term ``4H``, cell state
             ``H``) and ``(6*H,)`` for ``gru_ln`` (``3H`` each term), required there
@@ -127,7 +133,8 @@ def forward(
         cache that :func:`backward` needs (``gates (T, N, G*H)`` holds the activated
         gates, ``states (T+1, N, H)`` the hidden states, plus ``cells (T+1, N, H)``
         for the lstm modes, ``hn (T, N, H)`` = ``W_hn h + b_hn`` for gru and
-        ``r * h`` for gru_reset_before and the MUTs).
+        ``r * h`` for gru_reset_before and the MUTs; with ``w_hr``, ``states`` is
+        ``(T+1, N, P)`` and ``proj (T, N, H)`` holds ``o * tanh(c)``).
     """
 
 def backward(
@@ -145,6 +152,7 @@ def backward(
     d_c_n: _FloatArray | None = None,
     *,
     w_peep: _FloatArray | None = None,
+    w_hr: _FloatArray | None = None,
     w_ln: _FloatArray | None = None,
     b_ln: _FloatArray | None = None,
     recurrent_mask: _FloatArray | None = None,
@@ -185,7 +193,7 @@ def backward(
     """Backpropagation through time for one :func:`forward` call.
 
     Args:
-        x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep, w_ln, b_ln,
+        x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, w_peep, w_hr, w_ln, b_ln,
         recurrent_mask, zoneout_h, zoneout_c: as given to :func:`forward`.
         cache: the cache :func:`forward` returned.
         d_output: ``(T, N, H)`` gradient of the output (ignored at padded steps).
@@ -198,8 +206,10 @@ def backward(
         ``x, h0, c0, w_ih, w_hh, b_ih, b_hh``; ``dc0`` is ``None`` unless an lstm
         mode, the bias gradients are ``None`` when the layer has no bias. For
         ``lstm_peephole`` (and only there) an eighth entry follows, ``dw_peep``
-        ``(3*H,)``; for ``lstm_ln`` and ``gru_ln`` an eighth and a ninth,
-        ``dw_ln`` and ``db_ln``; the other modes' 7-tuple is unchanged.
+        ``(3*H,)``; ``dw_hr`` ``(P, H)`` when ``w_hr`` is given (``d_output`` is
+        then ``(T, N, P)``, ``d_h_n`` and ``dh0`` ``(N, P)``); for ``lstm_ln`` and
+        ``gru_ln`` an eighth and a ninth, ``dw_ln`` and ``db_ln``; the other
+        modes' 7-tuple is unchanged.
     """
 
 def min_char_rnn_step(

@@ -74,6 +74,28 @@ def first_non_finite(arrays: Mapping[str, Any]) -> str | None:
     return None
 
 
+def proj_size(value: Any, hidden_size: int, mode: str) -> int:
+    """``proj_size`` of a recurrent layer as an ``int`` in ``0..hidden_size-1``: 0
+    for none, else the features of the projected ``h`` of an LSTM (torch's rules)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ArgumentError(
+            f"proj_size should be a positive integer or zero to disable projections, got {value!r}"
+        )
+    if value == 0:
+        return 0
+    if value >= hidden_size:
+        raise ArgumentError(
+            f"proj_size has to be smaller than hidden_size, got proj_size={value} "
+            f"and hidden_size={hidden_size}"
+        )
+    if mode != "lstm":
+        raise ArgumentError(
+            f"proj_size is only supported for the plain LSTM, not for {mode} "
+            "(cifg=True and peephole=True have no projection)"
+        )
+    return int(value)
+
+
 def flag(name: str, value: Any) -> bool:
     """``value`` as a ``bool`` (only ``True``/``False``, also NumPy's)."""
     if not isinstance(value, (bool, np.bool_)):

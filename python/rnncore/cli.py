@@ -77,6 +77,7 @@ DEFAULTS: dict[str, Any] = {
     "recurrent_dropout": 0.0,
     "zoneout": 0.0,
     "zoneout_cell": 0.0,
+    "proj_size": 0,  # P < rnn_size: an LSTM with projections (torch's proj_size); 0: none
     "grad_clip": 5.0,
     "clip_mode": "norm",
     "optimizer": "adam",
@@ -127,6 +128,7 @@ ARCHITECTURE = {  # setting -> field of the model config, fixed by --init-from
     "recurrent_dropout": "recurrent_dropout",
     "zoneout": "zoneout",
     "zoneout_cell": "zoneout_cell",
+    "proj_size": "proj_size",
     "dtype": "dtype",
     "seed": "seed",
 }
@@ -157,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--rnn-size", type=int, help="hidden size H (default 128)")
     t.add_argument("--num-layers", type=int, help="stacked layers (default 2)")
+    t.add_argument(
+        "--proj-size", type=int, help="LSTM with projections: h has P < H features (default 0)"
+    )
     t.add_argument("--embedding-size", type=int, help="embedding size E; 0 = one-hot (default)")
     t.add_argument("--seq-length", type=int, help="T, steps per chunk (default 50)")
     t.add_argument("--batch-size", type=int, help="N, parallel streams (default 50)")
@@ -262,6 +267,7 @@ def _architecture(s: dict[str, Any]) -> dict[str, Any]:
         "forget_bias": s["forget_bias"],
         "init_hh": s["init_hh"],
         **{k: s[k] for k in NOISE_FIELDS},
+        "proj_size": s["proj_size"],
         "dtype": s["dtype"],
         "seed": s["seed"],
     }
@@ -291,7 +297,9 @@ def _check_flags(
             and (cell_name(args.model) if k == "model" else getattr(args, k)) != MIN_CHAR_RNN[k]
         ]
         fixed += [
-            k for k in ("forget_bias", "init_hh", *NOISE_FIELDS) if getattr(args, k) is not None
+            k
+            for k in ("forget_bias", "init_hh", "proj_size", *NOISE_FIELDS)
+            if getattr(args, k) is not None
         ]
         if fixed:
             names = ", ".join("--" + k.replace("_", "-") for k in fixed)
@@ -355,6 +363,7 @@ def _build(
             seed=s["seed"],
             init_hh=s["init_hh"],
             **{k: s[k] for k in NOISE_FIELDS},
+            proj_size=s["proj_size"],
         )
         model, frozen = CharLM(config), []
     params = {k: p for k, p in model.named_parameters() if k not in frozen}

@@ -44,8 +44,13 @@ def _embedding(cfg: Any, name: str = "embedding.weight") -> dict[str, tuple[int,
     return {} if E is None or features else {name: (cfg.vocab_size, E)}
 
 
+def _state_size(cfg: Any) -> int:
+    """Features of the recurrent state ``h``: ``proj_size`` if set, else ``hidden_size``."""
+    return getattr(cfg, "proj_size", 0) or cfg.hidden_size
+
+
 def _lm(cfg: Any) -> Sizes:
-    return {"head.weight": (cfg.vocab_size, cfg.hidden_size), **_embedding(cfg)}, {
+    return {"head.weight": (cfg.vocab_size, _state_size(cfg)), **_embedding(cfg)}, {
         "rnn.": cfg.num_layers
     }
 
@@ -132,7 +137,7 @@ def check_sizes(where: str, weights: str, kind: Kind, config: Any, tensors: dict
             raise CheckpointError(
                 f"{weights}: holds the layers {stored}, the config ({where}) needs {expected}"
             )
-        H = config.hidden_size
+        H = _state_size(config)  # the columns of weight_hh: the projection size if any
         if any(np.shape(tensors[k])[-1:] != (H,) for k in expected):
             raise CheckpointError(
                 f"{weights}: holds {[(k, np.shape(tensors[k])) for k in stored]}, the config "

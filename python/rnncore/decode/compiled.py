@@ -54,6 +54,11 @@ class CompiledLM:
                 "model: CompiledLM runs the cells lstm, gru, rnn_tanh and rnn_relu; the "
                 f"decoders run a {config.cell} model through its sequence layers instead"
             )
+        if getattr(config, "proj_size", 0):
+            raise ArgumentError(
+                "model: CompiledLM has no LSTM with projections (proj_size > 0); the "
+                "decoders run such a model through its sequence layers instead"
+            )
         params = dict(model.named_parameters())
         layers = []
         for k in range(config.num_layers):

@@ -95,6 +95,11 @@ def stack(
         raise ArgumentError(
             f"the {mode} cell has no standard ONNX operator; export takes the cells {sorted(OP)}"
         )
+    if getattr(rnn, "proj_size", 0):
+        raise ArgumentError(
+            f"an LSTM with projections (proj_size={rnn.proj_size}) has no ONNX operator: "
+            "ONNX's LSTM has no projection W_hr; export takes proj_size=0 only"
+        )
     params = dict(rnn.named_parameters())
     h_parts: list[str] = []
     c_parts: list[str] = []

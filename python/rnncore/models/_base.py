@@ -146,7 +146,8 @@ def make_rnn(
             "peephole": cell == "lstm_peephole",
             "layer_norm": cell == "lstm_ln",
         }
-        return nn.LSTM(input_size, cfg.hidden_size, **flags, **common)
+        proj_size = getattr(cfg, "proj_size", 0)  # only some configs have one
+        return nn.LSTM(input_size, cfg.hidden_size, proj_size=proj_size, **flags, **common)
     if cell in MUT_LAYERS:
         if cell in ("mut1", "mut2") and input_size != cfg.hidden_size:
             raise ArgumentError(

@@ -2,6 +2,8 @@
 
 ``ids (N, T) -> one-hot or Embedding (T, N, D) -> RNN/LSTM/GRU stack (T, N, H)
 -> Dropout -> Linear head (T, N, V) -> softmax cross-entropy`` against the next
+(with ``proj_size = P``, an LSTM with projections, the stack's output is
+``(T, N, P)`` and the head reads ``P`` features)
 ids. The API is batch-first; the recurrent kernels run time-major, so ids are
 transposed once on the way in. Training runs truncated backpropagation through
 time: :meth:`CharLM.loss` returns the final state, which the caller passes into
@@ -51,6 +53,7 @@ class LMConfig(Config):
     forget_bias: float = 0.0  # added to the LSTM forget-gate bias_ih at init; 0 keeps torch's
     seed: int | None = 0  # initial weights and dropout masks; None: fresh OS entropy
     init_hh: str = "uniform"  # 'uniform' (torch's) | 'orthogonal' | 'identity' (rnn_* only)
+    proj_size: int = 0  # P < H: LSTM with projections (torch's proj_size, cell='lstm'); 0: none
     # dropout inside the recurrence (rnncore.nn: RNN/LSTM/GRU), training only except
     # zoneout, which evaluates to its expectation; zoneout_cell is for the LSTM cells
     input_dropout: float = 0.0  # one mask per sequence on each layer's input
@@ -69,6 +72,7 @@ class LMConfig(Config):
                 f"forget_bias is for cell='lstm', 'lstm_cifg' or 'lstm_peephole', not {self.cell!r}"
             )
         _validate.choice("init_hh", self.init_hh, nn.init.HH_INITS)
+        self.proj_size = _validate.proj_size(self.proj_size, self.hidden_size, self.cell)
         if self.init_hh == "identity" and not self.cell.startswith("rnn_"):
             raise ArgumentError(
                 f"init_hh='identity' (IRNN) is for cell='rnn_relu' or 'rnn_tanh', not {self.cell!r}"
@@ -81,7 +85,8 @@ class CharLM(Model):
     Parameters (``named_parameters()``): ``embedding.weight (V, E)`` if
     ``embedding_dim`` is set, ``rnn.weight_ih_l{k}``, ``rnn.weight_hh_l{k}``,
     ``rnn.bias_ih_l{k}``, ``rnn.bias_hh_l{k}`` (torch's LSTM/GRU/RNN names and
-    shapes), ``head.weight (V, H)`` and ``head.bias (V,)``. Initialisation is
+    shapes; ``rnn.weight_hr_l{k} (P, H)`` with ``proj_size``), ``head.weight (V, H)``
+    (``(V, P)`` with ``proj_size``) and ``head.bias (V,)``. Initialisation is
     torch's, plus ``forget_bias`` and ``init_hh`` (:mod:`rnncore.nn.init`). One-hot
     input costs ``T*N*V`` floats per chunk: for a large vocabulary (words) set
     ``embedding_dim``.
@@ -116,7 +121,7 @@ class CharLM(Model):
             "rnn", make_rnn(config.cell, V if E is None else E, config, self.rng, backend)
         )
         self.dropout = self._add("dropout", nn.Dropout(config.dropout, **kw))
-        self.head = self._add("head", nn.Linear(H, V, **kw))
+        self.head = self._add("head", nn.Linear(config.proj_size or H, V, **kw))
         nn.init.init_hh_(self.rnn, config.init_hh)  # draws from self.rng after the rest
         if config.forget_bias != 0:
             nn.init.forget_bias_(self.rnn, config.forget_bias)  # gates i|f|g|o
@@ -124,20 +129,29 @@ class CharLM(Model):
 
     # ----------------------------------------------------------------- state
 
+    def _state_shapes(self, N: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """Shapes of ``h`` and ``c``: ``(num_layers, N, H)`` each, but ``h`` is
+        ``(num_layers, N, P)`` with ``proj_size``."""
+        L, H = self.config.num_layers, self.config.hidden_size
+        return (L, N, self.config.proj_size or H), (L, N, H)
+
     def initial_state(self, N: int) -> State:
-        """Zeros: ``(h, c)`` for LSTM, else ``h``, each ``(num_layers, N, H)``."""
+        """Zeros: ``(h, c)`` for LSTM, else ``h``, each ``(num_layers, N, H)`` (``h``
+        ``(num_layers, N, P)`` with ``proj_size``)."""
         N = _validate.positive_int("N", N)
-        shape = (self.config.num_layers, N, self.config.hidden_size)
-        _validate.buffer_len("initial_state(N)", *shape)
+        h_shape, c_shape = self._state_shapes(N)
+        _validate.buffer_len("initial_state(N)", *c_shape)
         with _validate.allocating("initial_state(N)"):
-            h = np.zeros(shape, self.dtype)
-            return (h, np.zeros(shape, self.dtype)) if self.config.cell in CELL_STATE else h
+            h = np.zeros(h_shape, self.dtype)
+            return (h, np.zeros(c_shape, self.dtype)) if self.config.cell in CELL_STATE else h
 
     def _check_state(self, state: State, N: int) -> State:
         """``state`` as the recurrent layer takes it, checked under the name ``state``."""
         if state is None:
             return None
-        shape = (self.config.num_layers, N, self.config.hidden_size)
+        shapes = self._state_shapes(N)
+        meanings = ("(num_layers, N, proj_size)" if self.config.proj_size else "(num_layers, N, H)",
+                    "(num_layers, N, H)")  # fmt: skip
         lstm = self.config.cell in CELL_STATE
         if lstm != isinstance(state, tuple) or (lstm and len(state) != 2):
             want = "a tuple (h, c)" if lstm else "a single array h"
@@ -146,7 +160,7 @@ class CharLM(Model):
         for i, s in enumerate(state if lstm else (state,)):
             name = f"state[{i}]" if lstm else "state"
             s = _validate.float_array(name, s, self.dtype)
-            _validate.shape(name, s, shape, "(num_layers, N, H)")
+            _validate.shape(name, s, shapes[i], meanings[i])
             _validate.finite(name, s)
             parts.append(s)
         return tuple(parts) if lstm else parts[0]
@@ -266,9 +280,11 @@ class CharLM(Model):
     def decodes_compiled(self) -> bool:
         """Whether the decoders run this model through :meth:`compile` (True on
         the compiled kernels; a model on the NumPy reference, or with the cell
-        ``gru_reset_before``, ``lstm_cifg``, ``lstm_peephole``, ``lstm_ln`` or a MUT, which the
-        compiled decoder lacks, decodes as it is)."""
-        return self.rnn._backend is None and self.config.cell not in UNCOMPILED
+        ``gru_reset_before``, ``gru_ln``, ``lstm_cifg``, ``lstm_peephole``, ``lstm_ln``
+        or a MUT, or with ``proj_size``, which the compiled decoder lacks, decodes as
+        it is)."""
+        compiled = self.config.cell not in UNCOMPILED and not self.config.proj_size
+        return self.rnn._backend is None and compiled
 
     def compile(self) -> decode.CompiledLM:
         """A snapshot of the weights packed for fast decoding (one Rust call per

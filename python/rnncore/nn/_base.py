@@ -29,7 +29,7 @@ from rnncore.reference.cells import LAYER_NORM as LAYER_NORM  # re-exported for 
 from rnncore.reference.cells import PEEPHOLE as PEEPHOLE  # re-exported for the layers
 
 # The kernels' keyword arguments of the extra parameters, and the layers' names of them.
-EXTRA = {"w_peep": "weight_peep", "w_ln": "weight_ln", "b_ln": "bias_ln"}
+EXTRA = {"w_peep": "weight_peep", "w_hr": "weight_hr", "w_ln": "weight_ln", "b_ln": "bias_ln"}
 
 Array = np.ndarray
 State = Any  # an (h, c) tuple for LSTMs, a single array otherwise
@@ -241,11 +241,14 @@ class KernelModule(Module):
         expected: tuple[int, ...],
         meaning: str,
         allow_none: bool = False,
+        cell: tuple[tuple[int, ...], str] | None = None,
     ) -> tuple[Array | None, Array | None]:
         """Check a state (``hx``) or its gradient; returns ``(h, c)``, ``c`` None unless LSTM.
 
         ``value`` is an array, or an ``(h, c)`` tuple for LSTMs. ``labels`` name the
         two parts in messages; ``allow_none`` lets either part of a tuple be None.
+        ``cell`` is ``(expected, meaning)`` of ``c`` when it differs from ``h``'s
+        (an LSTM with projections: ``h`` has ``P`` features, ``c`` has ``H``).
         """
         if value is None:
             return None, None
@@ -256,8 +259,10 @@ class KernelModule(Module):
                     f"{name} must be a tuple ({labels[0]}, {labels[1]}) for "
                     f"{type(self).__name__}, got {type(value).__name__}"
                 )
+            shapes = [(expected, meaning), cell or (expected, meaning)]
             parts = [
-                (f"{name}[{i}] ({label})", v) for i, (label, v) in enumerate(zip(labels, value))
+                (f"{name}[{i}] ({label})", v, *shapes[i])
+                for i, (label, v) in enumerate(zip(labels, value))
             ]
         else:
             if isinstance(value, tuple):
@@ -265,15 +270,15 @@ class KernelModule(Module):
                     f"{name} ({labels[0]}) must be a single array for {type(self).__name__}, "
                     f"got a {type(value).__name__}"
                 )
-            parts = [(f"{name} ({labels[0]})", value)]
+            parts = [(f"{name} ({labels[0]})", value, expected, meaning)]
         arrays: list[Array | None] = []
-        for part, v in parts:
+        for part, v, shape, means in parts:
             if v is None and allow_none:
                 arrays.append(None)
                 continue
             if v is None:
                 raise ArgumentError(f"{part} must be an array, got None")
-            arrays.append(self._array(part, v, expected, meaning))
+            arrays.append(self._array(part, v, shape, means))
         return arrays[0], (arrays[1] if lstm else None)
 
     def _pack(self, h: Array, c: Array | None) -> State:
@@ -327,9 +332,10 @@ class KernelModule(Module):
 
     def _extra(self, sfx: str) -> dict[str, Array]:
         """The extra parameters of one direction as the kernels' keywords:
-        ``{"w_peep": (3H,)}`` for a peephole LSTM, ``{"w_ln": (9H,), "b_ln": (9H,)}``
-        for a layer-normalised one, ``{}`` otherwise (so a backend is only given
-        the keywords by the mode that takes them)."""
+        ``{"w_peep": (3H,)}`` for a peephole LSTM, ``{"w_hr": (P, H)}`` for an LSTM
+        with projections, ``{"w_ln": (B*H,), "b_ln": (B*H,)}`` for a
+        layer-normalised cell, ``{}`` otherwise (so a backend is only given the
+        keywords by the mode that takes them)."""
         return {
             k: self._params[name + sfx] for k, name in EXTRA.items() if name + sfx in self._params
         }
@@ -392,7 +398,8 @@ class KernelModule(Module):
         weight gradients to :attr:`grads`.
 
         ``d_output`` is (T, N, H), ``d_h_n``/``d_c_n`` (N, H) or None. Returns
-        ``dx (T, N, D), dh0 (N, H), dc0 (N, H) or None``.
+        ``dx (T, N, D), dh0 (N, H), dc0 (N, H) or None`` (with a projection
+        ``d_output`` is (T, N, P), ``d_h_n`` and ``dh0`` (N, P)).
         """
         w = self._weights(sfx)
         extra = self._extra(sfx)

@@ -32,7 +32,7 @@ SUFFIXES = ("", "_reverse")  # parameter-name suffix of direction 0 (forward), 1
 class _Trace:
     """What :meth:`_RNNBase.backward` needs from the most recent forward call."""
 
-    inputs: list[Array]  # input of layer k, (T, N, D) for k = 0 else (T, N, dirs*H)
+    inputs: list[Array]  # input of layer k, (T, N, D) for k = 0 else (T, N, dirs*HS)
     caches: list[Any]  # kernel cache of layer k, direction d at index k*dirs + d
     masks: list[_Masks]  # what layer k drew
     lengths: Array | None  # (N,) int64, or None when every sequence has T steps
@@ -40,6 +40,11 @@ class _Trace:
     out_shape: tuple[int, ...]  # shape of the output as returned to the caller
     state_shape: tuple[int, ...]  # shape of h_n (and c_n) as returned to the caller
     state_meaning: str  # state_shape in symbols, for messages
+    cell: tuple[tuple[int, ...], str] | None  # (shape, meaning) of c_n when not h_n's
+
+
+# HS below is the width of h: the projection size P of an LSTM with projections
+# (proj_size > 0), else H. The cell state c always has H features.
 
 
 @dataclass
@@ -72,6 +77,7 @@ class _RNNBase(KernelModule):
         seed: int | None = None,
         rng: np.random.Generator | None = None,
         backend: ModuleType | None = None,
+        proj_size: int = 0,
     ) -> None:
         super().__init__(hidden_size, dtype=dtype, seed=seed, rng=rng, backend=backend)
         self._mode = mode
@@ -82,6 +88,12 @@ class _RNNBase(KernelModule):
             zoneout=zoneout,
             zoneout_cell=zoneout_cell,
         )
+        self.proj_size = _validate.proj_size(proj_size, self.hidden_size, mode)
+        if self.proj_size and self._noise.active:
+            raise ArgumentError(
+                "input_dropout, recurrent_dropout and zoneout are not available for the "
+                "LSTM with projections (proj_size > 0)"
+            )
         self.input_size = _validate.positive_int("input_size", input_size)
         self.num_layers = _validate.positive_int("num_layers", num_layers)
         self.bias = _validate.flag("bias", bias)
@@ -89,13 +101,13 @@ class _RNNBase(KernelModule):
         self.dropout = _validate.probability("dropout", dropout)
         self.bidirectional = _validate.flag("bidirectional", bidirectional)
         self._trace: _Trace | None = None
-        H, dirs = self.hidden_size, self._dirs
+        H, HS, dirs = self.hidden_size, self._state_size, self._dirs
         IH, HH = weight_rows(mode, H)  # G*H each, fewer for the MUT cells
         for k in range(self.num_layers):
-            D_k = self.input_size if k == 0 else H * dirs
+            D_k = self.input_size if k == 0 else HS * dirs
             for sfx in SUFFIXES[:dirs]:
                 self._add_parameter(f"weight_ih_l{k}{sfx}", (IH, D_k))
-                self._add_parameter(f"weight_hh_l{k}{sfx}", (HH, H))
+                self._add_parameter(f"weight_hh_l{k}{sfx}", (HH, HS))
                 if self.bias:
                     self._add_parameter(f"bias_ih_l{k}{sfx}", (IH,))
                     self._add_parameter(f"bias_hh_l{k}{sfx}", (HH,))
@@ -104,6 +116,8 @@ class _RNNBase(KernelModule):
                 if mode in LAYER_NORM:  # gains 1 and shifts 0: LN_x | LN_h (| LN_c)
                     self._add_constant(f"weight_ln_l{k}{sfx}", (LAYER_NORM[mode] * H,), 1.0)
                     self._add_constant(f"bias_ln_l{k}{sfx}", (LAYER_NORM[mode] * H,), 0.0)
+                if self.proj_size:
+                    self._add_parameter(f"weight_hr_l{k}{sfx}", (self.proj_size, H))
 
     @property
     def input_dropout(self) -> float:
@@ -130,6 +144,11 @@ class _RNNBase(KernelModule):
         """Number of directions, 2 if bidirectional else 1."""
         return 2 if self.bidirectional else 1
 
+    @property
+    def _state_size(self) -> int:
+        """``HS``, the features of ``h``: ``proj_size`` if non-zero, else ``hidden_size``."""
+        return self.proj_size or self.hidden_size
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if self._mode == "rnn_relu":
@@ -154,6 +173,8 @@ class _RNNBase(KernelModule):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         return ", ".join([s, *self._noise.repr_parts()])
 
     def clear_cache(self) -> None:
@@ -196,12 +217,12 @@ class _RNNBase(KernelModule):
         elif self.batch_first:
             x = x.transpose(1, 0, 2)  # (N, T, D) -> (T, N, D)
         T, N, _ = x.shape
-        H, LD = self.hidden_size, self.num_layers * self._dirs
-        state_shape = (LD, N, H) if batched else (LD, H)
-        meaning = "(num_layers*num_directions, " + ("N, H)" if batched else "H)")
-        h0, c0 = self._state("hx", hx, ("h_0", "c_0"), state_shape, meaning)
+        H, HS, LD = self.hidden_size, self._state_size, self.num_layers * self._dirs
+        state_shape, meaning = self._state_shape(N, HS, batched)
+        cell = self._state_shape(N, H, batched) if self.proj_size else None
+        h0, c0 = self._state("hx", hx, ("h_0", "c_0"), state_shape, meaning, cell=cell)
         lens = None if lengths is None else _validate.lengths(lengths, N, T)
-        h0 = np.zeros((LD, N, H), self.dtype) if h0 is None else h0.reshape(LD, N, H)
+        h0 = np.zeros((LD, N, HS), self.dtype) if h0 is None else h0.reshape(LD, N, HS)
         if self._mode in CELL_STATE:
             c0 = np.zeros((LD, N, H), self.dtype) if c0 is None else c0.reshape(LD, N, H)
 
@@ -213,19 +234,27 @@ class _RNNBase(KernelModule):
         elif self.batch_first:
             output = output.transpose(1, 0, 2)  # (T, N, dirs*H) -> (N, T, dirs*H)
         self._trace = _Trace(
-            inputs, caches, masks, lens, batched, output.shape, state_shape, meaning
+            inputs, caches, masks, lens, batched, output.shape, state_shape, meaning, cell
         )
         return output, self._pack(h_n, c_n)
+
+    def _state_shape(self, N: int, width: int, batched: bool) -> tuple[tuple[int, ...], str]:
+        """``(shape, meaning)`` of ``h_0`` (``width`` HS) or ``c_0`` (``width`` H)."""
+        LD = self.num_layers * self._dirs
+        symbol = "H" if width == self.hidden_size else "proj_size"
+        if batched:
+            return (LD, N, width), f"(num_layers*num_directions, N, {symbol})"
+        return (LD, width), f"(num_layers*num_directions, {symbol})"
 
     def _forward_layers(
         self, x: Array, h0: Array, c0: Array | None, lens: Array | None
     ) -> tuple[Array, Array, Array | None, list[Array], list[Any], list[_Masks]]:
-        """Time-major stack: x (T, N, D), h0 and c0 (L*dirs, N, H).
+        """Time-major stack: x (T, N, D), h0 (L*dirs, N, HS) and c0 (L*dirs, N, H).
 
-        Returns ``output (T, N, dirs*H), h_n, c_n (L*dirs, N, H)`` and the trace lists.
+        Returns ``output (T, N, dirs*HS), h_n, c_n`` (shaped as h0, c0) and the trace lists.
         """
         dirs = self._dirs
-        h_n = np.empty_like(h0)  # (L*dirs, N, H)
+        h_n = np.empty_like(h0)  # (L*dirs, N, HS)
         c_n = None if c0 is None else np.empty_like(c0)
         inputs: list[Array] = []
         caches: list[Any] = []
@@ -258,9 +287,9 @@ class _RNNBase(KernelModule):
                 h_n[i] = h_i
                 if c_n is not None:
                     c_n[i] = c_i
-                outs.append(out)  # (T, N, H)
+                outs.append(out)  # (T, N, HS)
                 caches.append(cache)
-            x = outs[0] if dirs == 1 else np.concatenate(outs, axis=-1)  # (T, N, dirs*H)
+            x = outs[0] if dirs == 1 else np.concatenate(outs, axis=-1)  # (T, N, dirs*HS)
             mask = None
             if self.training and self.dropout > 0 and k < self.num_layers - 1:
                 mask = self._dropout_mask(x.shape)
@@ -272,10 +301,11 @@ class _RNNBase(KernelModule):
         """Multiply-adds of one direction's forward over ``x (T, N, D)``."""
         T, N, D = x.shape
         IH, HH = weight_rows(self._mode, self.hidden_size)  # rows of W_ih and W_hh
-        return T * N * (IH * D + HH * self.hidden_size)
+        projection = self.proj_size * self.hidden_size  # W_hr (P, H)
+        return T * N * (IH * D + HH * self._state_size + projection)
 
     def _dropout_mask(self, shape: tuple[int, ...]) -> Array:
-        """Inverted-dropout mask of ``shape`` (T, N, dirs*H): 0 or ``1/(1-p)``, from :attr:`rng`."""
+        """Inverted-dropout mask of ``shape`` (T, N, dirs*HS): 0 or ``1/(1-p)``, from ``rng``."""
         keep = self.rng.random(shape) >= self.dropout
         return keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
 
@@ -296,6 +326,8 @@ class _RNNBase(KernelModule):
             (pass it as ``hx`` to trace a long sequence chunk by chunk).
         """
         names(self._mode)  # refuses the cell variants traces do not cover, before any work
+        if self.proj_size:
+            raise ArgumentError("traces do not cover the LSTM with projections (proj_size > 0)")
         _, h_n = self.forward(x, hx)
         tr = self._trace
         assert tr is not None  # forward sets it
@@ -338,20 +370,22 @@ class _RNNBase(KernelModule):
         _validate.shape("d_output", d_out, tr.out_shape, meaning)
         _validate.finite("d_output", d_out)
         labels = ("d_h_n", "d_c_n")
-        d_h_n, d_c_n = self._state("d_hx", d_hx, labels, tr.state_shape, tr.state_meaning, True)
-        LD, H = self.num_layers * self._dirs, self.hidden_size
+        d_h_n, d_c_n = self._state(
+            "d_hx", d_hx, labels, tr.state_shape, tr.state_meaning, True, cell=tr.cell
+        )
+        LD, H, HS = self.num_layers * self._dirs, self.hidden_size, self._state_size
         if not tr.batched:
-            d_out = d_out[:, None]  # (T, dirs*H) -> (T, 1, dirs*H)
+            d_out = d_out[:, None]  # (T, dirs*HS) -> (T, 1, dirs*HS)
         elif self.batch_first:
-            d_out = d_out.transpose(1, 0, 2)  # (N, T, dirs*H) -> (T, N, dirs*H)
+            d_out = d_out.transpose(1, 0, 2)  # (N, T, dirs*HS) -> (T, N, dirs*HS)
         N = d_out.shape[1]
-        d_h_n = None if d_h_n is None else d_h_n.reshape(LD, N, H)
+        d_h_n = None if d_h_n is None else d_h_n.reshape(LD, N, HS)
         d_c_n = None if d_c_n is None else d_c_n.reshape(LD, N, H)
 
         dx, dh0, dc0 = self._backward_layers(tr, d_out, d_h_n, d_c_n)
 
         if not tr.batched:
-            dx, dh0 = dx[:, 0], dh0[:, 0]  # (T, D), (LD, H)
+            dx, dh0 = dx[:, 0], dh0[:, 0]  # (T, D), (LD, HS)
             dc0 = None if dc0 is None else dc0[:, 0]
         elif self.batch_first:
             dx = dx.transpose(1, 0, 2)  # (T, N, D) -> (N, T, D)
@@ -360,14 +394,16 @@ class _RNNBase(KernelModule):
     def _backward_layers(
         self, tr: _Trace, d_out: Array, d_h_n: Array | None, d_c_n: Array | None
     ) -> tuple[Array, Array, Array | None]:
-        """Time-major chain rule: d_out (T, N, dirs*H), d_h_n and d_c_n (L*dirs, N, H).
+        """Time-major chain rule: d_out (T, N, dirs*HS), d_h_n (L*dirs, N, HS) and
+        d_c_n (L*dirs, N, H).
 
-        Returns ``dx (T, N, D)``, ``dh0`` and ``dc0`` (L*dirs, N, H).
+        Returns ``dx (T, N, D)``, ``dh0`` (L*dirs, N, HS) and ``dc0`` (L*dirs, N, H).
         """
-        dirs, H = self._dirs, self.hidden_size
+        dirs, H, HS = self._dirs, self.hidden_size, self._state_size
         N = d_out.shape[1]
-        dh0 = np.empty((self.num_layers * dirs, N, H), self.dtype)
-        dc0 = np.empty_like(dh0) if self._mode in CELL_STATE else None
+        dh0 = np.empty((self.num_layers * dirs, N, HS), self.dtype)
+        dc0 = np.empty((self.num_layers * dirs, N, H), self.dtype)
+        dc0 = dc0 if self._mode in CELL_STATE else None
         d_layer = d_out  # gradient of layer k's (dropped-out) output
         for k in reversed(range(self.num_layers)):
             masks = tr.masks[k]
@@ -380,7 +416,7 @@ class _RNNBase(KernelModule):
                 d: int, k: int = k, d_layer: Array = d_layer, noise: LayerNoise | None = noise
             ) -> Any:
                 i = k * dirs + d
-                d_dir = np.ascontiguousarray(d_layer[..., d * H : (d + 1) * H])  # (T, N, H)
+                d_dir = np.ascontiguousarray(d_layer[..., d * HS : (d + 1) * HS])  # (T, N, HS)
                 kw = {} if noise is None else noise.kernel[d]
                 return self._kernel_backward(
                     f"_l{k}{SUFFIXES[d]}",

@@ -53,6 +53,7 @@ def orthogonal_hh_(layer: M, gain: float = 1.0) -> M:
     """Set each ``(H, H)`` gate block of every ``weight_hh`` to ``gain`` times a
     random orthogonal matrix (the Q of a Gaussian matrix's QR decomposition, signs
     fixed so the draw is uniform), drawn from ``layer.rng``: same seed, same weights.
+    With projections (``(H, P)`` blocks) the columns of each block are orthonormal.
 
     Raises:
         ArgumentError: ``layer`` is not a recurrent layer or cell; ``gain`` is not a
@@ -61,11 +62,11 @@ def orthogonal_hh_(layer: M, gain: float = 1.0) -> M:
     layer = _recurrent(layer)
     gain = _number("gain", gain)
     H = layer.hidden_size
-    for w in _hh_params(layer):  # (G*H, H)
+    for w in _hh_params(layer):  # (G*H, H); (4H, P) for an LSTM with projections
         for g in range(w.shape[0] // H):
-            a = layer.rng.standard_normal((H, H))
-            q, r = np.linalg.qr(a)
-            q *= np.where(np.diag(r) < 0, -1.0, 1.0)  # (H, H) columns with sign(R_jj)
+            a = layer.rng.standard_normal((H, w.shape[1]))
+            q, r = np.linalg.qr(a)  # q (H, H), or (H, P) orthonormal columns
+            q *= np.where(np.diag(r) < 0, -1.0, 1.0)  # columns with sign(R_jj)
             w[g * H : (g + 1) * H] = gain * q
     return layer
 

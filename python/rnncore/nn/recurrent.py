@@ -185,6 +185,15 @@ class LSTM(_RNNBase):
     (the shifts, zeros), ``(9H,)`` each: ``LN_x`` (4H), ``LN_h`` (4H), ``LN_c`` (H).
     Not combinable with ``cifg`` or ``peephole``; no ONNX operator nor compiled
     decoder.
+    ``proj_size = P > 0`` (torch's argument, ``0 < P < H``) makes it an LSTM with
+    projections (Sak et al. 2014): ``h_t = W_{hr} (o_t \odot \tanh(c_t))``, so
+    ``h`` has ``P`` features and ``c`` keeps ``H``. Each layer and direction has
+    one more parameter, ``weight_hr_l[k]`` (``_reverse``) of shape ``(P, H)``,
+    without bias; ``weight_hh_l[k]`` is ``(4H, P)``, layer ``k > 0`` reads
+    ``num_directions*P`` features, ``h_0``/``h_n`` are ``(num_layers*num_directions,
+    N, P)``, ``c_0``/``c_n`` ``(num_layers*num_directions, N, H)`` and the output
+    ``(T, N, num_directions*P)``. Only for the plain LSTM (not ``cifg``,
+    ``peephole``), and without traces, ONNX export or a compiled decoder.
 
     Example::
 
@@ -192,6 +201,10 @@ class LSTM(_RNNBase):
         >>> output, (h_n, c_n) = lstm(np.zeros((5, 3, 10), np.float32))
         >>> output.shape, h_n.shape
         ((5, 3, 40), (4, 3, 20))
+        >>> lstmp = LSTM(10, 20, proj_size=5, seed=0)
+        >>> output, (h_n, c_n) = lstmp(np.zeros((5, 3, 10), np.float32))
+        >>> output.shape, h_n.shape, c_n.shape
+        ((5, 3, 5), (1, 3, 5), (1, 3, 20))
 """ + _COMMON_DOC.format(
         hx="a tuple ``(h_0, c_0)``, each " + _H0,
         out="(h_n, c_n)",
@@ -208,6 +221,7 @@ class LSTM(_RNNBase):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        proj_size: int = 0,
         *,
         input_dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
@@ -241,6 +255,7 @@ class LSTM(_RNNBase):
             seed=seed,
             rng=rng,
             backend=backend,
+            proj_size=proj_size,
         )
 
 

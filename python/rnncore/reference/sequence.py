@@ -21,6 +21,11 @@ Dropout inside the recurrence (all optional, drawn by the caller):
   training and the rate itself at evaluation.
 - ``zoneout_c (T, N, H)``: the same for the cell state of the lstm modes; the
   cell's ``h~_t`` is computed from its own update ``c~_t``.
+
+``lstm`` with ``w_hr (P, H)`` is the LSTM with projections (torch's ``proj_size``,
+:mod:`.projection`): ``h0``, ``h_n``, the output and their gradients have ``P``
+features instead of ``H``, ``w_hh`` is ``(4H, P)``, and :func:`backward` returns
+``dw_hr (P, H)`` as an eighth entry. It takes none of the dropout above.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from rnncore.reference.layer_norm import (
     lstm_ln_step_backward,
 )
 from rnncore.reference.mut_cells import mut_step, mut_step_backward
+from rnncore.reference.projection import lstm_proj_step, lstm_proj_step_backward
 
 
 def forward(
@@ -73,6 +79,7 @@ def forward(
     reverse: bool = False,
     *,
     w_peep: np.ndarray | None = None,
+    w_hr: np.ndarray | None = None,
     w_ln: np.ndarray | None = None,
     b_ln: np.ndarray | None = None,
     recurrent_mask: np.ndarray | None = None,
@@ -95,20 +102,24 @@ def forward(
         reverse: run from each sequence's own last step down to step 0.
         w_peep: ``(3H,)`` peephole weights ``p_i|p_f|p_o`` for lstm_peephole, None
             otherwise.
-        w_ln, b_ln: ``(9H,)`` gains and shifts of the layer normalisations of
-            lstm_ln (:mod:`rnncore.reference.layer_norm`), None otherwise.
+        w_hr: ``(P, H)`` projection (lstm only, ``1 <= P < H``): then ``h0`` is
+            ``(N, P)`` and ``w_hh`` ``(4H, P)``; None for no projection.
+        w_ln, b_ln: ``(B*H,)`` gains and shifts of the layer normalisations of
+            lstm_ln (``B = 9``) and gru_ln (``B = 6``)
+            (:mod:`rnncore.reference.layer_norm`), None otherwise.
         recurrent_mask, zoneout_h, zoneout_c: dropout inside the recurrence, see the
             module docstring; None for none.
 
     Returns:
         ``(output (T, N, H), h_n (N, H), c_n (N, H) or None, cache)``; output is 0 at
-        steps ``t >= lengths[b]``; ``cache`` is for :func:`backward` only.
+        steps ``t >= lengths[b]``; ``cache`` is for :func:`backward` only. With
+        ``w_hr`` output is ``(T, N, P)`` and ``h_n`` ``(N, P)``.
     """
     G = gate_count(mode)
     x, h0, c0, w_ih, w_hh, b_ih, b_hh = _float64(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
-    (w_peep,) = _float64(w_peep)
-    T, N, H = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep)
-    _check_shape("h0", h0, (N, H))
+    w_peep, w_hr = _float64(w_peep, w_hr)
+    T, N, H, HS = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep, w_hr)
+    _check_shape("h0", h0, (N, HS))
     if (c0 is not None) != (mode in CELL_STATE):
         raise ArgumentError(
             "c0 must be given for lstm, lstm_cifg and lstm_peephole and only for them"
@@ -117,6 +128,8 @@ def forward(
         _check_shape("c0", c0, (N, H))
     lengths = _lengths(lengths, N, T)
     mask, zh, zc = _noise(mode, T, N, H, recurrent_mask, zoneout_h, zoneout_c)
+    if w_hr is not None and not (mask is None and zh is None and zc is None):
+        raise ArgumentError("the LSTM with projections (w_hr) takes no dropout masks")
     ln = _layer_norm_weights(mode, H, w_ln, b_ln)
 
     mut = mode in MUT_IH  # a MUT step takes x itself and all the weights
@@ -126,14 +139,16 @@ def forward(
         x_proj, cache["ln_x"] = layer_norm(x_proj, ln[0][: G * H], ln[1][: G * H])
     if b_ih is not None and not mut:
         x_proj = x_proj + b_ih
-    output = np.zeros((T, N, H))
-    h, c = h0, c0  # (N, H) each; c is None unless lstm
+    output = np.zeros((T, N, HS))
+    h, c = h0, c0  # (N, HS), (N, H); c is None unless lstm
     step_caches = [None] * T
     for t in _time_steps(T, reverse):
         active = (t < lengths)[:, None]  # (N, 1) which sequences run step t
         if mut:
             h_next, step_caches[t] = mut_step(mode, x[t], h, w_ih, w_hh, b_ih, b_hh)
             c_next = None
+        elif w_hr is not None:
+            h_next, c_next, step_caches[t] = lstm_proj_step(x_proj[t], h, c, w_hh, b_hh, w_hr)
         else:
             h_next, c_next, step_caches[t] = _step(
                 mode, x_proj[t], h, c, w_hh, b_hh, w_peep, mask, ln
@@ -142,8 +157,8 @@ def forward(
             c_next = zc[t] * c + (1.0 - zc[t]) * c_next  # (N, H)
         if zh is not None:
             h_next = zh[t] * h + (1.0 - zh[t]) * h_next  # (N, H)
-        output[t] = np.where(active, h_next, 0.0)  # (N, H)
-        h = np.where(active, h_next, h)  # (N, H) frozen where inactive
+        output[t] = np.where(active, h_next, 0.0)  # (N, HS)
+        h = np.where(active, h_next, h)  # (N, HS) frozen where inactive
         if c is not None:
             c = np.where(active, c_next, c)  # (N, H)
     return output, h, c, {**cache, "step_caches": step_caches}
@@ -164,6 +179,7 @@ def backward(
     d_c_n: np.ndarray | None = None,
     *,
     w_peep: np.ndarray | None = None,
+    w_hr: np.ndarray | None = None,
     w_ln: np.ndarray | None = None,
     b_ln: np.ndarray | None = None,
     recurrent_mask: np.ndarray | None = None,
@@ -178,38 +194,44 @@ def backward(
         d_output: ``(T, N, H)`` gradient of the output (ignored at padded steps).
         d_h_n: ``(N, H)`` gradient of ``h_n``, or None (zero).
         d_c_n: ``(N, H)`` gradient of ``c_n`` (the lstm modes), or None (zero).
-        w_peep, w_ln, b_ln, recurrent_mask, zoneout_h, zoneout_c: as given to
-            :func:`forward`.
+        w_peep, w_hr, w_ln, b_ln, recurrent_mask, zoneout_h, zoneout_c: as given to
+            :func:`forward` (with ``w_hr``, ``d_output`` is ``(T, N, P)`` and
+            ``d_h_n`` ``(N, P)``).
 
     Returns:
         ``(dx (T, N, D), dh0 (N, H), dc0 (N, H) or None, dw_ih (G*H, D),
         dw_hh (G*H, H), db_ih (G*H,) or None, db_hh (G*H,) or None)``; ``dc0`` is
         None unless an lstm mode, the bias gradients are None for a layer without
-        bias. For lstm_peephole an eighth entry follows, ``dw_peep (3H,)``; for
-        lstm_ln an eighth and ninth, ``dw_ln (9H,)`` and ``db_ln (9H,)``.
+        bias. For lstm_peephole an eighth entry follows, ``dw_peep (3H,)``; with
+        ``w_hr`` one too, ``dw_hr (P, H)`` (``dh0`` is then ``(N, P)``, ``dw_hh``
+        ``(4H, P)``); for lstm_ln and gru_ln an eighth and ninth, ``dw_ln`` and
+        ``db_ln``.
     """
     G = gate_count(mode)
     x, w_ih, w_hh, b_ih, b_hh = _float64(x, w_ih, w_hh, b_ih, b_hh)
     d_output, d_h_n, d_c_n = _float64(d_output, d_h_n, d_c_n)
-    (w_peep,) = _float64(w_peep)
-    T, N, H = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep)
-    _check_shape("d_output", d_output, (T, N, H))
+    w_peep, w_hr = _float64(w_peep, w_hr)
+    T, N, H, HS = _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep, w_hr)
+    _check_shape("d_output", d_output, (T, N, HS))
     lengths = _lengths(lengths, N, T)
     mask, zh, zc = _noise(mode, T, N, H, recurrent_mask, zoneout_h, zoneout_c)
+    if w_hr is not None and not (mask is None and zh is None and zc is None):
+        raise ArgumentError("the LSTM with projections (w_hr) takes no dropout masks")
     ln = _layer_norm_weights(mode, H, w_ln, b_ln)
 
-    dh = np.zeros((N, H)) if d_h_n is None else d_h_n  # (N, H) gradient of the state
+    dh = np.zeros((N, HS)) if d_h_n is None else d_h_n  # (N, HS) gradient of the state
     dc = None  # (N, H) gradient of the cell state, the lstm modes only
     if mode in CELL_STATE:
         dc = np.zeros((N, H)) if d_c_n is None else d_c_n
-    _check_shape("d_h_n", dh, (N, H))
+    _check_shape("d_h_n", dh, (N, HS))
     if dc is not None:
         _check_shape("d_c_n", dc, (N, H))
     IH, HH = weight_rows(mode, H)
     mut = mode in MUT_IH  # a MUT step returns dx, dw_ih and db_ih itself
     dx_proj = np.zeros((T, N, G * H))  # gradient of x @ w_ih.T + b_ih
     dx, dw_ih, db_ih = np.zeros(x.shape), np.zeros((IH, x.shape[2])), np.zeros(IH)  # MUTs
-    dw_hh = np.zeros((HH, H))
+    dw_hh = np.zeros((HH, HS))
+    dw_hr = None if w_hr is None else np.zeros(w_hr.shape)  # (P, H)
     db_hh = np.zeros(HH)
     dw_peep = np.zeros(3 * H)  # gradient of w_peep, lstm_peephole only
     dw_ln = db_ln = np.zeros(0)  # the layer-normalised cells only
@@ -217,7 +239,7 @@ def backward(
         dw_ln, db_ln = np.zeros(ln[0].shape), np.zeros(ln[0].shape)
     for t in reversed(_time_steps(T, reverse)):
         active = (t < lengths)[:, None]  # (N, 1) which sequences ran step t
-        dh_next = np.where(active, dh + d_output[t], 0.0)  # (N, H)
+        dh_next = np.where(active, dh + d_output[t], 0.0)  # (N, HS)
         dc_next = None if dc is None else np.where(active, dc, 0.0)  # (N, H)
         keep_h = keep_c = 0.0  # what zoneout passes straight to the previous state
         if zh is not None:
@@ -250,6 +272,10 @@ def backward(
             dw_peep += dw_peep_t
             if mask is not None:  # the step saw h * mask; h feeds nothing else
                 dh_prev = dh_prev * mask
+        elif w_hr is not None:
+            grads = lstm_proj_step_backward(dh_next, dc_next, step_cache, w_hh, w_hr)
+            dx_proj[t], dh_prev, dc_prev, dw_hh_t, db_hh_t, dw_hr_t = grads
+            dw_hr += dw_hr_t
         else:
             dx_proj[t], dh_prev, dc_prev, dw_hh_t, db_hh_t = _step_backward(
                 mode, dh_next, dc_next, step_cache, w_hh, mask
@@ -257,7 +283,7 @@ def backward(
         dh_prev = dh_prev + keep_h
         if dc_prev is not None:
             dc_prev = dc_prev + keep_c
-        dh = np.where(active, dh_prev, dh)  # (N, H) passes through where inactive
+        dh = np.where(active, dh_prev, dh)  # (N, HS) passes through where inactive
         if dc is not None:
             dc = np.where(active, dc_prev, dc)  # (N, H)
         dw_hh += dw_hh_t
@@ -277,6 +303,8 @@ def backward(
         return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh, dw_peep
     if ln is not None:
         return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh, dw_ln, db_ln
+    if dw_hr is not None:
+        return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh, dw_hr
     return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh
 
 
@@ -376,15 +404,25 @@ def _check_shape(name: str, array: np.ndarray, shape: tuple) -> None:
         raise ShapeError(f"{name} has shape {array.shape}, expected {shape}")
 
 
-def _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep=None) -> tuple[int, int, int]:
-    """Check the shapes every call shares and return ``(T, N, H)``."""
+def _check_layer(
+    mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep=None, w_hr=None
+) -> tuple[int, int, int, int]:
+    """Check the shapes every call shares and return ``(T, N, H, HS)``, ``HS`` the
+    width of ``h``: ``P`` with a projection ``w_hr (P, H)``, else ``H``."""
     if x.ndim != 3:
         raise ShapeError(f"x must be (T, N, D), got shape {x.shape}")
     T, N, D = x.shape
-    H = w_hh.shape[1] if w_hh.ndim == 2 else 0
+    if w_hr is not None:
+        if mode != "lstm":
+            raise ArgumentError(f"w_hr is the projection of lstm only, not of {mode}")
+        if w_hr.ndim != 2 or not 1 <= w_hr.shape[0] < w_hr.shape[1]:
+            raise ShapeError(f"w_hr must be (P, H) with 1 <= P < H, got shape {w_hr.shape}")
+        HS, H = w_hr.shape
+    else:
+        H = HS = w_hh.shape[1] if w_hh.ndim == 2 else 0
     IH, HH = weight_rows(mode, H)
-    if w_hh.ndim != 2 or w_hh.shape[0] != HH:
-        raise ShapeError(f"w_hh must be ({HH // max(H, 1)}*H, H) for {mode}, got {w_hh.shape}")
+    if w_hh.ndim != 2 or w_hh.shape != (HH, HS):
+        raise ShapeError(f"w_hh must be {(HH, HS)} for {mode}, got {w_hh.shape}")
     _check_shape("w_ih", w_ih, (IH, D))
     if mode in SQUARE_INPUT and D != H:
         raise ArgumentError(f"{mode} adds x itself to a gate: input size {D} must be H = {H}")
@@ -397,7 +435,7 @@ def _check_layer(mode, G, x, w_ih, w_hh, b_ih, b_hh, w_peep=None) -> tuple[int, 
         raise ArgumentError("w_peep must be given for lstm_peephole and only for it")
     if w_peep is not None:
         _check_shape("w_peep", w_peep, (3 * H,))
-    return T, N, H
+    return T, N, H, HS
 
 
 def _lengths(lengths, N: int, T: int) -> np.ndarray:

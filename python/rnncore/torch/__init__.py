@@ -12,7 +12,7 @@ rnncore's Rust kernels under torch's autograd::
     output.sum().backward()               # gradients of x, h0, c0 and every parameter
 
 Limits, each refused with a clear error: CPU tensors only (use ``torch.nn``
-modules on CUDA or MPS), float32 or float64, ``proj_size = 0``, one backward
+modules on CUDA or MPS), float32 or float64, one backward
 (no double backward), no TorchScript (``torch.compile`` works: it runs these
 modules eagerly). As with rnncore's layers, an input, initial state or weight
 holding NaN or infinity is refused with ``rnncore.NonFiniteError`` (a

@@ -99,10 +99,12 @@ def hidden(
     lstm: bool,
     expected: tuple[int, ...],
     dtype: torch.dtype,
+    expected_c: tuple[int, ...] | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """``hx`` (a tensor, or ``(h_0, c_0)`` for an LSTM) checked; ``(None, None)`` if None.
 
-    ``expected`` is the shape of each part. Returns ``(h_0, c_0)``, ``c_0`` None
+    ``expected`` is the shape of each part, ``expected_c`` that of ``c_0`` when it
+    differs (an LSTM with projections). Returns ``(h_0, c_0)``, ``c_0`` None
     unless ``lstm``.
     """
     if hx is None:
@@ -114,7 +116,7 @@ def hidden(
             )
         return (
             state(owner, "hx[0] (h_0)", hx[0], expected, dtype),
-            state(owner, "hx[1] (c_0)", hx[1], expected, dtype),
+            state(owner, "hx[1] (c_0)", hx[1], expected_c or expected, dtype),
         )
     if isinstance(hx, (tuple, list)):
         raise ArgumentError(f"{owner}: hx must be one tensor h_0, got a {type(hx).__name__}")

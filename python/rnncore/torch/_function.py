@@ -36,6 +36,7 @@ class Config:
     bias: bool
     dropout: float  # between layers, in training mode
     bidirectional: bool
+    proj_size: int = 0  # P of an LSTM with projections, 0 for none
 
     @property
     def dirs(self) -> int:
@@ -58,6 +59,7 @@ class _BoundStack(_RNNBase):
             cfg.bidirectional,
             dtype=weights[0].dtype,
             rng=np.random.default_rng(0),  # unused: dropout draws from torch
+            proj_size=cfg.proj_size,
         )
         self.training = training
         self._sink: dict[str, Array] = {}
@@ -85,6 +87,8 @@ class StackFunction(torch.autograd.Function):
     Shapes: ``x (T, N, D)``, ``h0``/``c0`` ``(L*dirs, N, H)`` (``c0`` None unless
     lstm), ``lengths (N,)`` int64 or None, ``w`` the parameters in torch's order.
     ``output (T, N, dirs*H)``, ``h_n``/``c_n`` like ``h0`` (``c_n`` None unless lstm).
+    With ``cfg.proj_size = P > 0``, ``h0``, ``h_n`` and ``output`` have ``P`` where
+    they have ``H`` above; ``c0`` and ``c_n`` keep ``H``.
     Every tensor is on the CPU and contiguous, float32 or float64.
     """
 
@@ -106,7 +110,7 @@ class StackFunction(torch.autograd.Function):
             x_np, _numpy(h0), _numpy(c0), lens
         )
         ctx.stack = stack
-        ctx.trace = _Trace(inputs, caches, masks, lens, True, out.shape, h_n.shape, "")
+        ctx.trace = _Trace(inputs, caches, masks, lens, True, out.shape, h_n.shape, "", None)
         ctx.lstm = c0 is not None
         ctx.save_for_backward(x, *weights)  # their version counters guard the backward
         c_n_t = None if c_n is None else torch.from_numpy(c_n)

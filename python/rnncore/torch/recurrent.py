@@ -49,6 +49,7 @@ class _Stack(_OnCpu):
     batch_first: bool
     dropout: float
     bidirectional: bool
+    proj_size: int  # 0 but for an LSTM with projections
     training: bool
     _flat_weights_names: list[str]
 
@@ -61,11 +62,13 @@ class _Stack(_OnCpu):
             hx: ``h_0`` (a tuple ``(h_0, c_0)`` for LSTM) of shape
                 ``(num_layers*num_directions, N, H)`` (``(..., H)`` unbatched), in
                 the batch's original order for packed input; None for zeros.
+                With ``proj_size = P > 0`` (LSTM) ``h_0`` has ``P`` in place of ``H``.
 
         Returns:
             ``output`` ``(T, N, num_directions*H)`` (``(N, T, ...)`` if
             ``batch_first``, ``(T, ...)`` unbatched, a ``PackedSequence`` for packed
-            input) and the final states, shaped like ``h_0``.
+            input; ``P`` in place of ``H`` with a projection) and the final states,
+            shaped like ``h_0`` and ``c_0``.
         """
         owner = type(self).__name__
         lstm = self.mode == "LSTM"
@@ -105,10 +108,12 @@ class _Stack(_OnCpu):
             )
         _checks.finite(owner, "input", x)
         dirs = 2 if self.bidirectional else 1
-        LD, H = self.num_layers * dirs, self.hidden_size
-        expected = (LD, N, H) if batched else (LD, H)
-        h0, c0 = _checks.hidden(owner, hx, lstm, expected, dtype)
-        h0 = x.new_zeros((LD, N, H)) if h0 is None else h0.reshape(LD, N, H).contiguous()
+        LD, H, P = self.num_layers * dirs, self.hidden_size, self.proj_size
+        HS = P or H  # features of h
+        expected = (LD, N, HS) if batched else (LD, HS)
+        expected_c = (LD, N, H) if batched else (LD, H)
+        h0, c0 = _checks.hidden(owner, hx, lstm, expected, dtype, expected_c)
+        h0 = x.new_zeros((LD, N, HS)) if h0 is None else h0.reshape(LD, N, HS).contiguous()
         if lstm:
             c0 = x.new_zeros((LD, N, H)) if c0 is None else c0.reshape(LD, N, H).contiguous()
         cfg = _function.Config(
@@ -119,6 +124,7 @@ class _Stack(_OnCpu):
             self.bias,
             float(self.dropout),
             self.bidirectional,
+            P,
         )
         output, h_n, c_n = _function.run(
             cfg, self.training, x.contiguous(), h0, c0, lengths, weights
@@ -179,10 +185,11 @@ class RNN(_Stack, torch.nn.RNN):
 
 
 class LSTM(_Stack, torch.nn.LSTM):
-    """:class:`torch.nn.LSTM` running on rnncore's kernels (``proj_size`` must be 0).
+    """:class:`torch.nn.LSTM` running on rnncore's kernels, ``proj_size`` included.
 
-    The same constructor, parameters, inputs and outputs as torch's; see
-    :meth:`_Stack.forward`. CPU only, float32 or float64.
+    The same constructor, parameters (``weight_hr_l[k]`` with ``proj_size > 0``),
+    inputs and outputs as torch's; see :meth:`_Stack.forward`. CPU only, float32
+    or float64.
     """
 
     def __init__(
@@ -199,11 +206,6 @@ class LSTM(_Stack, torch.nn.LSTM):
         dtype: Any = None,
     ) -> None:
         self._check_construction(device, dtype)
-        if proj_size != 0:
-            raise _checks.UnsupportedError(
-                f"LSTM: proj_size = {proj_size} is not supported by rnncore (only 0); "
-                "use torch.nn.LSTM for projected LSTMs"
-            )
         super().__init__(
             input_size,
             hidden_size,
@@ -212,7 +214,7 @@ class LSTM(_Stack, torch.nn.LSTM):
             batch_first=batch_first,
             dropout=dropout,
             bidirectional=bidirectional,
-            proj_size=0,
+            proj_size=proj_size,
             device=device,
             dtype=dtype,
         )

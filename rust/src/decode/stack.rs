@@ -100,6 +100,12 @@ impl<R: Real> Stack<R> {
                 ),
             ));
         }
+        if w.layers.iter().any(|l| l.w_hr.is_some()) {
+            return Err(RnnError::argument(
+                "weight_hr",
+                "the compiled decoder has no LSTM with projections (proj_size > 0)",
+            ));
+        }
         if hsz == 0 || w.layers.is_empty() {
             return Err(RnnError::shape(
                 "weights",

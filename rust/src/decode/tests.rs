@@ -78,6 +78,7 @@ impl Model {
                     w_peep: None,
                     w_ln: None,
                     b_ln: None,
+                    w_hr: None,
                 })
                 .collect(),
             head_w: &head_w,
@@ -109,7 +110,13 @@ impl Model {
             let d = x.len() / n;
             let spec = Spec {
                 mode: self.mode,
-                dims: Dims { t: 1, n, d, h: hsz },
+                dims: Dims {
+                    t: 1,
+                    n,
+                    d,
+                    h: hsz,
+                    p: 0,
+                },
                 lengths: None,
                 reverse: false,
             };
@@ -121,6 +128,7 @@ impl Model {
                 w_peep: None,
                 w_ln: None,
                 b_ln: None,
+                w_hr: None,
             };
             let at = l * n * hsz..(l + 1) * n * hsz;
             let f = sequence::forward(&spec, &x, &h[at.clone()], c.map(|c| &c[at]), &w).unwrap();
@@ -388,6 +396,7 @@ fn bad_weights_and_states_are_errors() {
                 w_peep: None,
                 w_ln: None,
                 b_ln: None,
+                w_hr: None,
             }],
             head_w: head,
             head_b: None,
@@ -465,6 +474,7 @@ fn cells_without_a_decoder_kernel_are_refused_by_name() {
                 w_peep: mode.has_peepholes().then_some(&w_peep[..]),
                 w_ln: None,
                 b_ln: None,
+                w_hr: None,
             }],
             head_w: &m.head_w,
             head_b: None,

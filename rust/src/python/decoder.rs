@@ -117,6 +117,7 @@ fn build<F: Real + Element>(
                 w_peep: None,
                 w_ln: None,
                 b_ln: None,
+                w_hr: None,
             })
             .collect(),
         head_w: &head_w_d,

@@ -15,7 +15,8 @@ use crate::real::Real;
 use crate::sequence::{self, CacheRef, Dims, Noise, Spec, Weights};
 
 /// The arrays every call takes, borrowed and shape-checked against `x (T, N, D)`
-/// and `H` (from `h0` in the forward, from `w_hh` in the backward).
+/// and `H` (from `h0` in the forward, from `w_hh` in the backward; from
+/// `w_hr (P, H)` with a projection, whose `P` is then the width of `h`).
 struct Layer<'py, F: Element> {
     dims: Dims,
     x: FloatArg<'py, F>,
@@ -26,6 +27,7 @@ struct Layer<'py, F: Element> {
     w_peep: Option<FloatArg<'py, F>>,
     w_ln: Option<FloatArg<'py, F>>,
     b_ln: Option<FloatArg<'py, F>>,
+    w_hr: Option<FloatArg<'py, F>>,
 }
 
 impl<'py, F: Real + Element> Layer<'py, F> {
@@ -38,15 +40,33 @@ impl<'py, F: Real + Element> Layer<'py, F> {
         w_hh: &Bound<'py, PyAny>,
         b_ih: Option<&Bound<'py, PyAny>>,
         b_hh: Option<&Bound<'py, PyAny>>,
-        extra: [Option<&Bound<'py, PyAny>>; 3],
+        extra: [Option<&Bound<'py, PyAny>>; 4],
     ) -> Result<Self, RnnError> {
-        let [w_peep, w_ln, b_ln] = extra;
+        let [w_peep, w_hr, w_ln, b_ln] = extra;
         let x = FloatArg::<F>::extract(x, "x")?;
         let xs = x.dims(3, "(T, N, D)")?;
         let (t, n, d) = (xs[0], xs[1], xs[2]);
         let w_hh = FloatArg::<F>::extract(w_hh, "w_hh")?;
         let ws = w_hh.dims(2, "(G*H, H)")?;
-        let h = h.unwrap_or(ws[1]);
+        let w_hr = FloatArg::<F>::extract_opt(w_hr, "w_hr")?;
+        // With a projection w_hr (P, H) gives both sizes; h (h0, w_hh's columns) has P.
+        let (h, p) = match &w_hr {
+            Some(w) => {
+                let s = w.dims(2, "(P, H)")?;
+                if mode != Mode::Lstm || s[0] == 0 {
+                    return Err(RnnError::argument(
+                        "w_hr",
+                        format!(
+                            "only lstm has a projection, and w_hr (P, H) needs P >= 1; \
+                             got mode {} and w_hr of shape {s:?} (pass None for no projection)",
+                            mode.name()
+                        ),
+                    ));
+                }
+                (s[1], s[0])
+            }
+            None => (h.unwrap_or(ws[1]), 0),
+        };
         // Rows of w_ih and w_hh: G*H, fewer for the MUTs (Mode::ih_blocks, hh_blocks).
         let rows = |blocks: usize| {
             blocks
@@ -54,7 +74,11 @@ impl<'py, F: Real + Element> Layer<'py, F> {
                 .ok_or_else(|| RnnError::shape("h0", "hidden size is too large"))
         };
         let (ih, hh) = (rows(mode.ih_blocks())?, rows(mode.hh_blocks())?);
-        w_hh.expect(&[hh, h], "(G*H, H)")?;
+        if w_hr.is_some() {
+            w_hh.expect(&[hh, p], "(4*H, P) with P, H from w_hr (P, H)")?;
+        } else {
+            w_hh.expect(&[hh, h], "(G*H, H)")?;
+        }
         let w_ih = FloatArg::<F>::extract(w_ih, "w_ih")?;
         w_ih.expect(&[ih, d], "(G*H, D)")?;
         let b_ih = FloatArg::<F>::extract_opt(b_ih, "b_ih")?;
@@ -84,13 +108,14 @@ impl<'py, F: Real + Element> Layer<'py, F> {
             }
         }
         Ok(Self {
-            dims: Dims { t, n, d, h },
+            dims: Dims { t, n, d, h, p },
             x,
             w_ih,
             w_hh,
             b_ih,
             b_hh,
             w_peep,
+            w_hr,
             w_ln,
             b_ln,
         })
@@ -139,14 +164,19 @@ fn forward_typed<'py, F: Real + Element>(
     b_hh: Option<&Bound<'py, PyAny>>,
     lengths: Option<&Bound<'py, PyAny>>,
     reverse: bool,
-    extra: [Option<&Bound<'py, PyAny>>; 3],
+    extra: [Option<&Bound<'py, PyAny>>; 4],
     masks: [Option<&Bound<'py, PyAny>>; 3],
 ) -> PyResult<Bound<'py, PyTuple>> {
     let h0 = FloatArg::<F>::extract(h0, "h0")?;
-    let hs = h0.dims(2, "(N, H)")?.to_vec();
-    let layer = Layer::<F>::extract(mode, x, Some(hs[1]), w_ih, w_hh, b_ih, b_hh, extra)?;
-    let Dims { t, n, h, .. } = layer.dims;
-    h0.expect(&[n, h], "(N, H) with N from x")?;
+    let h0s = h0.dims(2, "(N, H)")?.to_vec();
+    let layer = Layer::<F>::extract(mode, x, Some(h0s[1]), w_ih, w_hh, b_ih, b_hh, extra)?;
+    let Dims { t, n, h, p, .. } = layer.dims;
+    if p > 0 {
+        h0.expect(&[n, p], "(N, P) with N from x, P from w_hr (P, H)")?;
+    } else {
+        h0.expect(&[n, h], "(N, H) with N from x")?;
+    }
+    let hs = if p > 0 { p } else { h }; // width of h
     let c0 = FloatArg::<F>::extract_opt(c0, "c0")?;
     if let Some(c0) = &c0 {
         c0.expect(&[n, h], "(N, H)")?;
@@ -170,12 +200,14 @@ fn forward_typed<'py, F: Real + Element>(
         layer.w_ln.as_ref().map(|a| a.data()),
         layer.b_ln.as_ref().map(|a| a.data()),
     );
+    let w_hr_d = layer.w_hr.as_ref().map(|a| a.data());
     let weights = Weights {
         w_ih: &w_ih_d,
         w_hh: &w_hh_d,
         b_ih: b_ih_d.as_deref(),
         b_hh: b_hh_d.as_deref(),
         w_peep: w_peep_d.as_deref(),
+        w_hr: w_hr_d.as_deref(),
         w_ln: w_ln_d.as_deref(),
         b_ln: b_ln_d.as_deref(),
     };
@@ -196,12 +228,15 @@ fn forward_typed<'py, F: Real + Element>(
     let gh = spec.gh();
     let cache = PyDict::new(py);
     cache.set_item("gates", to_numpy(py, out.cache.gates, &[t, n, gh])?)?;
-    cache.set_item("states", to_numpy(py, out.cache.states, &[t + 1, n, h])?)?;
+    cache.set_item("states", to_numpy(py, out.cache.states, &[t + 1, n, hs])?)?;
     if let Some(cells) = out.cache.cells {
         cache.set_item("cells", to_numpy(py, cells, &[t + 1, n, h])?)?;
     }
     if let Some(hn) = out.cache.hn {
         cache.set_item("hn", to_numpy(py, hn, &[t, n, h])?)?;
+    }
+    if let Some(proj) = out.cache.proj {
+        cache.set_item("proj", to_numpy(py, proj, &[t, n, h])?)?;
     }
     if let Some(c) = out.cache.cells_new {
         cache.set_item("cells_new", to_numpy(py, c, &[t, n, h])?)?;
@@ -216,8 +251,8 @@ fn forward_typed<'py, F: Real + Element>(
     }
     let c_n = out.c_n.map(|c| to_numpy(py, c, &[n, h])).transpose()?;
     (
-        to_numpy(py, out.output, &[t, n, h])?,
-        to_numpy(py, out.h_n, &[n, h])?,
+        to_numpy(py, out.output, &[t, n, hs])?,
+        to_numpy(py, out.h_n, &[n, hs])?,
         c_n,
         cache,
     )
@@ -254,12 +289,13 @@ fn backward_typed<'py, F: Real + Element>(
     d_output: &Bound<'py, PyAny>,
     d_h_n: Option<&Bound<'py, PyAny>>,
     d_c_n: Option<&Bound<'py, PyAny>>,
-    extra: [Option<&Bound<'py, PyAny>>; 3],
+    extra: [Option<&Bound<'py, PyAny>>; 4],
     masks: [Option<&Bound<'py, PyAny>>; 3],
 ) -> PyResult<Bound<'py, PyTuple>> {
     let layer = Layer::<F>::extract(mode, x, None, w_ih, w_hh, b_ih, b_hh, extra)?;
     let masks = Masks::<F>::extract(layer.dims, masks)?;
-    let Dims { t, n, d, h } = layer.dims;
+    let Dims { t, n, d, h, p } = layer.dims;
+    let hs = if p > 0 { p } else { h }; // width of h
     let gh = mode.gates() * h;
     let cache = cache
         .cast::<PyDict>()
@@ -267,7 +303,7 @@ fn backward_typed<'py, F: Real + Element>(
     let missing = |key: &str| RnnError::argument("cache", format!("has no '{key}' entry"));
     let gates = cache_entry::<F>(cache, "gates", "cache['gates']", &[t, n, gh])?
         .ok_or_else(|| missing("gates"))?;
-    let states = cache_entry::<F>(cache, "states", "cache['states']", &[t + 1, n, h])?
+    let states = cache_entry::<F>(cache, "states", "cache['states']", &[t + 1, n, hs])?
         .ok_or_else(|| missing("states"))?;
     let cells = cache_entry::<F>(cache, "cells", "cache['cells']", &[t + 1, n, h])?;
     let hn = cache_entry::<F>(cache, "hn", "cache['hn']", &[t, n, h])?;
@@ -278,11 +314,25 @@ fn backward_typed<'py, F: Real + Element>(
         cache_entry::<F>(cache, "ln_c", "cache['ln_c']", &[t, n, h])?,
         cache_entry::<F>(cache, "ln_rstd", "cache['ln_rstd']", &[3, t, n])?,
     ];
+    let proj = match p {
+        0 => None,
+        _ => Some(
+            cache_entry::<F>(cache, "proj", "cache['proj']", &[t, n, h])?
+                .ok_or_else(|| missing("proj"))?,
+        ),
+    };
     let d_output = FloatArg::<F>::extract(d_output, "d_output")?;
-    d_output.expect(&[t, n, h], "(T, N, H)")?;
+    let (out_meaning, state_meaning) = match p {
+        0 => ("(T, N, H)", "(N, H)"),
+        _ => ("(T, N, P)", "(N, P)"),
+    };
+    d_output.expect(&[t, n, hs], out_meaning)?;
     let d_h_n = FloatArg::<F>::extract_opt(d_h_n, "d_h_n")?;
     let d_c_n = FloatArg::<F>::extract_opt(d_c_n, "d_c_n")?;
-    for g in d_h_n.iter().chain(d_c_n.iter()) {
+    if let Some(g) = &d_h_n {
+        g.expect(&[n, hs], state_meaning)?;
+    }
+    if let Some(g) = &d_c_n {
         g.expect(&[n, h], "(N, H)")?;
     }
     let lengths = lengths_arg(lengths)?;
@@ -303,10 +353,12 @@ fn backward_typed<'py, F: Real + Element>(
         layer.w_ln.as_ref().map(|a| a.data()),
         layer.b_ln.as_ref().map(|a| a.data()),
     );
+    let w_hr_d = layer.w_hr.as_ref().map(|a| a.data());
     let (gates_d, states_d) = (gates.data(), states.data());
-    let (cells_d, hn_d) = (
+    let (cells_d, hn_d, proj_d) = (
         cells.as_ref().map(|a| a.data()),
         hn.as_ref().map(|a| a.data()),
+        proj.as_ref().map(|a| a.data()),
     );
     let (dy_d, dh_d, dc_d) = (
         d_output.data(),
@@ -319,6 +371,7 @@ fn backward_typed<'py, F: Real + Element>(
         b_ih: b_ih_d.as_deref(),
         b_hh: b_hh_d.as_deref(),
         w_peep: w_peep_d.as_deref(),
+        w_hr: w_hr_d.as_deref(),
         w_ln: w_ln_d.as_deref(),
         b_ln: b_ln_d.as_deref(),
     };
@@ -338,6 +391,7 @@ fn backward_typed<'py, F: Real + Element>(
         states: &states_d,
         cells: cells_d.as_deref(),
         hn: hn_d.as_deref(),
+        proj: proj_d.as_deref(),
         cells_new: cells_new_d.as_deref(),
         norm,
     };
@@ -367,23 +421,27 @@ fn backward_typed<'py, F: Real + Element>(
     let opt = |v: Option<Vec<F>>, shape: &[usize]| v.map(|v| to_numpy(py, v, shape)).transpose();
     let (dx, dh0, dc0) = (
         to_numpy(py, g.dx, &[t, n, d])?,
-        to_numpy(py, g.dh0, &[n, h])?,
+        to_numpy(py, g.dh0, &[n, hs])?,
         opt(g.dc0, &[n, h])?,
     );
     let (ih, hh) = (spec.ih_rows(), spec.hh_rows());
     let (dw_ih, dw_hh) = (
         to_numpy(py, g.dw_ih, &[ih, d])?,
-        to_numpy(py, g.dw_hh, &[hh, h])?,
+        to_numpy(py, g.dw_hh, &[hh, hs])?,
     );
     let (db_ih, db_hh) = (opt(g.db_ih, &[ih])?, opt(g.db_hh, &[hh])?);
-    // The peephole gradient is an eighth entry, only for the mode that has them.
-    // The extra parameters' gradients follow, for the modes that have them.
-    match (g.dw_peep, g.dw_ln, g.db_ln) {
-        (Some(dp), _, _) => {
+    // The extra parameters' gradients follow, for the modes that have them: the
+    // peepholes', the projection's (only lstm projects), or the normalisations'.
+    match (g.dw_peep, g.dw_hr, g.dw_ln, g.db_ln) {
+        (Some(dp), _, _, _) => {
             let dw_peep = to_numpy(py, dp, &[3 * h])?;
             (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_peep).into_pyobject(py)
         }
-        (None, Some(dg), Some(db)) => {
+        (None, Some(dr), _, _) => {
+            let dw_hr = to_numpy(py, dr, &[p, h])?;
+            (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr).into_pyobject(py)
+        }
+        (None, None, Some(dg), Some(db)) => {
             let len = [mode.layer_norm_blocks() * h];
             let (dw_ln, db_ln) = (to_numpy(py, dg, &len)?, to_numpy(py, db, &len)?);
             (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_ln, db_ln).into_pyobject(py)
@@ -400,7 +458,7 @@ pub fn gate_count(mode: &str) -> PyResult<usize> {
 
 /// One direction of one recurrent layer over a sequence (see the stub).
 #[pyfunction]
-#[pyo3(signature = (mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, reverse=false, *, w_peep=None, w_ln=None, b_ln=None, recurrent_mask=None, zoneout_h=None, zoneout_c=None))]
+#[pyo3(signature = (mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, reverse=false, *, w_peep=None, w_hr=None, w_ln=None, b_ln=None, recurrent_mask=None, zoneout_h=None, zoneout_c=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn forward<'py>(
     py: Python<'py>,
@@ -415,6 +473,7 @@ pub fn forward<'py>(
     lengths: Option<&Bound<'py, PyAny>>,
     reverse: bool,
     w_peep: Option<&Bound<'py, PyAny>>,
+    w_hr: Option<&Bound<'py, PyAny>>,
     w_ln: Option<&Bound<'py, PyAny>>,
     b_ln: Option<&Bound<'py, PyAny>>,
     recurrent_mask: Option<&Bound<'py, PyAny>>,
@@ -423,7 +482,7 @@ pub fn forward<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let mode = Mode::from_name(mode)?;
     let masks = [recurrent_mask, zoneout_h, zoneout_c];
-    let extra = [w_peep, w_ln, b_ln];
+    let extra = [w_peep, w_hr, w_ln, b_ln];
     match precision(py, w_ih, "w_ih")? {
         Precision::F32 => forward_typed::<f32>(
             py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, extra, masks,
@@ -436,7 +495,7 @@ pub fn forward<'py>(
 
 /// Backpropagation through time for one `forward` call (see the stub).
 #[pyfunction]
-#[pyo3(signature = (mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n=None, d_c_n=None, *, w_peep=None, w_ln=None, b_ln=None, recurrent_mask=None, zoneout_h=None, zoneout_c=None))]
+#[pyo3(signature = (mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n=None, d_c_n=None, *, w_peep=None, w_hr=None, w_ln=None, b_ln=None, recurrent_mask=None, zoneout_h=None, zoneout_c=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn backward<'py>(
     py: Python<'py>,
@@ -453,6 +512,7 @@ pub fn backward<'py>(
     d_h_n: Option<&Bound<'py, PyAny>>,
     d_c_n: Option<&Bound<'py, PyAny>>,
     w_peep: Option<&Bound<'py, PyAny>>,
+    w_hr: Option<&Bound<'py, PyAny>>,
     w_ln: Option<&Bound<'py, PyAny>>,
     b_ln: Option<&Bound<'py, PyAny>>,
     recurrent_mask: Option<&Bound<'py, PyAny>>,
@@ -461,7 +521,7 @@ pub fn backward<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let mode = Mode::from_name(mode)?;
     let masks = [recurrent_mask, zoneout_h, zoneout_c];
-    let extra = [w_peep, w_ln, b_ln];
+    let extra = [w_peep, w_hr, w_ln, b_ln];
     match precision(py, w_ih, "w_ih")? {
         Precision::F32 => backward_typed::<f32>(
             py, mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n, d_c_n,

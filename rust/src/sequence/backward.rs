@@ -3,6 +3,7 @@
 
 use super::mut_grads::mut_grads;
 use super::noise::{self, Noise};
+use super::peephole_grad::peephole_grad;
 use super::recurrent::{Recurrent, RecurrentWeights};
 use super::spec::{check_finite, check_len, CacheRef, Spec, Weights};
 use crate::buffer::zeros;
@@ -23,13 +24,13 @@ use crate::simd::{self, Level};
 pub struct Grads<F> {
     /// `(T, N, D)`.
     pub dx: Vec<F>,
-    /// `(N, H)`.
+    /// `(N, H)` (`(N, P)` with a projection).
     pub dh0: Vec<F>,
     /// `(N, H)`, LSTM only.
     pub dc0: Option<Vec<F>>,
     /// `(G*H, D)`.
     pub dw_ih: Vec<F>,
-    /// `(G*H, H)`.
+    /// `(G*H, H)` (`(4H, P)` with a projection).
     pub dw_hh: Vec<F>,
     /// `(G*H,)`, `None` for a layer without bias.
     pub db_ih: Option<Vec<F>>,
@@ -40,13 +41,26 @@ pub struct Grads<F> {
     /// `(9H,)` gradients of the normalisations' gains and shifts, `lstm_ln` only.
     pub dw_ln: Option<Vec<F>>,
     pub db_ln: Option<Vec<F>>,
+    /// `(P, H)` gradient of the projection, `None` without one.
+    pub dw_hr: Option<Vec<F>>,
 }
 
 /// Check that a cache has the shapes the forward of `spec` produces.
 fn check_cache<F>(spec: &Spec<'_>, cache: &CacheRef<'_, F>) -> Result<()> {
     let (t, nh) = (spec.dims.t, spec.dims.n * spec.dims.h);
     check_len("cache['gates']", cache.gates, t * spec.dims.n * spec.gh())?;
-    check_len("cache['states']", cache.states, (t + 1) * nh)?;
+    let ns = spec.dims.n * spec.state_size();
+    check_len("cache['states']", cache.states, (t + 1) * ns)?;
+    match (spec.dims.p > 0, cache.proj) {
+        (true, Some(proj)) => check_len("cache['proj']", proj, t * nh)?,
+        (true, None) => {
+            return Err(RnnError::argument(
+                "cache",
+                "the cache of an LSTM with a projection lacks 'proj'",
+            ))
+        }
+        (false, _) => {}
+    }
     let mode = spec.mode;
     match (mode.has_layer_norm(), cache.norm) {
         (true, Some(c)) => {
@@ -95,10 +109,11 @@ pub(super) fn column_sums<F: Real>(m: &[F], cols: usize, out: &mut [F]) {
 struct Shared<'a, F> {
     dgx: SharedMut<'a, F>,         // (T, N, G*H) gradient of the input projection
     dgh: Option<SharedMut<'a, F>>, // (T, N, G*H) of the recurrent projection (GRU)
-    dh0: SharedMut<'a, F>,         // (N, H)
+    dh0: SharedMut<'a, F>,         // (N, H), (N, P) with a projection
     dc0: Option<SharedMut<'a, F>>, // (N, H), LSTM
     dyc: Option<SharedMut<'a, F>>, // (T, N, H) gradient of LN_c(c'), lstm_ln
     dgr: Option<SharedMut<'a, F>>, // (T, N, G*H) of W_hh h before LN_h, gru_ln
+    dy: Option<SharedMut<'a, F>>,  // (T, N, P) gradient of each step's projected h
 }
 
 /// What every shard reads.
@@ -115,6 +130,8 @@ struct Inputs<'a, F> {
     w_z_t: Option<&'a Recurrent<'a, F>>,
     /// `(3H,)` peephole weights, `lstm_peephole` only.
     w_peep: Option<&'a [F]>,
+    /// `W_hr (P, H)` for the products `dy (S, P) @ W_hr`, with a projection only.
+    w_hr: Option<&'a Recurrent<'a, F>>,
     d_output: &'a [F],
     d_h_n: Option<&'a [F]>,
     d_c_n: Option<&'a [F]>,
@@ -127,7 +144,10 @@ struct Inputs<'a, F> {
 /// Gradients of `sum(d_output * output) + sum(d_h_n * h_n) + sum(d_c_n * c_n)`
 /// with respect to the inputs and parameters of the forward call described by
 /// `spec`, `x` and `w`. `d_output (T, N, H)` is ignored at padded steps;
-/// `d_h_n`/`d_c_n (N, H)` default to zero.
+/// `d_h_n`/`d_c_n (N, H)` default to zero. With a projection `d_output` is
+/// `(T, N, P)` and `d_h_n` `(N, P)`; each step's `dr = dh @ W_hr` enters the
+/// LSTM's backward in place of `dh`, and `dW_hr = sum dh^T r` is one GEMM
+/// after the loop.
 #[allow(clippy::too_many_arguments)]
 pub fn backward<F: Real>(
     spec: &Spec<'_>,
@@ -158,6 +178,8 @@ pub fn backward_with<F: Real>(
     let mode = spec.mode;
     let (t_len, n, d, h) = (spec.dims.t, spec.dims.n, spec.dims.d, spec.dims.h);
     let (gh, nh) = (spec.gh(), n * h);
+    let (hs, p) = (spec.state_size(), spec.dims.p);
+    let ns = n * hs;
     check_len("x", x, t_len * n * d)?;
     spec.check_weights(w)?;
     check_cache(spec, cache)?;
@@ -168,10 +190,10 @@ pub fn backward_with<F: Real>(
         })?;
         check_len("cache['cells_new']", kept, t_len * nh)?;
     }
-    check_len("d_output", d_output, t_len * nh)?;
+    check_len("d_output", d_output, t_len * ns)?;
     check_finite("d_output", d_output)?;
     if let Some(g) = d_h_n {
-        check_len("d_h_n", g, nh)?;
+        check_len("d_h_n", g, ns)?;
         check_finite("d_h_n", g)?;
     }
     match (mode.has_cell_state(), d_c_n) {
@@ -209,7 +231,7 @@ pub fn backward_with<F: Real>(
     } else {
         None
     };
-    let mut dh0 = zeros::<F>(nh, "dh0")?;
+    let mut dh0 = zeros::<F>(ns, "dh0")?;
     let mut dc0 = if mode.has_cell_state() {
         Some(zeros::<F>(nh, "dc0")?)
     } else {
@@ -218,7 +240,15 @@ pub fn backward_with<F: Real>(
     let (shards, wide) = parallel::plan(n, h);
     let widest = shards.iter().map(|&(b0, b1)| b1 - b0).max().unwrap_or(0);
     let before = mode == Mode::GruResetBefore;
-    let w_hh_t = RecurrentWeights::new(mode, w.w_hh, h, t_len, widest, true)?;
+    let w_hh_t = RecurrentWeights::new(mode, w.w_hh, hs, t_len, widest, true)?;
+    let w_hr = w
+        .w_hr
+        .map(|w_hr| Recurrent::transposed(w_hr, p, h, t_len, widest))
+        .transpose()?;
+    let mut dy = match w.w_hr {
+        Some(_) => Some(zeros::<F>(t_len * ns, "dy")?),
+        None => None,
+    };
     let inputs = Inputs {
         spec,
         level: simd::best_level(),
@@ -227,6 +257,7 @@ pub fn backward_with<F: Real>(
         w_n_t: w_hh_t.n.as_ref(),
         w_z_t: w_hh_t.z.as_ref(),
         w_peep: w.w_peep,
+        w_hr: w_hr.as_ref(),
         d_output,
         d_h_n,
         d_c_n,
@@ -242,6 +273,7 @@ pub fn backward_with<F: Real>(
             dc0: dc0.as_deref_mut().map(SharedMut::new),
             dyc: dyc.as_deref_mut().map(SharedMut::new),
             dgr: dgr.as_deref_mut().map(SharedMut::new),
+            dy: dy.as_deref_mut().map(SharedMut::new),
         };
         parallel::install(|| {
             parallel::for_each(shards, |(b0, b1)| {
@@ -264,6 +296,7 @@ pub fn backward_with<F: Real>(
             dw_peep: None,
             dw_ln: None,
             db_ln: None,
+            dw_hr: None,
         });
     }
     let rows = t_len * n;
@@ -317,8 +350,8 @@ pub fn backward_with<F: Real>(
     matmul_tiled(&mut dw_ih, dg_in.t(), MatRef::row_major(x, rows, d), false);
     // The states each step read, in time order: slots 0..T forward, 1..T+1 reverse.
     let first_prev = if spec.reverse { 1 } else { 0 };
-    let mut h_prevs = &cache.states[first_prev * nh..][..rows * h]; // (T*N, H)
-    let masked_prevs; // what the products read, with recurrent dropout
+    let mut h_prevs = &cache.states[first_prev * ns..][..rows * hs]; // (T*N, H), (T*N, P)
+    let masked_prevs; // what the products read, with recurrent dropout (never with P)
     if let Some(m) = noise.recurrent {
         let mut v = zeros::<F>(rows * h, "states")?;
         for (dst, src) in v.chunks_exact_mut(nh).zip(h_prevs.chunks_exact(nh)) {
@@ -327,7 +360,7 @@ pub fn backward_with<F: Real>(
         masked_prevs = v;
         h_prevs = &masked_prevs;
     }
-    let mut dw_hh = zeros::<F>(gh * h, "dw_hh")?;
+    let mut dw_hh = zeros::<F>(gh * hs, "dw_hh")?;
     if before {
         // dW_hr|dW_hz = d[r z]^T h_prev, dW_hn = dn^T (r * h_prev).
         let rh = cache.hn.expect("checked by check_cache"); // (T*N, H)
@@ -345,10 +378,20 @@ pub fn backward_with<F: Real>(
         matmul_tiled(
             &mut dw_hh,
             dg_rec.t(),
-            MatRef::row_major(h_prevs, rows, h),
+            MatRef::row_major(h_prevs, rows, hs),
             false,
         );
     }
+    let dw_hr = match (dy.as_deref(), cache.proj) {
+        (Some(dy), Some(proj)) => {
+            // dW_hr (P, H) = dy^T r over every step and row (dy is zero at padded steps).
+            let mut dw_hr = zeros::<F>(p * h, "dw_hr")?;
+            let r = MatRef::row_major(proj, rows, h); // (T*N, H)
+            matmul_tiled(&mut dw_hr, MatRef::row_major(dy, rows, p).t(), r, false);
+            Some(dw_hr)
+        }
+        _ => None,
+    };
     let (db_ih, db_hh) = if w.b_ih.is_some() {
         let mut db_ih = zeros::<F>(gh, "db_ih")?;
         column_sums(&dgx, gh, &mut db_ih);
@@ -381,50 +424,9 @@ pub fn backward_with<F: Real>(
         dw_peep,
         dw_ln,
         db_ln,
+        dw_hr,
     })
 }
-
-/// Gradient `(3H,)` of the peephole weights from the gate gradients `dgx (T, N,
-/// 4H)` and the cell states `cells (T+1, N, H)`: `dp_i = sum da_i * c`, `dp_f =
-/// sum da_f * c`, `dp_o = sum da_o * c'` over every step and row, summed in time
-/// then batch order whatever the sharding (padded rows have zero gate gradients).
-/// With the cell state's zoneout, `c'` is the cell's own update, `cells_new (T, N, H)`.
-fn peephole_grad<F: Real>(
-    spec: &Spec<'_>,
-    dgx: &[F],
-    cells: &[F],
-    cells_new: Option<&[F]>,
-) -> Result<Vec<F>> {
-    let (n, h) = (spec.dims.n, spec.dims.h);
-    let mut dp = zeros::<F>(3 * h, "dw_peep")?;
-    let (dpi, rest) = dp.split_at_mut(h);
-    let (dpf, dpo) = rest.split_at_mut(h);
-    for t in 0..spec.dims.t {
-        let (prev, next) = (spec.prev_slot(t), spec.next_slot(t));
-        let c_prev = &cells[prev * n * h..][..n * h];
-        let c_next = match cells_new {
-            Some(c) => &c[t * n * h..][..n * h],
-            None => &cells[next * n * h..][..n * h],
-        };
-        let dg_t = &dgx[t * n * 4 * h..][..n * 4 * h];
-        let rows = dg_t
-            .chunks_exact(4 * h)
-            .zip(c_prev.chunks_exact(h))
-            .zip(c_next.chunks_exact(h));
-        for ((dg, cp), cn) in rows {
-            let (di, rest) = dg.split_at(h);
-            let (df, rest) = rest.split_at(h);
-            let d_o = &rest[h..];
-            for j in 0..h {
-                dpi[j] += di[j] * cp[j];
-                dpf[j] += df[j] * cp[j];
-                dpo[j] += d_o[j] * cn[j];
-            }
-        }
-    }
-    Ok(dp)
-}
-
 /// The reversed time loop for sequences `b0..b1`: gate gradients of every step
 /// and the gradient of the initial state. Touches only those rows of `shared`.
 /// With `wide`, each step's work is itself spread over the thread pool.
@@ -439,17 +441,23 @@ fn run_shard<F: Real>(
     let mode = spec.mode;
     let (n, h, gh) = (spec.dims.n, spec.dims.h, spec.gh());
     let s = b1 - b0;
+    let hs = spec.state_size(); // width of h: P with a projection, else H
     let ours = b0 * h..b1 * h; // our rows of an (N, H) array
     let mut dh = inp
         .d_h_n
-        .map_or_else(|| vec![F::ZERO; s * h], |g| g[ours.clone()].to_vec()); // (S, H)
+        .map_or_else(|| vec![F::ZERO; s * hs], |g| g[b0 * hs..b1 * hs].to_vec()); // (S, HS)
     let mut dc = match (mode.has_cell_state(), inp.d_c_n) {
         (true, Some(g)) => g[ours.clone()].to_vec(),
         (true, None) => vec![F::ZERO; s * h],
         (false, _) => Vec::new(),
     }; // (S, H), LSTM
-    let mut dh_prev = vec![F::ZERO; s * h];
+    let mut dh_prev = vec![F::ZERO; s * hs];
     let mut active = vec![true; n];
+    // With a projection: (S, H) dr = dy @ W_hr, the gradient the LSTM step takes
+    // for h, and (S, H) the step's own dh_direct, unused (dh_prev is set before).
+    let projected = inp.w_hr.is_some();
+    let proj_scratch = || vec![F::ZERO; if projected { s * h } else { 0 }];
+    let (mut dr, mut dr_direct) = (proj_scratch(), proj_scratch());
     // GRU with the reset before the product: (S, 2H) d[r z], (S, H) dn and d(r * h).
     let before = mode == Mode::GruResetBefore;
     let scratch = |width: usize| vec![F::ZERO; if before { s * width } else { 0 }];
@@ -479,6 +487,14 @@ fn run_shard<F: Real>(
         let (prev, next) = (spec.prev_slot(t), spec.next_slot(t));
         spec.fill_active(t, &mut active);
         let active = &active[b0..b1];
+        if let (Some(w_hr), Some(dy)) = (inp.w_hr, shared.dy.as_ref()) {
+            // SAFETY: rows b0..b1 of step t belong to this shard alone.
+            let dy_t = unsafe { dy.piece((t * n + b0) * hs, s * hs) }; // (S, P)
+            let d_out_t = &inp.d_output[(t * n + b0) * hs..][..s * hs];
+            project_back(hs, active, d_out_t, &mut dh, dy_t, &mut dh_prev);
+            w_hr.mul(inp.level, &mut dr, dy_t, s, false, wide); // (S, H) = dy @ W_hr
+        }
+        let (dr_s, drd_s) = (SharedMut::new(&mut dr), SharedMut::new(&mut dr_direct));
         let (dh_s, dc_s, dhp_s) = (
             SharedMut::new(&mut dh),
             SharedMut::new(&mut dc),
@@ -492,23 +508,19 @@ fn run_shard<F: Real>(
         parallel::for_row_groups(s, wide, |r0, r1| {
             let m = r1 - r0;
             let g0 = r0 * h; // where our group starts in an (S, H) array
-            let rows = (t * n + b0 + r0) * h..(t * n + b0 + r1) * h; // of a (T, N, H) array
-                                                                     // SAFETY: row groups are disjoint, and only this shard touches rows
-                                                                     // b0..b1 of the shared buffers.
+            let gs = r0 * hs; // and in an (S, HS) array
+            let rows = (t * n + b0 + r0) * hs..(t * n + b0 + r1) * hs; // of a (T, N, HS) array
+                                                                       // SAFETY: row groups are disjoint, and only this shard touches rows
+                                                                       // b0..b1 of the shared buffers.
             let (dh, dh_direct, dgx_t) = unsafe {
                 (
-                    dh_s.piece(g0, m * h),
-                    dhp_s.piece(g0, m * h),
+                    dh_s.piece(gs, m * hs),
+                    dhp_s.piece(gs, m * hs),
                     shared.dgx.piece(step + r0 * gh, m * gh),
                 )
             };
-            for (b, &on) in active[r0..r1].iter().enumerate() {
-                if on {
-                    let dy = &inp.d_output[rows.start + b * h..][..h];
-                    for (g, &v) in dh[b * h..(b + 1) * h].iter_mut().zip(dy) {
-                        *g += v;
-                    }
-                }
+            if !projected {
+                add_output_grad(hs, &active[r0..r1], &inp.d_output[rows.clone()], dh);
             }
             // Zoneout: split off the part of each gradient that skips the cell.
             let split = |z: &[F], keep: &SharedMut<'_, F>, d: &mut [F]| {
@@ -568,6 +580,13 @@ fn run_shard<F: Real>(
                     let cells = inp.cache.cells.expect("checked by check_cache");
                     // SAFETY: as above.
                     let dc = unsafe { dc_s.piece(g0, m * h) };
+                    // With a projection the step takes dr, and dh_prev is already set.
+                    let (dh, dh_direct) = if projected {
+                        // SAFETY: as above.
+                        unsafe { (&mut *dr_s.piece(g0, m * h), drd_s.piece(g0, m * h)) }
+                    } else {
+                        (&mut *dh, &mut *dh_direct)
+                    };
                     let step = if mode == Mode::Lstm {
                         lstm::backward_step::<F>
                     } else {
@@ -794,9 +813,47 @@ fn run_shard<F: Real>(
 
     // SAFETY: rows b0..b1 of dh0/dc0 belong to this shard alone.
     unsafe {
-        shared.dh0.piece(b0 * h, s * h).copy_from_slice(&dh);
+        shared.dh0.piece(b0 * hs, s * hs).copy_from_slice(&dh);
         if let Some(dc0) = shared.dc0.as_ref() {
             dc0.piece(b0 * h, s * h).copy_from_slice(&dc);
+        }
+    }
+}
+
+/// `dh (M, HS) += d_output (M, HS)` for the rows still running at this step.
+fn add_output_grad<F: Real>(hs: usize, active: &[bool], d_output: &[F], dh: &mut [F]) {
+    for (b, &on) in active.iter().enumerate() {
+        if on {
+            let r = b * hs..(b + 1) * hs;
+            for (g, &v) in dh[r.clone()].iter_mut().zip(&d_output[r]) {
+                *g += v;
+            }
+        }
+    }
+}
+
+/// The first half of a step's backward with a projection, over `(S, P)` rows:
+/// `dh += d_output` where running; `dy = dh` there (the gradient of the
+/// projected `h`, for `dr = dy @ W_hr` and `dW_hr`) and `dh_prev = 0` (the
+/// recurrent product adds to it); where the sequence has ended, `dy = 0` and
+/// `dh_prev = dh` (the state was carried through unchanged).
+fn project_back<F: Real>(
+    p: usize,
+    active: &[bool],
+    d_output: &[F],
+    dh: &mut [F],
+    dy: &mut [F],
+    dh_prev: &mut [F],
+) {
+    add_output_grad(p, active, d_output, dh);
+    for (b, &on) in active.iter().enumerate() {
+        let r = b * p..(b + 1) * p;
+        if on {
+            dy[r.clone()].copy_from_slice(&dh[r.clone()]);
+            dh_prev[r].fill(F::ZERO);
+        } else {
+            dy[r.clone()].fill(F::ZERO);
+            dh_prev[r.clone()].copy_from_slice(&dh[r]);
         }
     }
 }

@@ -2,7 +2,7 @@
 //! one batch shard per task.
 
 use super::noise::{self, Noise};
-use super::recurrent::RecurrentWeights;
+use super::recurrent::{Recurrent, RecurrentWeights};
 use super::spec::{check_finite, check_len, Cache, NormCache, Spec, Weights};
 use crate::buffer::zeros;
 use crate::cells::lstm_ln::{self, CellNorm};
@@ -20,9 +20,10 @@ use crate::simd::{self, Level};
 /// What a forward call returns.
 #[derive(Debug)]
 pub struct Forward<F> {
-    /// `(T, N, H)`, zero at steps past a sequence's length.
+    /// `(T, N, H)` (`(T, N, P)` with a projection), zero at steps past a
+    /// sequence's length.
     pub output: Vec<F>,
-    /// `(N, H)` final hidden state.
+    /// `(N, H)` (`(N, P)`) final hidden state.
     pub h_n: Vec<F>,
     /// `(N, H)` final cell state (LSTM only).
     pub c_n: Option<Vec<F>>,
@@ -33,10 +34,11 @@ pub struct Forward<F> {
 /// The buffers every shard writes its own rows of.
 struct Shared<'a, F> {
     gates: SharedMut<'a, F>,             // (T, N, G*H)
-    states: SharedMut<'a, F>,            // (T+1, N, H)
+    states: SharedMut<'a, F>,            // (T+1, N, H), (T+1, N, P) with a projection
     cells: Option<SharedMut<'a, F>>,     // (T+1, N, H), LSTM
     hn: Option<SharedMut<'a, F>>,        // (T, N, H), GRU: W_hn h + b_hn, or r * h
-    output: SharedMut<'a, F>,            // (T, N, H)
+    proj: Option<SharedMut<'a, F>>,      // (T, N, H), o * tanh(c) before the projection
+    output: SharedMut<'a, F>,            // (T, N, H), (T, N, P) with a projection
     cells_new: Option<SharedMut<'a, F>>, // (T, N, H), c~ before the cell's zoneout
     norm: Option<NormShared<'a, F>>,     // layer normalisation
 }
@@ -49,7 +51,9 @@ struct NormShared<'a, F> {
 }
 
 /// Run one direction of one layer over `x (T, N, D)` from `h0 (N, H)` (and
-/// `c0 (N, H)` for LSTM).
+/// `c0 (N, H)` for LSTM). With a projection (`spec.dims.p = P > 0`, LSTM
+/// only) `h0` is `(N, P)`, and each step's `h = (o * tanh(c)) @ W_hr^T` is
+/// what the recurrent product of the next step reads.
 ///
 /// Errors name the argument: shapes that disagree with `spec.dims`, NaN or
 /// infinity in any input or parameter. Values that overflow inside the
@@ -79,9 +83,9 @@ pub fn forward_with<F: Real>(
     let mode = spec.mode;
     let (t_len, n, d, h) = (spec.dims.t, spec.dims.n, spec.dims.d, spec.dims.h);
     let gh = spec.gh();
-    let nh = n * h;
+    let (nh, ns) = (n * h, n * spec.state_size()); // elements of a c and of an h
     check_len("x", x, t_len * n * d)?;
-    check_len("h0", h0, nh)?;
+    check_len("h0", h0, ns)?;
     spec.check_weights(w)?;
     let c0 = match (mode.has_cell_state(), c0) {
         (true, Some(c0)) => {
@@ -122,6 +126,9 @@ pub fn forward_with<F: Real>(
         check_finite("b_ln", b)?;
     }
     noise.check(spec)?;
+    if let Some(w_hr) = w.w_hr {
+        check_finite("w_hr", w_hr)?;
+    }
 
     // Input projection for every step at once: gates (T*N, G*H) = x @ w_ih^T + biases.
     let mut gates = zeros::<F>(t_len * n * gh, "gates")?;
@@ -187,9 +194,9 @@ pub fn forward_with<F: Real>(
         }
     }
 
-    let mut states = zeros::<F>((t_len + 1) * nh, "states")?;
+    let mut states = zeros::<F>((t_len + 1) * ns, "states")?;
     let init = spec.initial_slot();
-    states[init * nh..][..nh].copy_from_slice(h0);
+    states[init * ns..][..ns].copy_from_slice(h0);
     let mut cells = match c0 {
         Some(c0) => {
             let mut c = zeros::<F>((t_len + 1) * nh, "cells")?;
@@ -203,14 +210,23 @@ pub fn forward_with<F: Real>(
     } else {
         None
     };
-    let mut output = zeros::<F>(t_len * nh, "output")?;
+    let mut proj = match w.w_hr {
+        Some(_) => Some(zeros::<F>(t_len * nh, "proj")?),
+        None => None,
+    };
+    let mut output = zeros::<F>(t_len * ns, "output")?;
     let mut cells_new = match noise.zoneout_c {
         Some(_) => Some(zeros::<F>(t_len * nh, "cells")?),
         None => None,
     };
     let (shards, wide) = parallel::plan(n, h);
     let widest = shards.iter().map(|&(b0, b1)| b1 - b0).max().unwrap_or(0);
-    let w_hh = RecurrentWeights::new(mode, w.w_hh, h, t_len, widest, false)?;
+    let hs = spec.state_size();
+    let w_hh = RecurrentWeights::new(mode, w.w_hh, hs, t_len, widest, false)?;
+    let w_hr = w
+        .w_hr
+        .map(|w_hr| Recurrent::new(w_hr, hs, h, t_len, widest))
+        .transpose()?; // (P, H), for r (S, H) @ W_hr^T
     let level = simd::best_level();
     {
         let shared = Shared {
@@ -218,6 +234,7 @@ pub fn forward_with<F: Real>(
             states: SharedMut::new(&mut states),
             cells: cells.as_deref_mut().map(SharedMut::new),
             hn: hn.as_deref_mut().map(SharedMut::new),
+            proj: proj.as_deref_mut().map(SharedMut::new),
             output: SharedMut::new(&mut output),
             cells_new: cells_new.as_deref_mut().map(SharedMut::new),
             norm: norm.as_mut().map(|c| NormShared {
@@ -230,13 +247,14 @@ pub fn forward_with<F: Real>(
         // threads, not to and from the caller's.
         parallel::install(|| {
             parallel::for_each(shards, |(b0, b1)| {
-                run_shard(spec, level, &w_hh, w, noise, &shared, b0, b1, wide);
+                let w_rec = (&w_hh, w_hr.as_ref());
+                run_shard(spec, level, w_rec, w, noise, &shared, b0, b1, wide);
             })
         });
     }
 
     let fin = spec.final_slot();
-    let h_n = states[fin * nh..][..nh].to_vec();
+    let h_n = states[fin * ns..][..ns].to_vec();
     let c_n = cells.as_ref().map(|c| c[fin * nh..][..nh].to_vec());
     Ok(Forward {
         output,
@@ -249,6 +267,7 @@ pub fn forward_with<F: Real>(
             hn,
             cells_new,
             norm,
+            proj,
         },
     })
 }
@@ -256,11 +275,13 @@ pub fn forward_with<F: Real>(
 /// The time loop for sequences `b0..b1`. Touches only those rows of every
 /// buffer in `shared`, so shards run concurrently. With `wide`, each step's
 /// products and pointwise work are themselves spread over the thread pool.
+/// `w_rec` is `W_hh` prepared for the per-step products, and `W_hr` with a
+/// projection.
 #[allow(clippy::too_many_arguments)]
 fn run_shard<F: Real>(
     spec: &Spec<'_>,
     level: Level,
-    w_hh: &RecurrentWeights<'_, F>,
+    w_rec: (&RecurrentWeights<'_, F>, Option<&Recurrent<'_, F>>),
     w: &Weights<'_, F>,
     noise: &Noise<'_, F>,
     shared: &Shared<'_, F>,
@@ -269,8 +290,10 @@ fn run_shard<F: Real>(
     wide: bool,
 ) {
     let mode = spec.mode;
+    let (w_hh, w_hr) = w_rec;
     let (b_hh, w_peep) = (w.b_hh, w.w_peep);
     let (n, h, gh) = (spec.dims.n, spec.dims.h, spec.gh());
+    let hs = spec.state_size(); // width of h: P with a projection, else H
     let s = b1 - b0; // rows of this shard
     let mut active = vec![true; n];
     let mut hg = match mode {
@@ -297,7 +320,7 @@ fn run_shard<F: Real>(
             // or slot, and `prev != next`, so the pieces are disjoint.
             let (h_state, g_t) = unsafe {
                 (
-                    &*shared.states.piece(row(prev, h), s * h),
+                    &*shared.states.piece(row(prev, hs), s * hs),
                     shared.gates.piece(row(t, gh), s * gh),
                 )
             };
@@ -402,10 +425,10 @@ fn run_shard<F: Real>(
             // SAFETY: as above, and row groups do not overlap.
             let (h_prev, h_next, g_t, out_t) = unsafe {
                 (
-                    &*shared.states.piece(at(prev, h), m * h),
-                    shared.states.piece(at(next, h), m * h),
+                    &*shared.states.piece(at(prev, hs), m * hs),
+                    shared.states.piece(at(next, hs), m * hs),
                     shared.gates.piece(at(t, gh), m * gh),
-                    shared.output.piece(at(t, h), m * h),
+                    shared.output.piece(at(t, hs), m * hs),
                 )
             };
             // SAFETY: as above.
@@ -419,7 +442,13 @@ fn run_shard<F: Real>(
                 }
                 Mode::Lstm => {
                     let (c_prev, c_next) = cells.as_mut().expect("lstm has a cell buffer");
-                    lstm::forward_step(level, h, g_t, c_prev, c_next, h_next);
+                    // With a projection the cell writes r = o * tanh(c) (m, H), projected below.
+                    let r_out: &mut [F] = match &shared.proj {
+                        // SAFETY: as above.
+                        Some(r) => unsafe { r.piece(at(t, h), m * h) },
+                        None => &mut *h_next,
+                    };
+                    lstm::forward_step(level, h, g_t, c_prev, c_next, r_out);
                 }
                 Mode::LstmCifg => {
                     let (c_prev, c_next) = cells.as_mut().expect("lstm has a cell buffer");
@@ -483,17 +512,48 @@ fn run_shard<F: Real>(
                 noise::zone(h_next, h_prev, &z[at(t, h)..][..m * h]);
             }
             // Sequences that have ended keep their state; their output stays zero.
+            // With a projection, h is not computed yet: `freeze` below.
             for (b, &on) in active[r0..r1].iter().enumerate() {
-                let r = b * h..(b + 1) * h;
                 if on {
-                    out_t[r.clone()].copy_from_slice(&h_next[r]);
-                } else {
-                    h_next[r.clone()].copy_from_slice(&h_prev[r.clone()]);
-                    if let Some((c_prev, c_next)) = cells.as_mut() {
-                        c_next[r.clone()].copy_from_slice(&c_prev[r]);
-                    }
+                    continue;
+                }
+                if let Some((c_prev, c_next)) = cells.as_mut() {
+                    let r = b * h..(b + 1) * h;
+                    c_next[r.clone()].copy_from_slice(&c_prev[r]);
                 }
             }
+            if w_hr.is_none() {
+                freeze(hs, &active[r0..r1], h_prev, h_next, out_t);
+            }
         });
+        if let (Some(w_hr), Some(proj)) = (w_hr, shared.proj.as_ref()) {
+            // h (S, P) = r (S, H) @ W_hr^T, over all our rows.
+            // SAFETY: the row groups are done; only this shard touches these rows,
+            // and `prev != next`.
+            let (r_t, h_prev, h_next, out_t) = unsafe {
+                (
+                    &*proj.piece(row(t, h), s * h),
+                    &*shared.states.piece(row(prev, hs), s * hs),
+                    shared.states.piece(row(next, hs), s * hs),
+                    shared.output.piece(row(t, hs), s * hs),
+                )
+            };
+            w_hr.mul(level, h_next, r_t, s, false, wide);
+            freeze(hs, active, h_prev, h_next, out_t);
+        }
+    }
+}
+
+/// The output of one step from its new states `h_next (M, HS)`: copied to
+/// `out (M, HS)` for the rows still running; for the rows whose sequence has
+/// ended, `h_next` is set back to `h_prev` and the output stays zero.
+fn freeze<F: Real>(hs: usize, active: &[bool], h_prev: &[F], h_next: &mut [F], out: &mut [F]) {
+    for (b, &on) in active.iter().enumerate() {
+        let r = b * hs..(b + 1) * hs;
+        if on {
+            out[r.clone()].copy_from_slice(&h_next[r]);
+        } else {
+            h_next[r.clone()].copy_from_slice(&h_prev[r]);
+        }
     }
 }

@@ -29,11 +29,20 @@
 //! `states (T+1, N, H)`, plus `cells (T+1, N, H)` for LSTM and `hn (T, N, H)`
 //! for GRU (`W_hn h + b_hn`, or `r * h` with the reset before the product, as
 //! for the MUTs).
+//!
+//! LSTM with projections (PyTorch's `proj_size`, `Dims::p = P > 0`): each step
+//! ends with a second product, `h (N, P) = r (N, H) @ W_hr^T` with `r = o *
+//! tanh(c)`, so the states, the output and `W_hh (4H, P)` have `P` columns and
+//! the cell states `H`. The forward also keeps `proj = r (T, N, H)`; the
+//! backward starts each step with `dr = dh @ W_hr` and adds `dW_hr = dy^T r`
+//! over all steps after the loop, `dy (T, N, P)` the gradients of the projected
+//! `h` (zero at padded steps).
 
 mod backward;
 mod forward;
 mod mut_grads;
 mod noise;
+mod peephole_grad;
 pub(crate) mod recurrent;
 mod spec;
 
@@ -45,3 +54,5 @@ pub use spec::{Cache, CacheRef, Dims, NormRef, Spec, Weights};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_proj;

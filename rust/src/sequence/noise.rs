@@ -38,8 +38,15 @@ impl<F: Real> Noise<'_, F> {
     /// Check each mask's length against `spec` and that it is finite, and that
     /// the mode takes it.
     pub(crate) fn check(&self, spec: &Spec<'_>) -> Result<()> {
-        let Dims { t, n, h, .. } = spec.dims;
+        let Dims { t, n, h, p, .. } = spec.dims;
         let mode = spec.mode;
+        let any = self.recurrent.is_some() || self.zoneout_h.is_some() || self.zoneout_c.is_some();
+        if p > 0 && any {
+            return Err(RnnError::argument(
+                "w_hr",
+                "the LSTM with projections takes no dropout masks (recurrent_mask, zoneout)",
+            ));
+        }
         if let Some(m) = self.recurrent {
             if mode.is_mut() {
                 return Err(RnnError::argument(

@@ -5,13 +5,17 @@ use crate::error::{Result, RnnError};
 use crate::mode::Mode;
 use crate::real::Real;
 
-/// Sizes of one call: `T` steps, batch `N`, input `D`, hidden `H`.
+/// Sizes of one call: `T` steps, batch `N`, input `D`, hidden `H`, and the
+/// projection size `P` of an LSTM with projections (PyTorch's `proj_size`), 0
+/// for none. With a projection the hidden state `h` has `P` units and the cell
+/// state `c` has `H` ([`Spec::state_size`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dims {
     pub t: usize,
     pub n: usize,
     pub d: usize,
     pub h: usize,
+    pub p: usize,
 }
 
 /// The parameters of one direction of one layer (borrowed, row-major).
@@ -19,7 +23,8 @@ pub struct Dims {
 pub struct Weights<'a, F> {
     /// `(G*H, D)` (`(IH, D)` for the MUTs, see [`Mode::ih_blocks`]).
     pub w_ih: &'a [F],
-    /// `(G*H, H)` (`(HH, H)` for the MUTs, see [`Mode::hh_blocks`]).
+    /// `(G*H, H)` (`(HH, H)` for the MUTs, see [`Mode::hh_blocks`]; `(4H, P)`
+    /// with a projection).
     pub w_hh: &'a [F],
     /// `(G*H,)` (`(IH,)`), or `None` for a layer without bias (then `b_hh` is `None` too).
     pub b_ih: Option<&'a [F]>,
@@ -34,6 +39,9 @@ pub struct Weights<'a, F> {
     pub w_ln: Option<&'a [F]>,
     /// Their shifts, in the same order.
     pub b_ln: Option<&'a [F]>,
+    /// `(P, H)` projection `W_hr` of an LSTM with projections (`dims.p > 0`):
+    /// `h = W_hr (o * tanh(c))`; `None` without one.
+    pub w_hr: Option<&'a [F]>,
 }
 
 /// Everything about a call except the arrays.
@@ -52,7 +60,8 @@ pub struct Spec<'a> {
 pub struct Cache<F> {
     /// `(T, N, G*H)` activated gates.
     pub gates: Vec<F>,
-    /// `(T+1, N, H)` hidden states; see [`Spec::prev_slot`] for the indexing.
+    /// `(T+1, N, H)` hidden states (`(T+1, N, P)` with a projection); see
+    /// [`Spec::prev_slot`] for the indexing.
     pub states: Vec<F>,
     /// `(T+1, N, H)` cell states (LSTM only).
     pub cells: Option<Vec<F>>,
@@ -64,6 +73,9 @@ pub struct Cache<F> {
     pub cells_new: Option<Vec<F>>,
     /// What the layer normalisations keep, [`LstmLayerNorm`](Mode::LstmLayerNorm) only.
     pub norm: Option<NormCache<F>>,
+    /// `(T, N, H)` `o * tanh(c)` before the projection (LSTM with projections
+    /// only; rows of steps past a sequence's end hold no meaning).
+    pub proj: Option<Vec<F>>,
 }
 
 /// What a layer-normalised cell keeps for the backward (owned).
@@ -106,6 +118,7 @@ pub struct CacheRef<'a, F> {
     pub hn: Option<&'a [F]>,
     pub cells_new: Option<&'a [F]>,
     pub norm: Option<NormRef<'a, F>>,
+    pub proj: Option<&'a [F]>,
 }
 
 impl<F> Cache<F> {
@@ -122,6 +135,7 @@ impl<F> Cache<F> {
                 c_hat: &c.c_hat,
                 rstd: &c.rstd,
             }),
+            proj: self.proj.as_deref(),
         }
     }
 }
@@ -182,7 +196,7 @@ pub(crate) fn check_finite<F: Real>(arg: &str, slice: &[F]) -> Result<()> {
 impl Spec<'_> {
     /// Check sizes (all at least 1, element counts that fit) and lengths.
     pub fn validate(&self) -> Result<()> {
-        let Dims { t, n, d, h } = self.dims;
+        let Dims { t, n, d, h, p } = self.dims;
         for (v, arg, what) in [
             (t, "x", "time (T)"),
             (n, "x", "batch (N)"),
@@ -201,6 +215,26 @@ impl Spec<'_> {
         product("gates", &[t + 1, n, gh])?;
         product("w_ih", &[gh, d])?;
         product("w_hh", &[gh, h])?;
+        if p > 0 {
+            if self.mode != Mode::Lstm {
+                return Err(RnnError::argument(
+                    "w_hr",
+                    format!(
+                        "{} has no projection; only lstm takes w_hr (P, H)",
+                        self.mode.name()
+                    ),
+                ));
+            }
+            if p >= h {
+                return Err(RnnError::argument(
+                    "w_hr",
+                    format!(
+                        "the projection size P ({p}) must be smaller than the hidden \
+                         size H ({h})"
+                    ),
+                ));
+            }
+        }
         if self.mode.needs_square_input() && d != h {
             return Err(RnnError::argument(
                 "x",
@@ -229,6 +263,16 @@ impl Spec<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Width of the hidden state `h` (and of the output): `P` with a
+    /// projection, else `H`. The cell state `c` always has `H` units.
+    pub fn state_size(&self) -> usize {
+        if self.dims.p > 0 {
+            self.dims.p
+        } else {
+            self.dims.h
+        }
     }
 
     /// Number of gate columns `G * H`.
@@ -306,10 +350,26 @@ impl Spec<'_> {
 
     /// Check every weight and bias slice against the dims.
     pub(crate) fn check_weights<F>(&self, w: &Weights<'_, F>) -> Result<()> {
-        let Dims { d, h, .. } = self.dims;
+        let Dims { d, h, p, .. } = self.dims;
         let (ih, hh) = (self.ih_rows(), self.hh_rows());
         check_len("w_ih", w.w_ih, ih * d)?;
-        check_len("w_hh", w.w_hh, hh * h)?;
+        check_len("w_hh", w.w_hh, hh * self.state_size())?;
+        match (p > 0, w.w_hr) {
+            (true, Some(w_hr)) => check_len("w_hr", w_hr, p * h)?,
+            (true, None) => {
+                return Err(RnnError::argument(
+                    "w_hr",
+                    format!("a projection size P = {p} needs the projection w_hr (P, H)"),
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(RnnError::argument(
+                    "w_hr",
+                    "the projection size P is 0 (w_hr has no rows); pass None for no projection",
+                ))
+            }
+            (false, None) => {}
+        }
         match (self.mode.has_peepholes(), w.w_peep) {
             (true, Some(p)) => check_len("w_peep", p, 3 * h)?,
             (true, None) => {

@@ -6,7 +6,7 @@ use crate::mode::Mode;
 use crate::test_util::Lcg;
 
 /// `None` for an empty (absent) array.
-fn opt<F>(v: &[F]) -> Option<&[F]> {
+pub(super) fn opt<F>(v: &[F]) -> Option<&[F]> {
     if v.is_empty() {
         None
     } else {
@@ -31,26 +31,26 @@ const MODES: [Mode; 12] = [
 
 /// All inputs of one call, owned, so single entries can be perturbed.
 #[derive(Clone)]
-struct Problem {
-    mode: Mode,
-    dims: Dims,
-    lengths: Option<Vec<usize>>,
-    reverse: bool,
-    /// x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_peep, w_ln, b_ln (c0, biases,
-    /// w_peep, w_ln and b_ln may be empty = absent).
-    arrays: [Vec<f64>; 10],
+pub(super) struct Problem {
+    pub(super) mode: Mode,
+    pub(super) dims: Dims,
+    pub(super) lengths: Option<Vec<usize>>,
+    pub(super) reverse: bool,
+    /// x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_peep, w_hr, w_ln, b_ln (c0, biases,
+    /// w_peep, w_hr, w_ln and b_ln may be empty = absent).
+    pub(super) arrays: [Vec<f64>; 11],
     /// Weights of the scalar loss: on output, h_n, c_n.
-    r: [Vec<f64>; 3],
+    pub(super) r: [Vec<f64>; 3],
     /// Recurrent mask, zoneout of h, zoneout of c ([`Noise`]); empty = absent.
-    noise: [Vec<f64>; 3],
+    pub(super) noise: [Vec<f64>; 3],
 }
 
-const NAMES: [&str; 10] = [
-    "x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_peep", "w_ln", "b_ln",
+const NAMES: [&str; 11] = [
+    "x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_peep", "w_hr", "w_ln", "b_ln",
 ];
 
 impl Problem {
-    fn new(
+    pub(super) fn new(
         mode: Mode,
         dims: Dims,
         lengths: Option<Vec<usize>>,
@@ -65,7 +65,8 @@ impl Problem {
         } else {
             dims
         };
-        let Dims { t, n, d, h } = dims;
+        let Dims { t, n, d, h, p } = dims;
+        let hs = if p > 0 { p } else { h }; // width of h
         let (ih, hh) = (mode.ih_blocks() * h, mode.hh_blocks() * h);
         let cell = mode.has_cell_state();
         Self {
@@ -75,14 +76,14 @@ impl Problem {
             reverse,
             arrays: [
                 rng.vec(t * n * d, 1.0),
-                rng.vec(n * h, 0.5),
+                rng.vec(n * hs, 0.5),
                 if cell {
                     rng.vec(n * h, 0.5)
                 } else {
                     Vec::new()
                 },
                 rng.vec(ih * d, 0.6),
-                rng.vec(hh * h, 0.6),
+                rng.vec(hh * hs, 0.6),
                 if bias { rng.vec(ih, 0.3) } else { Vec::new() },
                 if bias { rng.vec(hh, 0.3) } else { Vec::new() },
                 if mode.has_peepholes() {
@@ -90,6 +91,7 @@ impl Problem {
                 } else {
                     Vec::new()
                 },
+                rng.vec(p * h, 0.7),
                 rng.vec(mode.layer_norm_blocks() * h, 0.3)
                     .iter()
                     .map(|v| 1.0 + v)
@@ -97,8 +99,8 @@ impl Problem {
                 rng.vec(mode.layer_norm_blocks() * h, 0.3),
             ],
             r: [
-                rng.vec(t * n * h, 1.0),
-                rng.vec(n * h, 1.0),
+                rng.vec(t * n * hs, 1.0),
+                rng.vec(n * hs, 1.0),
                 rng.vec(n * h, 1.0),
             ],
             noise: [Vec::new(), Vec::new(), Vec::new()],
@@ -136,7 +138,7 @@ impl Problem {
         }
     }
 
-    fn spec(&self) -> Spec<'_> {
+    pub(super) fn spec(&self) -> Spec<'_> {
         Spec {
             mode: self.mode,
             dims: self.dims,
@@ -145,19 +147,20 @@ impl Problem {
         }
     }
 
-    fn weights(&self) -> Weights<'_, f64> {
+    pub(super) fn weights(&self) -> Weights<'_, f64> {
         Weights {
             w_ih: &self.arrays[3],
             w_hh: &self.arrays[4],
             b_ih: opt(&self.arrays[5]),
             b_hh: opt(&self.arrays[6]),
             w_peep: opt(&self.arrays[7]),
-            w_ln: opt(&self.arrays[8]),
-            b_ln: opt(&self.arrays[9]),
+            w_hr: opt(&self.arrays[8]),
+            w_ln: opt(&self.arrays[9]),
+            b_ln: opt(&self.arrays[10]),
         }
     }
 
-    fn run(&self) -> Forward<f64> {
+    pub(super) fn run(&self) -> Forward<f64> {
         let c0 = if self.arrays[2].is_empty() {
             None
         } else {
@@ -174,7 +177,7 @@ impl Problem {
         .unwrap()
     }
 
-    fn loss(&self) -> f64 {
+    pub(super) fn loss(&self) -> f64 {
         let f = self.run();
         let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
         dot(&f.output, &self.r[0])
@@ -182,7 +185,7 @@ impl Problem {
             + f.c_n.map_or(0.0, |c| dot(&c, &self.r[2]))
     }
 
-    fn grads(&self) -> Grads<f64> {
+    pub(super) fn grads(&self) -> Grads<f64> {
         let f = self.run();
         let d_c_n = if self.mode.has_cell_state() {
             Some(self.r[2].as_slice())
@@ -204,7 +207,7 @@ impl Problem {
 
     /// Assert that `analytic`, the gradient of the loss with respect to
     /// `arrays[k][i]`, matches a central difference to relative error `tol`.
-    fn check_entry(&self, k: usize, i: usize, analytic: f64, tol: f64) {
+    pub(super) fn check_entry(&self, k: usize, i: usize, analytic: f64, tol: f64) {
         let eps = 1e-6;
         let mut p = self.clone();
         p.arrays[k][i] += eps;
@@ -223,9 +226,9 @@ impl Problem {
     }
 
     /// Assert every analytic gradient matches central differences to 1e-6.
-    fn check(&self) {
+    pub(super) fn check(&self) {
         let g = self.grads();
-        let analytic: [Option<&Vec<f64>>; 10] = [
+        let analytic: [Option<&Vec<f64>>; 11] = [
             Some(&g.dx),
             Some(&g.dh0),
             g.dc0.as_ref(),
@@ -234,6 +237,7 @@ impl Problem {
             g.db_ih.as_ref(),
             g.db_hh.as_ref(),
             g.dw_peep.as_ref(),
+            g.dw_hr.as_ref(),
             g.dw_ln.as_ref(),
             g.db_ln.as_ref(),
         ];
@@ -259,6 +263,7 @@ fn every_gradient_matches_finite_differences() {
         n: 3,
         d: 2,
         h: 3,
+        p: 0,
     };
     let mut seed = 1;
     for mode in MODES {
@@ -280,6 +285,7 @@ fn gradients_with_dropout_and_zoneout_match_finite_differences() {
         n: 3,
         d: 2,
         h: 3,
+        p: 0,
     };
     let mut seed = 100;
     for mode in MODES {
@@ -301,6 +307,7 @@ fn masks_of_one_and_zoneouts_of_zero_change_nothing() {
         n: 2,
         d: 3,
         h: 4,
+        p: 0,
     };
     for mode in MODES {
         let plain = Problem::new(mode, dims, Some(vec![5, 2]), false, true, 21);
@@ -328,6 +335,7 @@ fn sizes_of_one_work() {
         n: 1,
         d: 1,
         h: 1,
+        p: 0,
     };
     for mode in MODES {
         Problem::new(mode, dims, Some(vec![1]), true, true, 7).check();
@@ -343,6 +351,7 @@ fn padded_steps_are_zero_and_state_is_frozen() {
                 n: 2,
                 d: 3,
                 h: 4,
+                p: 0,
             };
             let p = Problem::new(mode, dims, Some(vec![2, 5]), reverse, true, 11);
             let f = p.run();
@@ -358,6 +367,7 @@ fn padded_steps_are_zero_and_state_is_frozen() {
                 n: 1,
                 d,
                 h: 4,
+                p: 0,
             };
             alone.lengths = None;
             let x: Vec<f64> = (0..2)
@@ -388,6 +398,7 @@ fn f32_agrees_with_f64() {
             n: 3,
             d: 5,
             h: 9,
+            p: 0,
         };
         let p = Problem::new(mode, dims, Some(vec![30, 7, 19]), false, true, 3);
         let f64_out = p.run();
@@ -399,8 +410,9 @@ fn f32_agrees_with_f64() {
             b_ih: opt(&a[5]),
             b_hh: opt(&a[6]),
             w_peep: opt(&a[7]),
-            w_ln: opt(&a[8]),
-            b_ln: opt(&a[9]),
+            w_hr: opt(&a[8]),
+            w_ln: opt(&a[9]),
+            b_ln: opt(&a[10]),
         };
         let f32_out = forward(&p.spec(), &a[0], &a[1], opt(&a[2]), &w).unwrap();
         for (x, y) in f32_out.output.iter().zip(&f64_out.output) {
@@ -416,6 +428,7 @@ fn bad_inputs_give_errors_naming_the_argument() {
         n: 2,
         d: 2,
         h: 2,
+        p: 0,
     };
     let p = Problem::new(Mode::Lstm, dims, None, false, true, 5);
     let w = p.weights();
@@ -485,6 +498,7 @@ fn sharded_batches_are_correct_and_thread_count_independent() {
         n: 35,
         d: 3,
         h: 4,
+        p: 0,
     };
     let lengths: Vec<usize> = (0..35).map(|b| 1 + (b * 7) % 5).collect();
     for mode in MODES {
@@ -531,7 +545,13 @@ fn wide_steps_are_correct_and_thread_count_independent() {
         .iter()
         .flat_map(|&m| [(m, 6), (m, 20), (m, gemm_rows)])
     {
-        let dims = Dims { t, n, d: 2, h };
+        let dims = Dims {
+            t,
+            n,
+            d: 2,
+            h,
+            p: 0,
+        };
         let lengths = (0..n).map(|b| 1 + (b * 5) % t).collect();
         let reverse = matches!(mode, Mode::Gru | Mode::GruResetBefore | Mode::Mut2);
         let p = Problem::new(mode, dims, Some(lengths), reverse, true, 5);
@@ -567,6 +587,7 @@ fn peephole_lstm_with_zero_peepholes_is_the_lstm() {
         n: 4,
         d: 3,
         h: 5,
+        p: 0,
     };
     for reverse in [false, true] {
         let mut p = Problem::new(
@@ -604,6 +625,7 @@ fn peephole_weights_are_checked() {
         n: 2,
         d: 2,
         h: 3,
+        p: 0,
     };
     let p = Problem::new(Mode::LstmPeephole, dims, None, false, true, 4);
     let c0 = Some(p.arrays[2].as_slice());
@@ -664,6 +686,7 @@ fn mut1_and_mut2_need_an_input_size_equal_to_the_hidden_size() {
         n: 1,
         d: 2,
         h: 3,
+        p: 0,
     };
     for mode in [Mode::Mut1, Mode::Mut2, Mode::Mut3] {
         let p = Problem::new(Mode::Mut3, dims, None, false, true, 8);
