@@ -405,3 +405,15 @@ def test_the_command_line_trains_with_noise_and_keeps_it_in_the_checkpoint(tmp_p
     args = ["train", "--min-char-rnn", "--recurrent-dropout", "0.1", "--out", str(tmp_path / "m")]
     assert main(args) == 2
     assert "--min-char-rnn fixes --recurrent-dropout" in capsys.readouterr().err
+
+
+def test_the_lstm_with_projections_refuses_the_masks_by_name():
+    with pytest.raises(ArgumentError, match="not available for the LSTM with projections"):
+        nn.LSTM(4, 8, proj_size=3, recurrent_dropout=0.2)
+    args, kw = make("lstm", 3, 2, 3, 4)
+    w_hr = np.ones((2, 4))
+    a = dict(args, w_hh=np.ones((16, 2)), h0=np.zeros((2, 2)))
+    with pytest.raises(ArgumentError, match="w_hr"):
+        _rnncore.forward("lstm", *a.values(), None, False, w_hr=w_hr, zoneout_h=kw["zoneout_h"])
+    with pytest.raises(ArgumentError, match="projections"):
+        ref.forward("lstm", *a.values(), None, False, w_hr=w_hr, zoneout_h=kw["zoneout_h"])
