@@ -49,6 +49,11 @@ PAIRS = [
     ("gru recurrent_dropout=0.25", lambda: nn.GRU(H, H, seed=0),
      lambda: nn.GRU(H, H, recurrent_dropout=0.25, seed=0)),
     ("gru zoneout=0.1", lambda: nn.GRU(H, H, seed=0), lambda: nn.GRU(H, H, zoneout=0.1, seed=0)),
+    # Layer normalisation of the products (and the LSTM's cell state).
+    ("lstm layer_norm=True", lambda: nn.LSTM(H, H, seed=0),
+     lambda: nn.LSTM(H, H, layer_norm=True, seed=0)),
+    ("gru layer_norm=True", lambda: nn.GRU(H, H, seed=0),
+     lambda: nn.GRU(H, H, layer_norm=True, seed=0)),
 ]  # fmt: skip
 
 
