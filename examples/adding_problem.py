@@ -6,11 +6,13 @@ elsewhere. The target is the sum of the two marked values, read by a linear
 head from the last hidden state and scored by the mean squared error. Always
 predicting the mean (1.0) scores 1/6 = 0.167; the task counts as solved below
 0.01. A vanilla RNN has to carry the first value over ``T/2`` steps or more,
-and its gradients vanish over that distance; LSTM and GRU keep them.
+and its gradients vanish over that distance; LSTM and GRU keep them. The cells:
+``rnn`` (tanh), ``irnn`` (ReLU with ``W_hh = I`` and zero biases, Le et al. 2015),
+``lstm`` and ``gru``, and their layer-normalised forms ``lstm_ln`` and ``gru_ln``.
 
 Every cell gets the same budget (steps, batch, hidden size, optimizer). The
 script prints a table of the final test MSE and draws, for the longest ``T``,
-``||dL_T/dh_t||`` against ``T - t`` for the three cells before and after
+``||dL_T/dh_t||`` against ``T - t`` for the cells before and after
 training (:func:`rnncore.diagnostics.layer_gradient_flow`).
 
     python examples/adding_problem.py --lengths 50 100 200 --steps 1500 --out adding
@@ -28,7 +30,14 @@ from rnncore import diagnostics, nn
 from rnncore.diagnostics.plots import gradient_flow_png
 from rnncore.optim import clip_grad_norm_, create
 
-CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+CELLS = {  # name -> (layer class, its keyword arguments)
+    "rnn": (nn.RNN, {}),
+    "irnn": (nn.RNN, {"nonlinearity": "relu"}),  # ReLU with W_hh = I (Le et al. 2015)
+    "lstm": (nn.LSTM, {}),
+    "lstm_ln": (nn.LSTM, {"layer_norm": True}),
+    "gru": (nn.GRU, {}),
+    "gru_ln": (nn.GRU, {"layer_norm": True}),
+}
 
 
 def batch(T: int, N: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -48,10 +57,13 @@ class Adder:
 
     def __init__(self, cell: str, H: int, seed: int) -> None:
         rng = np.random.default_rng(seed)
-        self.rnn = CELLS[cell](2, H, rng=rng)
+        layer, kw = CELLS[cell]
+        self.rnn = layer(2, H, rng=rng, **kw)
         self.head = nn.Linear(H, 1, rng=rng)
-        if cell == "lstm":
-            self.rnn.bias_ih_l0[H : 2 * H] += 1.0  # forget gate open at the start
+        if cell == "irnn":
+            nn.init.identity_hh_(self.rnn)
+        if cell.startswith("lstm"):
+            nn.init.forget_bias_(self.rnn, 1.0)  # forget gate open at the start
         self.params = {**self._named("rnn"), **self._named("head")}
 
     def _named(self, part: str) -> dict[str, np.ndarray]:

@@ -278,3 +278,18 @@ def test_onnx_export_refuses_it_by_name(tmp_path):
 
     with pytest.raises(ArgumentError, match="lstm_ln"):
         to_onnx(nn.LSTM(3, 4, layer_norm=True), tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU])
+def test_traces_read_the_normalised_cells_on_both_backends(cls):
+    x = np.random.default_rng(0).normal(size=(6, 2, 3))
+    traces = []
+    for backend in (None, ref):
+        m = cls(3, 5, layer_norm=True, dtype=np.float64, seed=4, backend=backend)
+        arrays, _ = m.trace(x)
+        out, _ = m(x)
+        np.testing.assert_allclose(arrays["h"][0], out, rtol=1e-12, atol=1e-14)
+        traces.append(arrays)
+    assert traces[0].keys() == traces[1].keys()
+    for k in traces[0]:
+        np.testing.assert_allclose(traces[0][k], traces[1][k], rtol=1e-10, atol=1e-12, err_msg=k)

@@ -18,7 +18,16 @@ from rnncore.errors import ArgumentError
 from rnncore.nn._base import Array
 
 # Gate names of each kernel mode, in PyTorch's order within the (G*H, ...) weights.
-GATE_NAMES = {"rnn_tanh": (), "rnn_relu": (), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
+# The layer-normalised cells keep their gates and states in the same layout.
+GATE_NAMES = {
+    "rnn_tanh": (),
+    "rnn_relu": (),
+    "lstm": ("i", "f", "g", "o"),
+    "lstm_ln": ("i", "f", "g", "o"),
+    "gru": ("r", "z", "n"),
+    "gru_ln": ("r", "z", "n"),
+}
+LSTMS = ("lstm", "lstm_ln")
 
 
 def names(mode: str) -> tuple[str, ...]:
@@ -29,7 +38,7 @@ def names(mode: str) -> tuple[str, ...]:
     """
     if mode not in GATE_NAMES:
         raise ArgumentError(f"traces cover the {', '.join(GATE_NAMES)} cells, not {mode!r}")
-    return ("h",) + (("c",) if mode == "lstm" else ()) + GATE_NAMES[mode]
+    return ("h",) + (("c",) if mode in LSTMS else ()) + GATE_NAMES[mode]
 
 
 def cache_arrays(mode: str, cache: Any, reverse: bool) -> dict[str, Array]:
@@ -39,7 +48,7 @@ def cache_arrays(mode: str, cache: Any, reverse: bool) -> dict[str, Array]:
     states = cache["states"]  # (T+1, N, H): slot t+1 (forward) or t (reverse) after step t
     after = slice(0, -1) if reverse else slice(1, None)
     out = {"h": states[after]}
-    if mode == "lstm":
+    if mode in LSTMS:
         out["c"] = cache["cells"][after]
     gates = cache["gates"]  # (T, N, G*H), activated
     H = states.shape[-1]
@@ -52,9 +61,12 @@ def _reference_arrays(mode: str, steps: list[tuple]) -> dict[str, Array]:
     """The same names from :mod:`rnncore.reference`'s per-step caches."""
     cols: dict[str, list[Array]] = {k: [] for k in names(mode)}
     for s in steps:
-        if mode == "lstm":
-            _, c_prev, i, f, g, o, tanh_c = s
+        if mode in LSTMS:  # lstm_ln: tanh of the normalised c, then its two LN caches
+            _, c_prev, i, f, g, o, tanh_c, *_ = s
             vals = {"h": o * tanh_c, "c": f * c_prev + i * g, "i": i, "f": f, "g": g, "o": o}
+        elif mode == "gru_ln":
+            h_prev, _, r, z, n, *_ = s
+            vals = {"h": (1 - z) * n + z * h_prev, "r": r, "z": z, "n": n}
         elif mode == "gru":
             h_prev, r, z, n, *_ = s
             vals = {"h": (1 - z) * n + z * h_prev, "r": r, "z": z, "n": n}
