@@ -28,6 +28,7 @@ import numpy as np
 
 from rnncore import diagnostics, nn
 from rnncore.diagnostics.plots import gradient_flow_png
+from rnncore.errors import NonFiniteError
 from rnncore.optim import clip_grad_norm_, create
 
 CELLS = {  # name -> (layer class, its keyword arguments)
@@ -60,8 +61,9 @@ class Adder:
         layer, kw = CELLS[cell]
         self.rnn = layer(2, H, rng=rng, **kw)
         self.head = nn.Linear(H, 1, rng=rng)
-        if cell == "irnn":
+        if cell == "irnn":  # Le et al.: W_hh = I, zero biases, input weights N(0, 0.001^2)
             nn.init.identity_hh_(self.rnn)
+            self.rnn.weight_ih_l0 = rng.normal(0.0, 1e-3, self.rnn.weight_ih_l0.shape)
         if cell.startswith("lstm"):
             nn.init.forget_bias_(self.rnn, 1.0)  # forget gate open at the start
         self.params = {**self._named("rnn"), **self._named("head")}
@@ -105,12 +107,15 @@ def train(cell: str, T: int, args: argparse.Namespace) -> tuple[Adder, float, fl
     test_x, test_y = batch(T, 1000, np.random.default_rng(12345))
     before = float(np.mean((model.predict(test_x) - test_y) ** 2))
     start = time.perf_counter()
-    for _ in range(args.steps):
-        x, y = batch(T, args.batch, rng)
-        model.loss_and_backward(x, y)
-        grads = model.grads()
-        clip_grad_norm_(grads, 1.0)
-        opt.step(grads)
+    try:
+        for _ in range(args.steps):
+            x, y = batch(T, args.batch, rng)
+            model.loss_and_backward(x, y)
+            grads = model.grads()
+            clip_grad_norm_(grads, 1.0)
+            opt.step(grads)
+    except NonFiniteError:  # the state overflowed (an unbounded ReLU RNN can)
+        return model, before, float("inf"), time.perf_counter() - start
     seconds = time.perf_counter() - start
     after = float(np.mean((model.predict(test_x) - test_y) ** 2))
     return model, before, after, seconds
@@ -137,12 +142,13 @@ def main() -> None:
         for cell in args.cells:
             fresh = Adder(cell, args.hidden, args.seed)
             model, before, after, seconds = train(cell, T, args)
-            row.append(f"{after:.4f}{' (solved)' if after < 0.01 else ''}")
+            mark = " (solved)" if after < 0.01 else " (diverged)" if not np.isfinite(after) else ""
+            row.append(f"{after:.4f}{mark}")
             print(
                 f"  {cell} T={T}: test MSE {before:.3f} -> {after:.4f} in {seconds:.0f} s",
                 flush=True,
             )
-            if T == max(args.lengths):
+            if T == max(args.lengths) and np.isfinite(after):
                 x, y = batch(T, 16, np.random.default_rng(7))
                 for label, m in (("before", fresh), ("after", model)):
                     f = m.flow(x, y)

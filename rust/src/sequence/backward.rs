@@ -215,7 +215,7 @@ pub fn backward_with<F: Real>(
     let mut dgx = zeros::<F>(t_len * n * gh, "dgates")?;
     // The layer-normalised cell keeps the gradient of its recurrent product
     // (before the normalisation) apart, and that of its normalised cell state.
-    let mut dyc = if norm {
+    let mut dyc = if norm && mode.has_cell_state() {
         Some(zeros::<F>(t_len * nh, "dgates")?)
     } else {
         None
@@ -307,31 +307,27 @@ pub fn backward_with<F: Real>(
     if let (Some(c), Some(gain)) = (cache.norm, w.w_ln) {
         dvx = zeros::<F>(rows * gh, "dgates")?;
         let rstd = &c.rstd[..rows];
-        layer_norm::normalize_back_rows(
-            simd::best_level(),
-            gh,
-            &dgx,
-            c.x_hat,
-            rstd,
-            &gain[..gh],
-            &mut dvx,
-        );
+        parallel::install(|| {
+            let gain_x = &gain[..gh];
+            let level = simd::best_level();
+            layer_norm::normalize_back_all(level, gh, &dgx, c.x_hat, rstd, gain_x, &mut dvx);
+        });
         let len = mode.layer_norm_blocks() * h;
         let (mut dg, mut db) = (zeros::<F>(len, "w_ln")?, zeros::<F>(len, "b_ln")?);
         let (dg_x, rest) = dg.split_at_mut(gh);
         let (dg_h, dg_c) = rest.split_at_mut(gh);
         let (db_x, rest) = db.split_at_mut(gh);
         let (db_h, db_c) = rest.split_at_mut(gh);
-        layer_norm::param_grads(gh, &dgx, c.x_hat, dg_x, db_x);
+        parallel::install(|| layer_norm::param_grads_all(gh, &dgx, c.x_hat, dg_x, db_x));
         // The gradient of LN_h's output: the gates' (LSTM), the recurrent term's (GRU).
         let d_rec = if separate {
             dgh.as_deref().expect("kept")
         } else {
             &dgx
         };
-        layer_norm::param_grads(gh, d_rec, c.h_hat, dg_h, db_h);
+        parallel::install(|| layer_norm::param_grads_all(gh, d_rec, c.h_hat, dg_h, db_h));
         if let Some(dyc) = dyc.as_deref() {
-            layer_norm::param_grads(h, dyc, c.c_hat, dg_c, db_c);
+            parallel::install(|| layer_norm::param_grads_all(h, dyc, c.c_hat, dg_c, db_c));
         }
         (dw_ln, db_ln) = (Some(dg), Some(db));
     }

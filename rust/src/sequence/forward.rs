@@ -167,15 +167,10 @@ pub fn forward_with<F: Real>(
             };
             let (g, b) = (&gain[..gh], &shift[..gh]);
             let rstd = &mut c.rstd[..tn];
-            layer_norm::normalize_rows(
-                simd::best_level(),
-                gh,
-                &mut gates,
-                &mut c.x_hat,
-                rstd,
-                g,
-                b,
-            );
+            let level = simd::best_level();
+            parallel::install(|| {
+                layer_norm::normalize_all(level, gh, &mut gates, &mut c.x_hat, rstd, g, b);
+            });
             Some(c)
         }
         _ => None,
