@@ -120,6 +120,12 @@ impl Mode {
         }
     }
 
+    /// Whether this is one of PyTorch's four cells (`rnn_tanh`, `rnn_relu`,
+    /// `lstm`, `gru`): the ones the compiled decoders have kernels for.
+    pub fn is_basic(self) -> bool {
+        matches!(self, Self::RnnTanh | Self::RnnRelu | Self::Lstm | Self::Gru)
+    }
+
     /// Whether this is one of the MUT cells (Jozefowicz et al. 2015).
     pub fn is_mut(self) -> bool {
         matches!(self, Self::Mut1 | Self::Mut2 | Self::Mut3)

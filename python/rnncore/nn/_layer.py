@@ -21,7 +21,7 @@ from rnncore import _validate
 from rnncore.errors import ArgumentError, StateError
 from rnncore.nn._base import CELL_STATE, LAYER_NORM, PEEPHOLE, Array, KernelModule, State
 from rnncore.nn._directions import both
-from rnncore.nn._noise import LayerNoise, NoiseConfig, draw
+from rnncore.nn._noise import LayerNoise, NoiseConfig, draw, dropout_mask
 from rnncore.nn._trace import cache_arrays, names
 from rnncore.reference.cells import weight_rows
 
@@ -306,8 +306,7 @@ class _RNNBase(KernelModule):
 
     def _dropout_mask(self, shape: tuple[int, ...]) -> Array:
         """Inverted-dropout mask of ``shape`` (T, N, dirs*HS): 0 or ``1/(1-p)``, from ``rng``."""
-        keep = self.rng.random(shape) >= self.dropout
-        return keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
+        return dropout_mask(self.rng, shape, self.dropout, self.dtype)
 
     def trace(self, x: Any, hx: State = None) -> tuple[dict[str, Array], State]:
         """Run :meth:`forward` and return what every layer computed at every step.

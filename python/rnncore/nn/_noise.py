@@ -84,12 +84,12 @@ def draw(
     T, N, D, H = shape
     inputs = None
     if training and cfg.input_dropout > 0:
-        inputs = _dropout(rng, (N, D), cfg.input_dropout, dtype)
+        inputs = dropout_mask(rng, (N, D), cfg.input_dropout, dtype)
     kernel = []
     for _ in range(dirs):
         kw: dict[str, Array] = {}
         if training and cfg.recurrent_dropout > 0:
-            kw["recurrent_mask"] = _dropout(rng, (N, H), cfg.recurrent_dropout, dtype)
+            kw["recurrent_mask"] = dropout_mask(rng, (N, H), cfg.recurrent_dropout, dtype)
         for name, rate in (("zoneout_h", cfg.zoneout), ("zoneout_c", cfg.zoneout_cell)):
             if rate > 0:
                 kw[name] = _zoneout(rng, (T, N, H), rate, training, dtype)
@@ -97,7 +97,9 @@ def draw(
     return LayerNoise(inputs, kernel)
 
 
-def _dropout(rng: np.random.Generator, shape: tuple[int, ...], p: float, dtype: np.dtype) -> Array:
+def dropout_mask(
+    rng: np.random.Generator, shape: tuple[int, ...], p: float, dtype: np.dtype
+) -> Array:
     """Inverted-dropout mask of ``shape``: 0 with probability ``p``, else ``1/(1-p)``."""
     keep = rng.random(shape) >= p
     return keep.astype(dtype) / dtype.type(1.0 - p)

@@ -167,7 +167,7 @@ multiversion! {
 /// Add to `d_gain (width,)` and `d_shift (width,)` the gradients of the gain
 /// and shift over every row of `d (rows, width)` (the gradient of `LN(v)`)
 /// and `hat (rows, width)`, in row order.
-pub fn param_grads<F: Real>(width: usize, d: &[F], hat: &[F], d_gain: &mut [F], d_shift: &mut [F]) {
+fn param_grads<F: Real>(width: usize, d: &[F], hat: &[F], d_gain: &mut [F], d_shift: &mut [F]) {
     for (dr, hr) in d.chunks_exact(width).zip(hat.chunks_exact(width)) {
         for j in 0..width {
             d_gain[j] += dr[j] * hr[j];

@@ -278,14 +278,7 @@ fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
                 }
             }
             Mode::Gru => unreachable!("handled above"),
-            Mode::GruResetBefore
-            | Mode::LstmCifg
-            | Mode::LstmPeephole
-            | Mode::LstmLayerNorm
-            | Mode::GruLayerNorm
-            | Mode::Mut1
-            | Mode::Mut2
-            | Mode::Mut3 => {
+            _ => {
                 unreachable!("rejected by Stack::new")
             }
         }

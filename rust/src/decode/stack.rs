@@ -81,17 +81,7 @@ impl<R: Real> Stack<R> {
     pub fn new(w: &ModelWeights<'_, R>) -> Result<Self> {
         let (mode, hsz) = (w.mode, w.hidden);
         let g = mode.gates();
-        if matches!(
-            mode,
-            Mode::GruResetBefore
-                | Mode::LstmCifg
-                | Mode::LstmPeephole
-                | Mode::LstmLayerNorm
-                | Mode::GruLayerNorm
-                | Mode::Mut1
-                | Mode::Mut2
-                | Mode::Mut3
-        ) {
+        if !mode.is_basic() {
             return Err(RnnError::argument(
                 "mode",
                 format!(

@@ -3,6 +3,8 @@
 //!
 //! Signatures and shapes are documented in `python/rnncore/_rnncore.pyi`.
 
+use std::borrow::Cow;
+
 use numpy::Element;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -149,6 +151,19 @@ impl<'py, F: Real + Element> Masks<'py, F> {
             zoneout_c,
         })
     }
+    /// The arrays' data: `recurrent, zoneout_h, zoneout_c`.
+    fn data(&self) -> [Option<Cow<'_, [F]>>; 3] {
+        [&self.recurrent, &self.zoneout_h, &self.zoneout_c].map(|a| a.as_ref().map(|a| a.data()))
+    }
+}
+
+/// The kernels' view of [`Masks::data`].
+fn noise_of<'a, F: Clone>(d: &'a [Option<Cow<'a, [F]>>; 3]) -> Noise<'a, F> {
+    Noise {
+        recurrent: d[0].as_deref(),
+        zoneout_h: d[1].as_deref(),
+        zoneout_c: d[2].as_deref(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -211,16 +226,8 @@ fn forward_typed<'py, F: Real + Element>(
         w_ln: w_ln_d.as_deref(),
         b_ln: b_ln_d.as_deref(),
     };
-    let (rm_d, zh_d, zc_d) = (
-        masks.recurrent.as_ref().map(|a| a.data()),
-        masks.zoneout_h.as_ref().map(|a| a.data()),
-        masks.zoneout_c.as_ref().map(|a| a.data()),
-    );
-    let noise = Noise {
-        recurrent: rm_d.as_deref(),
-        zoneout_h: zh_d.as_deref(),
-        zoneout_c: zc_d.as_deref(),
-    };
+    let masks_d = masks.data();
+    let noise = noise_of(&masks_d);
     let out = run_detached(py, || {
         sequence::forward_with(&spec, &x_d, &h0_d, c0_d.as_deref(), &weights, &noise)
     })?;
@@ -395,16 +402,8 @@ fn backward_typed<'py, F: Real + Element>(
         cells_new: cells_new_d.as_deref(),
         norm,
     };
-    let (rm_d, zh_d, zc_d) = (
-        masks.recurrent.as_ref().map(|a| a.data()),
-        masks.zoneout_h.as_ref().map(|a| a.data()),
-        masks.zoneout_c.as_ref().map(|a| a.data()),
-    );
-    let noise = Noise {
-        recurrent: rm_d.as_deref(),
-        zoneout_h: zh_d.as_deref(),
-        zoneout_c: zc_d.as_deref(),
-    };
+    let masks_d = masks.data();
+    let noise = noise_of(&masks_d);
     let g = run_detached(py, || {
         sequence::backward_with(
             &spec,

@@ -186,14 +186,7 @@ pub fn decoder_backward<F: Real>(
                     &mut dh_direct,
                 );
             }
-            Mode::GruResetBefore
-            | Mode::LstmCifg
-            | Mode::LstmPeephole
-            | Mode::LstmLayerNorm
-            | Mode::GruLayerNorm
-            | Mode::Mut1
-            | Mode::Mut2
-            | Mode::Mut3 => {
+            _ => {
                 unreachable!("rejected by DecoderSpec::check")
             }
         }

@@ -161,17 +161,7 @@ impl DecoderSpec<'_> {
     /// when none were given.
     pub(super) fn check(&self, w: &DecoderWeights<'_, impl Real>) -> Result<Vec<usize>> {
         let (t, n, s, e, h, m, a) = (self.t, self.n, self.s, self.e, self.h, self.m, self.a);
-        if matches!(
-            self.mode,
-            Mode::GruResetBefore
-                | Mode::LstmCifg
-                | Mode::LstmPeephole
-                | Mode::LstmLayerNorm
-                | Mode::GruLayerNorm
-                | Mode::Mut1
-                | Mode::Mut2
-                | Mode::Mut3
-        ) {
+        if !self.mode.is_basic() {
             return Err(RnnError::argument(
                 "mode",
                 format!("the attention decoder does not run {}", self.mode.name()),
@@ -456,14 +446,7 @@ pub fn decoder_forward<F: Real>(
                 let hn_t = &mut hn.as_mut().expect("gru keeps hn")[t * nh..][..nh];
                 gru::forward_step(level, h, g_t, &hg, h_prev, hn_t, h_next);
             }
-            Mode::GruResetBefore
-            | Mode::LstmCifg
-            | Mode::LstmPeephole
-            | Mode::LstmLayerNorm
-            | Mode::GruLayerNorm
-            | Mode::Mut1
-            | Mode::Mut2
-            | Mode::Mut3 => {
+            _ => {
                 unreachable!("rejected by DecoderSpec::check")
             }
         }
