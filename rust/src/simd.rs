@@ -100,10 +100,7 @@ pub fn effective(level: Level) -> Level {
 
 /// The one place that picks a twin for a level: `dispatch!(level, avx512 =>
 /// call, avx2 => call, scalar => call)` runs the call compiled for the best
-/// level the CPU has that is not above `level` (see [`effective`]). The short
-/// form `dispatch!(level, body, body_avx512, body_avx2, (args))` calls the
-/// `target_feature` twins `body_avx512(args)`/`body_avx2(args)` or the portable
-/// `body::<R, 1, false>(args)`.
+/// level the CPU has that is not above `level` (see [`effective`]).
 macro_rules! dispatch {
     ($level:expr, avx512 => $avx512:expr, avx2 => $avx2:expr, scalar => $scalar:expr $(,)?) => {
         match $crate::simd::effective($level) {
@@ -116,14 +113,6 @@ macro_rules! dispatch {
             $crate::simd::Level::Avx2 => unsafe { $avx2 },
             _ => $scalar,
         }
-    };
-    ($level:expr, $body:ident, $avx512:ident, $avx2:ident, ($($arg:expr),*)) => {
-        $crate::simd::dispatch!(
-            $level,
-            avx512 => $avx512($($arg),*),
-            avx2 => $avx2($($arg),*),
-            scalar => $body::<R, 1, false>($($arg),*)
-        )
     };
 }
 

@@ -62,37 +62,48 @@ pub struct HeadTask<'a, R> {
 
 /// Blocks `b0..b1` of a layer, for every row.
 pub fn layer<R: Real>(level: Level, t: &LayerTask<'_, R>, b0: usize, b1: usize) {
-    dispatch!(level, layer_body, layer_avx512, layer_avx2, (t, b0, b1))
+    dispatch!(
+        level,
+        avx512 => layer_avx512(t, b0, b1),
+        avx2 => layer_avx2(t, b0, b1),
+        scalar => layer_body::<R, 1, 1, false>(t, b0, b1)
+    )
 }
 
 /// Blocks `b0..b1` of the readout, for every row.
 pub fn head<R: Real>(level: Level, t: &HeadTask<'_, R>, b0: usize, b1: usize) {
-    dispatch!(level, head_body, head_avx512, head_avx2, (t, b0, b1))
+    dispatch!(
+        level,
+        avx512 => head_avx512(t, b0, b1),
+        avx2 => head_avx2(t, b0, b1),
+        scalar => head_body::<R, 1, 1, false>(t, b0, b1)
+    )
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
 unsafe fn layer_avx512<R: Real>(t: &LayerTask<'_, R>, b0: usize, b1: usize) {
     // 6 rows x 4 zmm accumulators + 4 panel loads + 1 broadcast: 29 of 32 registers.
-    layer_body::<R, 6, true>(t, b0, b1)
+    layer_body::<R, 6, 1, true>(t, b0, b1)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn layer_avx2<R: Real>(t: &LayerTask<'_, R>, b0: usize, b1: usize) {
-    layer_body::<R, 2, true>(t, b0, b1)
+    // 6 rows x 2 ymm accumulators per pass of a quarter panel: 12 of 16 registers.
+    layer_body::<R, 6, 4, true>(t, b0, b1)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
 unsafe fn head_avx512<R: Real>(t: &HeadTask<'_, R>, b0: usize, b1: usize) {
-    head_body::<R, 6, true>(t, b0, b1)
+    head_body::<R, 6, 1, true>(t, b0, b1)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn head_avx2<R: Real>(t: &HeadTask<'_, R>, b0: usize, b1: usize) {
-    head_body::<R, 2, true>(t, b0, b1)
+    head_body::<R, 6, 4, true>(t, b0, b1)
 }
 
 /// Units per pass of the pointwise code: fixed-length loops over `CHUNK`
@@ -108,59 +119,63 @@ fn chunk<R: Real>(src: &[R], at: usize, w: usize) -> [R; CHUNK] {
 }
 
 #[inline(always)]
-fn layer_body<R: Real, const MAXR: usize, const FUSED: bool>(
+fn layer_body<R: Real, const MAXR: usize, const SPLIT: usize, const FUSED: bool>(
     t: &LayerTask<'_, R>,
     b0: usize,
     b1: usize,
 ) {
-    if width::<R>() == 64 {
-        layer_blocks::<R, 64, MAXR, FUSED>(t, b0, b1)
-    } else {
-        layer_blocks::<R, 32, MAXR, FUSED>(t, b0, b1)
+    match (width::<R>(), SPLIT) {
+        (64, 1) => layer_blocks::<R, 64, 64, MAXR, FUSED>(t, b0, b1),
+        (64, _) => layer_blocks::<R, 64, 16, MAXR, FUSED>(t, b0, b1),
+        (_, 1) => layer_blocks::<R, 32, 32, MAXR, FUSED>(t, b0, b1),
+        _ => layer_blocks::<R, 32, 8, MAXR, FUSED>(t, b0, b1),
     }
 }
 
 #[inline(always)]
-fn head_body<R: Real, const MAXR: usize, const FUSED: bool>(
+fn head_body<R: Real, const MAXR: usize, const SPLIT: usize, const FUSED: bool>(
     t: &HeadTask<'_, R>,
     b0: usize,
     b1: usize,
 ) {
-    if width::<R>() == 64 {
-        head_blocks::<R, 64, MAXR, FUSED>(t, b0, b1)
-    } else {
-        head_blocks::<R, 32, MAXR, FUSED>(t, b0, b1)
+    match (width::<R>(), SPLIT) {
+        (64, 1) => head_blocks::<R, 64, 64, MAXR, FUSED>(t, b0, b1),
+        (64, _) => head_blocks::<R, 64, 16, MAXR, FUSED>(t, b0, b1),
+        (_, 1) => head_blocks::<R, 32, 32, MAXR, FUSED>(t, b0, b1),
+        _ => head_blocks::<R, 32, 8, MAXR, FUSED>(t, b0, b1),
     }
 }
 
 #[inline(always)]
-fn layer_blocks<R: Real, const P: usize, const MAXR: usize, const FUSED: bool>(
+fn layer_blocks<R: Real, const P: usize, const Q: usize, const MAXR: usize, const FUSED: bool>(
     t: &LayerTask<'_, R>,
     b0: usize,
     b1: usize,
 ) {
     for b in b0..b1 {
-        row_groups!(t.ids.len(), MAXR, |NR, r0| layer_group::<R, P, NR, FUSED>(
+        row_groups!(
+            t.ids.len(),
+            MAXR,
+            |NR, r0| layer_group::<R, P, Q, NR, FUSED>(t, b, r0)
+        );
+    }
+}
+
+#[inline(always)]
+fn head_blocks<R: Real, const P: usize, const Q: usize, const MAXR: usize, const FUSED: bool>(
+    t: &HeadTask<'_, R>,
+    b0: usize,
+    b1: usize,
+) {
+    for b in b0..b1 {
+        row_groups!(t.rows, MAXR, |NR, r0| head_group::<R, P, Q, NR, FUSED>(
             t, b, r0
         ));
     }
 }
 
 #[inline(always)]
-fn head_blocks<R: Real, const P: usize, const MAXR: usize, const FUSED: bool>(
-    t: &HeadTask<'_, R>,
-    b0: usize,
-    b1: usize,
-) {
-    for b in b0..b1 {
-        row_groups!(t.rows, MAXR, |NR, r0| head_group::<R, P, NR, FUSED>(
-            t, b, r0
-        ));
-    }
-}
-
-#[inline(always)]
-fn head_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
+fn head_group<R: Real, const P: usize, const Q: usize, const NR: usize, const FUSED: bool>(
     t: &HeadTask<'_, R>,
     b: usize,
     r0: usize,
@@ -169,7 +184,7 @@ fn head_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
     let bias: &[R; P] = t.b[b * P..][..P].try_into().expect("P bias columns");
     let mut acc = [*bias; NR];
     let xs: [&[R]; NR] = std::array::from_fn(|r| &t.h[(r0 + r) * k..][..k]);
-    accumulate::<R, P, NR, FUSED>(&t.w[b * k * P..], xs, &mut acc);
+    accumulate::<R, P, Q, NR, FUSED>(&t.w[b * k * P..], xs, &mut acc);
     let stride = t.layout.blocks * P;
     for (r, a) in acc.iter().enumerate() {
         // SAFETY: each (row, block) is written by one call only.
@@ -179,7 +194,7 @@ fn head_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
 }
 
 #[inline(always)]
-fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
+fn layer_group<R: Real, const P: usize, const Q: usize, const NR: usize, const FUSED: bool>(
     t: &LayerTask<'_, R>,
     b: usize,
     r0: usize,
@@ -203,7 +218,7 @@ fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
                 let at = if by_symbol { t.ids[rows[r]] } else { rows[r] };
                 &rows_of[at * t.k..][..t.k]
             });
-            accumulate::<R, P, NR, FUSED>(&t.w_ih[b * t.k * P..], xs, &mut acc);
+            accumulate::<R, P, Q, NR, FUSED>(&t.w_ih[b * t.k * P..], xs, &mut acc);
         }
     }
     let hs: [&[R]; NR] = std::array::from_fn(|r| &t.h[rows[r] * hsz..][..hsz]);
@@ -213,7 +228,7 @@ fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
     if t.mode == Mode::Gru {
         let bias: &[R; P] = t.bias_h[b * P..][..P].try_into().expect("P bias columns");
         let mut acc_h = [*bias; NR];
-        accumulate::<R, P, NR, FUSED>(hh, hs, &mut acc_h);
+        accumulate::<R, P, Q, NR, FUSED>(hh, hs, &mut acc_h);
         for r in 0..NR {
             let (ax, ah) = (&acc[r], &acc_h[r]);
             let hp = &hs[r][start..start + count];
@@ -234,7 +249,7 @@ fn layer_group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
         }
         return;
     }
-    accumulate::<R, P, NR, FUSED>(hh, hs, &mut acc);
+    accumulate::<R, P, Q, NR, FUSED>(hh, hs, &mut acc);
     for r in 0..NR {
         let a = &acc[r];
         // SAFETY: each (row, block) is written by one call only.

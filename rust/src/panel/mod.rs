@@ -114,6 +114,16 @@ impl Layout {
             self.gates * self.units * k,
             "pack: w must be (G*H, K)"
         );
+        self.pack_strided_into(out, w, k, k);
+    }
+
+    /// [`pack_into`](Self::pack_into) from rows `ld` elements apart.
+    pub fn pack_strided_into<R: Real>(&self, out: &mut [R], w: &[R], k: usize, ld: usize) {
+        let rows = self.gates * self.units;
+        assert!(
+            ld >= k && (rows == 0 || k == 0 || (rows - 1) * ld + k <= w.len()),
+            "pack: w must be (G*H, K) with rows ld apart"
+        );
         assert_eq!(
             out.len(),
             self.panel_len(k),
@@ -128,9 +138,9 @@ impl Layout {
                     let units = TILE.min(count - u0);
                     let (row0, col0) = (g * self.units + start + u0, g * self.unit + u0);
                     for k0 in (0..k).step_by(TILE) {
-                        let src = &w[row0 * k + k0..];
+                        let src = &w[row0 * ld + k0..];
                         let dst = &mut panel[k0 * self.width + col0..];
-                        transpose(src, k, dst, self.width, units, TILE.min(k - k0));
+                        transpose(src, ld, dst, self.width, units, TILE.min(k - k0));
                     }
                 }
             }
@@ -138,13 +148,13 @@ impl Layout {
     }
 
     /// [`pack_into`](Self::pack_into) from `wt = W^T (K, G*H)` for one gate
-    /// (`G = 1`): each panel row is then a contiguous run of `wt`.
-    pub fn pack_transposed_into<R: Real>(&self, out: &mut [R], wt: &[R], k: usize) {
+    /// (`G = 1`), its rows `ld` elements apart: each panel row is then a
+    /// contiguous run of `wt`.
+    pub fn pack_transposed_into<R: Real>(&self, out: &mut [R], wt: &[R], k: usize, ld: usize) {
         assert_eq!(self.gates, 1, "pack_transposed_into: one gate");
-        assert_eq!(
-            wt.len(),
-            self.units * k,
-            "pack_transposed_into: wt must be (K, H)"
+        assert!(
+            ld >= self.units && (k == 0 || (k - 1) * ld + self.units <= wt.len()),
+            "pack_transposed_into: wt must be (K, H) with rows ld apart"
         );
         assert_eq!(
             out.len(),
@@ -154,8 +164,7 @@ impl Layout {
         self.for_panels(out, k, |b, panel| {
             let (start, count) = self.block_units(b);
             for kk in 0..k {
-                panel[kk * self.width..][..count]
-                    .copy_from_slice(&wt[kk * self.units + start..][..count]);
+                panel[kk * self.width..][..count].copy_from_slice(&wt[kk * ld + start..][..count]);
             }
         });
     }
@@ -251,21 +260,108 @@ pub fn madd<R: Real, const FUSED: bool>(a: R, x: R, w: R) -> R {
 /// row is loaded once for all `NR` rows; the accumulators stay in registers.
 ///
 /// `panel` holds at least `K * P` elements, `K = xs[r].len()` for every `r`.
+///
+/// The columns go in passes of `Q` (`Q = P`: one pass, six rows of four
+/// 512-bit vectors; `Q = P / 4` for AVX2's 16 registers, six rows of two
+/// 256-bit vectors). Each sum runs over `k` in order, so the result is bitwise
+/// the same for any `Q` and `NR`.
 #[inline(always)]
-pub fn accumulate<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
+pub fn accumulate<R: Real, const P: usize, const Q: usize, const NR: usize, const FUSED: bool>(
     panel: &[R],
     xs: [&[R]; NR],
     acc: &mut [[R; P]; NR],
 ) {
     let k = xs[0].len();
-    assert!(xs.iter().all(|x| x.len() == k) && panel.len() >= k * P);
+    assert!(xs.iter().all(|x| x.len() == k) && panel.len() >= k * P && P % Q == 0);
+    // One row streams the panel from memory (a decoding step): one pass, which
+    // holds its P sums in registers at any level.
+    if NR == 1 {
+        let mut a = [acc[0]];
+        sweep::<R, P, P, 1, FUSED>(panel, 0, [xs[0]], &mut a);
+        acc[0] = a[0];
+        return;
+    }
+    for q0 in (0..P).step_by(Q) {
+        let mut a: [[R; Q]; NR] =
+            std::array::from_fn(|r| acc[r][q0..q0 + Q].try_into().expect("Q columns"));
+        sweep::<R, P, Q, NR, FUSED>(panel, q0, xs, &mut a);
+        for r in 0..NR {
+            acc[r][q0..q0 + Q].copy_from_slice(&a[r]);
+        }
+    }
+}
+
+/// `acc[r][j] += sum_k xs[r][k] * panel[k][q0 + j]` for `j < Q`.
+#[inline(always)]
+fn sweep<R: Real, const P: usize, const Q: usize, const NR: usize, const FUSED: bool>(
+    panel: &[R],
+    q0: usize,
+    xs: [&[R]; NR],
+    acc: &mut [[R; Q]; NR],
+) {
+    let k = xs[0].len();
     let mut a = *acc;
     for (kk, w) in panel[..k * P].chunks_exact(P).enumerate() {
-        let w: &[R; P] = w.try_into().expect("chunks_exact yields P elements");
+        let w: &[R; Q] = w[q0..q0 + Q].try_into().expect("Q columns");
         for r in 0..NR {
-            // SAFETY: kk < k = xs[r].len() (asserted above).
+            // SAFETY: kk < k = xs[r].len() (asserted by the caller).
             let xv = unsafe { *xs[r].get_unchecked(kk) };
-            for j in 0..P {
+            for j in 0..Q {
+                a[r][j] = madd::<R, FUSED>(a[r][j], xv, w[j]);
+            }
+        }
+    }
+    *acc = a;
+}
+
+/// Rows of a matrix inside a slice, element `(r, k)` at `data[r * rs + k * cs]`:
+/// the left operand of a panel product, read one element at a time.
+#[derive(Clone, Copy, Debug)]
+pub struct Rows<'a, R> {
+    pub data: &'a [R],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// `acc[r][j] += sum_k x(r0 + r, k0 + kk) * panel[kk][c0 + j]` over `kk < kl`,
+/// for `NR` rows and the `Q` columns `c0..c0 + Q` of each panel row, with the
+/// accumulators in registers: the whole row (`Q = P`, AVX-512: six rows of four
+/// vectors) or a part of it, for register files that hold fewer accumulators
+/// (AVX2: six rows of two vectors). Each sum runs over `k` in order, so the
+/// result is bitwise the same for any `Q`, `NR` or split of `k` into calls.
+///
+/// `panel` holds at least `kl * P` elements (its rows `k0..k0 + kl`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn accumulate_cols<
+    R: Real,
+    const P: usize,
+    const Q: usize,
+    const NR: usize,
+    const FUSED: bool,
+>(
+    panel: &[R],
+    c0: usize,
+    x: Rows<'_, R>,
+    r0: usize,
+    k0: usize,
+    kl: usize,
+    acc: &mut [[R; Q]; NR],
+) {
+    assert!(panel.len() >= kl * P && c0 + Q <= P);
+    if kl == 0 {
+        return;
+    }
+    let last = (r0 + NR - 1) * x.rs + (k0 + kl - 1) * x.cs;
+    assert!(last < x.data.len(), "accumulate_cols: rows past the slice");
+    let base: [usize; NR] = std::array::from_fn(|r| (r0 + r) * x.rs + k0 * x.cs);
+    let mut a = *acc;
+    for (kk, w) in panel[..kl * P].chunks_exact(P).enumerate() {
+        let w: &[R; Q] = w[c0..c0 + Q].try_into().expect("Q columns");
+        for r in 0..NR {
+            // SAFETY: base[r] + kk * cs <= last < len (asserted above).
+            let xv = unsafe { *x.data.get_unchecked(base[r] + kk * x.cs) };
+            for j in 0..Q {
                 a[r][j] = madd::<R, FUSED>(a[r][j], xv, w[j]);
             }
         }
@@ -368,7 +464,10 @@ mod tests {
         let x0: Vec<f64> = (0..k).map(|i| i as f64 - 3.0).collect();
         let x1: Vec<f64> = (0..k).map(|i| (i * i) as f64 * 0.1).collect();
         let mut acc = [[1.0; P]; 2];
-        accumulate::<f64, P, 2, true>(&panel, [&x0, &x1], &mut acc);
+        accumulate::<f64, P, P, 2, true>(&panel, [&x0, &x1], &mut acc);
+        let mut split = [[1.0; P]; 2];
+        accumulate::<f64, P, 2, 2, true>(&panel, [&x0, &x1], &mut split);
+        assert_eq!(split, acc, "bitwise the same in passes of 2 columns");
         for (r, x) in [&x0, &x1].iter().enumerate() {
             for j in 0..P {
                 let want: f64 = 1.0 + (0..k).map(|kk| x[kk] * panel[kk * P + j]).sum::<f64>();

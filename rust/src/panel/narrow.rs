@@ -14,7 +14,7 @@ use crate::real::Real;
 use crate::shared::SharedMut;
 use crate::simd::Level;
 
-use super::{accumulate, dispatch, row_groups, width, Layout};
+use super::{accumulate_cols, dispatch, row_groups, width, Layout, Rows};
 
 /// `W (M, K)` as panels `(ceil(M / P), K, P)`.
 pub struct Narrow<R> {
@@ -23,12 +23,18 @@ pub struct Narrow<R> {
     panels: Vec<R>,
 }
 
+/// Features per pass over a panel: a `(KC, P)` slice of it (128 KiB of `f32`)
+/// stays in L2 while the pass sweeps every row group of a tile.
+const KC: usize = 512;
+
+/// Rows per unit of work of a large product: units are `(tile, block)` pairs.
+const ROW_TILE: usize = 256;
+
 /// One call's arguments.
 struct Task<'a, R> {
     w: &'a Narrow<R>,
-    x: &'a [R],
+    x: Rows<'a, R>,
     dst: &'a SharedMut<'a, R>,
-    rows: usize,
     accumulate: bool,
 }
 
@@ -36,9 +42,14 @@ impl<R: Real> Narrow<R> {
     /// Pack `w (m, k)` row-major.
     pub fn new(w: &[R], m: usize, k: usize) -> Result<Self> {
         assert_eq!(w.len(), m * k, "Narrow::new: w must be (m, k)");
+        Self::strided(w, m, k, k)
+    }
+
+    /// Pack `w (m, k)` whose rows are `ld` elements apart.
+    pub fn strided(w: &[R], m: usize, k: usize, ld: usize) -> Result<Self> {
         let layout = Layout::new::<R>(1, m);
         let mut panels = crate::buffer::zeros::<R>(layout.panel_len(k), "packed weights")?;
-        layout.pack_into(&mut panels, w, k);
+        layout.pack_strided_into(&mut panels, w, k, ld);
         Ok(Self { layout, k, panels })
     }
 
@@ -49,9 +60,14 @@ impl<R: Real> Narrow<R> {
             m * k,
             "Narrow::from_transposed: wt must be (k, m)"
         );
+        Self::from_transposed_strided(wt, k, m, m)
+    }
+
+    /// [`from_transposed`](Self::from_transposed) with rows of `wt` `ld` apart.
+    pub fn from_transposed_strided(wt: &[R], k: usize, m: usize, ld: usize) -> Result<Self> {
         let layout = Layout::new::<R>(1, m);
         let mut panels = crate::buffer::zeros::<R>(layout.panel_len(k), "packed weights")?;
-        layout.pack_transposed_into(&mut panels, wt, k);
+        layout.pack_transposed_into(&mut panels, wt, k, ld);
         Ok(Self { layout, k, panels })
     }
 
@@ -71,82 +87,166 @@ impl<R: Real> Narrow<R> {
         accumulate: bool,
         parallel: bool,
     ) {
+        assert!(x.len() >= n * self.k, "Narrow::mul: x too short");
+        let x = Rows {
+            data: x,
+            rs: self.k,
+            cs: 1,
+        };
+        self.mul_rows(level, dst, x, n, accumulate, parallel);
+    }
+
+    /// [`mul`](Self::mul) with `x` any strided `(n, K)` matrix. The work is cut
+    /// into `(tile of rows, block)` units, each computed by one call whatever
+    /// the split among threads, so the result does not depend on the thread
+    /// count; nor does a row's result depend on the other rows.
+    pub fn mul_rows(
+        &self,
+        level: Level,
+        dst: &mut [R],
+        x: Rows<'_, R>,
+        n: usize,
+        accumulate: bool,
+        parallel: bool,
+    ) {
         let (m, k) = (self.cols(), self.k);
-        assert!(
-            dst.len() >= n * m && x.len() >= n * k,
-            "Narrow::mul: buffers too short"
-        );
+        assert!(dst.len() >= n * m, "Narrow::mul: dst too short");
+        if n == 0 || m == 0 {
+            return;
+        }
         let blocks = self.layout.blocks;
+        let tiles = n.div_ceil(ROW_TILE);
         let shared = SharedMut::new(&mut dst[..n * m]);
         let task = Task {
             w: self,
             x,
             dst: &shared,
-            rows: n,
             accumulate,
         };
         let work = if parallel { n * m * k } else { 0 };
-        parallel::for_block_ranges(blocks, work, |b0, b1| run(level, &task, b0, b1));
+        // Block-major units: a thread's range reuses each panel over its tiles.
+        parallel::for_block_ranges(blocks * tiles, work, |u0, u1| {
+            for u in u0..u1 {
+                let (b, tile) = (u / tiles, u % tiles);
+                let r0 = tile * ROW_TILE;
+                run(level, &task, b, r0, ROW_TILE.min(n - r0));
+            }
+        });
     }
 }
 
-fn run<R: Real>(level: Level, t: &Task<'_, R>, b0: usize, b1: usize) {
-    dispatch!(level, body, body_avx512, body_avx2, (t, b0, b1))
+fn run<R: Real>(level: Level, t: &Task<'_, R>, b: usize, r0: usize, rows: usize) {
+    dispatch!(
+        level,
+        avx512 => body_avx512(t, b, r0, rows),
+        avx2 => body_avx2(t, b, r0, rows),
+        scalar => body::<R, 1, 1, false>(t, b, r0, rows)
+    )
 }
 
+/// Six rows of four 512-bit vectors (a whole panel row): 24 of the 32
+/// registers hold sums.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-unsafe fn body_avx512<R: Real>(t: &Task<'_, R>, b0: usize, b1: usize) {
-    body::<R, 6, true>(t, b0, b1)
+unsafe fn body_avx512<R: Real>(t: &Task<'_, R>, b: usize, r0: usize, rows: usize) {
+    body::<R, 6, 1, true>(t, b, r0, rows)
 }
 
+/// Six rows of two 256-bit vectors (a quarter of a panel row per pass): 12 of
+/// the 16 registers hold sums.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn body_avx2<R: Real>(t: &Task<'_, R>, b0: usize, b1: usize) {
-    body::<R, 2, true>(t, b0, b1)
+unsafe fn body_avx2<R: Real>(t: &Task<'_, R>, b: usize, r0: usize, rows: usize) {
+    body::<R, 6, 4, true>(t, b, r0, rows)
 }
 
+/// `SPLIT` passes of `P / SPLIT` columns over each panel.
 #[inline(always)]
-fn body<R: Real, const MAXR: usize, const FUSED: bool>(t: &Task<'_, R>, b0: usize, b1: usize) {
-    if width::<R>() == 64 {
-        blocks::<R, 64, MAXR, FUSED>(t, b0, b1)
-    } else {
-        blocks::<R, 32, MAXR, FUSED>(t, b0, b1)
-    }
-}
-
-#[inline(always)]
-fn blocks<R: Real, const P: usize, const MAXR: usize, const FUSED: bool>(
-    t: &Task<'_, R>,
-    b0: usize,
-    b1: usize,
-) {
-    for b in b0..b1 {
-        row_groups!(t.rows, MAXR, |NR, r0| group::<R, P, NR, FUSED>(t, b, r0));
-    }
-}
-
-#[inline(always)]
-fn group<R: Real, const P: usize, const NR: usize, const FUSED: bool>(
+fn body<R: Real, const MAXR: usize, const SPLIT: usize, const FUSED: bool>(
     t: &Task<'_, R>,
     b: usize,
     r0: usize,
+    rows: usize,
 ) {
-    let (k, m) = (t.w.k, t.w.cols());
-    let (c0, count) = t.w.layout.block_units(b);
-    let mut acc = [[R::ZERO; P]; NR];
-    // SAFETY: each (row, block) piece is touched by this call only.
-    let outs: [&mut [R]; NR] =
-        std::array::from_fn(|r| unsafe { t.dst.piece((r0 + r) * m + c0, count) });
-    if t.accumulate {
-        for (a, out) in acc.iter_mut().zip(&outs) {
-            a[..count].copy_from_slice(out);
+    match (width::<R>(), SPLIT) {
+        (64, 1) => block::<R, 64, 64, MAXR, FUSED>(t, b, r0, rows),
+        (64, _) => block::<R, 64, 16, MAXR, FUSED>(t, b, r0, rows),
+        (_, 1) => block::<R, 32, 32, MAXR, FUSED>(t, b, r0, rows),
+        _ => block::<R, 32, 8, MAXR, FUSED>(t, b, r0, rows),
+    }
+}
+
+/// Rows `r0..r0 + rows` of block `b`: `KC` features at a time, each slice of
+/// the panel swept over all the rows (the sums are stored and reloaded
+/// between slices, which leaves every sum's order unchanged).
+#[inline(always)]
+fn block<R: Real, const P: usize, const Q: usize, const MAXR: usize, const FUSED: bool>(
+    t: &Task<'_, R>,
+    b: usize,
+    r0: usize,
+    rows: usize,
+) {
+    let k = t.w.k;
+    let mut k0 = 0;
+    loop {
+        let kl = KC.min(k - k0);
+        let acc = t.accumulate || k0 > 0;
+        row_groups!(rows, MAXR, |NR, g0| group::<R, P, Q, NR, FUSED>(
+            t,
+            b,
+            r0 + g0,
+            k0,
+            kl,
+            acc
+        ));
+        k0 += kl;
+        if k0 >= k {
+            break;
         }
     }
-    let xs: [&[R]; NR] = std::array::from_fn(|r| &t.x[(r0 + r) * k..][..k]);
-    accumulate::<R, P, NR, FUSED>(&t.w.panels[b * k * P..], xs, &mut acc);
-    for (a, out) in acc.iter().zip(outs) {
-        out.copy_from_slice(&a[..count]);
+}
+
+/// Rows `r0..r0 + NR` of block `b` over features `k0..k0 + kl`, in passes of
+/// `Q` columns; the columns past the block's last unit are zero in the panel
+/// and skipped.
+#[inline(always)]
+fn group<R: Real, const P: usize, const Q: usize, const NR: usize, const FUSED: bool>(
+    t: &Task<'_, R>,
+    b: usize,
+    r0: usize,
+    k0: usize,
+    kl: usize,
+    accumulate: bool,
+) {
+    if NR == 1 && Q != P {
+        // One row streams the panel (as in `accumulate`): one pass.
+        return group::<R, P, P, NR, FUSED>(t, b, r0, k0, kl, accumulate);
+    }
+    let (k, m) = (t.w.k, t.w.cols());
+    let (c0, count) = t.w.layout.block_units(b);
+    // SAFETY: each (row, block) piece is touched by this call only.
+    let mut outs: [&mut [R]; NR] =
+        std::array::from_fn(|r| unsafe { t.dst.piece((r0 + r) * m + c0, count) });
+    let panel = &t.w.panels[(b * k + k0) * P..];
+    for q0 in (0..count).step_by(Q) {
+        let cols = Q.min(count - q0);
+        let mut acc = [[R::ZERO; Q]; NR];
+        // Whole passes move fixed-size arrays (register stores, not a memcpy call).
+        if accumulate {
+            for (a, out) in acc.iter_mut().zip(&outs) {
+                match <&[R; Q]>::try_from(&out[q0..q0 + cols]) {
+                    Ok(full) => *a = *full,
+                    Err(_) => a[..cols].copy_from_slice(&out[q0..q0 + cols]),
+                }
+            }
+        }
+        accumulate_cols::<R, P, Q, NR, FUSED>(panel, q0, t.x, r0, k0, kl, &mut acc);
+        for (a, out) in acc.iter().zip(outs.iter_mut()) {
+            match <&mut [R; Q]>::try_from(&mut out[q0..q0 + cols]) {
+                Ok(full) => *full = *a,
+                Err(_) => out[q0..q0 + cols].copy_from_slice(&a[..cols]),
+            }
+        }
     }
 }
 

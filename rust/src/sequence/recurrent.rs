@@ -7,20 +7,21 @@ use crate::linalg::{mul_packed_t, MatRef, Packed, PACK_MIN_STEPS};
 use crate::mode::Mode;
 use crate::panel::narrow::Narrow;
 use crate::real::Real;
-use crate::simd::Level;
+use crate::simd::{self, Level};
 
 /// Rows of a shard up to which the recurrent product runs over panels
-/// ([`Narrow`]) rather than through the GEMM, whose per-call set-up (packing
-/// `h_prev` each step) dominates a product with a few rows. Same-process A/Bs:
-/// at 17-32 rows the panels were 7-43% faster on a Xeon (AVX-512, 2 MiB L2)
-/// and level on an EPYC; at 64 rows level on both.
+/// ([`Narrow`]) at the scalar level, rather than through the GEMM, whose
+/// per-call set-up (packing `h_prev` each step) dominates a product with a few
+/// rows. With AVX2 or AVX-512 the panels' register tiles beat the GEMM at
+/// every batch width (110 against 75 GFLOP/s per core at 32-128 rows, H = 512,
+/// on an EPYC), so they take every product.
 pub const NARROW_ROWS: usize = 32;
 
 /// Whether products of `rows` rows over `steps` steps go over panels: packing
 /// reads and writes all of `W_hh`, which only pays over several steps (like the
 /// GEMM's own packing, [`PACK_MIN_STEPS`]); fewer steps use `W_hh` in place.
 fn narrow(rows: usize, steps: usize) -> bool {
-    rows <= NARROW_ROWS && steps >= PACK_MIN_STEPS
+    steps >= PACK_MIN_STEPS && (rows <= NARROW_ROWS || simd::best_level() != Level::Scalar)
 }
 
 /// `W_hh` prepared for the per-step products `h_prev (S, H) @ W_hh^T`.
