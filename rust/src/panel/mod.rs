@@ -230,12 +230,21 @@ fn transpose<R: Real>(
 pub fn transposed<R: Real>(a: &[R], rows: usize, cols: usize) -> Vec<R> {
     assert_eq!(a.len(), rows * cols);
     let mut out = vec![R::ZERO; rows * cols];
+    transposed_into(a, cols, rows, cols, &mut out);
+    out
+}
+
+/// `out (cols, rows)` row-major `= a^T`, for `a (rows, cols)` whose rows are
+/// `ld` elements apart.
+pub fn transposed_into<R: Real>(a: &[R], ld: usize, rows: usize, cols: usize, out: &mut [R]) {
+    assert!(out.len() >= rows * cols && ld >= cols);
+    assert!(rows == 0 || cols == 0 || (rows - 1) * ld + cols <= a.len());
     for r0 in (0..rows).step_by(TILE) {
         for c0 in (0..cols).step_by(TILE) {
             let (units, feats) = (TILE.min(rows - r0), TILE.min(cols - c0));
             transpose(
-                &a[r0 * cols + c0..],
-                cols,
+                &a[r0 * ld + c0..],
+                ld,
                 &mut out[c0 * rows + r0..],
                 rows,
                 units,
@@ -243,7 +252,6 @@ pub fn transposed<R: Real>(a: &[R], rows: usize, cols: usize) -> Vec<R> {
             );
         }
     }
-    out
 }
 
 /// `a + x * w`, fused into one rounding when `FUSED` (the twins compiled with FMA).

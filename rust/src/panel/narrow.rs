@@ -30,12 +30,15 @@ const KC: usize = 512;
 /// Rows per unit of work of a large product: units are `(tile, block)` pairs.
 const ROW_TILE: usize = 256;
 
-/// One call's arguments.
+/// One call's arguments. Row `r`, feature `k` of the product's left operand
+/// is `x` at `(r - r_shift, k - k_shift)` (a copied tile has shifts).
 struct Task<'a, R> {
     w: &'a Narrow<R>,
     x: Rows<'a, R>,
     dst: &'a SharedMut<'a, R>,
     accumulate: bool,
+    r_shift: usize,
+    k_shift: usize,
 }
 
 impl<R: Real> Narrow<R> {
@@ -100,6 +103,11 @@ impl<R: Real> Narrow<R> {
     /// into `(tile of rows, block)` units, each computed by one call whatever
     /// the split among threads, so the result does not depend on the thread
     /// count; nor does a row's result depend on the other rows.
+    ///
+    /// An `x` whose rows are not contiguous (a transposed view: the weight
+    /// gradients' `dg^T`) is first copied tile by tile, `KC` features at a
+    /// time, into rows that are; read in place, each step of the sums would
+    /// touch a new cache line and page. The copy changes no sum's order.
     pub fn mul_rows(
         &self,
         level: Level,
@@ -122,85 +130,136 @@ impl<R: Real> Narrow<R> {
             x,
             dst: &shared,
             accumulate,
+            r_shift: 0,
+            k_shift: 0,
         };
         let work = if parallel { n * m * k } else { 0 };
-        // Block-major units: a thread's range reuses each panel over its tiles.
-        parallel::for_block_ranges(blocks * tiles, work, |u0, u1| {
-            for u in u0..u1 {
-                let (b, tile) = (u / tiles, u % tiles);
+        if x.cs == 1 || k == 0 {
+            // Block-major units: a thread's range reuses each panel over its tiles.
+            parallel::for_block_ranges(blocks * tiles, work, |u0, u1| {
+                for u in u0..u1 {
+                    let (b, tile) = (u / tiles, u % tiles);
+                    let r0 = tile * ROW_TILE;
+                    run(level, &task, b, r0, ROW_TILE.min(n - r0), 0, k);
+                }
+            });
+            return;
+        }
+        parallel::for_block_ranges(tiles, work, |t0, t1| {
+            let mut buf = vec![R::ZERO; ROW_TILE.min(n) * KC.min(k)];
+            for tile in t0..t1 {
                 let r0 = tile * ROW_TILE;
-                run(level, &task, b, r0, ROW_TILE.min(n - r0));
+                let rows = ROW_TILE.min(n - r0);
+                for k0 in (0..k).step_by(KC) {
+                    let kl = KC.min(k - k0);
+                    copy_rows(&mut buf, x, r0, rows, k0, kl);
+                    let local = Task {
+                        x: Rows {
+                            data: &buf,
+                            rs: kl,
+                            cs: 1,
+                        },
+                        r_shift: r0,
+                        k_shift: k0,
+                        ..task
+                    };
+                    for b in 0..blocks {
+                        run(level, &local, b, r0, rows, k0, k0 + kl);
+                    }
+                }
             }
         });
     }
 }
 
-fn run<R: Real>(level: Level, t: &Task<'_, R>, b: usize, r0: usize, rows: usize) {
+/// `buf (rows, kl) = x[r0.., k0..]`, row-major: 16 x 16 tiles when `x` is a
+/// transposed view (`rs == 1`), element by element otherwise.
+fn copy_rows<R: Real>(buf: &mut [R], x: Rows<'_, R>, r0: usize, rows: usize, k0: usize, kl: usize) {
+    if x.rs == 1 {
+        // x (r, k) at k * cs + r: the rows of the stored matrix are our features.
+        super::transposed_into(&x.data[k0 * x.cs + r0..], x.cs, kl, rows, buf);
+        return;
+    }
+    for r in 0..rows {
+        for kk in 0..kl {
+            buf[r * kl + kk] = x.data[(r0 + r) * x.rs + (k0 + kk) * x.cs];
+        }
+    }
+}
+
+/// Rows `r0..r0 + rows` of block `b`, features `k_lo..k_hi`.
+#[allow(clippy::too_many_arguments)]
+fn run<R: Real>(
+    level: Level,
+    t: &Task<'_, R>,
+    b: usize,
+    r0: usize,
+    rows: usize,
+    k_lo: usize,
+    k_hi: usize,
+) {
+    let piece = (b, r0, rows, k_lo, k_hi);
     dispatch!(
         level,
-        avx512 => body_avx512(t, b, r0, rows),
-        avx2 => body_avx2(t, b, r0, rows),
-        scalar => body::<R, 1, 1, false>(t, b, r0, rows)
+        avx512 => body_avx512(t, piece),
+        avx2 => body_avx2(t, piece),
+        scalar => body::<R, 1, 1, false>(t, piece)
     )
 }
+
+/// `(block, first row, rows, first feature, end feature)`.
+type Piece = (usize, usize, usize, usize, usize);
 
 /// Six rows of four 512-bit vectors (a whole panel row): 24 of the 32
 /// registers hold sums.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-unsafe fn body_avx512<R: Real>(t: &Task<'_, R>, b: usize, r0: usize, rows: usize) {
-    body::<R, 6, 1, true>(t, b, r0, rows)
+unsafe fn body_avx512<R: Real>(t: &Task<'_, R>, piece: Piece) {
+    body::<R, 6, 1, true>(t, piece)
 }
 
 /// Six rows of two 256-bit vectors (a quarter of a panel row per pass): 12 of
 /// the 16 registers hold sums.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn body_avx2<R: Real>(t: &Task<'_, R>, b: usize, r0: usize, rows: usize) {
-    body::<R, 6, 4, true>(t, b, r0, rows)
+unsafe fn body_avx2<R: Real>(t: &Task<'_, R>, piece: Piece) {
+    body::<R, 6, 4, true>(t, piece)
 }
 
 /// `SPLIT` passes of `P / SPLIT` columns over each panel.
 #[inline(always)]
 fn body<R: Real, const MAXR: usize, const SPLIT: usize, const FUSED: bool>(
     t: &Task<'_, R>,
-    b: usize,
-    r0: usize,
-    rows: usize,
+    piece: Piece,
 ) {
     match (width::<R>(), SPLIT) {
-        (64, 1) => block::<R, 64, 64, MAXR, FUSED>(t, b, r0, rows),
-        (64, _) => block::<R, 64, 16, MAXR, FUSED>(t, b, r0, rows),
-        (_, 1) => block::<R, 32, 32, MAXR, FUSED>(t, b, r0, rows),
-        _ => block::<R, 32, 8, MAXR, FUSED>(t, b, r0, rows),
+        (64, 1) => block::<R, 64, 64, MAXR, FUSED>(t, piece),
+        (64, _) => block::<R, 64, 16, MAXR, FUSED>(t, piece),
+        (_, 1) => block::<R, 32, 32, MAXR, FUSED>(t, piece),
+        _ => block::<R, 32, 8, MAXR, FUSED>(t, piece),
     }
 }
 
-/// Rows `r0..r0 + rows` of block `b`: `KC` features at a time, each slice of
-/// the panel swept over all the rows (the sums are stored and reloaded
-/// between slices, which leaves every sum's order unchanged).
+/// A [`Piece`]: `KC` features at a time, each slice of the panel swept over
+/// all the rows (the sums are stored and reloaded between slices, which
+/// leaves every sum's order unchanged).
 #[inline(always)]
 fn block<R: Real, const P: usize, const Q: usize, const MAXR: usize, const FUSED: bool>(
     t: &Task<'_, R>,
-    b: usize,
-    r0: usize,
-    rows: usize,
+    (b, r0, rows, k_lo, k_hi): Piece,
 ) {
-    let k = t.w.k;
-    let mut k0 = 0;
+    let mut k0 = k_lo;
     loop {
-        let kl = KC.min(k - k0);
-        let acc = t.accumulate || k0 > 0;
+        let kl = KC.min(k_hi - k0);
         row_groups!(rows, MAXR, |NR, g0| group::<R, P, Q, NR, FUSED>(
             t,
             b,
             r0 + g0,
             k0,
-            kl,
-            acc
+            kl
         ));
         k0 += kl;
-        if k0 >= k {
+        if k0 >= k_hi {
             break;
         }
     }
@@ -216,12 +275,13 @@ fn group<R: Real, const P: usize, const Q: usize, const NR: usize, const FUSED: 
     r0: usize,
     k0: usize,
     kl: usize,
-    accumulate: bool,
 ) {
     if NR == 1 && Q != P {
         // One row streams the panel (as in `accumulate`): one pass.
-        return group::<R, P, P, NR, FUSED>(t, b, r0, k0, kl, accumulate);
+        return group::<R, P, P, NR, FUSED>(t, b, r0, k0, kl);
     }
+    let accumulate = t.accumulate || k0 > 0;
+    let (xr, xk) = (r0 - t.r_shift, k0 - t.k_shift);
     let (k, m) = (t.w.k, t.w.cols());
     let (c0, count) = t.w.layout.block_units(b);
     // SAFETY: each (row, block) piece is touched by this call only.
@@ -240,7 +300,7 @@ fn group<R: Real, const P: usize, const Q: usize, const NR: usize, const FUSED: 
                 }
             }
         }
-        accumulate_cols::<R, P, Q, NR, FUSED>(panel, q0, t.x, r0, k0, kl, &mut acc);
+        accumulate_cols::<R, P, Q, NR, FUSED>(panel, q0, t.x, xr, xk, kl, &mut acc);
         for (a, out) in acc.iter().zip(outs.iter_mut()) {
             match <&mut [R; Q]>::try_from(&mut out[q0..q0 + cols]) {
                 Ok(full) => *full = *a,
