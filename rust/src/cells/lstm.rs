@@ -11,6 +11,7 @@
 //! `c` and `c'` that is all the backward needs. Inner loops run over slices cut
 //! to exactly `H`, so they have no bounds checks and vectorise.
 
+use super::rows;
 use crate::real::Real;
 use crate::simd::multiversion;
 
@@ -24,17 +25,7 @@ multiversion! {
         c_next: &mut [F],
         h_next: &mut [F],
     ) {
-        let rows = gates
-            .chunks_exact_mut(4 * h)
-            .zip(c_prev.chunks_exact(h))
-            .zip(c_next.chunks_exact_mut(h))
-            .zip(h_next.chunks_exact_mut(h));
-        for (((g, cp), cn), hn) in rows {
-            let (i, rest) = g.split_at_mut(h); // (H,) each
-            let (f, rest) = rest.split_at_mut(h);
-            let (gg, o) = rest.split_at_mut(h);
-            forward_row(h, i, f, gg, o, cp, cn, hn);
-        }
+        rows::forward(h, gates, c_prev, c_next, h_next, &Cell);
     }
 }
 
@@ -55,29 +46,8 @@ multiversion! {
         dgates: &mut [F],
         dh_direct: &mut [F],
     ) {
-        let rows = gates
-            .chunks_exact(4 * h)
-            .zip(c_prev.chunks_exact(h))
-            .zip(c_next.chunks_exact(h))
-            .zip(dh.chunks_exact(h))
-            .zip(dc.chunks_exact_mut(h))
-            .zip(dgates.chunks_exact_mut(4 * h))
-            .zip(dh_direct.chunks_exact_mut(h));
-        for (((((((g, cp), cn), dhr), dcr), dg), dd), &on) in rows.zip(active) {
-            if !on {
-                dg.fill(F::ZERO);
-                dd.copy_from_slice(dhr);
-                continue;
-            }
-            let (gi, rest) = g.split_at(h); // (H,) each
-            let (gf, rest) = rest.split_at(h);
-            let (gg, go) = rest.split_at(h);
-            let (di, rest) = dg.split_at_mut(h);
-            let (df, rest) = rest.split_at_mut(h);
-            let (dgg, d_o) = rest.split_at_mut(h);
-            backward_row(h, gi, gf, gg, go, cp, cn, dhr, dcr, di, df, dgg, d_o);
-            dd.fill(F::ZERO);
-        }
+        let (c, n) = (c_prev, c_next);
+        rows::backward(h, active, gates, c, n, dh, dc, dgates, dh_direct, &Cell);
     }
 }
 
@@ -108,16 +78,26 @@ pub fn unit<F: Real>(i: F, f: F, g: F, o: F, c_prev: F) -> Unit<F> {
     }
 }
 
+/// This cell's row math, for [`rows`].
+struct Cell;
+
+impl<F: Real> rows::Row<F, 4> for Cell {
+    #[inline(always)]
+    fn forward(&self, h: usize, g: [&mut [F]; 4], cp: &[F], cn: &mut [F], hn: &mut [F]) {
+        forward_row(h, g, cp, cn, hn)
+    }
+    #[inline(always)]
+    fn backward(&self, h: usize, r: rows::BackRow<'_, F, 4>) {
+        backward_row(h, r)
+    }
+}
+
 /// One row of the forward over `H` units. Every slice is a separate argument,
 /// so LLVM knows they do not overlap and vectorises the loop.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn forward_row<F: Real>(
     h: usize,
-    i: &mut [F],
-    f: &mut [F],
-    gg: &mut [F],
-    o: &mut [F],
+    [i, f, gg, o]: [&mut [F]; 4],
     cp: &[F],
     cn: &mut [F],
     hn: &mut [F],
@@ -135,22 +115,9 @@ fn forward_row<F: Real>(
 /// One row of the backward: gates `i f g o`, states, and the four gate
 /// gradients, each `(H,)` and each its own argument (see `forward_row`).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn backward_row<F: Real>(
-    h: usize,
-    gi: &[F],
-    gf: &[F],
-    gg: &[F],
-    go: &[F],
-    cp: &[F],
-    cn: &[F],
-    dhr: &[F],
-    dcr: &mut [F],
-    di: &mut [F],
-    df: &mut [F],
-    dgg: &mut [F],
-    d_o: &mut [F],
-) {
+fn backward_row<F: Real>(h: usize, r: rows::BackRow<'_, F, 4>) {
+    let ([gi, gf, gg, go], [di, df, dgg, d_o]) = (r.gates, r.dgates);
+    let (cp, cn, dhr, dcr) = (r.c_prev, r.c_next, r.dh, r.dc);
     let (gi, gf, gg, go) = (&gi[..h], &gf[..h], &gg[..h], &go[..h]);
     let (di, df, dgg, d_o) = (&mut di[..h], &mut df[..h], &mut dgg[..h], &mut d_o[..h]);
     let (cp, cn, dhr, dcr) = (&cp[..h], &cn[..h], &dhr[..h], &mut dcr[..h]);

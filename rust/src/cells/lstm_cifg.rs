@@ -11,6 +11,7 @@
 //! As in `lstm`, the forward overwrites the pre-activations with the activated
 //! gates, which with `c` and `c'` is all the backward needs.
 
+use super::rows;
 use crate::real::Real;
 use crate::simd::multiversion;
 
@@ -24,16 +25,7 @@ multiversion! {
         c_next: &mut [F],
         h_next: &mut [F],
     ) {
-        let rows = gates
-            .chunks_exact_mut(3 * h)
-            .zip(c_prev.chunks_exact(h))
-            .zip(c_next.chunks_exact_mut(h))
-            .zip(h_next.chunks_exact_mut(h));
-        for (((g, cp), cn), hn) in rows {
-            let (f, rest) = g.split_at_mut(h); // (H,) each
-            let (gg, o) = rest.split_at_mut(h);
-            forward_row(h, f, gg, o, cp, cn, hn);
-        }
+        rows::forward(h, gates, c_prev, c_next, h_next, &Cell);
     }
 }
 
@@ -53,41 +45,28 @@ multiversion! {
         dgates: &mut [F],
         dh_direct: &mut [F],
     ) {
-        let rows = gates
-            .chunks_exact(3 * h)
-            .zip(c_prev.chunks_exact(h))
-            .zip(c_next.chunks_exact(h))
-            .zip(dh.chunks_exact(h))
-            .zip(dc.chunks_exact_mut(h))
-            .zip(dgates.chunks_exact_mut(3 * h))
-            .zip(dh_direct.chunks_exact_mut(h));
-        for (((((((g, cp), cn), dhr), dcr), dg), dd), &on) in rows.zip(active) {
-            if !on {
-                dg.fill(F::ZERO);
-                dd.copy_from_slice(dhr);
-                continue;
-            }
-            let (gf, rest) = g.split_at(h); // (H,) each
-            let (gg, go) = rest.split_at(h);
-            let (df, rest) = dg.split_at_mut(h);
-            let (dgg, d_o) = rest.split_at_mut(h);
-            backward_row(h, gf, gg, go, cp, cn, dhr, dcr, df, dgg, d_o);
-            dd.fill(F::ZERO);
-        }
+        let (c, n) = (c_prev, c_next);
+        rows::backward(h, active, gates, c, n, dh, dc, dgates, dh_direct, &Cell);
+    }
+}
+
+/// This cell's row math, for [`rows`].
+struct Cell;
+
+impl<F: Real> rows::Row<F, 3> for Cell {
+    #[inline(always)]
+    fn forward(&self, h: usize, g: [&mut [F]; 3], cp: &[F], cn: &mut [F], hn: &mut [F]) {
+        forward_row(h, g, cp, cn, hn)
+    }
+    #[inline(always)]
+    fn backward(&self, h: usize, r: rows::BackRow<'_, F, 3>) {
+        backward_row(h, r)
     }
 }
 
 /// One row of the forward over `H` units, every slice its own argument.
 #[inline(always)]
-fn forward_row<F: Real>(
-    h: usize,
-    f: &mut [F],
-    gg: &mut [F],
-    o: &mut [F],
-    cp: &[F],
-    cn: &mut [F],
-    hn: &mut [F],
-) {
+fn forward_row<F: Real>(h: usize, [f, gg, o]: [&mut [F]; 3], cp: &[F], cn: &mut [F], hn: &mut [F]) {
     let (f, gg, o) = (&mut f[..h], &mut gg[..h], &mut o[..h]);
     let (cp, cn, hn) = (&cp[..h], &mut cn[..h], &mut hn[..h]);
     for j in 0..h {
@@ -103,20 +82,9 @@ fn forward_row<F: Real>(
 
 /// One row of the backward: gates `f g o`, states, and the three gate gradients.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn backward_row<F: Real>(
-    h: usize,
-    gf: &[F],
-    gg: &[F],
-    go: &[F],
-    cp: &[F],
-    cn: &[F],
-    dhr: &[F],
-    dcr: &mut [F],
-    df: &mut [F],
-    dgg: &mut [F],
-    d_o: &mut [F],
-) {
+fn backward_row<F: Real>(h: usize, r: rows::BackRow<'_, F, 3>) {
+    let ([gf, gg, go], [df, dgg, d_o]) = (r.gates, r.dgates);
+    let (cp, cn, dhr, dcr) = (r.c_prev, r.c_next, r.dh, r.dc);
     let (gf, gg, go) = (&gf[..h], &gg[..h], &go[..h]);
     let (df, dgg, d_o) = (&mut df[..h], &mut dgg[..h], &mut d_o[..h]);
     let (cp, cn, dhr, dcr) = (&cp[..h], &cn[..h], &dhr[..h], &mut dcr[..h]);

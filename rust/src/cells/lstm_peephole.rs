@@ -16,6 +16,7 @@
 //! sequence backward takes after its time loop in a fixed order (so it does not
 //! depend on how the batch is sharded).
 
+use super::rows;
 use crate::real::Real;
 use crate::simd::multiversion;
 
@@ -32,17 +33,7 @@ multiversion! {
     ) {
         let (pi, rest) = peep.split_at(h); // (H,) each
         let (pf, po) = rest.split_at(h);
-        let rows = gates
-            .chunks_exact_mut(4 * h)
-            .zip(c_prev.chunks_exact(h))
-            .zip(c_next.chunks_exact_mut(h))
-            .zip(h_next.chunks_exact_mut(h));
-        for (((g, cp), cn), hn) in rows {
-            let (i, rest) = g.split_at_mut(h); // (H,) each
-            let (f, rest) = rest.split_at_mut(h);
-            let (gg, o) = rest.split_at_mut(h);
-            forward_row(h, i, f, gg, o, pi, pf, po, cp, cn, hn);
-        }
+        rows::forward(h, gates, c_prev, c_next, h_next, &Cell([pi, pf, po]));
     }
 }
 
@@ -66,54 +57,32 @@ multiversion! {
     ) {
         let (pi, rest) = peep.split_at(h); // (H,) each
         let (pf, po) = rest.split_at(h);
-        let rows = gates
-            .chunks_exact(4 * h)
-            .zip(c_prev.chunks_exact(h))
-            .zip(c_next.chunks_exact(h))
-            .zip(dh.chunks_exact(h))
-            .zip(dc.chunks_exact_mut(h))
-            .zip(dgates.chunks_exact_mut(4 * h))
-            .zip(dh_direct.chunks_exact_mut(h));
-        for (((((((g, cp), cn), dhr), dcr), dg), dd), &on) in rows.zip(active) {
-            if !on {
-                dg.fill(F::ZERO);
-                dd.copy_from_slice(dhr);
-                continue;
-            }
-            let (gi, rest) = g.split_at(h); // (H,) each
-            let (gf, rest) = rest.split_at(h);
-            let (gg, go) = rest.split_at(h);
-            let (di, rest) = dg.split_at_mut(h);
-            let (df, rest) = rest.split_at_mut(h);
-            let (dgg, d_o) = rest.split_at_mut(h);
-            backward_row(
-                h,
-                [gi, gf, gg, go],
-                [pi, pf, po],
-                cp,
-                cn,
-                dhr,
-                dcr,
-                [di, df, dgg, d_o],
-            );
-            dd.fill(F::ZERO);
-        }
+        let (c, n, cell) = (c_prev, c_next, Cell([pi, pf, po]));
+        rows::backward(h, active, gates, c, n, dh, dc, dgates, dh_direct, &cell);
+    }
+}
+
+/// This cell's row math, for [`rows`], with the peephole weights `p_i p_f p_o`.
+struct Cell<'a, F>([&'a [F]; 3]);
+
+impl<F: Real> rows::Row<F, 4> for Cell<'_, F> {
+    #[inline(always)]
+    fn forward(&self, h: usize, g: [&mut [F]; 4], cp: &[F], cn: &mut [F], hn: &mut [F]) {
+        forward_row(h, self.0, g, cp, cn, hn)
+    }
+    #[inline(always)]
+    fn backward(&self, h: usize, r: rows::BackRow<'_, F, 4>) {
+        backward_row(h, self.0, r)
     }
 }
 
 /// One row of the forward over `H` units. Every slice is a separate argument,
 /// so LLVM knows they do not overlap and vectorises the loop.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn forward_row<F: Real>(
     h: usize,
-    i: &mut [F],
-    f: &mut [F],
-    gg: &mut [F],
-    o: &mut [F],
-    pi: &[F],
-    pf: &[F],
-    po: &[F],
+    [pi, pf, po]: [&[F]; 3],
+    [i, f, gg, o]: [&mut [F]; 4],
     cp: &[F],
     cn: &mut [F],
     hn: &mut [F],
@@ -137,17 +106,9 @@ fn forward_row<F: Real>(
 /// One row of the backward: the activated gates `i f g o`, the peephole
 /// weights `p_i p_f p_o`, the states, and the four gate gradients, each `(H,)`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn backward_row<F: Real>(
-    h: usize,
-    [gi, gf, gg, go]: [&[F]; 4],
-    [pi, pf, po]: [&[F]; 3],
-    cp: &[F],
-    cn: &[F],
-    dhr: &[F],
-    dcr: &mut [F],
-    [di, df, dgg, d_o]: [&mut [F]; 4],
-) {
+fn backward_row<F: Real>(h: usize, [pi, pf, po]: [&[F]; 3], r: rows::BackRow<'_, F, 4>) {
+    let ([gi, gf, gg, go], [di, df, dgg, d_o]) = (r.gates, r.dgates);
+    let (cp, cn, dhr, dcr) = (r.c_prev, r.c_next, r.dh, r.dc);
     let (gi, gf, gg, go) = (&gi[..h], &gf[..h], &gg[..h], &go[..h]);
     let (pi, pf, po) = (&pi[..h], &pf[..h], &po[..h]);
     let (di, df, dgg, d_o) = (&mut di[..h], &mut df[..h], &mut dgg[..h], &mut d_o[..h]);

@@ -17,6 +17,7 @@ pub mod lstm_ln;
 pub mod lstm_peephole;
 pub mod mut_cells;
 pub mod rnn;
+pub mod rows;
 
 #[cfg(test)]
 mod tests;
