@@ -1,6 +1,9 @@
 """rnncore's RNN/LSTM/GRU layers against torch.nn on the standard grid of
 benches/README.md: training step (forward + backward) and inference, T=64,
-D=H, float32, same weights and inputs.
+D=H, float32, same weights and inputs. Each training step first changes one
+value of every weight matrix, as an optimizer step would, so no call reuses the
+previous call's packed weights; inference calls reuse them (the cache of
+packed weights, rust/src/panel/cache.rs).
 
     python benches/bench_layers.py            # the whole grid
     python benches/bench_layers.py --quick    # H=128 N=32 and H=512 N=32 only
@@ -33,6 +36,14 @@ def torch_or_none():
     return torch
 
 
+def touch(params) -> None:
+    """Change one value of each weight matrix, as a training step would: no
+    call may reuse a packing of the previous step's weights."""
+    for p in params:
+        if p.ndim == 2:
+            p[0, 0] = -p[0, 0]
+
+
 def contenders(cell: str, H: int, N: int, T: int, train: bool, threads: list[int], torch):
     rng = np.random.default_rng(0)
     ours = getattr(nn, CLASSES[cell])(H, H, seed=0)
@@ -48,6 +59,7 @@ def contenders(cell: str, H: int, N: int, T: int, train: bool, threads: list[int
         if train:
 
             def run():
+                touch(ours.parameters())
                 ours(x)
                 ours.backward(dy)
         else:
@@ -72,6 +84,8 @@ def contenders(cell: str, H: int, N: int, T: int, train: bool, threads: list[int
             if train:
 
                 def trun():
+                    with torch.no_grad():
+                        touch(p.detach().numpy() for p in layer.parameters())
                     xi = tx.detach().requires_grad_(True)
                     o, _ = layer(xi)
                     o.backward(tdy)

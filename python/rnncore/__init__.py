@@ -23,6 +23,7 @@ from rnncore import (
     train,
 )
 from rnncore._native import kernels as _kernels
+from rnncore._weight_cache import clear_weight_cache, set_weight_cache_limit, weight_cache_info
 from rnncore.errors import (
     ArgumentError,
     CheckpointError,
@@ -44,6 +45,7 @@ __all__ = [
     "StateError",
     "__version__",
     "checkpoint",
+    "clear_weight_cache",
     "convert",
     "corpus",
     "data",
@@ -55,8 +57,10 @@ __all__ = [
     "optim",
     "reference",
     "set_num_threads",
+    "set_weight_cache_limit",
     "simd_level",
     "train",
+    "weight_cache_info",
 ]
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "DecoderPrepared",
     "__version__",
     "backward",
+    "clear_weight_cache",
     "decoder_backward",
     "decoder_forward",
     "decoder_keys",
@@ -50,7 +51,9 @@ __all__ = [
     "matmul",
     "min_char_rnn_step",
     "set_num_threads",
+    "set_weight_cache_limit",
     "simd_level",
+    "weight_cache_stats",
 ]
 
 __version__: str
@@ -62,6 +65,16 @@ def set_num_threads(n: int | None = None) -> None:
 
 def get_num_threads() -> int:
     """The number of threads the kernels use."""
+
+def weight_cache_stats() -> tuple[int, int, int, int, int]:
+    """The cache of packed weights: ``(entries, bytes, limit, hits, misses)``."""
+
+def set_weight_cache_limit(bytes: int) -> None:
+    """Let the cache of packed weights hold ``bytes`` (0: nothing), dropping the
+    least recently used entries to fit."""
+
+def clear_weight_cache() -> None:
+    """Empty the cache of packed weights and reset its counters."""
 
 def simd_level() -> str:
     """The SIMD instruction set the pointwise kernels use here: ``"avx512"``,

@@ -4,6 +4,7 @@
 //! construction that every element they address lies inside their slice, so the
 //! raw-pointer call below cannot read or write out of bounds.
 
+use crate::panel::cache::{self, Form};
 use crate::panel::narrow::Narrow;
 use crate::panel::Rows;
 use crate::real::Real;
@@ -183,13 +184,36 @@ const SMALL_PRODUCT: usize = 1 << 20;
 /// `dst (m, n) = a (m, k) @ b (k, n)` (or `+=`), `dst` row-major, computed in
 /// tiles of [`TILE`] rows, in parallel on the kernel thread pool.
 pub fn matmul_tiled<F: Real>(dst: &mut [F], a: MatRef<'_, F>, b: MatRef<'_, F>, accumulate: bool) {
+    tiled(dst, a, b, accumulate, false);
+}
+
+/// [`matmul_tiled`] with `b` a layer's weights (`W^T`, the input
+/// projections): their panels come from the cache of packed weights
+/// ([`crate::panel::cache`]) when the weights have not changed since a call
+/// packed them.
+pub fn matmul_weights<F: Real>(
+    dst: &mut [F],
+    a: MatRef<'_, F>,
+    w_t: MatRef<'_, F>,
+    accumulate: bool,
+) {
+    tiled(dst, a, w_t, accumulate, true);
+}
+
+fn tiled<F: Real>(
+    dst: &mut [F],
+    a: MatRef<'_, F>,
+    b: MatRef<'_, F>,
+    accumulate: bool,
+    weights: bool,
+) {
     let (m, n) = (a.rows, b.cols);
     assert!(dst.len() >= m * n, "matmul_tiled: dst too short");
     assert_eq!(a.cols, b.rows, "matmul_tiled: a (m, k) @ b (k, n)");
     if n == 0 {
         return;
     }
-    if panel_product(simd::best_level(), dst, a, b, accumulate) {
+    if panel_product(simd::best_level(), dst, a, b, accumulate, weights) {
         return;
     }
     let tile_product = |(i, tile): (usize, &mut [F])| {
@@ -225,6 +249,7 @@ fn panel_product<F: Real>(
     a: MatRef<'_, F>,
     b: MatRef<'_, F>,
     accumulate: bool,
+    cached: bool,
 ) -> bool {
     let (k, n) = (b.rows, b.cols);
     if level == Level::Scalar || a.rows < PANEL_MIN_ROWS {
@@ -234,12 +259,21 @@ fn panel_product<F: Real>(
     // transposed `a` (the weight gradients `dg^T @ x`), where the panels win;
     // the GEMM is as fast on `a @ W` with `W` row-major (the input gradients).
     let transposed_a = a.rs == 1 && a.cs > 1;
-    let packed = if (a.cs == 1 || transposed_a) && b.rs == 1 && b.cs >= k {
-        Narrow::strided(b.data, n, k, b.cs) // W (n, k) with rows cs apart
+    let (form, rows, cols, ld) = if (a.cs == 1 || transposed_a) && b.rs == 1 && b.cs >= k {
+        (Form::Rows, n, k, b.cs) // W (n, k) with rows cs apart
     } else if transposed_a && b.cs == 1 && b.rs >= n {
-        Narrow::from_transposed_strided(b.data, k, n, b.rs) // b row-major
+        (Form::Transposed, k, n, b.rs) // b row-major
     } else {
         return false;
+    };
+    let pack = || match form {
+        Form::Rows => Narrow::strided(b.data, rows, cols, ld),
+        Form::Transposed => Narrow::from_transposed_strided(b.data, rows, cols, ld),
+    };
+    let packed = if cached {
+        cache::packed(b.data, form, rows, cols, ld, pack)
+    } else {
+        pack().map(std::sync::Arc::new)
     };
     let Ok(packed) = packed else {
         return false;
@@ -611,10 +645,11 @@ mod tests {
                         if simd::effective(level) != level {
                             continue;
                         }
-                        for threads in [1, 2, 3] {
+                        // Packed on the first call as weights, from the cache after.
+                        for (threads, cached) in [(1, false), (2, true), (3, true), (1, true)] {
                             crate::parallel::set_num_threads(Some(threads));
                             let mut got = init.clone();
-                            assert!(panel_product(level, &mut got, av, bv, accumulate));
+                            assert!(panel_product(level, &mut got, av, bv, accumulate, cached));
                             let err = got.iter().zip(&want).map(|(x, y)| (x - y).abs());
                             assert!(err.fold(0.0, f64::max) < 1e-9, "{m} {n} {k}");
                             seen.push(got);
@@ -634,7 +669,14 @@ mod tests {
         let b = ramp(4 * 3, 0.3);
         let mut dst = vec![0.0; 21];
         let (av, bv) = (MatRef::row_major(&a, 7, 4), MatRef::row_major(&b, 4, 3));
-        assert!(!panel_product(Level::Avx512, &mut dst, av, bv, false));
+        assert!(!panel_product(
+            Level::Avx512,
+            &mut dst,
+            av,
+            bv,
+            false,
+            false
+        ));
         let a = ramp(9 * 4, 0.1);
         let av = MatRef::row_major(&a, 9, 4);
         let w = ramp(3 * 4, 0.3);
@@ -643,10 +685,18 @@ mod tests {
             &mut dst,
             av,
             MatRef::row_major(&w, 3, 4).t(),
-            false
+            false,
+            true
         ));
         // Row-major b with a's rows contiguous: the GEMM.
-        assert!(!panel_product(Level::Avx512, &mut dst, av, bv, false));
+        assert!(!panel_product(
+            Level::Avx512,
+            &mut dst,
+            av,
+            bv,
+            false,
+            false
+        ));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::parallel;
 use crate::real::Real;
 use crate::shared::SharedMut;
 
+pub mod cache;
 pub mod narrow;
 
 pub(crate) use crate::simd::dispatch;

@@ -74,6 +74,11 @@ impl<R: Real> Narrow<R> {
         Ok(Self { layout, k, panels })
     }
 
+    /// Bytes of the panels.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of_val(self.panels.as_slice())
+    }
+
     /// Output columns `M`.
     pub fn cols(&self) -> usize {
         self.layout.units

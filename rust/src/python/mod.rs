@@ -46,6 +46,26 @@ fn simd_level() -> &'static str {
     simd::best_level().name()
 }
 
+/// The cache of packed weights: `(entries, bytes, limit, hits, misses)`.
+#[pyfunction]
+fn weight_cache_stats() -> (usize, usize, usize, u64, u64) {
+    let s = crate::panel::cache::global().stats();
+    (s.entries, s.bytes, s.limit, s.hits, s.misses)
+}
+
+/// Let the cache of packed weights hold `bytes` (0: nothing), dropping the
+/// least recently used entries to fit.
+#[pyfunction]
+fn set_weight_cache_limit(bytes: usize) {
+    crate::panel::cache::global().set_limit(bytes);
+}
+
+/// Empty the cache of packed weights and reset its counters.
+#[pyfunction]
+fn clear_weight_cache() {
+    crate::panel::cache::global().clear();
+}
+
 #[pymodule]
 #[pyo3(name = "_rnncore")]
 fn rnncore_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -65,5 +85,8 @@ fn rnncore_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(weight_cache_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(set_weight_cache_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(clear_weight_cache, m)?)?;
     Ok(())
 }

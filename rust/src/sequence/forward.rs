@@ -10,7 +10,7 @@ use crate::cells::{
     gru, gru_reset_before, layer_norm, lstm, lstm_cifg, lstm_peephole, mut_cells, rnn,
 };
 use crate::error::{Result, RnnError};
-use crate::linalg::{matmul_tiled, MatRef};
+use crate::linalg::{matmul_weights, MatRef};
 use crate::mode::Mode;
 use crate::parallel;
 use crate::real::Real;
@@ -136,7 +136,7 @@ pub fn forward_with<F: Real>(
         // proj (T*N, IH) in w_ih's block order, placed into the gates [xz xr xn].
         let ih = spec.ih_rows();
         let mut proj = zeros::<F>(t_len * n * ih, "gates")?;
-        matmul_tiled(
+        matmul_weights(
             &mut proj,
             MatRef::row_major(x, t_len * n, d),
             MatRef::row_major(w.w_ih, ih, d).t(),
@@ -148,7 +148,7 @@ pub fn forward_with<F: Real>(
         };
         mut_cells::input_step(simd::best_level(), h, d, mode, &proj, x, &bias, &mut gates);
     } else {
-        matmul_tiled(
+        matmul_weights(
             &mut gates,
             MatRef::row_major(x, t_len * n, d),
             MatRef::row_major(w.w_ih, gh, d).t(),

@@ -5,9 +5,11 @@
 use crate::error::Result;
 use crate::linalg::{mul_packed_t, MatRef, Packed, PACK_MIN_STEPS};
 use crate::mode::Mode;
+use crate::panel::cache::{self, Form};
 use crate::panel::narrow::Narrow;
 use crate::real::Real;
 use crate::simd::{self, Level};
+use std::sync::Arc;
 
 /// Rows of a shard up to which the recurrent product runs over panels
 /// ([`Narrow`]) at the scalar level, rather than through the GEMM, whose
@@ -24,10 +26,12 @@ fn narrow(rows: usize, steps: usize) -> bool {
     steps >= PACK_MIN_STEPS && (rows <= NARROW_ROWS || simd::best_level() != Level::Scalar)
 }
 
-/// `W_hh` prepared for the per-step products `h_prev (S, H) @ W_hh^T`.
+/// `W_hh` prepared for the per-step products `h_prev (S, H) @ W_hh^T`; its
+/// panels come from the cache of packed weights ([`cache`]) while `W_hh` is
+/// unchanged.
 pub enum Recurrent<'a, F> {
     Gemm(Packed<'a, F>),
-    Narrow(Narrow<F>),
+    Narrow(Arc<Narrow<F>>),
 }
 
 impl<'a, F: Real> Recurrent<'a, F> {
@@ -41,7 +45,9 @@ impl<'a, F: Real> Recurrent<'a, F> {
         rows: usize,
     ) -> Result<Self> {
         Ok(if narrow(rows, steps) {
-            Recurrent::Narrow(Narrow::from_transposed(w_hh, gh, h)?)
+            Recurrent::Narrow(cache::packed(w_hh, Form::Transposed, gh, h, h, || {
+                Narrow::from_transposed(w_hh, gh, h)
+            })?)
         } else {
             Recurrent::Gemm(Packed::for_steps(
                 MatRef::row_major(w_hh, gh, h).t(),
@@ -53,7 +59,9 @@ impl<'a, F: Real> Recurrent<'a, F> {
     /// `w_hh (G*H, H)` for `steps` products of at most `rows` rows each.
     pub fn new(w_hh: &'a [F], gh: usize, h: usize, steps: usize, rows: usize) -> Result<Self> {
         Ok(if narrow(rows, steps) {
-            Recurrent::Narrow(Narrow::new(w_hh, gh, h)?)
+            Recurrent::Narrow(cache::packed(w_hh, Form::Rows, gh, h, h, || {
+                Narrow::new(w_hh, gh, h)
+            })?)
         } else {
             Recurrent::Gemm(Packed::for_steps(MatRef::row_major(w_hh, gh, h), steps)?)
         })
