@@ -11,7 +11,7 @@
 //! `c` and `c'` that is all the backward needs. Inner loops run over slices cut
 //! to exactly `H`, so they have no bounds checks and vectorise.
 
-use super::rows;
+use super::rows::{self, load, store};
 use crate::real::Real;
 use crate::simd::multiversion;
 
@@ -92,8 +92,7 @@ impl<F: Real> rows::Row<F, 4> for Cell {
     }
 }
 
-/// One row of the forward over `H` units. Every slice is a separate argument,
-/// so LLVM knows they do not overlap and vectorises the loop.
+/// One row of the forward over `H` units, [`rows::LANES`] at a time.
 #[inline(always)]
 fn forward_row<F: Real>(
     h: usize,
@@ -102,33 +101,67 @@ fn forward_row<F: Real>(
     cn: &mut [F],
     hn: &mut [F],
 ) {
-    let (i, f, gg, o) = (&mut i[..h], &mut f[..h], &mut gg[..h], &mut o[..h]);
-    let (cp, cn, hn) = (&cp[..h], &mut cn[..h], &mut hn[..h]);
-    for j in 0..h {
-        let u = unit(i[j], f[j], gg[j], o[j], cp[j]);
-        [i[j], f[j], gg[j], o[j]] = u.gates;
-        cn[j] = u.c;
-        hn[j] = u.h;
+    let mut j = 0;
+    while j < h {
+        let w = rows::LANES.min(h - j);
+        let (mut ai, mut af, mut ag, mut ao) =
+            (load(i, j, w), load(f, j, w), load(gg, j, w), load(o, j, w));
+        let ac = load(cp, j, w);
+        let (mut c, mut hv) = ([F::ZERO; rows::LANES], [F::ZERO; rows::LANES]);
+        for l in 0..rows::LANES {
+            let u = unit(ai[l], af[l], ag[l], ao[l], ac[l]);
+            [ai[l], af[l], ag[l], ao[l]] = u.gates;
+            c[l] = u.c;
+            hv[l] = u.h;
+        }
+        store(i, j, w, &ai);
+        store(f, j, w, &af);
+        store(gg, j, w, &ag);
+        store(o, j, w, &ao);
+        store(cn, j, w, &c);
+        store(hn, j, w, &hv);
+        j += w;
     }
 }
 
 /// One row of the backward: gates `i f g o`, states, and the four gate
-/// gradients, each `(H,)` and each its own argument (see `forward_row`).
+/// gradients, each `(H,)`, [`rows::LANES`] units at a time (see `forward_row`).
 #[inline(always)]
 fn backward_row<F: Real>(h: usize, r: rows::BackRow<'_, F, 4>) {
     let ([gi, gf, gg, go], [di, df, dgg, d_o]) = (r.gates, r.dgates);
     let (cp, cn, dhr, dcr) = (r.c_prev, r.c_next, r.dh, r.dc);
-    let (gi, gf, gg, go) = (&gi[..h], &gf[..h], &gg[..h], &go[..h]);
-    let (di, df, dgg, d_o) = (&mut di[..h], &mut df[..h], &mut dgg[..h], &mut d_o[..h]);
-    let (cp, cn, dhr, dcr) = (&cp[..h], &cn[..h], &dhr[..h], &mut dcr[..h]);
-    for j in 0..h {
-        let (iv, fv, gv, ov) = (gi[j], gf[j], gg[j], go[j]);
-        let tc = cn[j].tanh_fast();
-        let dc_next = dcr[j] + dhr[j] * ov * (F::ONE - tc * tc);
-        di[j] = dc_next * gv * iv * (F::ONE - iv);
-        df[j] = dc_next * cp[j] * fv * (F::ONE - fv);
-        dgg[j] = dc_next * iv * (F::ONE - gv * gv);
-        d_o[j] = dhr[j] * tc * ov * (F::ONE - ov);
-        dcr[j] = dc_next * fv;
+    let mut j = 0;
+    while j < h {
+        let w = rows::LANES.min(h - j);
+        let (ai, af, ag, ao) = (
+            load(gi, j, w),
+            load(gf, j, w),
+            load(gg, j, w),
+            load(go, j, w),
+        );
+        let (acp, acn, adh, mut adc) = (
+            load(cp, j, w),
+            load(cn, j, w),
+            load(dhr, j, w),
+            load(dcr, j, w),
+        );
+        let z = [F::ZERO; rows::LANES];
+        let (mut xi, mut xf, mut xg, mut xo) = (z, z, z, z);
+        for l in 0..rows::LANES {
+            let (iv, fv, gv, ov) = (ai[l], af[l], ag[l], ao[l]);
+            let tc = acn[l].tanh_fast();
+            let dc_next = adc[l] + adh[l] * ov * (F::ONE - tc * tc);
+            xi[l] = dc_next * gv * iv * (F::ONE - iv);
+            xf[l] = dc_next * acp[l] * fv * (F::ONE - fv);
+            xg[l] = dc_next * iv * (F::ONE - gv * gv);
+            xo[l] = adh[l] * tc * ov * (F::ONE - ov);
+            adc[l] = dc_next * fv;
+        }
+        store(di, j, w, &xi);
+        store(df, j, w, &xf);
+        store(dgg, j, w, &xg);
+        store(d_o, j, w, &xo);
+        store(dcr, j, w, &adc);
+        j += w;
     }
 }

@@ -11,7 +11,7 @@
 //! As in `lstm`, the forward overwrites the pre-activations with the activated
 //! gates, which with `c` and `c'` is all the backward needs.
 
-use super::rows;
+use super::rows::{self, load, store};
 use crate::real::Real;
 use crate::simd::multiversion;
 
@@ -64,37 +64,63 @@ impl<F: Real> rows::Row<F, 3> for Cell {
     }
 }
 
-/// One row of the forward over `H` units, every slice its own argument.
+/// One row of the forward over `H` units, [`rows::LANES`] at a time.
 #[inline(always)]
 fn forward_row<F: Real>(h: usize, [f, gg, o]: [&mut [F]; 3], cp: &[F], cn: &mut [F], hn: &mut [F]) {
-    let (f, gg, o) = (&mut f[..h], &mut gg[..h], &mut o[..h]);
-    let (cp, cn, hn) = (&cp[..h], &mut cn[..h], &mut hn[..h]);
-    for j in 0..h {
-        let fv = f[j].sigmoid_fast();
-        let gv = gg[j].tanh_fast();
-        let ov = o[j].sigmoid_fast();
-        (f[j], gg[j], o[j]) = (fv, gv, ov);
-        let c = fv * cp[j] + (F::ONE - fv) * gv;
-        cn[j] = c;
-        hn[j] = ov * c.tanh_fast();
+    let mut j = 0;
+    while j < h {
+        let w = rows::LANES.min(h - j);
+        let (mut af, mut ag, mut ao, acp) =
+            (load(f, j, w), load(gg, j, w), load(o, j, w), load(cp, j, w));
+        let (mut c, mut hv) = ([F::ZERO; rows::LANES], [F::ZERO; rows::LANES]);
+        for l in 0..rows::LANES {
+            let fv = af[l].sigmoid_fast();
+            let gv = ag[l].tanh_fast();
+            let ov = ao[l].sigmoid_fast();
+            (af[l], ag[l], ao[l]) = (fv, gv, ov);
+            c[l] = fv * acp[l] + (F::ONE - fv) * gv;
+            hv[l] = ov * c[l].tanh_fast();
+        }
+        store(f, j, w, &af);
+        store(gg, j, w, &ag);
+        store(o, j, w, &ao);
+        store(cn, j, w, &c);
+        store(hn, j, w, &hv);
+        j += w;
     }
 }
 
-/// One row of the backward: gates `f g o`, states, and the three gate gradients.
+/// One row of the backward: gates `f g o`, states, and the three gate
+/// gradients, [`rows::LANES`] units at a time.
 #[inline(always)]
 fn backward_row<F: Real>(h: usize, r: rows::BackRow<'_, F, 3>) {
     let ([gf, gg, go], [df, dgg, d_o]) = (r.gates, r.dgates);
     let (cp, cn, dhr, dcr) = (r.c_prev, r.c_next, r.dh, r.dc);
-    let (gf, gg, go) = (&gf[..h], &gg[..h], &go[..h]);
-    let (df, dgg, d_o) = (&mut df[..h], &mut dgg[..h], &mut d_o[..h]);
-    let (cp, cn, dhr, dcr) = (&cp[..h], &cn[..h], &dhr[..h], &mut dcr[..h]);
-    for j in 0..h {
-        let (fv, gv, ov) = (gf[j], gg[j], go[j]);
-        let tc = cn[j].tanh_fast();
-        let dc_next = dcr[j] + dhr[j] * ov * (F::ONE - tc * tc);
-        df[j] = dc_next * (cp[j] - gv) * fv * (F::ONE - fv);
-        dgg[j] = dc_next * (F::ONE - fv) * (F::ONE - gv * gv);
-        d_o[j] = dhr[j] * tc * ov * (F::ONE - ov);
-        dcr[j] = dc_next * fv;
+    let mut j = 0;
+    while j < h {
+        let w = rows::LANES.min(h - j);
+        let (af, ag, ao) = (load(gf, j, w), load(gg, j, w), load(go, j, w));
+        let (acp, acn, adh, mut adc) = (
+            load(cp, j, w),
+            load(cn, j, w),
+            load(dhr, j, w),
+            load(dcr, j, w),
+        );
+        let z = [F::ZERO; rows::LANES];
+        let (mut xf, mut xg, mut xo) = (z, z, z);
+        for l in 0..rows::LANES {
+            let (fv, gv, ov) = (af[l], ag[l], ao[l]);
+            let tc = acn[l].tanh_fast();
+            let dc_next = adc[l] + adh[l] * ov * (F::ONE - tc * tc);
+            xf[l] = dc_next * (acp[l] - gv) * fv * (F::ONE - fv);
+            xg[l] = dc_next * (F::ONE - fv) * (F::ONE - gv * gv);
+            xo[l] = adh[l] * tc * ov * (F::ONE - ov);
+            adc[l] = dc_next * fv;
+        }
+        store(df, j, w, &xf);
+        store(dgg, j, w, &xg);
+        store(d_o, j, w, &xo);
+        store(dcr, j, w, &adc);
+        j += w;
     }
 }

@@ -16,7 +16,7 @@
 //! sequence backward takes after its time loop in a fixed order (so it does not
 //! depend on how the batch is sharded).
 
-use super::rows;
+use super::rows::{self, load, store};
 use crate::real::Real;
 use crate::simd::multiversion;
 
@@ -76,8 +76,7 @@ impl<F: Real> rows::Row<F, 4> for Cell<'_, F> {
     }
 }
 
-/// One row of the forward over `H` units. Every slice is a separate argument,
-/// so LLVM knows they do not overlap and vectorises the loop.
+/// One row of the forward over `H` units, [`rows::LANES`] at a time.
 #[inline(always)]
 fn forward_row<F: Real>(
     h: usize,
@@ -87,45 +86,84 @@ fn forward_row<F: Real>(
     cn: &mut [F],
     hn: &mut [F],
 ) {
-    let (i, f, gg, o) = (&mut i[..h], &mut f[..h], &mut gg[..h], &mut o[..h]);
-    let (pi, pf, po) = (&pi[..h], &pf[..h], &po[..h]);
-    let (cp, cn, hn) = (&cp[..h], &mut cn[..h], &mut hn[..h]);
-    for j in 0..h {
-        let c_prev = cp[j];
-        let iv = (i[j] + pi[j] * c_prev).sigmoid_fast();
-        let fv = (f[j] + pf[j] * c_prev).sigmoid_fast();
-        let gv = gg[j].tanh_fast();
-        let c = fv * c_prev + iv * gv;
-        let ov = (o[j] + po[j] * c).sigmoid_fast();
-        (i[j], f[j], gg[j], o[j]) = (iv, fv, gv, ov);
-        cn[j] = c;
-        hn[j] = ov * c.tanh_fast();
+    let mut j = 0;
+    while j < h {
+        let w = rows::LANES.min(h - j);
+        let (mut ai, mut af, mut ag, mut ao) =
+            (load(i, j, w), load(f, j, w), load(gg, j, w), load(o, j, w));
+        let (qi, qf, qo, acp) = (
+            load(pi, j, w),
+            load(pf, j, w),
+            load(po, j, w),
+            load(cp, j, w),
+        );
+        let (mut ac, mut hv) = ([F::ZERO; rows::LANES], [F::ZERO; rows::LANES]);
+        for l in 0..rows::LANES {
+            let c_prev = acp[l];
+            let iv = (ai[l] + qi[l] * c_prev).sigmoid_fast();
+            let fv = (af[l] + qf[l] * c_prev).sigmoid_fast();
+            let gv = ag[l].tanh_fast();
+            let c = fv * c_prev + iv * gv;
+            let ov = (ao[l] + qo[l] * c).sigmoid_fast();
+            (ai[l], af[l], ag[l], ao[l]) = (iv, fv, gv, ov);
+            ac[l] = c;
+            hv[l] = ov * c.tanh_fast();
+        }
+        store(i, j, w, &ai);
+        store(f, j, w, &af);
+        store(gg, j, w, &ag);
+        store(o, j, w, &ao);
+        store(cn, j, w, &ac);
+        store(hn, j, w, &hv);
+        j += w;
     }
 }
 
 /// One row of the backward: the activated gates `i f g o`, the peephole
-/// weights `p_i p_f p_o`, the states, and the four gate gradients, each `(H,)`.
+/// weights `p_i p_f p_o`, the states, and the four gate gradients, each
+/// `(H,)`, [`rows::LANES`] units at a time.
 #[inline(always)]
 fn backward_row<F: Real>(h: usize, [pi, pf, po]: [&[F]; 3], r: rows::BackRow<'_, F, 4>) {
     let ([gi, gf, gg, go], [di, df, dgg, d_o]) = (r.gates, r.dgates);
     let (cp, cn, dhr, dcr) = (r.c_prev, r.c_next, r.dh, r.dc);
-    let (gi, gf, gg, go) = (&gi[..h], &gf[..h], &gg[..h], &go[..h]);
-    let (pi, pf, po) = (&pi[..h], &pf[..h], &po[..h]);
-    let (di, df, dgg, d_o) = (&mut di[..h], &mut df[..h], &mut dgg[..h], &mut d_o[..h]);
-    let (cp, cn, dhr, dcr) = (&cp[..h], &cn[..h], &dhr[..h], &mut dcr[..h]);
-    for j in 0..h {
-        let (iv, fv, gv, ov) = (gi[j], gf[j], gg[j], go[j]);
-        let tc = cn[j].tanh_fast();
-        let da_o = dhr[j] * tc * ov * (F::ONE - ov);
-        // c' reaches the loss through h', through o's peephole, and through dc.
-        let dc_next = dcr[j] + dhr[j] * ov * (F::ONE - tc * tc) + da_o * po[j];
-        let da_i = dc_next * gv * iv * (F::ONE - iv);
-        let da_f = dc_next * cp[j] * fv * (F::ONE - fv);
-        di[j] = da_i;
-        df[j] = da_f;
-        dgg[j] = dc_next * iv * (F::ONE - gv * gv);
-        d_o[j] = da_o;
-        // c reaches c' through f, and i and f through their peepholes.
-        dcr[j] = dc_next * fv + da_i * pi[j] + da_f * pf[j];
+    let mut j = 0;
+    while j < h {
+        let w = rows::LANES.min(h - j);
+        let (ai, af, ag, ao) = (
+            load(gi, j, w),
+            load(gf, j, w),
+            load(gg, j, w),
+            load(go, j, w),
+        );
+        let (qi, qf, qo) = (load(pi, j, w), load(pf, j, w), load(po, j, w));
+        let (acp, acn, adh, mut adc) = (
+            load(cp, j, w),
+            load(cn, j, w),
+            load(dhr, j, w),
+            load(dcr, j, w),
+        );
+        let z = [F::ZERO; rows::LANES];
+        let (mut xi, mut xf, mut xg, mut xo) = (z, z, z, z);
+        for l in 0..rows::LANES {
+            let (iv, fv, gv, ov) = (ai[l], af[l], ag[l], ao[l]);
+            let tc = acn[l].tanh_fast();
+            let da_o = adh[l] * tc * ov * (F::ONE - ov);
+            // c' reaches the loss through h', through o's peephole, and through dc.
+            let dc_next = adc[l] + adh[l] * ov * (F::ONE - tc * tc) + da_o * qo[l];
+            let da_i = dc_next * gv * iv * (F::ONE - iv);
+            let da_f = dc_next * acp[l] * fv * (F::ONE - fv);
+            xi[l] = da_i;
+            xf[l] = da_f;
+            xg[l] = dc_next * iv * (F::ONE - gv * gv);
+            xo[l] = da_o;
+            // c reaches c' through f, and i and f through their peepholes.
+            adc[l] = dc_next * fv + da_i * qi[l] + da_f * qf[l];
+        }
+        store(di, j, w, &xi);
+        store(df, j, w, &xf);
+        store(dgg, j, w, &xg);
+        store(d_o, j, w, &xo);
+        store(dcr, j, w, &adc);
+        j += w;
     }
 }

@@ -22,6 +22,36 @@ pub fn blocks_mut<F, const G: usize>(gates: &mut [F], h: usize) -> [&mut [F]; G]
     })
 }
 
+/// Units a row function computes at a time, in local arrays: [`load`] copies
+/// them in, the math runs on the copies, [`store`] writes them back. Written
+/// over the row's slices directly, the loop reads and writes several blocks
+/// of one buffer, and LLVM guards its vector form with a check that the
+/// slices do not overlap; that check, hoisted over all rows, failed and sent
+/// every row through the scalar loop. Local arrays cannot overlap.
+pub const LANES: usize = 16;
+
+/// Units `j .. j + w` of `s` (`w <= LANES`), zero past `w`.
+#[inline(always)]
+pub fn load<F: Real>(s: &[F], j: usize, w: usize) -> [F; LANES] {
+    if w == LANES {
+        s[j..j + LANES].try_into().expect("LANES units")
+    } else {
+        let mut a = [F::ZERO; LANES];
+        a[..w].copy_from_slice(&s[j..j + w]);
+        a
+    }
+}
+
+/// Write the first `w` of `a` to units `j .. j + w` of `d`.
+#[inline(always)]
+pub fn store<F: Real>(d: &mut [F], j: usize, w: usize, a: &[F; LANES]) {
+    if w == LANES {
+        d[j..j + LANES].copy_from_slice(a);
+    } else {
+        d[j..j + w].copy_from_slice(&a[..w]);
+    }
+}
+
 /// A cell's math on one row of `G` gate blocks of `h` units. The methods are
 /// `#[inline(always)]` in every implementation, so they compile into the
 /// caller's SIMD twin (a closure or a function passed as a value is compiled
