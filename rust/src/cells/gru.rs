@@ -9,9 +9,9 @@
 //! ```
 //!
 //! The forward overwrites the input projection with `r, z, n` and keeps `hn`
-//! (the reset gate multiplies it, so the backward needs it). Inner loops run
-//! over slices cut to exactly `H`, so they vectorise.
+//! (the reset gate multiplies it, so the backward needs it).
 
+use super::rows::{load, store, LANES};
 use crate::real::Real;
 use crate::simd::multiversion;
 
@@ -97,8 +97,9 @@ pub fn unit<F: Real>(xr: F, xz: F, xn: F, hr: F, hz: F, hn: F, h_prev: F) -> ([F
     ([rv, zv, nv], (F::ONE - zv) * nv + zv * h_prev)
 }
 
-/// One row of the forward over `H` units. Each slice is its own argument (not
-/// an array of slices) so LLVM knows they do not overlap and vectorises.
+/// One row of the forward over `H` units, [`LANES`] at a time in local arrays
+/// (see `cells::rows::LANES`: over the slices themselves, LLVM's overlap
+/// check can send the row to its scalar loop).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn forward_row<F: Real>(
@@ -113,19 +114,34 @@ fn forward_row<F: Real>(
     hn_out: &mut [F],
     hx: &mut [F],
 ) {
-    let (r, z, n) = (&mut r[..h], &mut z[..h], &mut n[..h]);
-    let (hr, hz, hnn) = (&hr[..h], &hz[..h], &hnn[..h]);
-    let (hp, hn_out, hx) = (&hp[..h], &mut hn_out[..h], &mut hx[..h]);
-    for j in 0..h {
-        let (gates, h_next) = unit(r[j], z[j], n[j], hr[j], hz[j], hnn[j], hp[j]);
-        [r[j], z[j], n[j]] = gates;
-        hn_out[j] = hnn[j];
-        hx[j] = h_next;
+    let mut j = 0;
+    while j < h {
+        let w = LANES.min(h - j);
+        let (mut ar, mut az, mut an) = (load(r, j, w), load(z, j, w), load(n, j, w));
+        let (br, bz, bn, ap) = (
+            load(hr, j, w),
+            load(hz, j, w),
+            load(hnn, j, w),
+            load(hp, j, w),
+        );
+        let mut ax = [F::ZERO; LANES];
+        for l in 0..LANES {
+            let (gates, h_next) = unit(ar[l], az[l], an[l], br[l], bz[l], bn[l], ap[l]);
+            [ar[l], az[l], an[l]] = gates;
+            ax[l] = h_next;
+        }
+        store(r, j, w, &ar);
+        store(z, j, w, &az);
+        store(n, j, w, &an);
+        store(hn_out, j, w, &bn);
+        store(hx, j, w, &ax);
+        j += w;
     }
 }
 
 /// One row of the backward: gates `[r z n]`, `hn`, `h_prev`, `dh`, and the
-/// input-side and recurrent-side gate gradients, each `(H,)`.
+/// input-side and recurrent-side gate gradients, each `(H,)`, [`LANES`] units
+/// at a time.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn backward_row<F: Real>(
@@ -144,18 +160,29 @@ fn backward_row<F: Real>(
     dhgn: &mut [F],
     dd: &mut [F],
 ) {
-    let (gr, gz, gn) = (&gr[..h], &gz[..h], &gn[..h]);
-    let (hnr, hp, dhr) = (&hnr[..h], &hp[..h], &dhr[..h]);
-    let (dxr, dxz, dxn) = (&mut dxr[..h], &mut dxz[..h], &mut dxn[..h]);
-    let (dhgr, dhgz, dhgn) = (&mut dhgr[..h], &mut dhgz[..h], &mut dhgn[..h]);
-    let dd = &mut dd[..h];
-    for j in 0..h {
-        let (rv, zv, nv, dh) = (gr[j], gz[j], gn[j], dhr[j]);
-        let dn_pre = dh * (F::ONE - zv) * (F::ONE - nv * nv);
-        let dz_pre = dh * (hp[j] - nv) * zv * (F::ONE - zv);
-        let dr_pre = dn_pre * hnr[j] * rv * (F::ONE - rv);
-        (dxr[j], dxz[j], dxn[j]) = (dr_pre, dz_pre, dn_pre);
-        (dhgr[j], dhgz[j], dhgn[j]) = (dr_pre, dz_pre, dn_pre * rv);
-        dd[j] = dh * zv;
+    let mut j = 0;
+    while j < h {
+        let w = LANES.min(h - j);
+        let (ar, az, an) = (load(gr, j, w), load(gz, j, w), load(gn, j, w));
+        let (bn, ap, adh) = (load(hnr, j, w), load(hp, j, w), load(dhr, j, w));
+        let zero = [F::ZERO; LANES];
+        let (mut xr, mut xz, mut xn, mut yn, mut ad) = (zero, zero, zero, zero, zero);
+        for l in 0..LANES {
+            let (rv, zv, nv, dh) = (ar[l], az[l], an[l], adh[l]);
+            let dn_pre = dh * (F::ONE - zv) * (F::ONE - nv * nv);
+            let dz_pre = dh * (ap[l] - nv) * zv * (F::ONE - zv);
+            let dr_pre = dn_pre * bn[l] * rv * (F::ONE - rv);
+            (xr[l], xz[l], xn[l]) = (dr_pre, dz_pre, dn_pre);
+            yn[l] = dn_pre * rv;
+            ad[l] = dh * zv;
+        }
+        store(dxr, j, w, &xr);
+        store(dxz, j, w, &xz);
+        store(dxn, j, w, &xn);
+        store(dhgr, j, w, &xr);
+        store(dhgz, j, w, &xz);
+        store(dhgn, j, w, &yn);
+        store(dd, j, w, &ad);
+        j += w;
     }
 }
