@@ -26,9 +26,11 @@ fn narrow(rows: usize, steps: usize) -> bool {
     steps >= PACK_MIN_STEPS && (rows <= NARROW_ROWS || simd::best_level() != Level::Scalar)
 }
 
-/// `W_hh` prepared for the per-step products `h_prev (S, H) @ W_hh^T`; its
-/// panels come from the cache of packed weights ([`cache`]) while `W_hh` is
-/// unchanged.
+/// `W_hh` prepared for the per-step products `h_prev (S, H) @ W_hh^T`. The
+/// forward's panels come from the cache of packed weights ([`cache`]) while
+/// `W_hh` is unchanged; the backward's (`W_hh` itself) are packed per call:
+/// a backward follows a forward whose weights then change (a training step),
+/// so keeping them would only cost a copy.
 pub enum Recurrent<'a, F> {
     Gemm(Packed<'a, F>),
     Narrow(Arc<Narrow<F>>),
@@ -45,9 +47,7 @@ impl<'a, F: Real> Recurrent<'a, F> {
         rows: usize,
     ) -> Result<Self> {
         Ok(if narrow(rows, steps) {
-            Recurrent::Narrow(cache::packed(w_hh, Form::Transposed, gh, h, h, || {
-                Narrow::from_transposed(w_hh, gh, h)
-            })?)
+            Recurrent::Narrow(Arc::new(Narrow::from_transposed(w_hh, gh, h)?))
         } else {
             Recurrent::Gemm(Packed::for_steps(
                 MatRef::row_major(w_hh, gh, h).t(),
