@@ -16,6 +16,7 @@
 //! the caller has formed `d(r * h) = dn_pre @ W_hn`, `backward_reset`. Since
 //! every bias is additive, both biases are folded into the input projection.
 
+use super::rows::{load, store, LANES};
 use crate::real::Real;
 use crate::simd::multiversion;
 
@@ -49,7 +50,7 @@ multiversion! {
             .zip(h_next.chunks_exact_mut(h));
         for (((g, hnr), hp), hx) in rows {
             let (z, n) = g[h..].split_at_mut(h); // (H,) each
-            update_row(h, z, n, hnr, hp, hx);
+            update_row::<F, false>(h, z, n, hnr, hp, hx);
         }
     }
 }
@@ -91,7 +92,7 @@ multiversion! {
             let (gz, gn) = g[h..].split_at(h); // (H,) each
             let (dxz, dxn) = dx[h..].split_at_mut(h);
             let dz2 = &mut drz[h..];
-            update_back_row(h, gz, gn, hp, dhr, dxz, dxn, dz2, dn, dd);
+            update_back_row::<F, false>(h, gz, gn, hp, dhr, dxz, dxn, dz2, dn, dd);
         }
     }
 }
@@ -129,6 +130,10 @@ multiversion! {
     }
 }
 
+// Each row function runs [`LANES`] units at a time in local arrays (see
+// `cells::rows::LANES`: over the slices, LLVM's overlap check can send a row
+// to its scalar loop).
+
 /// `r, z` in place over `xr, xz`, and `r * h_prev`, over one row of `H` units.
 #[inline(always)]
 fn gates_row<F: Real>(
@@ -140,30 +145,73 @@ fn gates_row<F: Real>(
     hp: &[F],
     rh: &mut [F],
 ) {
-    let (r, z, hr, hz) = (&mut r[..h], &mut z[..h], &hr[..h], &hz[..h]);
-    let (hp, rh) = (&hp[..h], &mut rh[..h]);
-    for j in 0..h {
-        let rv = (r[j] + hr[j]).sigmoid_fast();
-        (r[j], z[j]) = (rv, (z[j] + hz[j]).sigmoid_fast());
-        rh[j] = rv * hp[j];
+    let mut j = 0;
+    while j < h {
+        let w = LANES.min(h - j);
+        let (mut ar, mut az, br, bz, ap) = (
+            load(r, j, w),
+            load(z, j, w),
+            load(hr, j, w),
+            load(hz, j, w),
+            load(hp, j, w),
+        );
+        let mut arh = [F::ZERO; LANES];
+        for l in 0..LANES {
+            let rv = (ar[l] + br[l]).sigmoid_fast();
+            (ar[l], az[l]) = (rv, (az[l] + bz[l]).sigmoid_fast());
+            arh[l] = rv * ap[l];
+        }
+        store(r, j, w, &ar);
+        store(z, j, w, &az);
+        store(rh, j, w, &arh);
+        j += w;
     }
 }
 
-/// `n` in place over `xn`, and `h'`, over one row.
+/// `n` in place over `xn`, and `h'`, over one row: `h' = (1 - z) * n + z * h`
+/// (this GRU), or with `Z_ON_N` `h' = n * z + h * (1 - z)` (the MUTs).
 #[inline(always)]
-fn update_row<F: Real>(h: usize, z: &[F], n: &mut [F], hn: &[F], hp: &[F], hx: &mut [F]) {
-    let (z, n, hn, hp, hx) = (&z[..h], &mut n[..h], &hn[..h], &hp[..h], &mut hx[..h]);
-    for j in 0..h {
-        let nv = (n[j] + hn[j]).tanh_fast();
-        n[j] = nv;
-        hx[j] = (F::ONE - z[j]) * nv + z[j] * hp[j];
+pub(super) fn update_row<F: Real, const Z_ON_N: bool>(
+    h: usize,
+    z: &[F],
+    n: &mut [F],
+    hn: &[F],
+    hp: &[F],
+    hx: &mut [F],
+) {
+    let mut j = 0;
+    while j < h {
+        let w = LANES.min(h - j);
+        let (az, mut an, bn, ap) = (load(z, j, w), load(n, j, w), load(hn, j, w), load(hp, j, w));
+        let mut ax = [F::ZERO; LANES];
+        for l in 0..LANES {
+            let (on_n, on_h) = weights::<F, Z_ON_N>(az[l]);
+            let nv = (an[l] + bn[l]).tanh_fast();
+            an[l] = nv;
+            ax[l] = on_n * nv + on_h * ap[l];
+        }
+        store(n, j, w, &an);
+        store(hx, j, w, &ax);
+        j += w;
     }
 }
 
-/// Gradients of the z and n pre-activations and the direct path, one row.
+/// The weights of `n` and of `h_prev` in `h'`: `(1 - z, z)`, or `(z, 1 - z)`
+/// with `Z_ON_N`.
+#[inline(always)]
+fn weights<F: Real, const Z_ON_N: bool>(z: F) -> (F, F) {
+    if Z_ON_N {
+        (z, F::ONE - z)
+    } else {
+        (F::ONE - z, z)
+    }
+}
+
+/// Gradients of the z and n pre-activations and the direct path, one row
+/// (`Z_ON_N` as in [`update_row`]).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn update_back_row<F: Real>(
+pub(super) fn update_back_row<F: Real, const Z_ON_N: bool>(
     h: usize,
     gz: &[F],
     gn: &[F],
@@ -175,21 +223,38 @@ fn update_back_row<F: Real>(
     dn: &mut [F],
     dd: &mut [F],
 ) {
-    let (gz, gn, hp, dhr) = (&gz[..h], &gn[..h], &hp[..h], &dhr[..h]);
-    let (dxz, dxn, dz2) = (&mut dxz[..h], &mut dxn[..h], &mut dz2[..h]);
-    let (dn, dd) = (&mut dn[..h], &mut dd[..h]);
-    for j in 0..h {
-        let (zv, nv, dh) = (gz[j], gn[j], dhr[j]);
-        let dn_pre = dh * (F::ONE - zv) * (F::ONE - nv * nv);
-        let dz_pre = dh * (hp[j] - nv) * zv * (F::ONE - zv);
-        (dxz[j], dxn[j], dz2[j], dn[j]) = (dz_pre, dn_pre, dz_pre, dn_pre);
-        dd[j] = dh * zv;
+    let mut j = 0;
+    while j < h {
+        let w = LANES.min(h - j);
+        let (az, an, ap, adh) = (
+            load(gz, j, w),
+            load(gn, j, w),
+            load(hp, j, w),
+            load(dhr, j, w),
+        );
+        let zero = [F::ZERO; LANES];
+        let (mut xz, mut xn, mut ad) = (zero, zero, zero);
+        for l in 0..LANES {
+            let (zv, nv, dh) = (az[l], an[l], adh[l]);
+            let (on_n, on_h) = weights::<F, Z_ON_N>(zv);
+            // d h' / d z: n - h with z on n, h - n with z on h.
+            let gap = if Z_ON_N { nv - ap[l] } else { ap[l] - nv };
+            xn[l] = dh * on_n * (F::ONE - nv * nv);
+            xz[l] = dh * gap * zv * (F::ONE - zv);
+            ad[l] = dh * on_h;
+        }
+        store(dxz, j, w, &xz);
+        store(dxn, j, w, &xn);
+        store(dz2, j, w, &xz);
+        store(dn, j, w, &xn);
+        store(dd, j, w, &ad);
+        j += w;
     }
 }
 
 /// Gradient of the r pre-activation from `d(r * h_prev)`, one row.
 #[inline(always)]
-fn reset_back_row<F: Real>(
+pub(super) fn reset_back_row<F: Real>(
     h: usize,
     gr: &[F],
     hp: &[F],
@@ -198,12 +263,24 @@ fn reset_back_row<F: Real>(
     dr2: &mut [F],
     dd: &mut [F],
 ) {
-    let (gr, hp, drh) = (&gr[..h], &hp[..h], &drh[..h]);
-    let (dxr, dr2, dd) = (&mut dxr[..h], &mut dr2[..h], &mut dd[..h]);
-    for j in 0..h {
-        let rv = gr[j];
-        let dr_pre = drh[j] * hp[j] * rv * (F::ONE - rv);
-        (dxr[j], dr2[j]) = (dr_pre, dr_pre);
-        dd[j] += rv * drh[j];
+    let mut j = 0;
+    while j < h {
+        let w = LANES.min(h - j);
+        let (ar, ap, arh, mut ad) = (
+            load(gr, j, w),
+            load(hp, j, w),
+            load(drh, j, w),
+            load(dd, j, w),
+        );
+        let mut xr = [F::ZERO; LANES];
+        for l in 0..LANES {
+            let rv = ar[l];
+            xr[l] = arh[l] * ap[l] * rv * (F::ONE - rv);
+            ad[l] += rv * arh[l];
+        }
+        store(dxr, j, w, &xr);
+        store(dr2, j, w, &xr);
+        store(dd, j, w, &ad);
+        j += w;
     }
 }

@@ -32,6 +32,7 @@
 //! `h'`, from `W_hh (r * h)`). The backward likewise: [`backward_update`],
 //! then, once the caller has formed `d(r * h) = dn @ W_hh`, [`backward_reset`].
 
+use super::gru_reset_before::{reset_back_row, update_back_row, update_row};
 use crate::mode::Mode;
 use crate::real::Real;
 use crate::simd::multiversion;
@@ -193,7 +194,7 @@ multiversion! {
         for (((g, hnr), hp), hx) in rows {
             let (z, rest) = g.split_at_mut(h);
             let n = &mut rest[h..2 * h];
-            update_row(h, z, n, hnr, hp, hx);
+            update_row::<F, true>(h, z, n, hnr, hp, hx);
         }
     }
 }
@@ -233,7 +234,7 @@ multiversion! {
             }
             let (dxz, rest) = dx.split_at_mut(h);
             let dxn = &mut rest[h..2 * h];
-            update_back_row(h, &g[..h], &g[2 * h..], hp, dhr, dxz, dxn, dz, dn, dd);
+            update_back_row::<F, true>(h, &g[..h], &g[2 * h..], hp, dhr, dxz, dxn, dz, dn, dd);
         }
     }
 }
@@ -327,64 +328,5 @@ fn r_row<F: Real>(h: usize, r: &mut [F], hr: &[F], hp: &[F], rh: &mut [F]) {
         let rv = (r[j] + hr[j]).sigmoid_fast();
         r[j] = rv;
         rh[j] = rv * hp[j];
-    }
-}
-
-/// `n` in place over `xn`, and `h' = n * z + h * (1 - z)`, over one row.
-#[inline(always)]
-fn update_row<F: Real>(h: usize, z: &[F], n: &mut [F], hn: &[F], hp: &[F], hx: &mut [F]) {
-    let (z, n, hn, hp, hx) = (&z[..h], &mut n[..h], &hn[..h], &hp[..h], &mut hx[..h]);
-    for j in 0..h {
-        let nv = (n[j] + hn[j]).tanh_fast();
-        n[j] = nv;
-        hx[j] = nv * z[j] + hp[j] * (F::ONE - z[j]);
-    }
-}
-
-/// Gradients of the z and n pre-activations and the direct path, one row.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn update_back_row<F: Real>(
-    h: usize,
-    gz: &[F],
-    gn: &[F],
-    hp: &[F],
-    dhr: &[F],
-    dxz: &mut [F],
-    dxn: &mut [F],
-    dz: &mut [F],
-    dn: &mut [F],
-    dd: &mut [F],
-) {
-    let (gz, gn, hp, dhr) = (&gz[..h], &gn[..h], &hp[..h], &dhr[..h]);
-    let (dxz, dxn, dz) = (&mut dxz[..h], &mut dxn[..h], &mut dz[..h]);
-    let (dn, dd) = (&mut dn[..h], &mut dd[..h]);
-    for j in 0..h {
-        let (zv, nv, dh) = (gz[j], gn[j], dhr[j]);
-        let dn_pre = dh * zv * (F::ONE - nv * nv);
-        let dz_pre = dh * (nv - hp[j]) * zv * (F::ONE - zv);
-        (dxz[j], dxn[j], dz[j], dn[j]) = (dz_pre, dn_pre, dz_pre, dn_pre);
-        dd[j] = dh * (F::ONE - zv);
-    }
-}
-
-/// Gradient of the r pre-activation from `d(r * h_prev)`, one row.
-#[inline(always)]
-fn reset_back_row<F: Real>(
-    h: usize,
-    gr: &[F],
-    hp: &[F],
-    drh: &[F],
-    dxr: &mut [F],
-    dr: &mut [F],
-    dd: &mut [F],
-) {
-    let (gr, hp, drh) = (&gr[..h], &hp[..h], &drh[..h]);
-    let (dxr, dr, dd) = (&mut dxr[..h], &mut dr[..h], &mut dd[..h]);
-    for j in 0..h {
-        let rv = gr[j];
-        let dr_pre = drh[j] * hp[j] * rv * (F::ONE - rv);
-        (dxr[j], dr[j]) = (dr_pre, dr_pre);
-        dd[j] += rv * drh[j];
     }
 }
