@@ -67,6 +67,19 @@ struct Slot {
     last_use: u64,
 }
 
+impl Slot {
+    fn new(now: u64) -> Self {
+        Slot {
+            entry: None,
+            bytes: 0,
+            hits_since_store: 0,
+            skip: 0,
+            backoff: 0,
+            last_use: now,
+        }
+    }
+}
+
 struct Cache {
     slots: HashMap<Key, Slot>,
     bytes: usize,
@@ -235,14 +248,7 @@ impl Shared {
             return Ok(packed);
         }
         c.misses += 1;
-        let slot = c.slots.entry(key).or_insert(Slot {
-            entry: None,
-            bytes: 0,
-            hits_since_store: 0,
-            skip: 0,
-            backoff: 0,
-            last_use: now,
-        });
+        let slot = c.slots.entry(key).or_insert_with(|| Slot::new(now));
         slot.last_use = now;
         let keep = if slot.entry.is_some() && slot.hits_since_store == 0 {
             // Replaced before any reuse: the weights change between calls.
@@ -272,14 +278,7 @@ impl Shared {
         });
         let mut c = self.lock();
         c.evict_to(limit.saturating_sub(bytes));
-        let slot = c.slots.entry(key).or_insert(Slot {
-            entry: None,
-            bytes: 0,
-            hits_since_store: 0,
-            skip: 0,
-            backoff: 0,
-            last_use: now,
-        });
+        let slot = c.slots.entry(key).or_insert_with(|| Slot::new(now));
         let freed = slot.bytes;
         slot.entry = Some(entry);
         slot.bytes = bytes;
