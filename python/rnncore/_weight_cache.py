@@ -1,11 +1,13 @@
 """The cache of packed weights: what it holds, its size, emptying it.
 
-The sequence kernels pack a layer's ``W_ih`` and ``W_hh`` into panels for their
-products. A call reuses the panels an earlier call packed when the weights hold
-bitwise the same values (an entry keeps a copy to compare with), so inference
-calls and the decoders stop paying for the packing, while any change to the
+The sequence kernels' forward packs a layer's ``W_ih`` and ``W_hh`` into panels
+for its products. A call reuses the panels an earlier call packed when the
+weights hold bitwise the same values (an entry keeps a copy to compare with), so
+repeated inference calls stop paying for the packing, while any change to the
 weights, in place or not, is seen by the next call. Weights that change between
 calls, as in training, soon stop being copied (see ``rust/src/panel/cache.rs``).
+The compiled decoders (``rnncore.decode``) pack their own layout once per
+decoding call and do not use this cache.
 """
 
 from __future__ import annotations
