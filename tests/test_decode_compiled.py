@@ -196,3 +196,46 @@ def test_a_step_can_continue_chosen_rows(cell):
         fast.step(np.array([1, 4, 5]), state, np.array([0, 4, 1]))
     with pytest.raises(ShapeError, match="rows"):
         fast.step(np.array([1, 4, 5]), state, np.array([0, 1]))
+
+
+def test_decoders_reuse_a_compilation_until_a_weight_changes():
+    model = lm(V=9, hidden_size=6)
+    first = compiled(model)
+    assert compiled(model) is first, "unchanged weights: the same compilation"
+    ids = np.array([1, 4, 2])
+    before, _ = first.step(ids)
+    w = dict(model.named_parameters())["rnn.weight_ih_l0"]
+    w[2, :] += 0.5  # in place: same array, same address
+    second = compiled(model)
+    assert second is not first
+    after, _ = second.step(ids)
+    want, _ = CompiledLM(model).step(ids)
+    np.testing.assert_array_equal(after, want)
+    assert not np.allclose(after, before)
+    # The sign of a zero is a change too.
+    w[0, 0] = 0.0
+    third = compiled(model)
+    w[0, 0] = -0.0
+    assert compiled(model) is not third
+    # load_state_dict of other values is seen.
+    other = lm(V=9, hidden_size=6, scale=1.0)
+    model.load_state_dict(other.state_dict())
+    np.testing.assert_array_equal(compiled(model).step(ids)[0], CompiledLM(other).step(ids)[0])
+
+
+def test_sampling_twice_packs_once_and_sees_an_edit(monkeypatch):
+    model = lm(V=9, hidden_size=6)
+    made = []
+    original = CompiledLM.__init__
+
+    def counting(self, m):
+        made.append(m)
+        original(self, m)
+
+    monkeypatch.setattr(CompiledLM, "__init__", counting)
+    a = decode.sample(model, prime_ids=[1], length=12, seed=3)
+    b = decode.sample(model, prime_ids=[1], length=12, seed=3)
+    assert a == b and len(made) == 1
+    dict(model.named_parameters())["head.weight"][:] *= -1.0
+    decode.sample(model, prime_ids=[1], length=12, seed=3)
+    assert len(made) == 2

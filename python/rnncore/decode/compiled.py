@@ -8,11 +8,14 @@ returning to Python. Its numbers are the model's in evaluation mode (no
 dropout), to rounding: the same products summed in another order.
 
 The decoders compile a model on entry (:func:`compiled`), so a model trained
-between two calls is always decoded with its current weights.
+between two calls is always decoded with its current weights. A model whose
+parameters hold bitwise the values of its last compilation (compared with a kept
+copy) reuses that compilation: repeated decoding calls pack once.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -187,8 +190,46 @@ def compiled(model: Any) -> Any:
     if isinstance(model, Ensemble):
         return Ensemble([compiled(m) for m in model.models], model.mode, model.weights)
     if getattr(model, "decodes_compiled", False) is True:
-        return CompiledLM(model)
+        return _compiled_lm(model)
     return model
+
+
+_KEPT: weakref.WeakKeyDictionary[Any, tuple[str, dict[str, Array], CompiledLM]]
+_KEPT = weakref.WeakKeyDictionary()
+"""Each model's last compilation, with a copy of the parameters it was made from."""
+
+
+def _bits(a: Array) -> Array:
+    """``a``'s elements as unsigned integers of their size: equal bits, equal values
+    (``-0.0`` and ``0.0`` differ, unlike ``==``)."""
+    return np.ascontiguousarray(a).view(f"u{a.dtype.itemsize}")
+
+
+def _compiled_lm(model: Any) -> CompiledLM:
+    """:class:`CompiledLM` of ``model``: the last one, if every parameter still holds
+    bitwise what it held then (no stale weights are possible), else a new one."""
+    params = dict(model.named_parameters())
+    config = repr(model.config)
+    try:
+        kept = _KEPT.get(model)
+    except TypeError:  # not weakly referenceable: compile every time
+        return CompiledLM(model)
+    if kept is not None:
+        kept_config, snapshot, fast = kept
+        if (
+            kept_config == config
+            and snapshot.keys() == params.keys()
+            and all(
+                p.shape == snapshot[k].shape
+                and p.dtype == snapshot[k].dtype
+                and np.array_equal(_bits(p), _bits(snapshot[k]))
+                for k, p in params.items()
+            )
+        ):
+            return fast
+    fast = CompiledLM(model)
+    _KEPT[model] = (config, {k: np.array(p, copy=True) for k, p in params.items()}, fast)
+    return fast
 
 
 def step_rows(model: Any, ids: Array, state: State, rows: Array) -> tuple[Array, State]:
