@@ -1,14 +1,16 @@
 //! Packed weights kept across calls, keyed by where the weights are and
 //! verified by what they hold.
 //!
-//! Packing a layer's `W_ih` and `W_hh` into panels reads and writes all of
-//! them on every call: about 1 ms per 4 MiB matrix, which is a third of an
-//! inference call of one sequence at H = 512. A call here looks its weights up
-//! by address, shape and layout, and reuses the panels only if the weights are
-//! bitwise what they were when packed: the entry holds a copy of them, compared
-//! with `memcmp` (a read of both, about a tenth of the packing). Nothing but
-//! content decides, so an in-place edit, a reload, an optimizer step or a new
-//! array at a freed address can never be served stale panels.
+//! Packing a layer's `W_ih` and `W_hh` into panels reads all of them and
+//! writes the panels on every call: 0.6-1.7 ms for a 2048 × 512 `f32` matrix
+//! in a Rust-only timing, against a few ms for an inference call of one
+//! sequence at H = 512. A forward here looks its weights up by address, shape
+//! and layout, and reuses the panels only if the weights are bitwise what they
+//! were when packed: the entry holds a copy of them, compared with `memcmp`
+//! (contiguous reads of both). Nothing but content decides, so an in-place
+//! edit, a reload, an optimizer step or a new array at a freed address can
+//! never be served stale panels. (Comparing against the panels themselves,
+//! with no copy, read as slowly as packing: the transposed reads cost.)
 //!
 //! Weights that change between any two calls (training) would pay for a copy
 //! per call and never reuse it. A slot whose entry was replaced before any hit
