@@ -272,6 +272,9 @@ class Decoder:
         head_weight: ``(V, H)`` readout weights.
         head_bias: ``(V,)`` or None.
         embedding: ``(V, E)`` input embedding; None: one-hot inputs (``K = V``).
+        weights: how the weight matrices (``W_ih``, ``W_hh``, readout) are kept:
+            ``"full"`` (the arrays' float type), ``"bfloat16"``, or ``"int8"``
+            with one scale per row; widened to the float type in registers.
 
     States are ``h (L, N, H)`` and, for lstm, ``c (L, N, H)`` (else None).
     Every call releases the GIL.
@@ -284,10 +287,18 @@ class Decoder:
         head_weight: _FloatArray,
         head_bias: _FloatArray | None = None,
         embedding: _FloatArray | None = None,
+        *,
+        weights: str = "full",
     ) -> Decoder: ...
     @property
     def vocab_size(self) -> int:
         """``V``."""
+    @property
+    def weights(self) -> str:
+        """``"full"``, ``"bfloat16"`` or ``"int8"``."""
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of the packed weight matrices (with any scales)."""
     @property
     def hidden_size(self) -> int:
         """``H``."""

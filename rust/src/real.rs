@@ -28,6 +28,8 @@ pub trait Real:
     const NAME: &'static str;
 
     fn from_f64(v: f64) -> Self;
+    /// `v` exactly (`f32` and `f64` hold every `f32`).
+    fn from_f32(v: f32) -> Self;
     fn to_f64(self) -> f64;
     fn exp(self) -> Self;
     fn sqrt(self) -> Self;
@@ -98,6 +100,10 @@ macro_rules! impl_real {
 
             #[inline(always)]
             fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            #[inline(always)]
+            fn from_f32(v: f32) -> Self {
                 v as $t
             }
             #[inline(always)]

@@ -11,7 +11,8 @@ use crate::real::Real;
 use crate::shared::SharedMut;
 use crate::simd::Level;
 
-use crate::panel::{accumulate, row_groups, width, Layout};
+use crate::panel::stored::Panels;
+use crate::panel::{row_groups, width, Layout};
 use crate::simd::dispatch;
 
 /// Where a layer's input comes from.
@@ -34,9 +35,9 @@ pub struct LayerTask<'a, R> {
     /// Input features `K` (0 with a table).
     pub k: usize,
     /// `W_ih` panels `(blocks, K, P)`; empty with a table.
-    pub w_ih: &'a [R],
+    pub w_ih: &'a Panels<R>,
     /// `W_hh` panels `(blocks, H, P)`.
-    pub w_hh: &'a [R],
+    pub w_hh: &'a Panels<R>,
     /// `(blocks, P)`: the biases added to the input side (unused with a table).
     pub bias_x: &'a [R],
     /// `(blocks, P)`: GRU's `b_hn` (zero for `r`, `z`); empty for other cells.
@@ -54,7 +55,8 @@ pub struct HeadTask<'a, R> {
     pub layout: Layout,
     pub h: &'a [R],
     pub k: usize,
-    pub w: &'a [R],
+    /// Panels `(blocks, K, P)`.
+    pub w: &'a Panels<R>,
     pub b: &'a [R],
     pub logits: &'a SharedMut<'a, R>,
     pub rows: usize,
@@ -184,7 +186,7 @@ fn head_group<R: Real, const P: usize, const Q: usize, const NR: usize, const FU
     let bias: &[R; P] = t.b[b * P..][..P].try_into().expect("P bias columns");
     let mut acc = [*bias; NR];
     let xs: [&[R]; NR] = std::array::from_fn(|r| &t.h[(r0 + r) * k..][..k]);
-    accumulate::<R, P, Q, NR, FUSED>(&t.w[b * k * P..], xs, &mut acc);
+    t.w.accumulate::<P, Q, NR, FUSED>(b, xs, &mut acc);
     let stride = t.layout.blocks * P;
     for (r, a) in acc.iter().enumerate() {
         // SAFETY: each (row, block) is written by one call only.
@@ -218,17 +220,16 @@ fn layer_group<R: Real, const P: usize, const Q: usize, const NR: usize, const F
                 let at = if by_symbol { t.ids[rows[r]] } else { rows[r] };
                 &rows_of[at * t.k..][..t.k]
             });
-            accumulate::<R, P, Q, NR, FUSED>(&t.w_ih[b * t.k * P..], xs, &mut acc);
+            t.w_ih.accumulate::<P, Q, NR, FUSED>(b, xs, &mut acc);
         }
     }
     let hs: [&[R]; NR] = std::array::from_fn(|r| &t.h[rows[r] * hsz..][..hsz]);
-    let hh = &t.w_hh[b * hsz * P..];
     let (start, count) = lay.block_units(b);
     let u = lay.unit;
     if t.mode == Mode::Gru {
         let bias: &[R; P] = t.bias_h[b * P..][..P].try_into().expect("P bias columns");
         let mut acc_h = [*bias; NR];
-        accumulate::<R, P, Q, NR, FUSED>(hh, hs, &mut acc_h);
+        t.w_hh.accumulate::<P, Q, NR, FUSED>(b, hs, &mut acc_h);
         for r in 0..NR {
             let (ax, ah) = (&acc[r], &acc_h[r]);
             let hp = &hs[r][start..start + count];
@@ -249,7 +250,7 @@ fn layer_group<R: Real, const P: usize, const Q: usize, const NR: usize, const F
         }
         return;
     }
-    accumulate::<R, P, Q, NR, FUSED>(hh, hs, &mut acc);
+    t.w_hh.accumulate::<P, Q, NR, FUSED>(b, hs, &mut acc);
     for r in 0..NR {
         let a = &acc[r];
         // SAFETY: each (row, block) is written by one call only.

@@ -14,6 +14,7 @@ use crate::shared::SharedMut;
 use crate::simd::Level;
 
 use super::kernel::{self, HeadTask, LayerTask, Source};
+use crate::panel::stored::{self, Panels, Storage};
 use crate::panel::Layout;
 
 /// How symbols enter the first layer.
@@ -41,8 +42,8 @@ pub struct ModelWeights<'a, R> {
 struct Packed<R> {
     /// Input features `K` of `w_ih` (0 when layer 0 reads a table).
     k: usize,
-    w_ih: Vec<R>,
-    w_hh: Vec<R>,
+    w_ih: Panels<R>,
+    w_hh: Panels<R>,
     bias_x: Vec<R>,
     bias_h: Vec<R>,
 }
@@ -50,6 +51,7 @@ struct Packed<R> {
 /// A model ready to step. Immutable, so one `Stack` may serve several threads.
 pub struct Stack<R> {
     mode: Mode,
+    storage: Storage,
     vocab: usize,
     hidden: usize,
     cell: Layout,
@@ -60,7 +62,7 @@ pub struct Stack<R> {
     /// The embedding `(V, E)` when there is no table.
     embedding: Vec<R>,
     layers: Vec<Packed<R>>,
-    head_w: Vec<R>,
+    head_w: Panels<R>,
     head_b: Vec<R>,
 }
 
@@ -76,9 +78,12 @@ fn check<R: Real>(name: &str, data: &[R], shape: &[usize]) -> Result<()> {
 }
 
 impl<R: Real> Stack<R> {
-    /// Check `w` and pack it. Errors name the parameter as PyTorch does
+    /// Check `w` and pack it, the weight matrices (`W_ih`, `W_hh`, the readout)
+    /// kept as `storage` says ([`stored`](crate::panel::stored)); biases, the
+    /// embedding and layer 0's table of symbols (the products of the kept
+    /// `W_ih`) have the float type. Errors name the parameter as PyTorch does
     /// (`weight_hh_l1`, `head.weight`, ...).
-    pub fn new(w: &ModelWeights<'_, R>) -> Result<Self> {
+    pub fn new(w: &ModelWeights<'_, R>, storage: Storage) -> Result<Self> {
         let (mode, hsz) = (w.mode, w.hidden);
         let g = mode.gates();
         if !mode.is_basic() {
@@ -160,18 +165,20 @@ impl<R: Real> Stack<R> {
             let packed_bias_x = cell.pack_vector(&bias_x);
             let tabulate = l == 0 && (matches!(w.input, Input::OneHot) || vocab <= 4 * k0);
             let (k, w_ih) = if tabulate {
-                table = symbol_table(&cell, &w.input, lw.w_ih, &bias_x, vocab, k0);
-                (0, Vec::new())
+                // The table holds the products of the weights the panels would keep.
+                let w_ih = stored::dequantized(storage, lw.w_ih, g * hsz, k0);
+                table = symbol_table(&cell, &w.input, &w_ih, &bias_x, vocab, k0);
+                (0, Panels::empty())
             } else {
                 if let (0, Input::Embedding(e)) = (l, &w.input) {
                     embedding = e.to_vec();
                 }
-                (k, cell.pack(lw.w_ih, k))
+                (k, Panels::new(storage, &cell, lw.w_ih, k))
             };
             layers.push(Packed {
                 k,
                 w_ih,
-                w_hh: cell.pack(lw.w_hh, hsz),
+                w_hh: Panels::new(storage, &cell, lw.w_hh, hsz),
                 bias_x: packed_bias_x,
                 bias_h: if mode == Mode::Gru {
                     cell.pack_vector(&bias_h)
@@ -183,6 +190,7 @@ impl<R: Real> Stack<R> {
         let zeros = vec![R::ZERO; vocab];
         Ok(Self {
             mode,
+            storage,
             vocab,
             hidden: hsz,
             cell,
@@ -190,13 +198,27 @@ impl<R: Real> Stack<R> {
             table,
             embedding,
             layers,
-            head_w: head.pack(w.head_w, hsz),
+            head_w: Panels::new(storage, &head, w.head_w, hsz),
             head_b: head.pack_vector(w.head_b.unwrap_or(&zeros)),
         })
     }
 
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+    /// How the weight matrices are kept.
+    pub fn storage(&self) -> Storage {
+        self.storage
+    }
+    /// Bytes of the packed weight matrices (`W_ih`, `W_hh`, readout, with
+    /// any scales): what a step streams, besides the table row or embedding.
+    pub fn weight_bytes(&self) -> usize {
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|p| p.w_ih.bytes() + p.w_hh.bytes())
+            .sum();
+        layers + self.head_w.bytes()
     }
     /// Symbols `V`.
     pub fn vocab(&self) -> usize {

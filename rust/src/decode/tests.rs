@@ -4,6 +4,7 @@
 use super::*;
 use crate::error::RnnError;
 use crate::mode::Mode;
+use crate::panel::stored::{self, Storage};
 use crate::real::Real;
 use crate::sequence::{self, Dims, Spec};
 use crate::simd::Level;
@@ -53,6 +54,38 @@ impl Model {
     }
 
     fn stack<R: Real>(&self) -> Stack<R> {
+        self.stack_kept::<R>(Storage::Full)
+    }
+
+    /// The model with its weight matrices as `storage` keeps them: each
+    /// `W_ih`, `W_hh` and the readout's weights rounded to bfloat16 or to
+    /// `q * s` in `R`, widened back; the rest as it is.
+    fn dequantized<R: Real>(&self, storage: Storage) -> Self {
+        let gh = self.mode.gates() * self.h;
+        let back = |w: &[f64], rows: usize| -> Vec<f64> {
+            let k = w.len() / rows;
+            let w = stored::dequantized(storage, &Self::cast::<R>(w), rows, k);
+            w.iter().map(|v| v.to_f64()).collect()
+        };
+        Self {
+            mode: self.mode,
+            v: self.v,
+            e: self.e,
+            h: self.h,
+            layers: self
+                .layers
+                .iter()
+                .map(|[w_ih, w_hh, b_ih, b_hh]| {
+                    [back(w_ih, gh), back(w_hh, gh), b_ih.clone(), b_hh.clone()]
+                })
+                .collect(),
+            embedding: self.embedding.clone(),
+            head_w: back(&self.head_w, self.v),
+            head_b: self.head_b.clone(),
+        }
+    }
+
+    fn stack_kept<R: Real>(&self, storage: Storage) -> Stack<R> {
         let layers: Vec<[Vec<R>; 4]> = self
             .layers
             .iter()
@@ -60,30 +93,33 @@ impl Model {
             .collect();
         let emb = Self::cast::<R>(&self.embedding);
         let (head_w, head_b) = (Self::cast::<R>(&self.head_w), Self::cast::<R>(&self.head_b));
-        Stack::new(&ModelWeights {
-            mode: self.mode,
-            hidden: self.h,
-            input: if self.e.is_some() {
-                Input::Embedding(&emb)
-            } else {
-                Input::OneHot
+        Stack::new(
+            &ModelWeights {
+                mode: self.mode,
+                hidden: self.h,
+                input: if self.e.is_some() {
+                    Input::Embedding(&emb)
+                } else {
+                    Input::OneHot
+                },
+                layers: layers
+                    .iter()
+                    .map(|a| sequence::Weights {
+                        w_ih: &a[0],
+                        w_hh: &a[1],
+                        b_ih: Some(&a[2]),
+                        b_hh: Some(&a[3]),
+                        w_peep: None,
+                        w_ln: None,
+                        b_ln: None,
+                        w_hr: None,
+                    })
+                    .collect(),
+                head_w: &head_w,
+                head_b: Some(&head_b),
             },
-            layers: layers
-                .iter()
-                .map(|a| sequence::Weights {
-                    w_ih: &a[0],
-                    w_hh: &a[1],
-                    b_ih: Some(&a[2]),
-                    b_hh: Some(&a[3]),
-                    w_peep: None,
-                    w_ln: None,
-                    b_ln: None,
-                    w_hr: None,
-                })
-                .collect(),
-            head_w: &head_w,
-            head_b: Some(&head_b),
-        })
+            storage,
+        )
         .unwrap()
     }
 
@@ -235,6 +271,64 @@ fn step_matches_the_sequence_kernels_in_f64_at_every_level() {
     }
 }
 
+/// A compressed decoder is the model with its weights as the panels keep them:
+/// bfloat16 bitwise (the same products over the same widened values), int8 to
+/// the rounding of its sums (each column's sum is scaled once, at the end).
+fn check_compressed<R: Real>(bf16_tol: f64, int8_tol: f64) {
+    let mut seed = 40;
+    for mode in MODES {
+        for (v, e, h, l, n) in cases() {
+            seed += 1;
+            let m = Model::new(mode, v, e, h, l, seed);
+            let ids: Vec<usize> = (0..n).map(|i| (i * 5 + seed as usize) % v).collect();
+            let (h0, c0) = state(&m, n, seed + 7);
+            let h0: Vec<R> = Model::cast(&h0);
+            let c0: Option<Vec<R>> = c0.as_deref().map(Model::cast);
+            for (storage, tol) in [(Storage::Bf16, bf16_tol), (Storage::Int8, int8_tol)] {
+                let kept = m.stack_kept::<R>(storage);
+                let plain = m.dequantized::<R>(storage).stack::<R>();
+                for level in LEVELS {
+                    let got = step(&kept, level, &ids, &h0, c0.as_deref());
+                    let want = step(&plain, level, &ids, &h0, c0.as_deref());
+                    let what = format!(
+                        "{storage:?} {} {mode:?} V={v} E={e:?} H={h} L={l} N={n} {level:?}",
+                        R::NAME
+                    );
+                    let diff = |a: &[R], b: &[R]| -> f64 {
+                        a.iter()
+                            .zip(b)
+                            .map(|(x, y)| (x.to_f64() - y.to_f64()).abs())
+                            .fold(0.0, f64::max)
+                    };
+                    assert!(diff(&got.0, &want.0) <= tol, "log_probs {what}");
+                    assert!(diff(&got.1, &want.1) <= tol, "h {what}");
+                    if let (Some(a), Some(b)) = (&got.2, &want.2) {
+                        assert!(diff(a, b) <= tol, "c {what}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn compressed_weights_decode_as_the_model_with_those_weights() {
+    check_compressed::<f64>(0.0, 1e-12);
+    check_compressed::<f32>(0.0, 2e-5);
+}
+
+#[test]
+fn compressed_weights_take_fewer_bytes() {
+    let m = Model::new(Mode::Lstm, 40, Some(3), 64, 2, 9); // V > 4E: layer 0 has panels
+    let full = m.stack::<f32>().weight_bytes();
+    assert_eq!(m.stack_kept::<f32>(Storage::Bf16).weight_bytes() * 2, full);
+    let int8 = m.stack_kept::<f32>(Storage::Int8).weight_bytes();
+    assert!(
+        int8 * 4 > full && int8 * 4 < full + full / 8,
+        "{int8} of {full}"
+    );
+}
+
 #[test]
 fn f32_step_is_close_to_f64() {
     for mode in MODES {
@@ -384,23 +478,26 @@ fn bad_weights_and_states_are_errors() {
     let mut w_hh = m.layers[0][1].clone();
     w_hh[3] = f64::NAN;
     let weights = |w_hh: &[f64], head: &[f64]| -> crate::Result<Stack<f64>> {
-        Stack::new(&ModelWeights {
-            mode: Mode::Lstm,
-            hidden: 4,
-            input: Input::OneHot,
-            layers: vec![sequence::Weights {
-                w_ih: &m.layers[0][0],
-                w_hh,
-                b_ih: None,
-                b_hh: None,
-                w_peep: None,
-                w_ln: None,
-                b_ln: None,
-                w_hr: None,
-            }],
-            head_w: head,
-            head_b: None,
-        })
+        Stack::new(
+            &ModelWeights {
+                mode: Mode::Lstm,
+                hidden: 4,
+                input: Input::OneHot,
+                layers: vec![sequence::Weights {
+                    w_ih: &m.layers[0][0],
+                    w_hh,
+                    b_ih: None,
+                    b_hh: None,
+                    w_peep: None,
+                    w_ln: None,
+                    b_ln: None,
+                    w_hr: None,
+                }],
+                head_w: head,
+                head_b: None,
+            },
+            Storage::Full,
+        )
     };
     let err = weights(&w_hh, &m.head_w).err().unwrap();
     assert!(err.to_string().contains("weight_hh_l0"), "{err}");
@@ -462,23 +559,26 @@ fn cells_without_a_decoder_kernel_are_refused_by_name() {
     ] {
         let m = Model::new(mode, 5, None, 4, 1, 1);
         let w_peep = [0.0; 3 * 4];
-        let err = Stack::new(&ModelWeights {
-            mode,
-            hidden: 4,
-            input: Input::OneHot,
-            layers: vec![sequence::Weights {
-                w_ih: &m.layers[0][0],
-                w_hh: &m.layers[0][1],
-                b_ih: Some(&m.layers[0][2]),
-                b_hh: Some(&m.layers[0][3]),
-                w_peep: mode.has_peepholes().then_some(&w_peep[..]),
-                w_ln: None,
-                b_ln: None,
-                w_hr: None,
-            }],
-            head_w: &m.head_w,
-            head_b: None,
-        })
+        let err = Stack::new(
+            &ModelWeights {
+                mode,
+                hidden: 4,
+                input: Input::OneHot,
+                layers: vec![sequence::Weights {
+                    w_ih: &m.layers[0][0],
+                    w_hh: &m.layers[0][1],
+                    b_ih: Some(&m.layers[0][2]),
+                    b_hh: Some(&m.layers[0][3]),
+                    w_peep: mode.has_peepholes().then_some(&w_peep[..]),
+                    w_ln: None,
+                    b_ln: None,
+                    w_hr: None,
+                }],
+                head_w: &m.head_w,
+                head_b: None,
+            },
+            Storage::Full,
+        )
         .err()
         .unwrap();
         assert!(

@@ -23,6 +23,9 @@ use crate::shared::SharedMut;
 
 pub mod cache;
 pub mod narrow;
+pub mod stored;
+
+use stored::Stored;
 
 pub(crate) use crate::simd::dispatch;
 
@@ -266,7 +269,8 @@ pub fn madd<R: Real, const FUSED: bool>(a: R, x: R, w: R) -> R {
 }
 
 /// `acc[r][j] += sum_k xs[r][k] * panel[k][j]` for `NR` rows at once: each panel
-/// row is loaded once for all `NR` rows; the accumulators stay in registers.
+/// row is loaded (and widened to `R`, for a compressed panel: [`stored`]) once
+/// for all `NR` rows; the accumulators stay in registers.
 ///
 /// `panel` holds at least `K * P` elements, `K = xs[r].len()` for every `r`.
 ///
@@ -275,8 +279,15 @@ pub fn madd<R: Real, const FUSED: bool>(a: R, x: R, w: R) -> R {
 /// 256-bit vectors). Each sum runs over `k` in order, so the result is bitwise
 /// the same for any `Q` and `NR`.
 #[inline(always)]
-pub fn accumulate<R: Real, const P: usize, const Q: usize, const NR: usize, const FUSED: bool>(
-    panel: &[R],
+pub fn accumulate<
+    R: Real,
+    E: Stored<R>,
+    const P: usize,
+    const Q: usize,
+    const NR: usize,
+    const FUSED: bool,
+>(
+    panel: &[E],
     xs: [&[R]; NR],
     acc: &mut [[R; P]; NR],
 ) {
@@ -286,14 +297,14 @@ pub fn accumulate<R: Real, const P: usize, const Q: usize, const NR: usize, cons
     // holds its P sums in registers at any level.
     if NR == 1 {
         let mut a = [acc[0]];
-        sweep::<R, P, P, 1, FUSED>(panel, 0, [xs[0]], &mut a);
+        sweep::<R, E, P, P, 1, FUSED>(panel, 0, [xs[0]], &mut a);
         acc[0] = a[0];
         return;
     }
     for q0 in (0..P).step_by(Q) {
         let mut a: [[R; Q]; NR] =
             std::array::from_fn(|r| acc[r][q0..q0 + Q].try_into().expect("Q columns"));
-        sweep::<R, P, Q, NR, FUSED>(panel, q0, xs, &mut a);
+        sweep::<R, E, P, Q, NR, FUSED>(panel, q0, xs, &mut a);
         for r in 0..NR {
             acc[r][q0..q0 + Q].copy_from_slice(&a[r]);
         }
@@ -302,8 +313,15 @@ pub fn accumulate<R: Real, const P: usize, const Q: usize, const NR: usize, cons
 
 /// `acc[r][j] += sum_k xs[r][k] * panel[k][q0 + j]` for `j < Q`.
 #[inline(always)]
-fn sweep<R: Real, const P: usize, const Q: usize, const NR: usize, const FUSED: bool>(
-    panel: &[R],
+fn sweep<
+    R: Real,
+    E: Stored<R>,
+    const P: usize,
+    const Q: usize,
+    const NR: usize,
+    const FUSED: bool,
+>(
+    panel: &[E],
     q0: usize,
     xs: [&[R]; NR],
     acc: &mut [[R; Q]; NR],
@@ -311,7 +329,8 @@ fn sweep<R: Real, const P: usize, const Q: usize, const NR: usize, const FUSED: 
     let k = xs[0].len();
     let mut a = *acc;
     for (kk, w) in panel[..k * P].chunks_exact(P).enumerate() {
-        let w: &[R; Q] = w[q0..q0 + Q].try_into().expect("Q columns");
+        let w: &[E; Q] = w[q0..q0 + Q].try_into().expect("Q columns");
+        let w: [R; Q] = std::array::from_fn(|j| w[j].widen());
         for r in 0..NR {
             // SAFETY: kk < k = xs[r].len() (asserted by the caller).
             let xv = unsafe { *xs[r].get_unchecked(kk) };
@@ -473,9 +492,9 @@ mod tests {
         let x0: Vec<f64> = (0..k).map(|i| i as f64 - 3.0).collect();
         let x1: Vec<f64> = (0..k).map(|i| (i * i) as f64 * 0.1).collect();
         let mut acc = [[1.0; P]; 2];
-        accumulate::<f64, P, P, 2, true>(&panel, [&x0, &x1], &mut acc);
+        accumulate::<f64, f64, P, P, 2, true>(&panel, [&x0, &x1], &mut acc);
         let mut split = [[1.0; P]; 2];
-        accumulate::<f64, P, 2, 2, true>(&panel, [&x0, &x1], &mut split);
+        accumulate::<f64, f64, P, 2, 2, true>(&panel, [&x0, &x1], &mut split);
         assert_eq!(split, acc, "bitwise the same in passes of 2 columns");
         for (r, x) in [&x0, &x1].iter().enumerate() {
             for j in 0..P {

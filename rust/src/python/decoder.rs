@@ -13,6 +13,7 @@ use crate::buffer;
 use crate::decode::{self, Input, Knobs, ModelWeights, Sampling, Stack, State};
 use crate::error::RnnError;
 use crate::mode::Mode;
+use crate::panel::stored::Storage;
 use crate::real::Real;
 use crate::sequence;
 use crate::simd;
@@ -43,6 +44,7 @@ fn build<F: Real + Element>(
     head_weight: &Bound<'_, PyAny>,
     head_bias: Option<&Bound<'_, PyAny>>,
     embedding: Option<&Bound<'_, PyAny>>,
+    storage: Storage,
 ) -> PyResult<Stack<F>> {
     let head_w = FloatArg::<F>::extract(head_weight, "head_weight")?;
     let hs = head_w.dims(2, "(V, H)")?.to_vec();
@@ -123,7 +125,7 @@ fn build<F: Real + Element>(
         head_w: &head_w_d,
         head_b: head_b_d.as_deref(),
     };
-    run_detached(py, || Stack::new(&weights))
+    run_detached(py, || Stack::new(&weights, storage))
 }
 
 /// The state arrays `h` and `c` of `n` rows, checked and copied; with `rows`,
@@ -308,7 +310,8 @@ macro_rules! typed {
 #[pymethods]
 impl Decoder {
     #[new]
-    #[pyo3(signature = (mode, layers, head_weight, head_bias=None, embedding=None))]
+    #[pyo3(signature = (mode, layers, head_weight, head_bias=None, embedding=None, *, weights="full"))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         mode: &str,
@@ -316,18 +319,32 @@ impl Decoder {
         head_weight: &Bound<'_, PyAny>,
         head_bias: Option<&Bound<'_, PyAny>>,
         embedding: Option<&Bound<'_, PyAny>>,
+        weights: &str,
     ) -> PyResult<Self> {
         let mode = Mode::from_name(mode)?;
+        let storage = Storage::from_name(weights)?;
         let first = layers
             .first()
             .ok_or_else(|| RnnError::argument("layers", "must hold at least one layer"))?;
         let typed = match precision(py, &first.0, "layers[0].w_ih")? {
-            Precision::F32 => {
-                Typed::F32(build(py, mode, &layers, head_weight, head_bias, embedding)?)
-            }
-            Precision::F64 => {
-                Typed::F64(build(py, mode, &layers, head_weight, head_bias, embedding)?)
-            }
+            Precision::F32 => Typed::F32(build(
+                py,
+                mode,
+                &layers,
+                head_weight,
+                head_bias,
+                embedding,
+                storage,
+            )?),
+            Precision::F64 => Typed::F64(build(
+                py,
+                mode,
+                &layers,
+                head_weight,
+                head_bias,
+                embedding,
+                storage,
+            )?),
         };
         Ok(Self { typed })
     }
@@ -347,6 +364,16 @@ impl Decoder {
     #[getter]
     fn mode(&self) -> &'static str {
         typed!(self, |s| s.mode().name())
+    }
+    /// How the weight matrices are kept: `"full"`, `"bfloat16"` or `"int8"`.
+    #[getter]
+    fn weights(&self) -> &'static str {
+        typed!(self, |s| s.storage().name())
+    }
+    /// Bytes of the packed weight matrices.
+    #[getter]
+    fn weight_bytes(&self) -> usize {
+        typed!(self, |s| s.weight_bytes())
     }
     #[getter]
     fn dtype(&self) -> &'static str {
