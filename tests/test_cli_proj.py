@@ -45,6 +45,8 @@ def test_train_sample_and_continue_with_a_projection(tmp_path, corpus):
     assert ckpt.model["head.weight"].shape[1] == 6
     sample = rnncore("sample", "--checkpoint", tmp_path / "run", "--length", 20, cwd=tmp_path)
     assert sample.returncode == 0, sample.stderr
+    packed = rnncore("sample", "--checkpoint", tmp_path / "run", "--weights", "int8", cwd=tmp_path)
+    assert packed.returncode == 2 and "no compiled decoder" in packed.stderr, packed.stderr
     more = rnncore(
         "train", "--init-from", tmp_path / "run", "--max-steps", 10, *common, cwd=tmp_path
     )

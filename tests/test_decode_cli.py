@@ -231,6 +231,32 @@ def test_score_prints_log_prob_nats_and_bits(runs):
     assert count == 300 and log_prob == pytest.approx(want.log_prob, abs=1e-5)
 
 
+@pytest.mark.parametrize("weights", ["bfloat16", "int8"])
+def test_weights_flag_samples_and_scores_the_compressed_model(runs, weights):
+    model, vocab = loaded(runs, "lstm")
+    small = model.compile(weights=weights)
+    flags = ["--prime", "The ", "--length", 30, "--seed", 4, "--weights", weights]
+    done = rnncore("sample", "--checkpoint", "lstm", *flags, cwd=runs)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == decode.sample_text(small, vocab, prime="The ", length=30, seed=4) + "\n"
+    text = default_corpus()[2000:2300]
+    scored = rnncore(
+        "score", "--checkpoint", "lstm", "--text", text, "--weights", weights, cwd=runs
+    )
+    assert scored.returncode == 0, scored.stderr
+    _, log_prob, _, _ = parse_score(scored.stdout)
+    assert log_prob == pytest.approx(decode.score(small, vocab.encode(text)).log_prob, abs=1e-5)
+    full = decode.score(model, vocab.encode(text)).log_prob
+    assert log_prob != pytest.approx(full, abs=1e-9)  # the flag did change the weights
+    both = rnncore("score", "--checkpoint", "lstm", "--ensemble", "gru", "--text", text,
+                   "--weights", weights, cwd=runs)  # fmt: skip
+    assert both.returncode == 0, both.stderr
+    mixed = decode.Ensemble([small, loaded(runs, "gru")[0].compile(weights=weights)])
+    assert parse_score(both.stdout)[1] == pytest.approx(
+        decode.score(mixed, vocab.encode(text)).log_prob, abs=1e-5
+    )
+
+
 def test_errors_are_one_line_and_status_2(runs):
     (runs / "binary.txt").write_bytes(b"\x00\xff\xfe\x80" * 10)
     sample = ["sample", "--checkpoint", "lstm"]

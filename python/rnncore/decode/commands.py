@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from rnncore.decode.beam import beam_search
+from rnncore.decode.compiled import WEIGHTS
 from rnncore.decode.ensemble import MODES, Ensemble
 from rnncore.decode.sampling import sample as draw
 from rnncore.decode.scoring import score
@@ -65,6 +66,11 @@ def add_score_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def _add_ensemble(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--weights",
+        choices=WEIGHTS,
+        help="decode with the weight matrices in bfloat16 or int8 (CompiledLM)",
+    )
     p.add_argument("--ensemble", nargs="+", metavar="DIR", help="more checkpoints to average")
     p.add_argument(
         "--ensemble-mode",
@@ -74,8 +80,10 @@ def _add_ensemble(p: argparse.ArgumentParser) -> None:
 
 
 def _load_lm(args: argparse.Namespace, load: Loader) -> tuple[Any, Any]:
-    """The model of ``--checkpoint`` (or the ensemble with ``--ensemble``) and its vocabulary."""
+    """The model of ``--checkpoint`` (or the ensemble with ``--ensemble``) and its
+    vocabulary; with ``--weights``, compiled with its weights compressed."""
     model, vocab = load(args.checkpoint)
+    model = _compressed(model, args.weights, args.checkpoint)
     if not args.ensemble:
         if args.ensemble_mode is not None:
             raise ArgumentError("--ensemble-mode needs --ensemble")
@@ -87,8 +95,20 @@ def _load_lm(args: argparse.Namespace, load: Loader) -> tuple[Any, Any]:
             raise ArgumentError(
                 f"--ensemble {path}: its vocabulary differs from that of --checkpoint"
             )
-        models.append(other)
+        models.append(_compressed(other, args.weights, path))
     return Ensemble(models, mode=args.ensemble_mode or "prob"), vocab
+
+
+def _compressed(model: Any, weights: str | None, path: str) -> Any:
+    """``model`` compiled with ``--weights``, or as it is without the flag."""
+    if weights is None:
+        return model
+    if getattr(model, "decodes_compiled", False) is not True:
+        raise ArgumentError(
+            f"--weights {weights}: the model of {path} has no compiled decoder (its "
+            "cell or proj_size); decode it without --weights"
+        )
+    return model.compile(weights=weights)
 
 
 def _symbol_id(vocab: Any, symbol: str | None, flag: str) -> int | None:

@@ -24,10 +24,14 @@ from rnncore import _validate
 from rnncore._native import kernels
 from rnncore.decode._model import nonnegative_int, take_rows
 from rnncore.decode.ensemble import Ensemble
-from rnncore.errors import ArgumentError
+from rnncore.errors import ArgumentError, DTypeError
 from rnncore.nn._base import Array, State
 
-__all__ = ["CompiledLM", "compiled", "step_rows"]
+__all__ = ["WEIGHTS", "CompiledLM", "compiled", "step_rows"]
+
+
+WEIGHTS = ("bfloat16", "int8")
+"""The compressed forms of :class:`CompiledLM`'s weight matrices."""
 
 
 class CompiledLM:
@@ -37,18 +41,38 @@ class CompiledLM:
         model: a :class:`~rnncore.models.CharLM` (any cell, depth, dtype; one-hot
             or embedded input). Later changes to its weights are not seen: compile
             again.
+        weights: how the weight matrices (every ``weight_ih``, ``weight_hh`` and
+            the readout's) are kept. ``None`` (or the model's dtype name): as they
+            are. ``"bfloat16"``: rounded to bfloat16 (nearest, ties to even), half
+            the bytes of float32. ``"int8"``: each row ``i`` as
+            ``q[i] * s[i]`` with ``s[i] = max|W[i]| / 127`` and ``q`` rounded into
+            ``[-127, 127]``, a quarter of the bytes. The products widen them to the
+            model's dtype in registers; biases, the embedding and layer 0's table of
+            symbols keep the dtype. A batch-1 step streams every weight once, so
+            fewer bytes are a faster step; what it costs in quality is measured in
+            ``benches/bench_decode.py --weights``.
 
     Attributes:
         vocab_size: ``V``.
         dtype: the model's float dtype; states and log-probabilities have it.
+        weights: ``"full"``, ``"bfloat16"`` or ``"int8"``.
+        weight_bytes: bytes of the packed weight matrices (with any scales).
+
+    A compiled model decodes; it does not train: ``loss``, ``backward``,
+    ``parameters`` and :class:`~rnncore.train.Trainer` refuse it. Train the
+    ``CharLM`` and compile again.
 
     Example::
 
         >>> fast = CompiledLM(model)
         >>> log_probs, state = fast.step(np.array([3, 7]), fast.initial_state(2))  # (2, V)
+        >>> small = CompiledLM(model, weights="int8")   # a quarter of the bytes
     """
 
-    def __init__(self, model: Any) -> None:
+    decodes_only = True
+    """Read by :class:`~rnncore.train.Trainer`, which refuses such a model."""
+
+    def __init__(self, model: Any, weights: str | None = None) -> None:
         config = getattr(model, "config", None)
         if config is None or not hasattr(config, "cell") or not hasattr(model, "head"):
             raise ArgumentError(f"model must be a CharLM, got {type(model).__name__}")
@@ -62,6 +86,10 @@ class CompiledLM:
                 "model: CompiledLM has no LSTM with projections (proj_size > 0); the "
                 "decoders run such a model through its sequence layers instead"
             )
+        dtype_name = np.dtype(config.dtype).name
+        if weights is not None and not isinstance(weights, str):
+            raise DTypeError(f"weights must be a str or None, got {type(weights).__name__}")
+        weights = _validate.choice("weights", weights, (None, dtype_name, *WEIGHTS))
         params = dict(model.named_parameters())
         layers = []
         for k in range(config.num_layers):
@@ -73,7 +101,10 @@ class CompiledLM:
             params["head.weight"],
             params.get("head.bias"),
             params.get("embedding.weight"),
+            weights=weights if weights in WEIGHTS else "full",
         )
+        self.weights: str = self._decoder.weights
+        self.weight_bytes: int = self._decoder.weight_bytes
         self.vocab_size = int(config.vocab_size)
         self.dtype = np.dtype(config.dtype)
         self._lstm = config.cell == "lstm"
@@ -83,8 +114,33 @@ class CompiledLM:
         d = self._decoder
         return (
             f"CompiledLM(mode={d.mode!r}, vocab_size={d.vocab_size}, "
-            f"hidden_size={d.hidden_size}, num_layers={d.num_layers}, dtype={d.dtype!r})"
+            f"hidden_size={d.hidden_size}, num_layers={d.num_layers}, dtype={d.dtype!r}, "
+            f"weights={d.weights!r})"
         )
+
+    # ----------------------------------------------------------------- training
+
+    def _refuse(self, what: str) -> Any:
+        raise ArgumentError(
+            f"{what}: a CompiledLM (weights={self.weights!r}) decodes only; train the "
+            "CharLM it was compiled from and compile it again"
+        )
+
+    def loss(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused: a compiled model does not train."""
+        return self._refuse("loss")
+
+    def backward(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused: a compiled model does not train."""
+        return self._refuse("backward")
+
+    def parameters(self) -> Any:
+        """Refused: a compiled model has no trainable parameters."""
+        return self._refuse("parameters")
+
+    def named_parameters(self) -> Any:
+        """Refused: a compiled model has no trainable parameters."""
+        return self._refuse("named_parameters")
 
     # ----------------------------------------------------------------- state
 

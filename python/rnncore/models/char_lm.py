@@ -286,10 +286,12 @@ class CharLM(Model):
         compiled = self.config.cell not in UNCOMPILED and not self.config.proj_size
         return self.rnn._backend is None and compiled
 
-    def compile(self) -> decode.CompiledLM:
+    def compile(self, weights: str | None = None) -> decode.CompiledLM:
         """A snapshot of the weights packed for fast decoding (one Rust call per
-        step, or per batch of samples): :class:`rnncore.decode.CompiledLM`."""
-        return decode.CompiledLM(self)
+        step, or per batch of samples): :class:`rnncore.decode.CompiledLM`.
+        ``weights="bfloat16"`` or ``"int8"`` keeps the weight matrices in half or
+        a quarter of the bytes (see there)."""
+        return decode.CompiledLM(self, weights=weights)
 
     def sample(self, *, length: int, **options: Any) -> list[list[int]]:
         """Draw continuations: :func:`rnncore.decode.sample` on this model (options

@@ -134,6 +134,11 @@ class Trainer:
         vocab: Any = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
+        if getattr(model, "decodes_only", False) is True:
+            raise ArgumentError(
+                f"model: a {type(model).__name__} decodes only; train the model it was "
+                "compiled from"
+            )
         self.model, self.optimizer, self.batcher = model, optimizer, batcher
         self.config = config or TrainConfig()
         # a stream batcher carries the state from chunk to chunk (truncated BPTT);
