@@ -6,9 +6,17 @@
 - the memory-bandwidth floor: bytes of weights read per character divided by
   the bandwidth a large matrix-vector product reaches here, in the same run;
 - batched sampling (64 samples at once) against batch 1, in characters/s;
-- beam search (beam 10) against greedy decoding of the same length.
+- beam search (beam 10) against greedy decoding of the same length;
+- with ``--weights``: batch-1 sampling with the weight matrices in float32,
+  bfloat16 and int8 (``model.compile(weights=...)``), side by side, for the
+  2x512 model (13 MB of weights, inside the last-level cache here) and a 2x1536
+  one (114 MB, streamed from memory each character); with ``--checkpoint DIR``
+  also what compression costs a trained model: nats/char of the first
+  ``--score-chars`` characters of the last 10% of ``--text`` (the split that
+  ``rnncore train`` validates on).
 
     python benches/bench_decode.py
+    python benches/bench_decode.py --weights --checkpoint RUN/best --text CORPUS
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from harness import Contender, machine, machine_limit, race
 
 import rnncore
 from rnncore.decode import beam_search, greedy, sample
+from rnncore.decode.compiled import WEIGHTS
 from rnncore.models import CharLM, LMConfig
 
 V, E, H, L = 65, 64, 512, 2
@@ -94,11 +103,67 @@ def torch_contenders(torch, length: int):
     return out
 
 
+def compressed_speed(hidden: int, length: int, reps: int) -> None:
+    """Batch-1 sampling of ``length`` characters from a 2-layer LSTM of ``hidden``
+    units with each weight storage, side by side, at 1 and 2 threads."""
+    model = CharLM(LMConfig(vocab_size=V, cell="lstm", hidden_size=hidden, num_layers=L,
+                            embedding_dim=E, seed=0)).eval()  # fmt: skip
+    kinds = {w: model.compile(weights=w) for w in ("float32", *WEIGHTS)}
+    print(f"\nbatch-1 sampling of {length} characters, 2x{hidden} LSTM, by weight storage:")
+    for t in (1, 2):
+        cs = [
+            Contender(f"{w}/{t}t", lambda c=c: sample(c, length=length, seed=0),
+                      lambda t=t: rnncore.set_num_threads(t))
+            for w, c in kinds.items()
+        ]  # fmt: skip
+        race(cs, reps=reps)
+        base = cs[0].median
+        for c, fast in zip(cs, kinds.values()):
+            rate = length / c.median
+            print(f"  {c.name:14} {fast.weight_bytes / 1e6:7.1f} MB  {c.median * 1e3:9.1f} ms  "
+                  f"{rate:9,.0f} chars/s  {base / c.median:5.2f}x float32")  # fmt: skip
+    rnncore.set_num_threads(None)
+
+
+def compressed_quality(checkpoint: str, text_path: str, chars: int) -> None:
+    """Nats/char of a trained model on held-out text with each weight storage."""
+    from rnncore.checkpoint import load_model
+    from rnncore.decode import score
+
+    model, vocab, _ = load_model(checkpoint)
+    text = Path(text_path).read_text(encoding="utf-8")
+    held = text[int(len(text) * 0.9) :][:chars]
+    ids = vocab.encode(held)
+    c = model.config
+    print(f"\nquality, {checkpoint} ({c.cell} {c.num_layers}x{c.hidden_size}), "
+          f"{len(ids):,} held-out characters of {text_path}:")  # fmt: skip
+    full = None
+    for w in (None, *WEIGHTS):
+        fast = model.compile(weights=w)
+        nats = score(fast, ids).per_symbol_loss
+        full = nats if full is None else full
+        print(f"  {fast.weights:9} {fast.weight_bytes / 1e6:7.2f} MB  {nats:.6f} nats/char  "
+              f"{nats - full:+.6f}")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--length", type=int, default=1000)
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--weights", action="store_true", help="only the weight-storage rows")
+    ap.add_argument("--checkpoint", help="with --weights: a trained char model to score")
+    ap.add_argument("--text", help="with --checkpoint: the corpus it was trained on")
+    ap.add_argument("--score-chars", type=int, default=100_000)
     args = ap.parse_args()
+    if args.weights:
+        print(f"machine: {machine()}")
+        compressed_speed(H, args.length, args.reps)
+        compressed_speed(3 * H, max(args.length // 4, 1), args.reps)
+        if args.checkpoint:
+            if not args.text:
+                ap.error("--checkpoint needs --text")
+            compressed_quality(args.checkpoint, args.text, args.score_chars)
+        return
     try:
         import torch
     except ImportError:
