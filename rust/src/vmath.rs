@@ -32,8 +32,13 @@ pub fn exp(x: f64) -> f64 {
     }
     let er = 1.0 + r + r * r * p;
     // 2^n in two halves, so that n down to -1075 (subnormal results) still works.
+    // The biased exponent k + 1023 (485..=1535 here) lands in the low bits of
+    // the magic number's mantissa, from where the shift moves it into the
+    // exponent field: no float-to-integer conversion, whose saturating form
+    // would not vectorise.
     let half = (n * 0.5).floor();
-    let scale = |k: f64| f64::from_bits(((k as i64 + 1023) as u64) << 52);
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+    let scale = |k: f64| f64::from_bits((k + (1023.0 + MAGIC)).to_bits() << 52);
     let y = er * scale(half) * scale(n - half);
     if x.is_nan() {
         x
@@ -78,6 +83,15 @@ pub fn tanh(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_magic_exponent_is_the_integer_one() {
+        const MAGIC: f64 = 6_755_399_441_055_744.0;
+        for k in -538i64..=512 {
+            let magic = (k as f64 + (1023.0 + MAGIC)).to_bits() << 52;
+            assert_eq!(magic, ((k + 1023) as u64) << 52, "{k}");
+        }
+    }
 
     /// `|a - b|` in units of `EPSILON * |b|`.
     fn ulps(a: f64, b: f64) -> f64 {
