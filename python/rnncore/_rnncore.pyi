@@ -41,6 +41,7 @@ __all__ = [
     "__version__",
     "backward",
     "clear_weight_cache",
+    "cross_entropy",
     "decoder_backward",
     "decoder_forward",
     "decoder_keys",
@@ -464,6 +465,20 @@ def matmul(
     """``op(a) @ op(b)`` (``op`` transposes when asked) for 2-D arrays of one float
     dtype, on the kernels' GEMM and thread pool: tiles of rows, so bitwise the
     same at any thread count. Returns a new ``(M, N)`` array."""
+
+def cross_entropy(
+    logits: _FloatArray,
+    targets: NDArray[np.integer],
+    weights: NDArray[np.float64] | None = None,
+    scale: float = 1.0,
+) -> float:
+    """Softmax cross-entropy of ``logits (M, V)`` (C-contiguous, writeable;
+    float32 or float64) against ``targets (M,)`` in ``0..V-1``, with optional
+    ``weights (M,)`` (finite, >= 0): returns ``scale * sum_m w_m * nll_m``
+    (summed in row order) and overwrites ``logits`` with that loss's gradient,
+    ``w_m * scale * (softmax(logits[m]) - onehot(targets[m]))``. A row of weight
+    0 becomes 0; a counted row with a NaN or an infinity becomes NaN, and so does
+    the loss."""
 
 def decoder_keys(
     attention: _Attention, memory: _FloatArray, weights: dict[str, _FloatArray]

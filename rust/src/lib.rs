@@ -16,6 +16,7 @@ pub(crate) mod cells;
 pub(crate) mod decode;
 pub(crate) mod error;
 pub(crate) mod linalg;
+pub(crate) mod loss;
 pub(crate) mod minchar;
 pub(crate) mod mode;
 pub(crate) mod panel;

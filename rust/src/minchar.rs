@@ -140,39 +140,19 @@ fn step_body<R: Real>(
             *y = rnn::unit(false, *y);
         }
     }
-    // The readout of every step at once: logits (T, V), then probs and the loss.
+    // The readout of every step at once: logits (T, V), then the loss, with
+    // the logits turned into dy (T, V) = softmax minus one-hot in place.
     let states = &hs[h..]; // (T, H) the states after each step
-    let mut logits = vec![R::ZERO; t_len * v];
-    for row in logits.chunks_exact_mut(v) {
+    let mut dy = vec![R::ZERO; t_len * v];
+    for row in dy.chunks_exact_mut(v) {
         row.copy_from_slice(p.b_out);
     }
-    Narrow::new(p.w_out, v, h)?.mul(level, &mut logits, states, t_len, true, false);
-    let mut probs = vec![0.0f64; t_len * v];
-    let mut loss = 0.0f64;
-    for ((pt, lt), &k) in probs
-        .chunks_exact_mut(v)
-        .zip(logits.chunks_exact(v))
-        .zip(targets)
-    {
-        let max = lt.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x.to_f64()));
-        for (q, &y) in pt.iter_mut().zip(lt) {
-            *q = crate::vmath::exp(y.to_f64() - max);
-        }
-        let total: f64 = pt.iter().sum();
-        for q in pt.iter_mut() {
-            *q /= total;
-        }
-        loss -= lt[k].to_f64() - max - total.ln();
-    }
+    Narrow::new(p.w_out, v, h)?.mul(level, &mut dy, states, t_len, true, false);
+    let loss = crate::loss::cross_entropy(&mut dy, v, targets, None, 1.0);
 
     // Backward. Only dh_{t-1} = W_hh^T (1 - h_t^2) dh_t is sequential; each
     // weight gradient is one product over the steps after the loop.
     let g = grads;
-    // dy (T, V): softmax minus one-hot.
-    let mut dy: Vec<R> = probs.iter().map(|&q| R::from_f64(q)).collect();
-    for (t, &k) in targets.iter().enumerate() {
-        dy[t * v + k] = R::from_f64(probs[t * v + k] - 1.0);
-    }
     // draw (T, H): W_out^T dy_t, then, going back, the pre-activation gradients.
     let mut draw = vec![R::ZERO; t_len * h];
     let nt = |wt: &[R], k: usize, m: usize| Narrow::from_transposed(wt, k, m);

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use numpy::ndarray::{Array, IxDyn};
 use numpy::{
     Element, IntoPyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn,
-    PyUntypedArray, PyUntypedArrayMethods,
+    PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
 
@@ -257,4 +257,38 @@ pub fn to_numpy<'py, F: Element>(
     let array = Array::from_shape_vec(IxDyn(shape), data)
         .map_err(|e| RnnError::Internal(format!("result shape {shape:?}: {e}")))?;
     Ok(array.into_pyarray(py))
+}
+
+/// Borrow `obj` for writing as a C-contiguous array of `F` with `shape`.
+pub fn writable<'py, F: Real + Element>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+    shape: &[usize],
+) -> Result<PyReadwriteArrayDyn<'py, F>, RnnError> {
+    let untyped = ndarray(obj, name)?;
+    let typed = untyped
+        .cast::<PyArrayDyn<F>>()
+        .map_err(|_| dtype_mismatch::<F>(name, untyped))?;
+    if typed.shape() != shape {
+        return Err(RnnError::shape(
+            name,
+            format!(
+                "must have shape {}, got {}",
+                fmt_shape(shape),
+                fmt_shape(typed.shape())
+            ),
+        ));
+    }
+    if !typed.is_c_contiguous() {
+        return Err(RnnError::argument(
+            name,
+            "must be C-contiguous (it is updated in place)",
+        ));
+    }
+    typed.try_readwrite().map_err(|_| {
+        RnnError::argument(
+            name,
+            "must be writeable and passed once (it is updated in place)",
+        )
+    })
 }

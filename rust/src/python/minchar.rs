@@ -3,12 +3,10 @@
 //!
 //! Signature and shapes are documented in `python/rnncore/_rnncore.pyi`.
 
-use numpy::{Element, PyArrayDyn, PyArrayMethods, PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{
-    dtype_mismatch, fmt_shape, int_arg, ndarray, precision, to_numpy, FloatArg, Precision,
-};
+use super::arrays::{int_arg, ndarray, precision, to_numpy, writable, FloatArg, Precision};
 use super::errors::run_detached;
 use crate::error::RnnError;
 use crate::minchar::{self, Adagrad, Arrays, Sums};
@@ -23,40 +21,6 @@ const NAMES: [&str; 6] = [
     "head.weight",
     "head.bias",
 ];
-
-/// Borrow `obj` for writing as a C-contiguous array of `F` with `shape`.
-fn writable<'py, F: Real + Element>(
-    obj: &Bound<'py, PyAny>,
-    name: &str,
-    shape: &[usize],
-) -> Result<PyReadwriteArrayDyn<'py, F>, RnnError> {
-    let untyped = ndarray(obj, name)?;
-    let typed = untyped
-        .cast::<PyArrayDyn<F>>()
-        .map_err(|_| dtype_mismatch::<F>(name, untyped))?;
-    if typed.shape() != shape {
-        return Err(RnnError::shape(
-            name,
-            format!(
-                "must have shape {}, got {}",
-                fmt_shape(shape),
-                fmt_shape(typed.shape())
-            ),
-        ));
-    }
-    if !typed.is_c_contiguous() {
-        return Err(RnnError::argument(
-            name,
-            "must be C-contiguous (it is updated in place)",
-        ));
-    }
-    typed.try_readwrite().map_err(|_| {
-        RnnError::argument(
-            name,
-            "must be writeable and passed once (it is updated in place)",
-        )
-    })
-}
 
 /// Error unless `v` is finite and `>= 0` (or, for `clip`, a number `> 0`).
 fn check_knob(name: &str, v: f64) -> Result<(), RnnError> {

@@ -5,6 +5,7 @@ mod arrays;
 mod decoder;
 mod errors;
 mod kernels;
+mod loss;
 mod minchar;
 mod product;
 mod seq2seq;
@@ -79,6 +80,7 @@ fn rnncore_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(seq2seq::decoder_backward, m)?)?;
     m.add_function(wrap_pyfunction!(seq2seq::decoder_keys, m)?)?;
     m.add_function(wrap_pyfunction!(product::matmul, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::cross_entropy, m)?)?;
     m.add_function(wrap_pyfunction!(seq2seq::decoder_prepare, m)?)?;
     m.add_class::<seq2seq::DecoderPrepared>()?;
     m.add_class::<seq2seq::AttentionDecoderCache>()?;
