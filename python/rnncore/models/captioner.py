@@ -143,7 +143,10 @@ class Captioner(Model):
         target = np.ascontiguousarray(t[:, 1:].T)
         _in_range("tgt", target, V, valid)
         loss, dlogits = softmax_cross_entropy(
-            logits.reshape(T * N, V), target.reshape(-1), mask=valid.reshape(-1)
+            logits.reshape(T * N, V),
+            target.reshape(-1),
+            mask=valid.reshape(-1),
+            overwrite_logits=True,
         )
         self._cache = (dlogits.reshape(T, N, V), proj)
         return loss

@@ -125,7 +125,8 @@ class CharLM(Model):
         nn.init.init_hh_(self.rnn, config.init_hh)  # draws from self.rng after the rest
         if config.forget_bias != 0:
             nn.init.forget_bias_(self.rnn, config.forget_bias)  # gates i|f|g|o
-        self._cache: tuple[Array, int, int] | None = None  # (dlogits (T*N, V), T, N)
+        # (dlogits (T*N, V), T, N, whether the loss was finite)
+        self._cache: tuple[Array, int, int, bool] | None = None
 
     # ----------------------------------------------------------------- state
 
@@ -220,9 +221,15 @@ class CharLM(Model):
         logits, state = self._run(ids.T, state)  # (T, N, V)
         V = self.config.vocab_size
         loss, dlogits = softmax_cross_entropy(
-            logits.reshape(T * N, V), tgt.T.reshape(-1), mask=mask, reduction=reduction
+            logits.reshape(T * N, V),
+            tgt.T.reshape(-1),
+            mask=mask,
+            reduction=reduction,
+            overwrite_logits=True,  # (T*N, V) becomes the gradient: no second array
         )
-        self._cache = (dlogits, T, N)
+        # a counted row that is not finite makes the loss NaN (and only such a
+        # row makes the gradient non-finite): the loss says it without a pass
+        self._cache = (dlogits, T, N, math.isfinite(loss))
         return loss, state
 
     # ----------------------------------------------------------------- backward
@@ -239,8 +246,8 @@ class CharLM(Model):
                 "CharLM.backward() needs a loss() call first (forward() and step() "
                 "do not keep what backward needs)"
             )
-        dlogits, T, N = self._cache
-        if not np.isfinite(dlogits).all():
+        dlogits, T, N, finite = self._cache
+        if not finite:
             self._poison_grads()
             return
         d_top = self.head._backward(dlogits.reshape(T, N, -1))  # (T, N, H)

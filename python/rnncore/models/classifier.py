@@ -126,7 +126,7 @@ class SequenceClassifier(SequenceEncoder):
         _in_range("labels", y, self.config.num_classes)
         self._cache = None
         logits = self._run(arr, lens)
-        loss, dlogits = softmax_cross_entropy(logits, y)
+        loss, dlogits = softmax_cross_entropy(logits, y, overwrite_logits=True)
         self._cache = (dlogits, lens, T)
         return loss
 

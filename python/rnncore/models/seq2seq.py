@@ -273,7 +273,10 @@ class Seq2Seq(Model):
         target = np.ascontiguousarray(t[:, 1:].T)  # (T, N)
         _in_range("tgt", target, V, valid)
         loss, dlogits = softmax_cross_entropy(
-            logits.reshape(T * N, V), target.reshape(-1), mask=valid.reshape(-1)
+            logits.reshape(T * N, V),
+            target.reshape(-1),
+            mask=valid.reshape(-1),
+            overwrite_logits=True,
         )
         self._cache = (dlogits.reshape(T, N, V), h0, fed, memory.shape)
         return loss

@@ -128,7 +128,7 @@ class SequenceTagger(SequenceEncoder):
         valid = np.arange(T)[:, None] < lens[None, :]  # (T, N)
         _in_range("tags", y.T, C, valid)  # only valid steps are read
         loss, dlogits = softmax_cross_entropy(
-            logits.reshape(T * N, C), y.T.reshape(-1), mask=valid.reshape(-1)
+            logits.reshape(T * N, C), y.T.reshape(-1), mask=valid.reshape(-1), overwrite_logits=True
         )
         self._cache = dlogits.reshape(T, N, C)
         return loss

@@ -3,9 +3,11 @@
 :func:`softmax_cross_entropy` returns the loss and its gradient with respect to
 the logits from one pass over them: with ``p = softmax(logits)`` the gradient of
 the mean negative log-likelihood is ``(p - onehot(targets)) * w / sum(w)``, so the
-probabilities computed for the loss are turned into the gradient in place. Its
-signature is the contract of the hot path (:func:`_fused_cross_entropy`), which
-may move into the compiled kernels without changing callers.
+probabilities computed for the loss are turned into the gradient in place. The
+hot path runs in the compiled kernels (``rust/src/loss.rs``: three vectorised
+passes per row, the exponentials and sums in float64, rows in parallel, the
+loss summed in row order), and in NumPy (:func:`_numpy_cross_entropy`) when
+the extension is not built.
 
 Shapes: M positions (for a language model M = N*T), V classes.
 """
@@ -16,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rnncore import _validate
+from rnncore import _native, _validate
 from rnncore.errors import ArgumentError, DTypeError, ShapeError
 
 __all__ = ["log_softmax", "softmax", "softmax_cross_entropy"]
@@ -118,6 +120,7 @@ def softmax_cross_entropy(
     mask: Any = None,
     ignore_index: int | None = None,
     reduction: str = "mean",
+    overwrite_logits: bool = False,
 ) -> tuple[float, Array]:
     """Cross-entropy of ``softmax(logits)`` against integer targets, and its gradient.
 
@@ -134,6 +137,9 @@ def softmax_cross_entropy(
         mask: ``(M,)`` bool, 0/1 or non-negative weights; None counts every position.
         ignore_index: a target value whose positions are not counted, or None.
         reduction: ``"mean"`` (over counted positions) or ``"sum"``.
+        overwrite_logits: write the gradient into ``logits`` itself (a
+            C-contiguous, writeable float array; otherwise a copy is made), so
+            that no second array of its size is allocated.
 
     Returns:
         ``(loss, dlogits)``: the loss as a Python float and its gradient with
@@ -157,17 +163,33 @@ def softmax_cross_entropy(
         t = np.where(counted, t, 0)  # uncounted positions: any valid index, weight 0
     total = float(M) if w is None else float(w.sum())
     scale = 1.0 / total if reduction == "mean" and total > 0 else 1.0
-    return _fused_cross_entropy(x, t, w, scale)
+    return _fused_cross_entropy(x, t, w, scale, overwrite_logits)
 
 
 def _fused_cross_entropy(
-    logits: Array, targets: Array, weights: Array | None, scale: float
+    logits: Array, targets: Array, weights: Array | None, scale: float, overwrite: bool
 ) -> tuple[float, Array]:
     """The hot path: checked ``logits (M, V)``, ``targets (M,)`` in range, weights or None.
 
-    Returns ``(scale * sum_m w_m * nll_m, dlogits (M, V))``; one temporary of the
-    size of ``logits``, which becomes the gradient.
+    Returns ``(scale * sum_m w_m * nll_m, dlogits (M, V))``; the gradient is
+    ``logits`` itself with ``overwrite`` (when it can be written in place), else
+    the one array of its size allocated.
     """
+    try:
+        kernels = _native.kernels()
+    except ImportError:  # the NumPy reference alone
+        return _numpy_cross_entropy(logits, targets, weights, scale)
+    in_place = overwrite and logits.flags.c_contiguous and logits.flags.writeable
+    grad = logits if in_place else np.array(logits, order="C")  # (M, V)
+    loss = kernels.cross_entropy(grad, targets, weights, scale)
+    return float(loss), grad
+
+
+def _numpy_cross_entropy(
+    logits: Array, targets: Array, weights: Array | None, scale: float
+) -> tuple[float, Array]:
+    """:func:`_fused_cross_entropy` in NumPy: one temporary of the size of ``logits``,
+    which becomes the gradient."""
     M = logits.shape[0]
     rows = np.arange(M)
     with np.errstate(all="ignore"):  # non-finite logits give a non-finite loss, quietly
