@@ -3,6 +3,8 @@
 
 - char-rnn config: embedding of a 65-symbol vocabulary, 2-layer LSTM H=512,
   N=50, T=50, softmax readout, one Adam step (rnncore vs torch);
+- word-level config: the same model with V=10,000, E=H=512, N=32, T=35,
+  where the readout and its softmax cross-entropy weigh as much as the LSTMs;
 - min-char-rnn config: vanilla RNN H=100, T=25, N=1, Adagrad, elementwise clip
   5 (rnncore vs Karpathy's NumPy algorithm transcribed below, and torch).
 
@@ -39,7 +41,7 @@ def torch_or_none():
 
 
 def charrnn_contenders(
-    torch, threads: list[int], E: int = 64, H: int = 512, N: int = 50, T: int = 50
+    torch, threads: list[int], V: int = V, E: int = 64, H: int = 512, N: int = 50, T: int = 50
 ):
     rng = np.random.default_rng(0)
     ids = rng.integers(0, V, size=(N, T + 1))
@@ -83,7 +85,8 @@ def charrnn_contenders(
 
         for n in (1, 2):
             out.append(Contender(f"torch/{n}t", theirs, lambda n=n: torch.set_num_threads(n)))
-    return out, 3 * 2 * T * N * ((E + H) + (H + H)) * 4 * H  # matmul FLOPs of the LSTMs
+    lstm = 3 * 2 * T * N * ((E + H) + (H + H)) * 4 * H
+    return out, lstm + 3 * 2 * T * N * H * V  # matmul FLOPs of the LSTMs and the readout
 
 
 # ------------------------------------------------------------- min-char-rnn
@@ -190,6 +193,9 @@ def main() -> None:
     cs, flops = charrnn_contenders(torch, threads)
     report("char-rnn config (embedding 65->64, 2x LSTM 512, N=50, T=50, softmax, Adam step)",
            race(cs, reps=args.reps), 50 * 50, flops)  # fmt: skip
+    cs, flops = charrnn_contenders(torch, threads, V=10_000, E=512, H=512, N=32, T=35)
+    report("word-level config (embedding 10,000->512, 2x LSTM 512, N=32, T=35, softmax, Adam)",
+           race(cs, reps=args.reps), 32 * 35, flops)  # fmt: skip
     report("min-char-rnn config (vanilla RNN H=100, T=25, N=1, Adagrad, clip 5)",
            race(minchar_contenders(torch, threads), reps=max(args.reps, 15), block=20),
            25, None)  # fmt: skip
