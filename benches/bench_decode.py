@@ -2,7 +2,8 @@
 
 - batch-1 sampling of 1,000 characters from a 2x512 LSTM char model (65
   symbols), rnncore against PyTorch loops that advance one character per call
-  under no_grad (nn.LSTM, and two nn.LSTMCell), 1 and 2 threads;
+  under no_grad (nn.LSTM, and two nn.LSTMCell), 1 and 2 threads, and the
+  model compiled with its weight matrices in bfloat16 and int8;
 - the memory-bandwidth floor: bytes of weights read per character divided by
   the bandwidth a large matrix-vector product reaches here, in the same run;
 - batched sampling (64 samples at once) against batch 1, in characters/s;
@@ -188,13 +189,22 @@ def main() -> None:
                       lambda t=t: rnncore.set_num_threads(t)) for t in (1, 2)]  # fmt: skip
     ours += [Contender(f"rnncore compiled once/{t}t", lambda: sample(fast, length=n, seed=0),
                        lambda t=t: rnncore.set_num_threads(t)) for t in (1, 2)]  # fmt: skip
+    share = {}  # the bytes of a compressed model's weights, as a share of float32's
+    for w in WEIGHTS:  # the weight matrices compressed (compiled once)
+        small = model.compile(weights=w)
+        share[w] = small.weight_bytes / fast.weight_bytes
+        ours += [Contender(f"rnncore {w}/{t}t", lambda s=small: sample(s, length=n, seed=0),
+                           lambda t=t: rnncore.set_num_threads(t)) for t in (1, 2)]  # fmt: skip
     cs = race(ours + (torch_contenders(torch, n) if torch else []), reps=args.reps)
     best_torch = min((c.median for c in cs if c.name.startswith("torch")), default=None)
     print(f"\nbatch-1 sampling of {n} characters:")
     for c in cs:
         extra = ""
         if c.name.startswith("rnncore"):
-            extra = f"  {c.median / n / floor:4.2f}x / {c.median / n / floor_same:4.2f}x the floors"
+            # a compressed model's floors: its own bytes over the same bandwidths
+            k = next((v for w, v in share.items() if w in c.name), 1.0)
+            per = c.median / n / k
+            extra = f"  {per / floor:4.2f}x / {per / floor_same:4.2f}x the floors"
             if best_torch:
                 extra += f"  {best_torch / c.median:5.2f}x the fastest torch loop"
         print(f"  {c.name:30} {c.median * 1e3:9.1f} ms  {n / c.median:9,.0f} chars/s{extra}")
