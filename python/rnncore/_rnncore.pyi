@@ -39,6 +39,7 @@ __all__ = [
     "Decoder",
     "DecoderPrepared",
     "__version__",
+    "adam_step",
     "backward",
     "clear_weight_cache",
     "cross_entropy",
@@ -54,6 +55,7 @@ __all__ = [
     "set_num_threads",
     "set_weight_cache_limit",
     "simd_level",
+    "sum_squares",
     "weight_cache_stats",
 ]
 
@@ -465,6 +467,32 @@ def matmul(
     """``op(a) @ op(b)`` (``op`` transposes when asked) for 2-D arrays of one float
     dtype, on the kernels' GEMM and thread pool: tiles of rows, so bitwise the
     same at any thread count. Returns a new ``(M, N)`` array."""
+
+def adam_step(
+    params: list[_FloatArray],
+    grads: list[_FloatArray],
+    exp_avg: list[_FloatArray],
+    exp_avg_sq: list[_FloatArray],
+    *,
+    step_size: float,
+    bias_correction2_sqrt: float,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled: bool,
+) -> None:
+    """One Adam step (AdamW with ``decoupled``) over every parameter, in place:
+    ``params[i]``, ``exp_avg[i]`` and ``exp_avg_sq[i]`` (C-contiguous, writeable,
+    of one float dtype and the shape of ``grads[i]``). ``step_size`` is
+    ``lr / (1 - beta1**t)`` and ``bias_correction2_sqrt`` is
+    ``sqrt(1 - beta2**t)``. Bitwise ``rnncore.optim.Adam._update`` on each."""
+
+def sum_squares(arrays: list[_FloatArray]) -> float:
+    """``sum(x**2)`` over every element of every array (one float dtype; any
+    layout), accumulated in float64 in pieces added in order: bitwise the same
+    at any thread count."""
 
 def cross_entropy(
     logits: _FloatArray,

@@ -19,6 +19,7 @@ pub(crate) mod linalg;
 pub(crate) mod loss;
 pub(crate) mod minchar;
 pub(crate) mod mode;
+pub(crate) mod optim;
 pub(crate) mod panel;
 pub(crate) mod parallel;
 pub(crate) mod real;

@@ -7,6 +7,7 @@ mod errors;
 mod kernels;
 mod loss;
 mod minchar;
+mod optim;
 mod product;
 mod seq2seq;
 
@@ -81,6 +82,8 @@ fn rnncore_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(seq2seq::decoder_keys, m)?)?;
     m.add_function(wrap_pyfunction!(product::matmul, m)?)?;
     m.add_function(wrap_pyfunction!(loss::cross_entropy, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::adam_step, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::sum_squares, m)?)?;
     m.add_function(wrap_pyfunction!(seq2seq::decoder_prepare, m)?)?;
     m.add_class::<seq2seq::DecoderPrepared>()?;
     m.add_class::<seq2seq::AttentionDecoderCache>()?;
