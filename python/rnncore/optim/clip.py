@@ -14,6 +14,7 @@ from typing import Union
 
 import numpy as np
 
+from rnncore import _native
 from rnncore.errors import ArgumentError, DTypeError
 from rnncore.optim._base import non_negative
 
@@ -35,9 +36,23 @@ def _arrays(grads: Grads) -> list[np.ndarray]:
 
 
 def global_norm(grads: Grads) -> float:
-    """The L2 norm of all gradients together, accumulated in float64."""
+    """The L2 norm of all gradients together, accumulated in float64.
+
+    Gradients of one dtype, float32 or float64, are summed in one compiled call
+    (``rust/src/optim.rs``, pieces in parallel added in order: the same bits at
+    any thread count); others in NumPy.
+    """
+    arrays = _arrays(grads)
+    dtypes = {g.dtype for g in arrays}
+    if len(dtypes) == 1 and dtypes <= {np.dtype(np.float32), np.dtype(np.float64)}:
+        try:
+            kernels = _native.kernels()
+        except ImportError:  # the NumPy reference alone
+            pass
+        else:
+            return math.sqrt(kernels.sum_squares(arrays))
     total = 0.0
-    for g in _arrays(grads):
+    for g in arrays:
         flat = g.astype(np.float64, copy=False).ravel()
         total += float(np.dot(flat, flat))
     return math.sqrt(total)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rnncore import _validate
+from rnncore import _native, _validate
 from rnncore.errors import ArgumentError
 from rnncore.optim._base import Array, Optimizer, fraction, lerp_, non_negative
 
@@ -239,6 +239,54 @@ class Adam(Optimizer):
 
     def _buffer_names(self) -> tuple[str, ...]:
         return ("exp_avg", "exp_avg_sq")
+
+    def step(self, grads: Mapping[str, Any]) -> None:
+        """As :meth:`Optimizer.step`. Every parameter is updated in one compiled
+        call (``rust/src/optim.rs``: one pass per element, in parallel) with
+        bitwise the result of :meth:`_update`, which runs instead when the
+        extension is not built or a parameter is not an array of its own
+        (a view, non-contiguous, read-only, or sharing memory with a gradient)."""
+        checked = self._check_grads(grads)
+        self.steps += 1
+        if not self._step_fused(checked):
+            for name, p in self.params.items():
+                self._update(name, p, checked[name])
+
+    def _step_fused(self, grads: dict[str, Array]) -> bool:
+        """The step in one kernel call; False (nothing done) where it cannot run."""
+        try:
+            kernels = _native.kernels()
+        except ImportError:  # the NumPy reference alone
+            return False
+        names = list(self.params)
+        params = [self.params[n] for n in names]
+        m = [self.state["exp_avg"][n] for n in names]
+        v = [self.state["exp_avg_sq"][n] for n in names]
+        g = [grads[n] for n in names]
+        owned = all(
+            a.flags.owndata and a.flags.c_contiguous and a.flags.writeable
+            for a in (*params, *m, *v)
+        )
+        if not owned or len({id(a) for a in (*params, *m, *v)}) != 3 * len(params):
+            return False
+        if any(np.may_share_memory(gi, a) for gi in g for a in (*params, *m, *v)):
+            return False
+        beta1, beta2 = self.betas
+        kernels.adam_step(
+            params,
+            g,
+            m,
+            v,
+            step_size=self.lr / (1 - beta1**self.steps),
+            bias_correction2_sqrt=math.sqrt(1 - beta2**self.steps),
+            lr=self.lr,
+            beta1=beta1,
+            beta2=beta2,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            decoupled=self._decoupled,
+        )
+        return True
 
     def _update(self, name: str, p: Array, g: Array) -> None:
         beta1, beta2 = self.betas
