@@ -47,6 +47,7 @@ __all__ = [
     "decoder_forward",
     "decoder_keys",
     "decoder_prepare",
+    "embedding_backward",
     "forward",
     "gate_count",
     "get_num_threads",
@@ -488,6 +489,14 @@ def adam_step(
     of one float dtype and the shape of ``grads[i]``). ``step_size`` is
     ``lr / (1 - beta1**t)`` and ``bias_correction2_sqrt`` is
     ``sqrt(1 - beta2**t)``. Bitwise ``rnncore.optim.Adam._update`` on each."""
+
+def embedding_backward(
+    grad: _FloatArray, ids: NDArray[np.integer], d_out: _FloatArray
+) -> None:
+    """``grad[ids[m]] += d_out[m]`` for every ``m`` in order, in place: ``grad
+    (V, E)`` C-contiguous and writeable, ``ids (M,)`` in ``0..V-1``, ``d_out
+    (M, E)`` of ``grad``'s dtype. Bitwise ``numpy.add.at(grad, ids, d_out)``;
+    blocks of columns run in parallel."""
 
 def sum_squares(arrays: list[_FloatArray]) -> float:
     """``sum(x**2)`` over every element of every array (one float dtype; any

@@ -14,6 +14,7 @@
 pub(crate) mod buffer;
 pub(crate) mod cells;
 pub(crate) mod decode;
+pub(crate) mod embedding;
 pub(crate) mod error;
 pub(crate) mod linalg;
 pub(crate) mod loss;

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from rnncore import _validate
+from rnncore import _native, _validate
 from rnncore.errors import ArgumentError, ShapeError, StateError
 from rnncore.nn._base import Array, Module
 from rnncore.nn.functional import _in_range, _integers
@@ -93,6 +93,15 @@ class Embedding(Module):
         scheduled-sampling decoder actually fed)."""
         d2 = d_out.reshape(-1, self.embedding_dim)  # (M, E)
         rows = self._ids if ids is None else ids.reshape(-1)
-        np.add.at(self.grads["weight"], rows, d2)
+        grad = self.grads["weight"]  # (V, E)
+        try:
+            kernels = _native.kernels()
+        except ImportError:  # the NumPy reference alone
+            kernels = None
+        if kernels is not None and grad.flags.c_contiguous and grad.flags.writeable:
+            # the same sums in the same order as numpy.add.at, columns in parallel
+            kernels.embedding_backward(grad, rows, d2)
+        else:
+            np.add.at(grad, rows, d2)
         if self.padding_idx is not None:
             self.grads["weight"][self.padding_idx] = 0

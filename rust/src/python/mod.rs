@@ -3,6 +3,7 @@
 
 mod arrays;
 mod decoder;
+mod embedding;
 mod errors;
 mod kernels;
 mod loss;
@@ -83,6 +84,7 @@ fn rnncore_extension(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(product::matmul, m)?)?;
     m.add_function(wrap_pyfunction!(loss::cross_entropy, m)?)?;
     m.add_function(wrap_pyfunction!(optim::adam_step, m)?)?;
+    m.add_function(wrap_pyfunction!(embedding::embedding_backward, m)?)?;
     m.add_function(wrap_pyfunction!(optim::sum_squares, m)?)?;
     m.add_function(wrap_pyfunction!(seq2seq::decoder_prepare, m)?)?;
     m.add_class::<seq2seq::DecoderPrepared>()?;
