@@ -114,3 +114,20 @@ def test_global_norm_in_one_call():
     mixed = {"a": np.ones(3, np.float32), "b": np.full(2, 2.0)}  # two dtypes: NumPy
     assert global_norm(mixed) == pytest.approx(np.sqrt(11.0))
     assert np.isnan(global_norm({"a": np.array([1.0, np.nan])}))
+
+
+def test_mixed_dtypes_and_empty_parameters_take_the_numpy_update():
+    params = {"a": np.ones(5, np.float32), "b": np.ones(3), "e": np.zeros((0, 2))}
+    twin = {k: p.copy() for k, p in params.items()}
+    opt, ref = Adam(params, lr=0.1), Adam(twin, lr=0.1)
+    ref._step_fused = lambda grads: False
+    grads = {k: np.full_like(p, 0.5) for k, p in params.items()}
+    assert opt._step_fused(grads) is False
+    opt.step(grads)
+    ref.step(grads)
+    for k in params:
+        np.testing.assert_array_equal(params[k], twin[k])
+    empty = {"e": np.zeros((0, 2), np.float32), "w": np.ones(4, np.float32)}
+    opt = Adam(empty, lr=0.1)
+    opt.step({k: np.ones_like(p) for k, p in empty.items()})
+    assert empty["w"][0] == pytest.approx(0.9)

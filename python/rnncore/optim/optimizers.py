@@ -269,6 +269,8 @@ class Adam(Optimizer):
         )
         if not owned or len({id(a) for a in (*params, *m, *v)}) != 3 * len(params):
             return False
+        if {p.dtype for p in params} not in ({np.dtype(np.float32)}, {np.dtype(np.float64)}):
+            return False  # one call takes one float dtype
         if any(np.may_share_memory(gi, a) for gi in g for a in (*params, *m, *v)):
             return False
         beta1, beta2 = self.betas
