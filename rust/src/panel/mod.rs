@@ -288,6 +288,7 @@ pub fn accumulate<
     const FUSED: bool,
 >(
     panel: &[E],
+    scale: Option<&[R; P]>,
     xs: [&[R]; NR],
     acc: &mut [[R; P]; NR],
 ) {
@@ -297,21 +298,23 @@ pub fn accumulate<
     // holds its P sums in registers at any level.
     if NR == 1 {
         let mut a = [acc[0]];
-        sweep::<R, E, P, P, 1, FUSED>(panel, 0, [xs[0]], &mut a);
+        sweep::<R, E, P, P, 1, FUSED>(panel, scale, 0, [xs[0]], &mut a);
         acc[0] = a[0];
         return;
     }
     for q0 in (0..P).step_by(Q) {
         let mut a: [[R; Q]; NR] =
             std::array::from_fn(|r| acc[r][q0..q0 + Q].try_into().expect("Q columns"));
-        sweep::<R, E, P, Q, NR, FUSED>(panel, q0, xs, &mut a);
+        sweep::<R, E, P, Q, NR, FUSED>(panel, scale, q0, xs, &mut a);
         for r in 0..NR {
             acc[r][q0..q0 + Q].copy_from_slice(&a[r]);
         }
     }
 }
 
-/// `acc[r][j] += sum_k xs[r][k] * panel[k][q0 + j]` for `j < Q`.
+/// `acc[r][j] += sum_k xs[r][k] * w[k][q0 + j]` for `j < Q`, where `w` is the
+/// panel widened, times `scale[q0 + j]` when a scale is given (an int8 panel:
+/// the dequantized weight, rounded as [`stored::dequantized`] rounds it).
 #[inline(always)]
 fn sweep<
     R: Real,
@@ -322,24 +325,49 @@ fn sweep<
     const FUSED: bool,
 >(
     panel: &[E],
+    scale: Option<&[R; P]>,
     q0: usize,
     xs: [&[R]; NR],
     acc: &mut [[R; Q]; NR],
 ) {
     let k = xs[0].len();
     let mut a = *acc;
-    for (kk, w) in panel[..k * P].chunks_exact(P).enumerate() {
-        let w: &[E; Q] = w[q0..q0 + Q].try_into().expect("Q columns");
-        let w: [R; Q] = std::array::from_fn(|j| w[j].widen());
-        for r in 0..NR {
-            // SAFETY: kk < k = xs[r].len() (asserted by the caller).
-            let xv = unsafe { *xs[r].get_unchecked(kk) };
-            for j in 0..Q {
-                a[r][j] = madd::<R, FUSED>(a[r][j], xv, w[j]);
+    let rows = panel[..k * P].chunks_exact(P).enumerate();
+    match scale {
+        None => {
+            for (kk, w) in rows {
+                let w: &[E; Q] = w[q0..q0 + Q].try_into().expect("Q columns");
+                let w: [R; Q] = std::array::from_fn(|j| w[j].widen());
+                row_step::<R, Q, NR, FUSED>(&mut a, xs, kk, &w);
+            }
+        }
+        Some(s) => {
+            let s: [R; Q] = std::array::from_fn(|j| s[q0 + j]);
+            for (kk, w) in rows {
+                let w: &[E; Q] = w[q0..q0 + Q].try_into().expect("Q columns");
+                let w: [R; Q] = std::array::from_fn(|j| w[j].widen() * s[j]);
+                row_step::<R, Q, NR, FUSED>(&mut a, xs, kk, &w);
             }
         }
     }
     *acc = a;
+}
+
+/// `a[r][j] += xs[r][kk] * w[j]` for every row `r` and column `j`.
+#[inline(always)]
+fn row_step<R: Real, const Q: usize, const NR: usize, const FUSED: bool>(
+    a: &mut [[R; Q]; NR],
+    xs: [&[R]; NR],
+    kk: usize,
+    w: &[R; Q],
+) {
+    for r in 0..NR {
+        // SAFETY: kk < k = xs[r].len() (asserted by the caller).
+        let xv = unsafe { *xs[r].get_unchecked(kk) };
+        for j in 0..Q {
+            a[r][j] = madd::<R, FUSED>(a[r][j], xv, w[j]);
+        }
+    }
 }
 
 /// Rows of a matrix inside a slice, element `(r, k)` at `data[r * rs + k * cs]`:
@@ -492,9 +520,9 @@ mod tests {
         let x0: Vec<f64> = (0..k).map(|i| i as f64 - 3.0).collect();
         let x1: Vec<f64> = (0..k).map(|i| (i * i) as f64 * 0.1).collect();
         let mut acc = [[1.0; P]; 2];
-        accumulate::<f64, f64, P, P, 2, true>(&panel, [&x0, &x1], &mut acc);
+        accumulate::<f64, f64, P, P, 2, true>(&panel, None, [&x0, &x1], &mut acc);
         let mut split = [[1.0; P]; 2];
-        accumulate::<f64, f64, P, 2, 2, true>(&panel, [&x0, &x1], &mut split);
+        accumulate::<f64, f64, P, 2, 2, true>(&panel, None, [&x0, &x1], &mut split);
         assert_eq!(split, acc, "bitwise the same in passes of 2 columns");
         for (r, x) in [&x0, &x1].iter().enumerate() {
             for j in 0..P {

@@ -8,12 +8,15 @@
 //!   even). Widening is a shift, exact.
 //! - `int8`: row `i` of `W (G*H, K)` is `q[i, k] * s[i]` with
 //!   `s[i] = max_k |W[i, k]| / 127` and `q = round(W / s)` in `[-127, 127]`.
-//!   The product sums `x * q` and scales the sum once per column.
+//!   The product widens `q` and multiplies it by its column's scale in
+//!   registers: the dequantized weight, rounded as [`dequantized`] rounds it,
+//!   so the sums are those of the full model of the dequantized weights (and
+//!   cannot overflow where that model's do not).
 
 use crate::error::{Result, RnnError};
 use crate::real::Real;
 
-use super::{accumulate, madd, Layout};
+use super::{accumulate, Layout};
 
 /// How a decoder's panels keep their weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,8 +206,7 @@ impl<R: Real> Panels<R> {
     }
 
     /// `acc[r] += xs[r] @ panel b` for `NR` rows (`xs[r]` of `K` features),
-    /// with the weights widened in registers; an `int8` panel's sums are
-    /// scaled once per column at the end.
+    /// with the weights widened (and, for `int8`, scaled) in registers.
     #[inline(always)]
     pub fn accumulate<const P: usize, const Q: usize, const NR: usize, const FUSED: bool>(
         &self,
@@ -214,17 +216,11 @@ impl<R: Real> Panels<R> {
     ) {
         let k = xs[0].len();
         match self {
-            Self::Full(w) => accumulate::<R, R, P, Q, NR, FUSED>(&w[b * k * P..], xs, acc),
-            Self::Bf16(w) => accumulate::<R, Bf16, P, Q, NR, FUSED>(&w[b * k * P..], xs, acc),
+            Self::Full(w) => accumulate::<R, R, P, Q, NR, FUSED>(&w[b * k * P..], None, xs, acc),
+            Self::Bf16(w) => accumulate::<R, Bf16, P, Q, NR, FUSED>(&w[b * k * P..], None, xs, acc),
             Self::Int8 { q, scale } => {
-                let mut sum = [[R::ZERO; P]; NR];
-                accumulate::<R, i8, P, Q, NR, FUSED>(&q[b * k * P..], xs, &mut sum);
                 let s: &[R; P] = scale[b * P..][..P].try_into().expect("P scales");
-                for (a, sm) in acc.iter_mut().zip(&sum) {
-                    for j in 0..P {
-                        a[j] = madd::<R, FUSED>(a[j], sm[j], s[j]);
-                    }
-                }
+                accumulate::<R, i8, P, Q, NR, FUSED>(&q[b * k * P..], Some(s), xs, acc)
             }
         }
     }
