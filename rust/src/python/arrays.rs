@@ -285,6 +285,12 @@ pub fn writable<'py, F: Real + Element>(
             "must be C-contiguous (it is updated in place)",
         ));
     }
+    if (typed.data() as usize) % std::mem::align_of::<F>() != 0 {
+        return Err(RnnError::argument(
+            name,
+            "must be aligned to its dtype (it is updated in place)",
+        ));
+    }
     typed.try_readwrite().map_err(|_| {
         RnnError::argument(
             name,
