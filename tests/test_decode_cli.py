@@ -248,6 +248,9 @@ def test_weights_flag_samples_and_scores_the_compressed_model(runs, weights):
     assert log_prob == pytest.approx(decode.score(small, vocab.encode(text)).log_prob, abs=1e-5)
     full = decode.score(model, vocab.encode(text)).log_prob
     assert log_prob != pytest.approx(full, abs=1e-9)  # the flag did change the weights
+    as_trained = rnncore("score", "--checkpoint", "lstm", "--text", text, "--weights", "full",
+                         cwd=runs)  # fmt: skip
+    assert parse_score(as_trained.stdout)[1] == pytest.approx(full, abs=1e-5)
     both = rnncore("score", "--checkpoint", "lstm", "--ensemble", "gru", "--text", text,
                    "--weights", weights, cwd=runs)  # fmt: skip
     assert both.returncode == 0, both.stderr

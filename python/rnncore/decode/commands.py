@@ -68,8 +68,8 @@ def add_score_parser(sub: Any) -> argparse.ArgumentParser:
 def _add_ensemble(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--weights",
-        choices=WEIGHTS,
-        help="decode with the weight matrices in bfloat16 or int8 (CompiledLM)",
+        choices=("full", *WEIGHTS),
+        help="decode with the weight matrices in bfloat16 or int8 (CompiledLM); full: as trained",
     )
     p.add_argument("--ensemble", nargs="+", metavar="DIR", help="more checkpoints to average")
     p.add_argument(
@@ -101,7 +101,7 @@ def _load_lm(args: argparse.Namespace, load: Loader) -> tuple[Any, Any]:
 
 def _compressed(model: Any, weights: str | None, path: str) -> Any:
     """``model`` compiled with ``--weights``, or as it is without the flag."""
-    if weights is None:
+    if weights is None or weights == "full":
         return model
     if getattr(model, "decodes_compiled", False) is not True:
         raise ArgumentError(

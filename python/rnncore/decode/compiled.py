@@ -34,6 +34,24 @@ WEIGHTS = ("bfloat16", "int8")
 """The compressed forms of :class:`CompiledLM`'s weight matrices."""
 
 
+BFLOAT16_OVERFLOW = np.array(0x7F7F8000, np.uint32).view(np.float32)[()]
+"""The smallest float32 that rounds to infinity in bfloat16 (half-way between
+its largest finite value, ``0x7f7f``, and infinity; the tie goes to the even
+infinity)."""
+
+
+def _bfloat16_range(name: str, w: Array) -> None:
+    """Raise unless every weight of ``w`` has a finite bfloat16 (through float32,
+    as the rounding goes)."""
+    with np.errstate(over="ignore"):
+        top = np.abs(w).astype(np.float32).max() if w.size else np.float32(0)
+    if top >= BFLOAT16_OVERFLOW:
+        raise ArgumentError(
+            f"weights='bfloat16': {name} holds {top:.4g}, beyond bfloat16's range "
+            f"(|w| < {BFLOAT16_OVERFLOW:.4g}); compile it with weights=None or 'int8'"
+        )
+
+
 class CompiledLM:
     """A ``CharLM``'s stack, readout and embedding packed for decoding.
 
@@ -43,14 +61,17 @@ class CompiledLM:
             again.
         weights: how the weight matrices (every ``weight_ih``, ``weight_hh`` and
             the readout's) are kept. ``None`` (or the model's dtype name): as they
-            are. ``"bfloat16"``: rounded to bfloat16 (nearest, ties to even), half
-            the bytes of float32. ``"int8"``: each row ``i`` as
-            ``q[i] * s[i]`` with ``s[i] = max|W[i]| / 127`` and ``q`` rounded into
-            ``[-127, 127]``, a quarter of the bytes. The products widen them to the
-            model's dtype in registers; biases, the embedding and layer 0's table of
-            symbols keep the dtype. A batch-1 step streams every weight once, so
-            fewer bytes are a faster step; what it costs in quality is measured in
-            ``benches/bench_decode.py --weights``.
+            are (also ``"full"``). ``"bfloat16"``: rounded to bfloat16 (nearest,
+            ties to even; a float64 weight is rounded to float32 first), half the
+            bytes of float32; a weight beyond bfloat16's range is refused.
+            ``"int8"``: each row ``i`` as ``q[i] * s[i]`` with
+            ``s[i] = max|W[i]| / 127`` and ``q`` rounded into ``[-127, 127]``, a
+            quarter of the bytes. The products widen them (and multiply by the
+            row's scale) in registers, so the decoder computes exactly what the
+            full decoder of the rounded weights computes; biases, the embedding
+            and layer 0's table of symbols keep the dtype. A batch-1 step streams
+            every weight once, so fewer bytes are a faster step; what it costs in
+            quality is measured in ``benches/bench_decode.py --weights``.
 
     Attributes:
         vocab_size: ``V``.
@@ -89,19 +110,25 @@ class CompiledLM:
         dtype_name = np.dtype(config.dtype).name
         if weights is not None and not isinstance(weights, str):
             raise DTypeError(f"weights must be a str or None, got {type(weights).__name__}")
-        weights = _validate.choice("weights", weights, (None, dtype_name, *WEIGHTS))
+        weights = _validate.choice("weights", weights, (None, "full", dtype_name, *WEIGHTS))
         params = dict(model.named_parameters())
         layers = []
         for k in range(config.num_layers):
             names = (f"weight_ih_l{k}", f"weight_hh_l{k}", f"bias_ih_l{k}", f"bias_hh_l{k}")
             layers.append(tuple(params.get(f"rnn.{n}") for n in names))
+        if weights == "bfloat16":
+            for name in [
+                f"rnn.weight_{w}_l{k}" for k in range(config.num_layers) for w in ("ih", "hh")
+            ]:
+                _bfloat16_range(name, params[name])
+            _bfloat16_range("head.weight", params["head.weight"])
         self._decoder = kernels().Decoder(
             config.cell,
             layers,
             params["head.weight"],
             params.get("head.bias"),
             params.get("embedding.weight"),
-            weights=weights if weights in WEIGHTS else "full",
+            weights=weights if weights in WEIGHTS else "full",  # None, "full", the dtype
         )
         self.weights: str = self._decoder.weights
         self.weight_bytes: int = self._decoder.weight_bytes
