@@ -168,3 +168,38 @@ def test_a_language_model_loss_is_the_numpy_one(dtype, monkeypatch):
     assert loss == pytest.approx(want_loss, rel=tol)
     for k in want:
         np.testing.assert_allclose(got[k], want[k], atol=tol, rtol=0, err_msg=k)
+
+
+def unaligned(shape, dtype=np.float64):
+    """A C-contiguous, writeable array whose data is not aligned to its dtype."""
+    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    return np.zeros(n + 1, np.uint8)[1:].view(dtype).reshape(shape)
+
+
+def test_unaligned_logits_are_copied_or_refused_by_name():
+    x, t, _ = case(2, 3, False, np.float64, 4)
+    odd = unaligned((2, 3))
+    odd[...] = x
+    assert not odd.flags.aligned
+    want, d_want = softmax_cross_entropy(x, t)
+    got, d = softmax_cross_entropy(odd, t, overwrite_logits=True)
+    assert got == want and d is not odd
+    np.testing.assert_array_equal(d, d_want)
+    with pytest.raises(ValueError, match=r"logits.*aligned"):
+        kernels().cross_entropy(odd, t)
+
+
+@pytest.mark.parametrize("scale", [1e-310, 5e-324, 1e300, 1e308])
+def test_mask_weights_of_any_magnitude_give_the_same_mean(scale):
+    x, t, _ = case(3, 4, False, np.float64, 5)
+    w = np.array([1.0, 0.0, 1.0])
+    want, d_want = softmax_cross_entropy(x, t, mask=w)
+    got, d = softmax_cross_entropy(x, t, mask=w * scale)
+    assert got == pytest.approx(want, rel=1e-12)
+    np.testing.assert_allclose(d, d_want, rtol=1e-12, atol=0)
+
+
+def test_overwrite_logits_is_a_flag():
+    x, t, _ = case(2, 3, False, np.float64, 6)
+    with pytest.raises(ValueError, match="overwrite_logits"):
+        softmax_cross_entropy(x, t, overwrite_logits="no")

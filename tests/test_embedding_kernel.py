@@ -65,3 +65,15 @@ def test_the_kernel_refuses_bad_arguments():
         k.embedding_backward(g, np.array([0, 1]), np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match="grad"):
         k.embedding_backward(np.zeros((4, 3)).T, np.array([0]), np.zeros((1, 4)))
+
+
+def test_an_unaligned_gradient_takes_numpy_add_at():
+    emb = Embedding(5, 3, dtype="float64", seed=0)
+    odd = np.zeros(5 * 3 * 8 + 1, np.uint8)[1:].view(np.float64).reshape(5, 3)
+    emb.grads["weight"] = odd
+    ids = np.array([1, 1, 4])
+    emb(ids)
+    emb.backward(np.ones((3, 3)))
+    np.testing.assert_array_equal(odd[1], [2, 2, 2])
+    with pytest.raises(ValueError, match=r"grad.*aligned"):
+        kernels().embedding_backward(odd, ids, np.ones((3, 3)))

@@ -98,7 +98,8 @@ class Embedding(Module):
             kernels = _native.kernels()
         except ImportError:  # the NumPy reference alone
             kernels = None
-        if kernels is not None and grad.flags.c_contiguous and grad.flags.writeable:
+        flags = grad.flags
+        if kernels is not None and flags.c_contiguous and flags.writeable and flags.aligned:
             # the same sums in the same order as numpy.add.at, columns in parallel
             kernels.embedding_backward(grad, rows, d2)
         else:

@@ -137,8 +137,8 @@ def softmax_cross_entropy(
         mask: ``(M,)`` bool, 0/1 or non-negative weights; None counts every position.
         ignore_index: a target value whose positions are not counted, or None.
         reduction: ``"mean"`` (over counted positions) or ``"sum"``.
-        overwrite_logits: write the gradient into ``logits`` itself (a
-            C-contiguous, writeable float array; otherwise a copy is made), so
+        overwrite_logits: write the gradient into ``logits`` itself (when it is
+            a C-contiguous, aligned, writeable array; otherwise into a copy), so
             that no second array of its size is allocated.
 
     Returns:
@@ -161,6 +161,9 @@ def softmax_cross_entropy(
     _in_range("targets", t, V, counted)
     if counted is not None:
         t = np.where(counted, t, 0)  # uncounted positions: any valid index, weight 0
+    overwrite_logits = _validate.flag("overwrite_logits", overwrite_logits)
+    if w is not None and reduction == "mean" and w.size and w.max() > 0:
+        w = w / w.max()  # the same mean, with a sum and its reciprocal in range
     total = float(M) if w is None else float(w.sum())
     scale = 1.0 / total if reduction == "mean" and total > 0 else 1.0
     return _fused_cross_entropy(x, t, w, scale, overwrite_logits)
@@ -179,7 +182,8 @@ def _fused_cross_entropy(
         kernels = _native.kernels()
     except ImportError:  # the NumPy reference alone
         return _numpy_cross_entropy(logits, targets, weights, scale)
-    in_place = overwrite and logits.flags.c_contiguous and logits.flags.writeable
+    flags = logits.flags
+    in_place = overwrite and flags.c_contiguous and flags.writeable and flags.aligned
     grad = logits if in_place else np.array(logits, order="C")  # (M, V)
     loss = kernels.cross_entropy(grad, targets, weights, scale)
     return float(loss), grad

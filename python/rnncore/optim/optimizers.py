@@ -264,7 +264,7 @@ class Adam(Optimizer):
         v = [self.state["exp_avg_sq"][n] for n in names]
         g = [grads[n] for n in names]
         owned = all(
-            a.flags.owndata and a.flags.c_contiguous and a.flags.writeable
+            a.flags.owndata and a.flags.c_contiguous and a.flags.writeable and a.flags.aligned
             for a in (*params, *m, *v)
         )
         if not owned or len({id(a) for a in (*params, *m, *v)}) != 3 * len(params):
