@@ -490,9 +490,7 @@ def adam_step(
     ``lr / (1 - beta1**t)`` and ``bias_correction2_sqrt`` is
     ``sqrt(1 - beta2**t)``. Bitwise ``rnncore.optim.Adam._update`` on each."""
 
-def embedding_backward(
-    grad: _FloatArray, ids: NDArray[np.integer], d_out: _FloatArray
-) -> None:
+def embedding_backward(grad: _FloatArray, ids: NDArray[np.integer], d_out: _FloatArray) -> None:
     """``grad[ids[m]] += d_out[m]`` for every ``m`` in order, in place: ``grad
     (V, E)`` C-contiguous and writeable, ``ids (M,)`` in ``0..V-1``, ``d_out
     (M, E)`` of ``grad``'s dtype. Bitwise ``numpy.add.at(grad, ids, d_out)``;
