@@ -14,6 +14,7 @@
 
 use super::layer_norm::{normalize_back_row, normalize_row};
 use super::lstm;
+use super::rows::{self, load, store, LANES};
 use crate::simd::multiversion;
 
 /// The cell state's normalisation: gain and shift `(H,)` each.
@@ -46,14 +47,39 @@ multiversion! {
             .zip(h_next.chunks_exact_mut(h));
         let (gain, shift) = (&norm.gain[..h], &norm.shift[..h]);
         for (((((g, cp), cn), ch), r), hn) in rows {
-            for j in 0..h {
-                let u = lstm::unit(g[j], g[h + j], g[2 * h + j], g[3 * h + j], cp[j]);
-                [g[j], g[h + j], g[2 * h + j], g[3 * h + j]] = u.gates;
-                cn[j] = u.c;
+            // LANES units at a time in local arrays (see `rows::LANES`)
+            let [i, f, gg, o] = rows::blocks_mut::<F, 4>(g, h);
+            let mut j = 0;
+            while j < h {
+                let w = LANES.min(h - j);
+                let (mut ai, mut af, mut ag, mut ao) =
+                    (load(i, j, w), load(f, j, w), load(gg, j, w), load(o, j, w));
+                let ac = load(cp, j, w);
+                let mut c = [F::ZERO; LANES];
+                for l in 0..LANES {
+                    let u = lstm::unit(ai[l], af[l], ag[l], ao[l], ac[l]);
+                    [ai[l], af[l], ag[l], ao[l]] = u.gates;
+                    c[l] = u.c;
+                }
+                store(i, j, w, &ai);
+                store(f, j, w, &af);
+                store(gg, j, w, &ag);
+                store(o, j, w, &ao);
+                store(cn, j, w, &c);
+                j += w;
             }
             *r = normalize_row(cn, ch);
-            for j in 0..h {
-                hn[j] = g[3 * h + j] * (gain[j] * ch[j] + shift[j]).tanh_fast();
+            let mut j = 0;
+            while j < h {
+                let w = LANES.min(h - j);
+                let (ao, ah) = (load(o, j, w), load(ch, j, w));
+                let (ga, sh) = (load(gain, j, w), load(shift, j, w));
+                let mut hv = [F::ZERO; LANES];
+                for l in 0..LANES {
+                    hv[l] = ao[l] * (ga[l] * ah[l] + sh[l]).tanh_fast();
+                }
+                store(hn, j, w, &hv);
+                j += w;
             }
         }
     }
@@ -105,22 +131,46 @@ multiversion! {
             let (df, rest) = rest.split_at_mut(h);
             let (dgg, d_o) = rest.split_at_mut(h);
             // h' = o * tanh(y), y = gain * c^ + shift: the o gradient, dy, and
-            // in di (as scratch) the gradient of c^.
-            for j in 0..h {
-                let t = (gain[j] * ch[j] + shift[j]).tanh_fast();
-                let ov = go[j];
-                d_o[j] = dhr[j] * t * ov * (F::ONE - ov);
-                dyr[j] = dhr[j] * ov * (F::ONE - t * t);
-                di[j] = dyr[j] * gain[j];
+            // in di (as scratch) the gradient of c^. LANES units at a time.
+            let mut j = 0;
+            while j < h {
+                let w = LANES.min(h - j);
+                let (ga, sh, ah) = (load(gain, j, w), load(shift, j, w), load(ch, j, w));
+                let (ao, adh) = (load(go, j, w), load(dhr, j, w));
+                let (mut o_, mut y_, mut c_) = ([F::ZERO; LANES], [F::ZERO; LANES], [F::ZERO; LANES]);
+                for l in 0..LANES {
+                    let t = (ga[l] * ah[l] + sh[l]).tanh_fast();
+                    let ov = ao[l];
+                    o_[l] = adh[l] * t * ov * (F::ONE - ov);
+                    y_[l] = adh[l] * ov * (F::ONE - t * t);
+                    c_[l] = y_[l] * ga[l];
+                }
+                store(d_o, j, w, &o_);
+                store(dyr, j, w, &y_);
+                store(di, j, w, &c_);
+                j += w;
             }
             normalize_back_row(&mut di[..h], ch, r); // now the gradient of c' through h'
-            for j in 0..h {
-                let (iv, fv, gv) = (gi[j], gf[j], gg[j]);
-                let dc_next = dcr[j] + di[j];
-                di[j] = dc_next * gv * iv * (F::ONE - iv);
-                df[j] = dc_next * cp[j] * fv * (F::ONE - fv);
-                dgg[j] = dc_next * iv * (F::ONE - gv * gv);
-                dcr[j] = dc_next * fv;
+            let mut j = 0;
+            while j < h {
+                let w = LANES.min(h - j);
+                let (ai, af, ag) = (load(gi, j, w), load(gf, j, w), load(gg, j, w));
+                let (adc, adi, acp) = (load(dcr, j, w), load(di, j, w), load(cp, j, w));
+                let (mut i_, mut f_, mut g_, mut c_) =
+                    ([F::ZERO; LANES], [F::ZERO; LANES], [F::ZERO; LANES], [F::ZERO; LANES]);
+                for l in 0..LANES {
+                    let (iv, fv, gv) = (ai[l], af[l], ag[l]);
+                    let dc_next = adc[l] + adi[l];
+                    i_[l] = dc_next * gv * iv * (F::ONE - iv);
+                    f_[l] = dc_next * acp[l] * fv * (F::ONE - fv);
+                    g_[l] = dc_next * iv * (F::ONE - gv * gv);
+                    c_[l] = dc_next * fv;
+                }
+                store(di, j, w, &i_);
+                store(df, j, w, &f_);
+                store(dgg, j, w, &g_);
+                store(dcr, j, w, &c_);
+                j += w;
             }
             dd.fill(F::ZERO);
         }
