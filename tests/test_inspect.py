@@ -124,3 +124,14 @@ def test_a_vanilla_rnn_has_no_saturation_plot(tmp_path):
     assert {f.signal for f in rep.found} == {"h"}
     assert "a vanilla RNN has no gates" in (tmp_path / "index.html").read_text(encoding="utf-8")
     assert not (tmp_path / "saturation.png").exists()
+
+
+def test_a_feature_constant_on_the_held_out_part_reads_n_a():
+    from rnncore.diagnostics.cells import FoundCell
+    from rnncore.diagnostics.page import _table
+
+    none = FoundCell("in_comment", "h", 0, 3, 0.25, float("nan"))
+    some = FoundCell("in_quote", "h", 1, 2, -0.5, -0.4)
+    assert none.held_out_text("+.3f") == "n/a" and some.held_out_text("+.3f") == "-0.400"
+    table = _table([none, some])
+    assert "<td>n/a</td>" in table and "<td>-0.400</td>" in table and "nan" not in table

@@ -13,6 +13,7 @@ both passes over a text with a model.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,11 @@ class FoundCell:
     unit: int
     corr: float  # Pearson r on the discovery part of the text
     held_out: float  # r on the held-out part (NaN if the feature is constant there)
+
+    def held_out_text(self, spec: str) -> str:
+        """:attr:`held_out` formatted with ``spec``, or ``"n/a"`` where it is NaN
+        (the feature does not vary on the held-out part, so no r exists)."""
+        return format(self.held_out, spec) if math.isfinite(self.held_out) else "n/a"
 
 
 class Correlator:

@@ -72,7 +72,9 @@ def run_inspect(args: argparse.Namespace, load: Loader) -> int:
     for f in report.found:
         out.write(
             f"{f.feature:<14} {f.signal:<8} {f.layer:>5} {f.unit:>5} {f.corr:+6.3f} "
-            f"{f.held_out:+9.3f}\n"
+            f"{f.held_out_text('+.3f'):>9}\n"
         )
+    if any(f.held_out_text("") == "n/a" for f in report.found):
+        out.write("(n/a: the feature does not vary on the held-out part, so it has no r there)\n")
     out.write(f"wrote {report.out_dir / 'index.html'}\n")
     return 0

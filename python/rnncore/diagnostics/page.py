@@ -71,7 +71,7 @@ def _options(d: PageData) -> str:
         seen.add(key)
         label = (
             f"{f.feature}: {f.signal} layer {f.layer} unit {f.unit} "
-            f"(r {f.corr:+.2f}, held-out {f.held_out:+.2f})"
+            f"(r {f.corr:+.2f}, held-out {f.held_out_text('+.2f')})"
         )
         opts.append(f'<option value="{key}">{html.escape(label)}</option>')
     group = '<optgroup label="found automatically">' + "".join(opts) + "</optgroup>"
@@ -88,7 +88,7 @@ def _options(d: PageData) -> str:
 def _table(found: Sequence[FoundCell]) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(f.feature)}</td><td>{f.signal}</td><td>{f.layer}</td>"
-        f"<td>{f.unit}</td><td>{f.corr:+.3f}</td><td>{f.held_out:+.3f}</td></tr>"
+        f"<td>{f.unit}</td><td>{f.corr:+.3f}</td><td>{f.held_out_text('+.3f')}</td></tr>"
         for f in found
     )
     head = "<tr><th>feature</th><th>signal</th><th>layer</th><th>unit</th><th>r</th>"
