@@ -239,3 +239,16 @@ def test_sampling_twice_packs_once_and_sees_an_edit(monkeypatch):
     dict(model.named_parameters())["head.weight"][:] *= -1.0
     decode.sample(model, prime_ids=[1], length=12, seed=3)
     assert len(made) == 2
+
+
+def test_sample_loop_names_bad_knobs():
+    fast = lm(5, "gru").compile()
+    lp, state = fast.step(np.array([1]), None)
+    kw = {"length": 3, "temperature": 1.0, "top_k": None, "top_p": None, "stop_id": None}
+    for bad, name in (
+        ({"top_k": -1}, "top_k"),
+        ({"top_k": 0}, "top_k"),
+        ({"stop_id": -1}, "stop_id"),
+    ):
+        with pytest.raises(ArgumentError, match=name):
+            fast.sample_loop(lp, state, np.zeros(3), **{**kw, **bad}, top_p_slack=0.0)

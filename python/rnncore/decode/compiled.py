@@ -248,6 +248,8 @@ class CompiledLM:
         N = np.asarray(log_probs).shape[0] if np.ndim(log_probs) else 1
         length = nonnegative_int("length", length)
         _validate.buffer_len("length * N", length, N)  # the (N, length) ids
+        top_k = None if top_k is None else _validate.positive_int("top_k", top_k)
+        stop_id = None if stop_id is None else nonnegative_int("stop_id", stop_id)
         h, c = self._split(state, N)
         return self._decoder.sample(
             np.asarray(log_probs, dtype=np.float64),
