@@ -131,3 +131,20 @@ def test_mixed_dtypes_and_empty_parameters_take_the_numpy_update():
     opt = Adam(empty, lr=0.1)
     opt.step({k: np.ones_like(p) for k, p in empty.items()})
     assert empty["w"][0] == pytest.approx(0.9)
+
+
+def test_the_kernel_names_bad_arguments():
+    from rnncore._native import kernels
+
+    p, g, m, v = (np.zeros(3) for _ in range(4))
+    hp = {"step_size": 0.1, "bias_correction2_sqrt": 0.5, "lr": 0.1, "beta1": 0.9,
+          "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "decoupled": False}  # fmt: skip
+    k = kernels()
+    for bad in ({"eps": float("nan")}, {"lr": -1.0}, {"beta1": 1.0}, {"beta2": float("inf")}):
+        (name,) = bad
+        with pytest.raises(ValueError, match=name):
+            k.adam_step([p], [g], [m], [v], **{**hp, **bad})
+    with pytest.raises(ValueError, match=r"grads\[0\]"):
+        k.adam_step([p], [np.zeros(4)], [m], [v], **hp)
+    k.adam_step([p], [np.ones(3)], [m], [v], **hp)
+    assert (p < 0).all()

@@ -4,10 +4,10 @@
 //!
 //! Signature and shapes are documented in `python/rnncore/_rnncore.pyi`.
 
-use numpy::Element;
+use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{precision, writable, FloatArg, Precision};
+use super::arrays::{fmt_shape, ndarray, precision, writable, FloatArg, Precision};
 use super::errors::run_detached;
 use crate::error::RnnError;
 use crate::optim::{self, Adam};
@@ -30,8 +30,21 @@ fn typed<'py, F: Real + Element>(
     let mut gs = Vec::with_capacity(n);
     let mut rw = Vec::with_capacity(3 * n);
     for i in 0..n {
+        let shape = ndarray(&params[i], &format!("params[{i}]"))?
+            .shape()
+            .to_vec();
         let g = FloatArg::<F>::extract(&grads[i], format!("grads[{i}]"))?;
-        let shape = g.shape().to_vec();
+        if g.shape() != shape {
+            return Err(RnnError::shape(
+                &format!("grads[{i}]"),
+                format!(
+                    "must have its parameter's shape {}, got {}",
+                    fmt_shape(&shape),
+                    fmt_shape(g.shape())
+                ),
+            )
+            .into());
+        }
         rw.push(writable::<F>(&params[i], &format!("params[{i}]"), &shape)?);
         rw.push(writable::<F>(
             &exp_avg[i],
@@ -87,6 +100,25 @@ pub fn adam_step<'py>(
     weight_decay: f64,
     decoupled: bool,
 ) -> PyResult<()> {
+    let finite = [
+        ("step_size", step_size),
+        ("bias_correction2_sqrt", bias_correction2_sqrt),
+        ("lr", lr),
+        ("eps", eps),
+        ("weight_decay", weight_decay),
+    ];
+    for (name, v) in finite {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(
+                RnnError::argument(name, format!("must be finite and >= 0, got {v}")).into(),
+            );
+        }
+    }
+    for (name, v) in [("beta1", beta1), ("beta2", beta2)] {
+        if !(0.0..1.0).contains(&v) {
+            return Err(RnnError::argument(name, format!("must be in [0, 1), got {v}")).into());
+        }
+    }
     if params.is_empty() {
         return Ok(());
     }
