@@ -140,7 +140,8 @@ def test_the_kernel_names_bad_arguments():
     hp = {"step_size": 0.1, "bias_correction2_sqrt": 0.5, "lr": 0.1, "beta1": 0.9,
           "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "decoupled": False}  # fmt: skip
     k = kernels()
-    for bad in ({"eps": float("nan")}, {"lr": -1.0}, {"beta1": 1.0}, {"beta2": float("inf")}):
+    for bad in ({"eps": float("nan")}, {"lr": -1.0}, {"beta1": 1.0}, {"beta2": float("inf")},
+                {"step_size": float("nan")}):  # fmt: skip
         (name,) = bad
         with pytest.raises(ValueError, match=name):
             k.adam_step([p], [g], [m], [v], **{**hp, **bad})

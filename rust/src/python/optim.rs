@@ -100,17 +100,19 @@ pub fn adam_step<'py>(
     weight_decay: f64,
     decoupled: bool,
 ) -> PyResult<()> {
-    let finite = [
+    // NaN or negative is refused; an infinite step (a learning rate near the
+    // largest float) is computed, as NumPy computes it, for the caller's guard.
+    let knobs = [
         ("step_size", step_size),
         ("bias_correction2_sqrt", bias_correction2_sqrt),
         ("lr", lr),
         ("eps", eps),
         ("weight_decay", weight_decay),
     ];
-    for (name, v) in finite {
-        if !(v.is_finite() && v >= 0.0) {
+    for (name, v) in knobs {
+        if v.is_nan() || v < 0.0 {
             return Err(
-                RnnError::argument(name, format!("must be finite and >= 0, got {v}")).into(),
+                RnnError::argument(name, format!("must be >= 0 (not NaN), got {v}")).into(),
             );
         }
     }
