@@ -14,7 +14,7 @@ from types import ModuleType
 
 from rnncore.errors import ArgumentError
 
-__all__ = ["SIMD_LEVELS", "SIMD_VAR", "kernels"]
+__all__ = ["SIMD_LEVELS", "SIMD_VAR", "kernels", "kernels_if_built"]
 
 SIMD_VAR = "RNNCORE_SIMD"  # caps the kernels' SIMD level, read when they first run
 SIMD_LEVELS = ("avx512", "avx2", "avx2+fma", "scalar")
@@ -43,3 +43,13 @@ def kernels() -> ModuleType:
         return importlib.import_module("rnncore._rnncore")
     except ImportError as err:
         raise ImportError(MISSING) from err
+
+
+def kernels_if_built() -> ModuleType | None:
+    """:func:`kernels`, or None when the extension is not built: for the paths
+    that have a NumPy form to fall back on (the products, the loss, the
+    optimizer, the embedding's backward)."""
+    try:
+        return kernels()
+    except ImportError:  # the NumPy reference alone
+        return None

@@ -94,10 +94,7 @@ class Embedding(Module):
         d2 = d_out.reshape(-1, self.embedding_dim)  # (M, E)
         rows = self._ids if ids is None else ids.reshape(-1)
         grad = self.grads["weight"]  # (V, E)
-        try:
-            kernels = _native.kernels()
-        except ImportError:  # the NumPy reference alone
-            kernels = None
+        kernels = _native.kernels_if_built()
         flags = grad.flags
         if kernels is not None and flags.c_contiguous and flags.writeable and flags.aligned:
             # the same sums in the same order as numpy.add.at, columns in parallel

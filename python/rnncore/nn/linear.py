@@ -22,15 +22,11 @@ def _product(a: Array, b: Array, transpose_a: bool = False, transpose_b: bool = 
     kernels when the product is large enough and they load, else numpy."""
     m, k = (a.shape[1], a.shape[0]) if transpose_a else a.shape
     n = b.shape[0] if transpose_b else b.shape[1]
-    if m * n * k >= KERNEL_PRODUCT:
-        try:
-            kernels = _native.kernels()
-        except ImportError:  # the NumPy reference alone
-            pass
-        else:
-            return kernels.matmul(
-                np.ascontiguousarray(a), np.ascontiguousarray(b), transpose_a, transpose_b
-            )
+    kernels = _native.kernels_if_built() if m * n * k >= KERNEL_PRODUCT else None
+    if kernels is not None:
+        return kernels.matmul(
+            np.ascontiguousarray(a), np.ascontiguousarray(b), transpose_a, transpose_b
+        )
     return (a.T if transpose_a else a) @ (b.T if transpose_b else b)
 
 

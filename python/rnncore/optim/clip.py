@@ -44,13 +44,10 @@ def global_norm(grads: Grads) -> float:
     """
     arrays = _arrays(grads)
     dtypes = {g.dtype for g in arrays}
-    if len(dtypes) == 1 and dtypes <= {np.dtype(np.float32), np.dtype(np.float64)}:
-        try:
-            kernels = _native.kernels()
-        except ImportError:  # the NumPy reference alone
-            pass
-        else:
-            return math.sqrt(kernels.sum_squares(arrays))
+    one_float = len(dtypes) == 1 and dtypes <= {np.dtype(np.float32), np.dtype(np.float64)}
+    kernels = _native.kernels_if_built() if one_float else None
+    if kernels is not None:
+        return math.sqrt(kernels.sum_squares(arrays))
     total = 0.0
     for g in arrays:
         flat = g.astype(np.float64, copy=False).ravel()

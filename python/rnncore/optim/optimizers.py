@@ -254,9 +254,8 @@ class Adam(Optimizer):
 
     def _step_fused(self, grads: dict[str, Array]) -> bool:
         """The step in one kernel call; False (nothing done) where it cannot run."""
-        try:
-            kernels = _native.kernels()
-        except ImportError:  # the NumPy reference alone
+        kernels = _native.kernels_if_built()
+        if kernels is None:
             return False
         names = list(self.params)
         params = [self.params[n] for n in names]
@@ -274,13 +273,14 @@ class Adam(Optimizer):
         if any(np.may_share_memory(gi, a) for gi in g for a in (*params, *m, *v)):
             return False
         beta1, beta2 = self.betas
+        step_size, bias_correction2_sqrt = self._corrections()
         kernels.adam_step(
             params,
             g,
             m,
             v,
-            step_size=self.lr / (1 - beta1**self.steps),
-            bias_correction2_sqrt=math.sqrt(1 - beta2**self.steps),
+            step_size=step_size,
+            bias_correction2_sqrt=bias_correction2_sqrt,
             lr=self.lr,
             beta1=beta1,
             beta2=beta2,
@@ -289,6 +289,11 @@ class Adam(Optimizer):
             decoupled=self._decoupled,
         )
         return True
+
+    def _corrections(self) -> tuple[float, float]:
+        """This step's ``lr / (1 - beta1**t)`` and ``sqrt(1 - beta2**t)``."""
+        beta1, beta2 = self.betas
+        return self.lr / (1 - beta1**self.steps), math.sqrt(1 - beta2**self.steps)
 
     def _update(self, name: str, p: Array, g: Array) -> None:
         beta1, beta2 = self.betas
@@ -301,8 +306,7 @@ class Adam(Optimizer):
         lerp_(m, g, 1 - beta1)
         v *= beta2
         v += (1 - beta2) * (g * g)
-        step_size = self.lr / (1 - beta1**self.steps)
-        bias_correction2_sqrt = math.sqrt(1 - beta2**self.steps)
+        step_size, bias_correction2_sqrt = self._corrections()
         denom = np.sqrt(v) / bias_correction2_sqrt
         denom += self.eps
         p -= step_size * m / denom

@@ -51,7 +51,6 @@ struct Packed<R> {
 /// A model ready to step. Immutable, so one `Stack` may serve several threads.
 pub struct Stack<R> {
     mode: Mode,
-    storage: Storage,
     vocab: usize,
     hidden: usize,
     cell: Layout,
@@ -190,7 +189,6 @@ impl<R: Real> Stack<R> {
         let zeros = vec![R::ZERO; vocab];
         Ok(Self {
             mode,
-            storage,
             vocab,
             hidden: hsz,
             cell,
@@ -208,7 +206,7 @@ impl<R: Real> Stack<R> {
     }
     /// How the weight matrices are kept.
     pub fn storage(&self) -> Storage {
-        self.storage
+        self.head_w.storage() // every matrix is kept alike; the readout always has weights
     }
     /// Bytes of the packed weight matrices (`W_ih`, `W_hh`, readout, with
     /// any scales): what a step streams, besides the table row or embedding.

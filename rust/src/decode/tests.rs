@@ -22,6 +22,20 @@ struct Model {
     head_b: Vec<f64>,
 }
 
+/// A plain cell's `[W_ih, W_hh, b_ih, b_hh]` as the sequence kernels take it.
+fn plain_weights<R>(a: &[Vec<R>; 4]) -> sequence::Weights<'_, R> {
+    sequence::Weights {
+        w_ih: &a[0],
+        w_hh: &a[1],
+        b_ih: Some(&a[2]),
+        b_hh: Some(&a[3]),
+        w_peep: None,
+        w_ln: None,
+        b_ln: None,
+        w_hr: None,
+    }
+}
+
 impl Model {
     fn new(mode: Mode, v: usize, e: Option<usize>, h: usize, l: usize, seed: u64) -> Self {
         let mut rng = Lcg(seed);
@@ -102,19 +116,7 @@ impl Model {
                 } else {
                     Input::OneHot
                 },
-                layers: layers
-                    .iter()
-                    .map(|a| sequence::Weights {
-                        w_ih: &a[0],
-                        w_hh: &a[1],
-                        b_ih: Some(&a[2]),
-                        b_hh: Some(&a[3]),
-                        w_peep: None,
-                        w_ln: None,
-                        b_ln: None,
-                        w_hr: None,
-                    })
-                    .collect(),
+                layers: layers.iter().map(|a| plain_weights(a)).collect(),
                 head_w: &head_w,
                 head_b: Some(&head_b),
             },
@@ -156,16 +158,7 @@ impl Model {
                 lengths: None,
                 reverse: false,
             };
-            let w = sequence::Weights {
-                w_ih: &a[0],
-                w_hh: &a[1],
-                b_ih: Some(&a[2]),
-                b_hh: Some(&a[3]),
-                w_peep: None,
-                w_ln: None,
-                b_ln: None,
-                w_hr: None,
-            };
+            let w = plain_weights(a);
             let at = l * n * hsz..(l + 1) * n * hsz;
             let f = sequence::forward(&spec, &x, &h[at.clone()], c.map(|c| &c[at]), &w).unwrap();
             h_out.extend_from_slice(&f.h_n);

@@ -126,8 +126,8 @@ fn quantize<R: Real>(v: R, s: R) -> i8 {
 }
 
 /// `w (rows, K)` row-major as `storage` keeps it, widened back to `R`: the
-/// weights the products compute with. A compressed decoder is, to the rounding
-/// of its sums, the model with these weights.
+/// weights the products compute with. A compressed decoder is, bitwise, the
+/// full decoder of these weights.
 pub fn dequantized<R: Real>(storage: Storage, w: &[R], rows: usize, k: usize) -> Vec<R> {
     match storage {
         Storage::Full => w.to_vec(),
@@ -178,6 +178,15 @@ impl<R: Real> Panels<R> {
                     .collect();
                 Self::Int8 { q, scale }
             }
+        }
+    }
+
+    /// How the weights are kept.
+    pub fn storage(&self) -> Storage {
+        match self {
+            Self::Full(_) => Storage::Full,
+            Self::Bf16(_) => Storage::Bf16,
+            Self::Int8 { .. } => Storage::Int8,
         }
     }
 
