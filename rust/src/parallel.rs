@@ -74,14 +74,7 @@ fn pool() -> Option<Arc<ThreadPool>> {
         .as_ref()
         .is_none_or(|s| s.threads != threads || s.pid != pid);
     if stale {
-        // Cannot start the threads (a limit on processes, or memory): remember
-        // it, so the sections that follow run on the caller's thread at once.
-        let built = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("rnncore-{i}"))
-            .build()
-            .ok()
-            .map(Arc::new);
+        let built = build_pool(threads).map(Arc::new);
         *state = Some(PoolState {
             threads,
             pid,
@@ -89,6 +82,49 @@ fn pool() -> Option<Arc<ThreadPool>> {
         });
     }
     state.as_ref().and_then(|s| s.pool.clone())
+}
+
+/// A pool of `threads` threads, or `None` when they cannot all be started (a
+/// limit on processes, or on memory): the failure is remembered by the caller,
+/// so the sections that follow run on the caller's thread at once.
+///
+/// The threads that did start are joined before this returns, so their stacks
+/// are unmapped: under a memory limit the work that follows on the caller's
+/// thread gets back the room they took.
+fn build_pool(threads: usize) -> Option<ThreadPool> {
+    let started: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>> = Arc::default();
+    let handles = Arc::clone(&started);
+    let built = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("rnncore-{i}"))
+        .spawn_handler(move |thread| {
+            let mut builder = std::thread::Builder::new();
+            if let Some(name) = thread.name() {
+                builder = builder.name(name.to_owned());
+            }
+            if let Some(size) = thread.stack_size() {
+                builder = builder.stack_size(size);
+            }
+            let handle = builder.spawn(|| thread.run())?;
+            handles
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(handle);
+            Ok(())
+        })
+        .build();
+    let handles = std::mem::take(&mut *started.lock().unwrap_or_else(|e| e.into_inner()));
+    match built {
+        // The pool owns its threads from here; the handles only detach them.
+        Ok(pool) => Some(pool),
+        // rayon has told the threads it started to stop: wait until they have.
+        Err(_) => {
+            for handle in handles {
+                let _ = handle.join();
+            }
+            None
+        }
+    }
 }
 
 /// Run `f` on every item, in parallel on the pool when there is more than one

@@ -53,7 +53,10 @@ def test_a_huge_thread_count_from_the_environment_is_capped_and_does_not_hang(tm
 def test_a_pool_that_cannot_start_is_remembered(tmp_path):
     # Under an address-space limit just above what the process holds, the pool
     # cannot map its threads' stacks: every call must then run on the caller's
-    # thread (not retry at each parallel section), with the same numbers.
+    # thread (not retry at each parallel section), with the same numbers. The
+    # threads that did start are joined before the call goes on, so the room
+    # their stacks took is back: without that, the call's own allocations
+    # failed whenever those threads were slow to exit (a loaded machine).
     want, _ = run_layer(tmp_path, "1")
     prelude = """
     import resource, rnncore, numpy as np
