@@ -87,6 +87,72 @@ pub fn precision(
     }
 }
 
+/// `$body` once for the float type of `$precision` (a [`Precision`]), with the
+/// name `$F` standing for that type: one generic call serves both dtypes.
+///
+/// ```ignore
+/// with_float!(precision(py, w_ih, "w_ih")?, F => forward_typed::<F>(py, w_ih))
+/// ```
+macro_rules! with_float {
+    ($precision:expr, $F:ident => $body:expr) => {
+        match $precision {
+            $crate::python::arrays::Precision::F32 => {
+                type $F = f32;
+                $body
+            }
+            $crate::python::arrays::Precision::F64 => {
+                type $F = f64;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_float;
+
+/// `enum $name { F32($inner<f32>), F64($inner<f64>) }`: a value kept for a
+/// later call in the float type it was made in. `From` wraps either type;
+/// `TryFrom<&$name>` gives the `&$inner<F>` back if it holds that `F`.
+macro_rules! float_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident($inner:ident)) => {
+        $(#[$meta])*
+        $vis enum $name {
+            F32($inner<f32>),
+            F64($inner<f64>),
+        }
+        $crate::python::arrays::float_enum!(@variant $name, $inner, F32, f32);
+        $crate::python::arrays::float_enum!(@variant $name, $inner, F64, f64);
+    };
+    (@variant $name:ident, $inner:ident, $variant:ident, $f:ty) => {
+        impl From<$inner<$f>> for $name {
+            fn from(value: $inner<$f>) -> Self {
+                Self::$variant(value)
+            }
+        }
+        impl<'a> TryFrom<&'a $name> for &'a $inner<$f> {
+            type Error = ();
+            fn try_from(value: &'a $name) -> Result<Self, ()> {
+                match value {
+                    $name::$variant(inner) => Ok(inner),
+                    _ => Err(()),
+                }
+            }
+        }
+    };
+}
+pub(crate) use float_enum;
+
+/// `$body` on what a [`float_enum`] value holds, named `$x`, whichever float
+/// type that is.
+macro_rules! on_float {
+    ($enum:ident, $value:expr, |$x:ident| $body:expr) => {
+        match $value {
+            $enum::F32($x) => $body,
+            $enum::F64($x) => $body,
+        }
+    };
+}
+pub(crate) use on_float;
+
 /// The error for an array `name` whose dtype is not the call's `F`: it names
 /// the array too that set `F` (the same in every entry point, see [`Precision`]).
 pub fn dtype_mismatch<F: Real>(name: &str, array: &Bound<'_, PyUntypedArray>) -> RnnError {

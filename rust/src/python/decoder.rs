@@ -7,7 +7,9 @@ use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use super::arrays::{int_arg, ndarray, precision, to_numpy, FloatArg, Precision};
+use super::arrays::{
+    float_enum, int_arg, ndarray, on_float, precision, to_numpy, with_float, FloatArg,
+};
 use super::errors::run_detached;
 use crate::buffer;
 use crate::decode::{self, Input, Knobs, ModelWeights, Sampling, Stack, State};
@@ -26,10 +28,7 @@ type LayerArgs<'py> = (
     Option<Bound<'py, PyAny>>,
 );
 
-enum Typed {
-    F32(Stack<f32>),
-    F64(Stack<f64>),
-}
+float_enum!(enum Typed(Stack));
 
 /// A stacked recurrent language model prepared for decoding.
 #[pyclass(module = "rnncore._rnncore", frozen)]
@@ -298,15 +297,6 @@ fn sample_typed<'py, F: Real + Element>(
     PyTuple::new(py, [ids, ends])
 }
 
-macro_rules! typed {
-    ($self:expr, |$stack:ident| $body:expr) => {
-        match &$self.typed {
-            Typed::F32($stack) => $body,
-            Typed::F64($stack) => $body,
-        }
-    };
-}
-
 #[pymethods]
 impl Decoder {
     #[new]
@@ -326,54 +316,38 @@ impl Decoder {
         let first = layers
             .first()
             .ok_or_else(|| RnnError::argument("layers", "must hold at least one layer"))?;
-        let typed = match precision(py, &first.0, "layers[0].w_ih")? {
-            Precision::F32 => Typed::F32(build(
-                py,
-                mode,
-                &layers,
-                head_weight,
-                head_bias,
-                embedding,
-                storage,
-            )?),
-            Precision::F64 => Typed::F64(build(
-                py,
-                mode,
-                &layers,
-                head_weight,
-                head_bias,
-                embedding,
-                storage,
-            )?),
-        };
+        let typed = with_float!(precision(py, &first.0, "layers[0].w_ih")?, F => {
+            let stack = build::<F>(py, mode, &layers, head_weight, head_bias, embedding, storage)?;
+            Typed::from(stack)
+        });
         Ok(Self { typed })
     }
 
     #[getter]
     fn vocab_size(&self) -> usize {
-        typed!(self, |s| s.vocab())
+        on_float!(Typed, &self.typed, |s| s.vocab())
     }
     #[getter]
     fn hidden_size(&self) -> usize {
-        typed!(self, |s| s.hidden())
+        on_float!(Typed, &self.typed, |s| s.hidden())
     }
     #[getter]
     fn num_layers(&self) -> usize {
-        typed!(self, |s| s.num_layers())
+        on_float!(Typed, &self.typed, |s| s.num_layers())
     }
     #[getter]
     fn mode(&self) -> &'static str {
-        typed!(self, |s| s.mode().name())
+        on_float!(Typed, &self.typed, |s| s.mode().name())
     }
     /// How the weight matrices are kept: `"full"`, `"bfloat16"` or `"int8"`.
     #[getter]
     fn weights(&self) -> &'static str {
-        typed!(self, |s| s.storage().name())
+        on_float!(Typed, &self.typed, |s| s.storage().name())
     }
     /// Bytes of the packed weight matrices.
     #[getter]
     fn weight_bytes(&self) -> usize {
-        typed!(self, |s| s.weight_bytes())
+        on_float!(Typed, &self.typed, |s| s.weight_bytes())
     }
     #[getter]
     fn dtype(&self) -> &'static str {
@@ -394,7 +368,7 @@ impl Decoder {
         c: Option<&Bound<'py, PyAny>>,
         rows: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        typed!(self, |s| run_typed(py, s, ids, h, c, 1, rows))
+        on_float!(Typed, &self.typed, |s| run_typed(py, s, ids, h, c, 1, rows))
     }
 
     /// `ids (N, T)` in one call -> `(log_probs (N, T, V), h, c)`.
@@ -406,7 +380,7 @@ impl Decoder {
         h: &Bound<'py, PyAny>,
         c: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        typed!(self, |s| run_typed(py, s, ids, h, c, 2, None))
+        on_float!(Typed, &self.typed, |s| run_typed(py, s, ids, h, c, 2, None))
     }
 
     /// The sampling loop: `(ids (N, length) int64, ends (N,) int64)`.
@@ -427,7 +401,7 @@ impl Decoder {
         top_p_slack: f64,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let knobs = Knobs::new(temperature, top_k, top_p, top_p_slack)?;
-        typed!(self, |s| sample_typed(
+        on_float!(Typed, &self.typed, |s| sample_typed(
             py, s, log_probs, h, c, uniforms, length, knobs, stop_id
         ))
     }

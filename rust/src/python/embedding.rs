@@ -6,7 +6,7 @@
 use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{fmt_shape, int_arg, ndarray, precision, writable, FloatArg, Precision};
+use super::arrays::{fmt_shape, int_arg, ndarray, precision, with_float, writable, FloatArg};
 use super::errors::run_detached;
 use crate::embedding;
 use crate::error::RnnError;
@@ -57,9 +57,5 @@ pub fn embedding_backward<'py>(
     ids: &Bound<'py, PyAny>,
     d_out: &Bound<'py, PyAny>,
 ) -> PyResult<()> {
-    if precision(py, grad, "grad")? == Precision::F64 {
-        typed::<f64>(py, grad, ids, d_out)
-    } else {
-        typed::<f32>(py, grad, ids, d_out)
-    }
+    with_float!(precision(py, grad, "grad")?, F => typed::<F>(py, grad, ids, d_out))
 }

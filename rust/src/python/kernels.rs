@@ -9,7 +9,7 @@ use numpy::Element;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use super::arrays::{lengths_arg, precision, to_numpy, FloatArg, Precision};
+use super::arrays::{lengths_arg, precision, to_numpy, with_float, FloatArg};
 use super::errors::run_detached;
 use crate::error::RnnError;
 use crate::mode::Mode;
@@ -482,14 +482,9 @@ pub fn forward<'py>(
     let mode = Mode::from_name(mode)?;
     let masks = [recurrent_mask, zoneout_h, zoneout_c];
     let extra = [w_peep, w_hr, w_ln, b_ln];
-    match precision(py, w_ih, "w_ih")? {
-        Precision::F32 => forward_typed::<f32>(
-            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, extra, masks,
-        ),
-        Precision::F64 => forward_typed::<f64>(
-            py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, extra, masks,
-        ),
-    }
+    with_float!(precision(py, w_ih, "w_ih")?, F => forward_typed::<F>(
+        py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, extra, masks,
+    ))
 }
 
 /// Backpropagation through time for one `forward` call (see the stub).
@@ -521,14 +516,8 @@ pub fn backward<'py>(
     let mode = Mode::from_name(mode)?;
     let masks = [recurrent_mask, zoneout_h, zoneout_c];
     let extra = [w_peep, w_hr, w_ln, b_ln];
-    match precision(py, w_ih, "w_ih")? {
-        Precision::F32 => backward_typed::<f32>(
-            py, mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n, d_c_n,
-            extra, masks,
-        ),
-        Precision::F64 => backward_typed::<f64>(
-            py, mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n, d_c_n,
-            extra, masks,
-        ),
-    }
+    with_float!(precision(py, w_ih, "w_ih")?, F => backward_typed::<F>(
+        py, mode, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, cache, d_output, d_h_n, d_c_n,
+        extra, masks,
+    ))
 }

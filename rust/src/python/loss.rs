@@ -6,7 +6,7 @@
 use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{fmt_shape, int_arg, ndarray, precision, writable, FloatArg, Precision};
+use super::arrays::{fmt_shape, int_arg, ndarray, precision, with_float, writable, FloatArg};
 use super::errors::run_detached;
 use crate::error::RnnError;
 use crate::loss;
@@ -77,9 +77,7 @@ pub fn cross_entropy<'py>(
     weights: Option<&Bound<'py, PyAny>>,
     scale: f64,
 ) -> PyResult<f64> {
-    if precision(py, logits, "logits")? == Precision::F64 {
-        typed::<f64>(py, logits, targets, weights, scale)
-    } else {
-        typed::<f32>(py, logits, targets, weights, scale)
-    }
+    with_float!(precision(py, logits, "logits")?, F => {
+        typed::<F>(py, logits, targets, weights, scale)
+    })
 }

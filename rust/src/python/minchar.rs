@@ -6,7 +6,7 @@
 use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{int_arg, ndarray, precision, to_numpy, writable, FloatArg, Precision};
+use super::arrays::{int_arg, ndarray, precision, to_numpy, with_float, writable, FloatArg};
 use super::errors::run_detached;
 use crate::error::RnnError;
 use crate::minchar::{self, Adagrad, Arrays, Sums};
@@ -177,8 +177,7 @@ pub fn min_char_rnn_step<'py>(
     check_knob("eps", eps)?;
     check_knob("clip", clip)?;
     let opt = Adagrad { lr, eps, clip };
-    match precision(py, &params[0], NAMES[0])? {
-        Precision::F32 => typed_step::<f32>(py, inputs, targets, h0, &params, &grads, &sums, opt),
-        Precision::F64 => typed_step::<f64>(py, inputs, targets, h0, &params, &grads, &sums, opt),
-    }
+    with_float!(precision(py, &params[0], NAMES[0])?, F => {
+        typed_step::<F>(py, inputs, targets, h0, &params, &grads, &sums, opt)
+    })
 }

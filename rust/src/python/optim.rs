@@ -7,7 +7,7 @@
 use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{fmt_shape, ndarray, precision, writable, FloatArg, Precision};
+use super::arrays::{fmt_shape, ndarray, precision, with_float, writable, FloatArg};
 use super::errors::run_detached;
 use crate::error::RnnError;
 use crate::optim::{self, Adam};
@@ -135,11 +135,7 @@ pub fn adam_step<'py>(
         decoupled,
     };
     let arrays = [&params[..], &grads[..], &exp_avg[..], &exp_avg_sq[..]];
-    if precision(py, &params[0], "params[0]")? == Precision::F64 {
-        typed::<f64>(py, arrays, hp)
-    } else {
-        typed::<f32>(py, arrays, hp)
-    }
+    with_float!(precision(py, &params[0], "params[0]")?, F => typed::<F>(py, arrays, hp))
 }
 
 fn squares_typed<'py, F: Real + Element>(
@@ -164,9 +160,5 @@ pub fn sum_squares<'py>(py: Python<'py>, arrays: Vec<Bound<'py, PyAny>>) -> PyRe
     if arrays.is_empty() {
         return Ok(0.0);
     }
-    if precision(py, &arrays[0], "arrays[0]")? == Precision::F64 {
-        squares_typed::<f64>(py, &arrays)
-    } else {
-        squares_typed::<f32>(py, &arrays)
-    }
+    with_float!(precision(py, &arrays[0], "arrays[0]")?, F => squares_typed::<F>(py, &arrays))
 }

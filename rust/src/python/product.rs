@@ -5,7 +5,7 @@
 use numpy::Element;
 use pyo3::prelude::*;
 
-use super::arrays::{precision, to_numpy, FloatArg, Precision};
+use super::arrays::{precision, to_numpy, with_float, FloatArg};
 use super::errors::run_detached;
 use crate::buffer::{checked_len, zeros};
 use crate::error::RnnError;
@@ -69,9 +69,5 @@ pub fn matmul<'py>(
     transpose_a: bool,
     transpose_b: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    if precision(py, a, "a")? == Precision::F64 {
-        typed::<f64>(py, a, b, transpose_a, transpose_b)
-    } else {
-        typed::<f32>(py, a, b, transpose_a, transpose_b)
-    }
+    with_float!(precision(py, a, "a")?, F => typed::<F>(py, a, b, transpose_a, transpose_b))
 }

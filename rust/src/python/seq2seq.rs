@@ -8,7 +8,9 @@ use numpy::Element;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use super::arrays::{int_arg, lengths_arg, precision, to_numpy, FloatArg, Precision};
+use super::arrays::{
+    float_enum, int_arg, lengths_arg, on_float, precision, to_numpy, with_float, FloatArg,
+};
 use super::errors::run_detached;
 use crate::error::RnnError;
 use crate::mode::Mode;
@@ -21,10 +23,7 @@ use crate::seq2seq::{
 const WEIGHT_NAMES: [&str; 7] = ["w_ih", "w_hh", "b_ih", "b_hh", "w_query", "w_key", "v"];
 const SAMPLING_NAMES: [&str; 6] = ["p", "seed", "ids", "embedding", "head_weight", "head_bias"];
 
-enum Typed {
-    F32(DecoderCache<f32>),
-    F64(DecoderCache<f64>),
-}
+float_enum!(enum Typed(DecoderCache));
 
 /// What `decoder_forward` saved for `decoder_backward`; opaque.
 #[pyclass(module = "rnncore._rnncore", frozen)]
@@ -33,10 +32,7 @@ pub struct AttentionDecoderCache {
     typed: Typed,
 }
 
-enum TypedPrepared {
-    F32(Prepared<f32>),
-    F64(Prepared<f64>),
-}
+float_enum!(enum TypedPrepared(Prepared));
 
 /// The decoder's weights packed once for many one-step calls
 /// (`decoder_prepare`); opaque.
@@ -220,8 +216,10 @@ fn forward_typed<'py, F: Real + Element>(
     sampling: Option<&Bound<'py, PyAny>>,
     keys: Option<&Bound<'py, PyAny>>,
     prepared: Option<&Prepared<F>>,
-    wrap: fn(DecoderCache<F>) -> Typed,
-) -> PyResult<Bound<'py, PyTuple>> {
+) -> PyResult<Bound<'py, PyTuple>>
+where
+    Typed: From<DecoderCache<F>>,
+{
     let y = FloatArg::<F>::extract(y, "y")?;
     let [t, n, e] = <[usize; 3]>::try_from(y.dims(3, "(T, N, E)")?).unwrap_or_default();
     let memory = FloatArg::<F>::extract(memory, "memory")?;
@@ -303,7 +301,7 @@ fn forward_typed<'py, F: Real + Element>(
     let c_n = out.c_n.map(|c| to_numpy(py, c, &[n, h])).transpose()?;
     let cache = AttentionDecoderCache {
         sizes,
-        typed: wrap(out.cache),
+        typed: Typed::from(out.cache),
     };
     let mut items = vec![
         to_numpy(py, out.output, &[t, n, h + m])?.into_any(),
@@ -449,52 +447,15 @@ pub fn decoder_forward<'py>(
         Some(w) => (w, "w_ih"),
         None => (y, "y"),
     };
-    let wrong = || RnnError::dtype("prepared", "was made for the other float dtype");
-    if precision(py, source, name)? == Precision::F64 {
-        let prepared = match prepared.map(|p| &p.typed) {
-            Some(TypedPrepared::F64(p)) => Some(p),
-            Some(TypedPrepared::F32(_)) => return Err(wrong().into()),
-            None => None,
-        };
-        forward_typed::<f64>(
-            py,
-            mode,
-            kind,
-            y,
-            memory,
-            lengths,
-            h0,
-            c0,
-            weights,
-            context0,
-            sampling,
-            keys,
-            prepared,
-            Typed::F64,
+    with_float!(precision(py, source, name)?, F => {
+        let prepared = prepared
+            .map(|p| <&Prepared<F>>::try_from(&p.typed))
+            .transpose()
+            .map_err(|()| RnnError::dtype("prepared", "was made for the other float dtype"))?;
+        forward_typed::<F>(
+            py, mode, kind, y, memory, lengths, h0, c0, weights, context0, sampling, keys, prepared,
         )
-    } else {
-        let prepared = match prepared.map(|p| &p.typed) {
-            Some(TypedPrepared::F32(p)) => Some(p),
-            Some(TypedPrepared::F64(_)) => return Err(wrong().into()),
-            None => None,
-        };
-        forward_typed::<f32>(
-            py,
-            mode,
-            kind,
-            y,
-            memory,
-            lengths,
-            h0,
-            c0,
-            weights,
-            context0,
-            sampling,
-            keys,
-            prepared,
-            Typed::F32,
-        )
-    }
+    })
 }
 
 /// Backpropagation through time for one `decoder_forward` call (see the stub).
@@ -520,8 +481,8 @@ pub fn decoder_backward<'py>(
     if cache.sizes.mode != mode || cache.sizes.kind != kind {
         return Err(RnnError::argument("cache", "was made with another mode or attention").into());
     }
-    match &cache.typed {
-        Typed::F32(c) => backward_typed::<f32>(
+    on_float!(Typed, &cache.typed, |c| {
+        backward_typed(
             py,
             cache.sizes,
             c,
@@ -530,18 +491,8 @@ pub fn decoder_backward<'py>(
             d_h_n,
             d_c_n,
             d_weights,
-        ),
-        Typed::F64(c) => backward_typed::<f64>(
-            py,
-            cache.sizes,
-            c,
-            weights,
-            d_output,
-            d_h_n,
-            d_c_n,
-            d_weights,
-        ),
-    }
+        )
+    })
 }
 
 fn keys_typed<'py, F: Real + Element>(
@@ -590,11 +541,7 @@ pub fn decoder_keys<'py>(
     weights: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let kind = Kind::from_name(attention)?;
-    if precision(py, memory, "memory")? == Precision::F64 {
-        keys_typed::<f64>(py, kind, memory, weights)
-    } else {
-        keys_typed::<f32>(py, kind, memory, weights)
-    }
+    with_float!(precision(py, memory, "memory")?, F => keys_typed::<F>(py, kind, memory, weights))
 }
 
 fn prepare_typed<F: Real + Element>(
@@ -643,10 +590,8 @@ pub fn decoder_prepare<'py>(
         .filter(|w| !w.is_none())
         .ok_or_else(|| RnnError::argument("w_ih", "is required"))?;
     let (e, m) = (input_size, memory_size);
-    let typed = if precision(py, &w_ih, "w_ih")? == Precision::F64 {
-        TypedPrepared::F64(prepare_typed::<f64>(py, mode, kind, weights, e, m)?)
-    } else {
-        TypedPrepared::F32(prepare_typed::<f32>(py, mode, kind, weights, e, m)?)
-    };
+    let typed = with_float!(precision(py, &w_ih, "w_ih")?, F => {
+        TypedPrepared::from(prepare_typed::<F>(py, mode, kind, weights, e, m)?)
+    });
     Bound::new(py, DecoderPrepared { mode, typed })
 }
