@@ -11,7 +11,7 @@
 //! `c` and `c'` that is all the backward needs. Inner loops run over slices cut
 //! to exactly `H`, so they have no bounds checks and vectorise.
 
-use super::rows::{self, load, store};
+use super::rows::{self, Lanes};
 use crate::real::Real;
 use crate::simd::multiversion;
 
@@ -78,75 +78,40 @@ pub fn unit<F: Real>(i: F, f: F, g: F, o: F, c_prev: F) -> Unit<F> {
     }
 }
 
-/// This cell's row math, for [`rows`].
+/// This cell's math on [`rows::LANES`] units, for [`rows`].
 struct Cell;
 
 impl<F: Real> rows::Row<F, 4> for Cell {
     #[inline(always)]
-    fn forward(&self, h: usize, g: [&mut [F]; 4], cp: &[F], cn: &mut [F], hn: &mut [F]) {
-        forward_row(h, g, cp, cn, hn)
-    }
-    #[inline(always)]
-    fn backward(&self, h: usize, r: rows::BackRow<'_, F, 4>) {
-        backward_row(h, r)
-    }
-}
-
-/// One row of the forward over `H` units, [`rows::LANES`] at a time.
-#[inline(always)]
-fn forward_row<F: Real>(
-    h: usize,
-    [i, f, gg, o]: [&mut [F]; 4],
-    cp: &[F],
-    cn: &mut [F],
-    hn: &mut [F],
-) {
-    let mut j = 0;
-    while j < h {
-        let w = rows::LANES.min(h - j);
-        let (mut ai, mut af, mut ag, mut ao) =
-            (load(i, j, w), load(f, j, w), load(gg, j, w), load(o, j, w));
-        let ac = load(cp, j, w);
-        let (mut c, mut hv) = ([F::ZERO; rows::LANES], [F::ZERO; rows::LANES]);
+    fn forward(
+        &self,
+        _j: usize,
+        _w: usize,
+        [ai, af, ag, ao]: &mut [Lanes<F>; 4],
+        acp: &Lanes<F>,
+        c: &mut Lanes<F>,
+        hv: &mut Lanes<F>,
+    ) {
         for l in 0..rows::LANES {
-            let u = unit(ai[l], af[l], ag[l], ao[l], ac[l]);
+            let u = unit(ai[l], af[l], ag[l], ao[l], acp[l]);
             [ai[l], af[l], ag[l], ao[l]] = u.gates;
             c[l] = u.c;
             hv[l] = u.h;
         }
-        store(i, j, w, &ai);
-        store(f, j, w, &af);
-        store(gg, j, w, &ag);
-        store(o, j, w, &ao);
-        store(cn, j, w, &c);
-        store(hn, j, w, &hv);
-        j += w;
     }
-}
 
-/// One row of the backward: gates `i f g o`, states, and the four gate
-/// gradients, each `(H,)`, [`rows::LANES`] units at a time (see `forward_row`).
-#[inline(always)]
-fn backward_row<F: Real>(h: usize, r: rows::BackRow<'_, F, 4>) {
-    let ([gi, gf, gg, go], [di, df, dgg, d_o]) = (r.gates, r.dgates);
-    let (cp, cn, dhr, dcr) = (r.c_prev, r.c_next, r.dh, r.dc);
-    let mut j = 0;
-    while j < h {
-        let w = rows::LANES.min(h - j);
-        let (ai, af, ag, ao) = (
-            load(gi, j, w),
-            load(gf, j, w),
-            load(gg, j, w),
-            load(go, j, w),
-        );
-        let (acp, acn, adh, mut adc) = (
-            load(cp, j, w),
-            load(cn, j, w),
-            load(dhr, j, w),
-            load(dcr, j, w),
-        );
-        let z = [F::ZERO; rows::LANES];
-        let (mut xi, mut xf, mut xg, mut xo) = (z, z, z, z);
+    #[inline(always)]
+    fn backward(
+        &self,
+        _j: usize,
+        _w: usize,
+        [ai, af, ag, ao]: &[Lanes<F>; 4],
+        acp: &Lanes<F>,
+        acn: &Lanes<F>,
+        adh: &Lanes<F>,
+        adc: &mut Lanes<F>,
+        [xi, xf, xg, xo]: &mut [Lanes<F>; 4],
+    ) {
         for l in 0..rows::LANES {
             let (iv, fv, gv, ov) = (ai[l], af[l], ag[l], ao[l]);
             let tc = acn[l].tanh_fast();
@@ -157,11 +122,5 @@ fn backward_row<F: Real>(h: usize, r: rows::BackRow<'_, F, 4>) {
             xo[l] = adh[l] * tc * ov * (F::ONE - ov);
             adc[l] = dc_next * fv;
         }
-        store(di, j, w, &xi);
-        store(df, j, w, &xf);
-        store(dgg, j, w, &xg);
-        store(d_o, j, w, &xo);
-        store(dcr, j, w, &adc);
-        j += w;
     }
 }

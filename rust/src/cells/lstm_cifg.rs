@@ -11,7 +11,7 @@
 //! As in `lstm`, the forward overwrites the pre-activations with the activated
 //! gates, which with `c` and `c'` is all the backward needs.
 
-use super::rows::{self, load, store};
+use super::rows::{self, Lanes};
 use crate::real::Real;
 use crate::simd::multiversion;
 
@@ -50,29 +50,20 @@ multiversion! {
     }
 }
 
-/// This cell's row math, for [`rows`].
+/// This cell's math on [`rows::LANES`] units, for [`rows`].
 struct Cell;
 
 impl<F: Real> rows::Row<F, 3> for Cell {
     #[inline(always)]
-    fn forward(&self, h: usize, g: [&mut [F]; 3], cp: &[F], cn: &mut [F], hn: &mut [F]) {
-        forward_row(h, g, cp, cn, hn)
-    }
-    #[inline(always)]
-    fn backward(&self, h: usize, r: rows::BackRow<'_, F, 3>) {
-        backward_row(h, r)
-    }
-}
-
-/// One row of the forward over `H` units, [`rows::LANES`] at a time.
-#[inline(always)]
-fn forward_row<F: Real>(h: usize, [f, gg, o]: [&mut [F]; 3], cp: &[F], cn: &mut [F], hn: &mut [F]) {
-    let mut j = 0;
-    while j < h {
-        let w = rows::LANES.min(h - j);
-        let (mut af, mut ag, mut ao, acp) =
-            (load(f, j, w), load(gg, j, w), load(o, j, w), load(cp, j, w));
-        let (mut c, mut hv) = ([F::ZERO; rows::LANES], [F::ZERO; rows::LANES]);
+    fn forward(
+        &self,
+        _j: usize,
+        _w: usize,
+        [af, ag, ao]: &mut [Lanes<F>; 3],
+        acp: &Lanes<F>,
+        c: &mut Lanes<F>,
+        hv: &mut Lanes<F>,
+    ) {
         for l in 0..rows::LANES {
             let fv = af[l].sigmoid_fast();
             let gv = ag[l].tanh_fast();
@@ -81,33 +72,20 @@ fn forward_row<F: Real>(h: usize, [f, gg, o]: [&mut [F]; 3], cp: &[F], cn: &mut 
             c[l] = fv * acp[l] + (F::ONE - fv) * gv;
             hv[l] = ov * c[l].tanh_fast();
         }
-        store(f, j, w, &af);
-        store(gg, j, w, &ag);
-        store(o, j, w, &ao);
-        store(cn, j, w, &c);
-        store(hn, j, w, &hv);
-        j += w;
     }
-}
 
-/// One row of the backward: gates `f g o`, states, and the three gate
-/// gradients, [`rows::LANES`] units at a time.
-#[inline(always)]
-fn backward_row<F: Real>(h: usize, r: rows::BackRow<'_, F, 3>) {
-    let ([gf, gg, go], [df, dgg, d_o]) = (r.gates, r.dgates);
-    let (cp, cn, dhr, dcr) = (r.c_prev, r.c_next, r.dh, r.dc);
-    let mut j = 0;
-    while j < h {
-        let w = rows::LANES.min(h - j);
-        let (af, ag, ao) = (load(gf, j, w), load(gg, j, w), load(go, j, w));
-        let (acp, acn, adh, mut adc) = (
-            load(cp, j, w),
-            load(cn, j, w),
-            load(dhr, j, w),
-            load(dcr, j, w),
-        );
-        let z = [F::ZERO; rows::LANES];
-        let (mut xf, mut xg, mut xo) = (z, z, z);
+    #[inline(always)]
+    fn backward(
+        &self,
+        _j: usize,
+        _w: usize,
+        [af, ag, ao]: &[Lanes<F>; 3],
+        acp: &Lanes<F>,
+        acn: &Lanes<F>,
+        adh: &Lanes<F>,
+        adc: &mut Lanes<F>,
+        [xf, xg, xo]: &mut [Lanes<F>; 3],
+    ) {
         for l in 0..rows::LANES {
             let (fv, gv, ov) = (af[l], ag[l], ao[l]);
             let tc = acn[l].tanh_fast();
@@ -117,10 +95,5 @@ fn backward_row<F: Real>(h: usize, r: rows::BackRow<'_, F, 3>) {
             xo[l] = adh[l] * tc * ov * (F::ONE - ov);
             adc[l] = dc_next * fv;
         }
-        store(df, j, w, &xf);
-        store(dgg, j, w, &xg);
-        store(d_o, j, w, &xo);
-        store(dcr, j, w, &adc);
-        j += w;
     }
 }

@@ -16,7 +16,7 @@
 //! sequence backward takes after its time loop in a fixed order (so it does not
 //! depend on how the batch is sharded).
 
-use super::rows::{self, load, store};
+use super::rows::{self, load, Lanes};
 use crate::real::Real;
 use crate::simd::multiversion;
 
@@ -62,42 +62,31 @@ multiversion! {
     }
 }
 
-/// This cell's row math, for [`rows`], with the peephole weights `p_i p_f p_o`.
+/// This cell's math on [`rows::LANES`] units, for [`rows`], with the peephole
+/// weights `p_i p_f p_o` (`(H,)` each).
 struct Cell<'a, F>([&'a [F]; 3]);
 
-impl<F: Real> rows::Row<F, 4> for Cell<'_, F> {
+impl<F: Real> Cell<'_, F> {
+    /// The peephole weights of units `j .. j + w`.
     #[inline(always)]
-    fn forward(&self, h: usize, g: [&mut [F]; 4], cp: &[F], cn: &mut [F], hn: &mut [F]) {
-        forward_row(h, self.0, g, cp, cn, hn)
-    }
-    #[inline(always)]
-    fn backward(&self, h: usize, r: rows::BackRow<'_, F, 4>) {
-        backward_row(h, self.0, r)
+    fn peep(&self, j: usize, w: usize) -> [Lanes<F>; 3] {
+        let [pi, pf, po] = self.0;
+        [load(pi, j, w), load(pf, j, w), load(po, j, w)]
     }
 }
 
-/// One row of the forward over `H` units, [`rows::LANES`] at a time.
-#[inline(always)]
-fn forward_row<F: Real>(
-    h: usize,
-    [pi, pf, po]: [&[F]; 3],
-    [i, f, gg, o]: [&mut [F]; 4],
-    cp: &[F],
-    cn: &mut [F],
-    hn: &mut [F],
-) {
-    let mut j = 0;
-    while j < h {
-        let w = rows::LANES.min(h - j);
-        let (mut ai, mut af, mut ag, mut ao) =
-            (load(i, j, w), load(f, j, w), load(gg, j, w), load(o, j, w));
-        let (qi, qf, qo, acp) = (
-            load(pi, j, w),
-            load(pf, j, w),
-            load(po, j, w),
-            load(cp, j, w),
-        );
-        let (mut ac, mut hv) = ([F::ZERO; rows::LANES], [F::ZERO; rows::LANES]);
+impl<F: Real> rows::Row<F, 4> for Cell<'_, F> {
+    #[inline(always)]
+    fn forward(
+        &self,
+        j: usize,
+        w: usize,
+        [ai, af, ag, ao]: &mut [Lanes<F>; 4],
+        acp: &Lanes<F>,
+        ac: &mut Lanes<F>,
+        hv: &mut Lanes<F>,
+    ) {
+        let [qi, qf, qo] = self.peep(j, w);
         for l in 0..rows::LANES {
             let c_prev = acp[l];
             let iv = (ai[l] + qi[l] * c_prev).sigmoid_fast();
@@ -109,41 +98,21 @@ fn forward_row<F: Real>(
             ac[l] = c;
             hv[l] = ov * c.tanh_fast();
         }
-        store(i, j, w, &ai);
-        store(f, j, w, &af);
-        store(gg, j, w, &ag);
-        store(o, j, w, &ao);
-        store(cn, j, w, &ac);
-        store(hn, j, w, &hv);
-        j += w;
     }
-}
 
-/// One row of the backward: the activated gates `i f g o`, the peephole
-/// weights `p_i p_f p_o`, the states, and the four gate gradients, each
-/// `(H,)`, [`rows::LANES`] units at a time.
-#[inline(always)]
-fn backward_row<F: Real>(h: usize, [pi, pf, po]: [&[F]; 3], r: rows::BackRow<'_, F, 4>) {
-    let ([gi, gf, gg, go], [di, df, dgg, d_o]) = (r.gates, r.dgates);
-    let (cp, cn, dhr, dcr) = (r.c_prev, r.c_next, r.dh, r.dc);
-    let mut j = 0;
-    while j < h {
-        let w = rows::LANES.min(h - j);
-        let (ai, af, ag, ao) = (
-            load(gi, j, w),
-            load(gf, j, w),
-            load(gg, j, w),
-            load(go, j, w),
-        );
-        let (qi, qf, qo) = (load(pi, j, w), load(pf, j, w), load(po, j, w));
-        let (acp, acn, adh, mut adc) = (
-            load(cp, j, w),
-            load(cn, j, w),
-            load(dhr, j, w),
-            load(dcr, j, w),
-        );
-        let z = [F::ZERO; rows::LANES];
-        let (mut xi, mut xf, mut xg, mut xo) = (z, z, z, z);
+    #[inline(always)]
+    fn backward(
+        &self,
+        j: usize,
+        w: usize,
+        [ai, af, ag, ao]: &[Lanes<F>; 4],
+        acp: &Lanes<F>,
+        acn: &Lanes<F>,
+        adh: &Lanes<F>,
+        adc: &mut Lanes<F>,
+        [xi, xf, xg, xo]: &mut [Lanes<F>; 4],
+    ) {
+        let [qi, qf, qo] = self.peep(j, w);
         for l in 0..rows::LANES {
             let (iv, fv, gv, ov) = (ai[l], af[l], ag[l], ao[l]);
             let tc = acn[l].tanh_fast();
@@ -159,11 +128,5 @@ fn backward_row<F: Real>(h: usize, [pi, pf, po]: [&[F]; 3], r: rows::BackRow<'_,
             // c reaches c' through f, and i and f through their peepholes.
             adc[l] = dc_next * fv + da_i * qi[l] + da_f * qf[l];
         }
-        store(di, j, w, &xi);
-        store(df, j, w, &xf);
-        store(dgg, j, w, &xg);
-        store(d_o, j, w, &xo);
-        store(dcr, j, w, &adc);
-        j += w;
     }
 }

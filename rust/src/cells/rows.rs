@@ -1,7 +1,8 @@
-//! The row loops every cell with a cell state shares (the LSTM and its
+//! The loops every cell with a cell state shares (the LSTM and its
 //! variants): a step's `(N, G*H)` gate buffer and `(N, H)` states cut into
-//! rows, each handed to the variant's own row function. In the backward,
-//! inactive rows get zero gate gradients and pass `dh` through (`dh_direct`).
+//! rows, and each row into [`LANES`] units, copied into local arrays for the
+//! variant's own math ([`Row`]) and back. In the backward, inactive rows get
+//! zero gate gradients and pass `dh` through (`dh_direct`).
 
 use crate::real::Real;
 
@@ -52,26 +53,46 @@ pub fn store<F: Real>(d: &mut [F], j: usize, w: usize, a: &[F; LANES]) {
     }
 }
 
-/// A cell's math on one row of `G` gate blocks of `h` units. The methods are
-/// `#[inline(always)]` in every implementation, so they compile into the
-/// caller's SIMD twin (a closure or a function passed as a value is compiled
-/// on its own, without the twin's target features, and does not vectorise).
+/// `LANES` units of one row, in registers or on the stack.
+pub type Lanes<F> = [F; LANES];
+
+/// A cell's math on [`LANES`] units of one row: the drivers below load every
+/// block into local arrays, call these, and store the results (`w` of the
+/// lanes are real; the rest are zeros and their results are dropped). The
+/// methods are `#[inline(always)]` in every implementation, so they compile
+/// into the caller's SIMD twin (a closure or a function passed as a value is
+/// compiled on its own, without the twin's target features, and does not
+/// vectorise). `j` is the first unit, for per-unit weights a cell keeps.
 pub trait Row<F: Real, const G: usize> {
     /// Pre-activations in `gates`, activations out; writes `c_next`, `h_next`.
     fn forward(
         &self,
-        h: usize,
-        gates: [&mut [F]; G],
-        c_prev: &[F],
-        c_next: &mut [F],
-        h_next: &mut [F],
+        j: usize,
+        w: usize,
+        gates: &mut [Lanes<F>; G],
+        c_prev: &Lanes<F>,
+        c_next: &mut Lanes<F>,
+        h_next: &mut Lanes<F>,
     );
-    /// The gradients of one active row.
-    fn backward(&self, h: usize, r: BackRow<'_, F, G>);
+    /// The gradients of active units: from the activated `gates`, `c_prev`,
+    /// `c_next` and `dh`, writes `dgates`; `dc` is the gradient of `c'` in and
+    /// of `c` out.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        j: usize,
+        w: usize,
+        gates: &[Lanes<F>; G],
+        c_prev: &Lanes<F>,
+        c_next: &Lanes<F>,
+        dh: &Lanes<F>,
+        dc: &mut Lanes<F>,
+        dgates: &mut [Lanes<F>; G],
+    );
 }
 
-/// Forward rows: `cell.forward` for each row of `gates (N, G*H)` and the
-/// `(N, H)` states.
+/// Forward rows: `cell.forward` over each row of `gates (N, G*H)` and the
+/// `(N, H)` states, [`LANES`] units at a time.
 #[inline(always)]
 pub fn forward<F: Real, const G: usize>(
     h: usize,
@@ -87,26 +108,31 @@ pub fn forward<F: Real, const G: usize>(
         .zip(c_next.chunks_exact_mut(h))
         .zip(h_next.chunks_exact_mut(h));
     for (((g, cp), cn), hn) in rows {
-        cell.forward(h, blocks_mut(g, h), cp, cn, hn);
+        let g = blocks_mut::<F, G>(g, h);
+        let mut j = 0;
+        while j < h {
+            let w = LANES.min(h - j);
+            let mut a = [[F::ZERO; LANES]; G];
+            for k in 0..G {
+                a[k] = load(g[k], j, w);
+            }
+            let acp = load(cp, j, w);
+            let (mut c, mut hv) = ([F::ZERO; LANES], [F::ZERO; LANES]);
+            cell.forward(j, w, &mut a, &acp, &mut c, &mut hv);
+            for k in 0..G {
+                store(g[k], j, w, &a[k]);
+            }
+            store(cn, j, w, &c);
+            store(hn, j, w, &hv);
+            j += w;
+        }
     }
 }
 
-/// What a backward row function is given: the activated gates, `c_prev`,
-/// `c_next`, `dh` and `dc` (gradient of `c'` in, of `c` out), and the gate
-/// gradients to write.
-pub struct BackRow<'a, F, const G: usize> {
-    pub gates: [&'a [F]; G],
-    pub c_prev: &'a [F],
-    pub c_next: &'a [F],
-    pub dh: &'a [F],
-    pub dc: &'a mut [F],
-    pub dgates: [&'a mut [F]; G],
-}
-
 /// Backward rows over `(N, G*H)` gates and `(N, H)` states: `cell.backward`
-/// for each active row; an inactive row's gate gradients are zero, its
-/// `dh_direct` is `dh` and its `dc` passes unchanged. Active rows'
-/// `dh_direct` is zero.
+/// for each active row, [`LANES`] units at a time; an inactive row's gate
+/// gradients are zero, its `dh_direct` is `dh` and its `dc` passes unchanged.
+/// Active rows' `dh_direct` is zero.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn backward<F: Real, const G: usize>(
@@ -135,15 +161,24 @@ pub fn backward<F: Real, const G: usize>(
             dd.copy_from_slice(dhr);
             continue;
         }
-        let r = BackRow {
-            gates: blocks(g, h),
-            c_prev: cp,
-            c_next: cn,
-            dh: dhr,
-            dc: dcr,
-            dgates: blocks_mut(dg, h),
-        };
-        cell.backward(h, r);
+        let (g, dg) = (blocks::<F, G>(g, h), blocks_mut::<F, G>(dg, h));
+        let mut j = 0;
+        while j < h {
+            let w = LANES.min(h - j);
+            let mut a = [[F::ZERO; LANES]; G];
+            for k in 0..G {
+                a[k] = load(g[k], j, w);
+            }
+            let (acp, acn, adh) = (load(cp, j, w), load(cn, j, w), load(dhr, j, w));
+            let mut adc = load(dcr, j, w);
+            let mut x = [[F::ZERO; LANES]; G];
+            cell.backward(j, w, &a, &acp, &acn, &adh, &mut adc, &mut x);
+            for k in 0..G {
+                store(dg[k], j, w, &x[k]);
+            }
+            store(dcr, j, w, &adc);
+            j += w;
+        }
         dd.fill(F::ZERO);
     }
 }
