@@ -5,6 +5,9 @@
   clipping, SGD) with ``torch.nn.LSTM`` and with ``rnncore.torch.LSTM``,
   V = 10,000, E = H = 512, N = 32, T = 35;
 - the largest differences from torch.nn, outputs and gradients;
+- the same step with the LSTM taken out (its input passed through): the time
+  the rest of the script takes whichever LSTM it uses, and so the most any
+  LSTM can speed the step up;
 - the wrapper's own cost: forward and backward of the same 2-layer LSTM through
   ``rnncore.torch.LSTM`` (autograd) and through ``rnncore.nn.LSTM`` (NumPy, the
   kernels called directly).
@@ -42,10 +45,25 @@ def load_example():
     return module
 
 
-def step_contender(torch, word_lm, use_rnncore: bool) -> Contender:
-    """One training step of the example's model and loop body, dropout 0.2."""
+def passthrough(torch):
+    """An ``nn.LSTM`` stand-in that returns its input (E = H) and the state."""
+
+    class NoLSTM(torch.nn.Module):
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+
+        def forward(self, x, hidden):
+            return x, hidden
+
+    return NoLSTM
+
+
+def step_contender(torch, word_lm, use_rnncore: bool | None) -> Contender:
+    """One training step of the example's model and loop body, dropout 0.2;
+    ``use_rnncore=None``: without the LSTM."""
     torch.manual_seed(0)
-    model = word_lm.RNNModel(word_lm.lstm_class(use_rnncore), V, E, H, L, 0.2)
+    lstm = passthrough(torch) if use_rnncore is None else word_lm.lstm_class(use_rnncore)
+    model = word_lm.RNNModel(lstm, V, E, H, L, 0.2)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     gen = torch.Generator().manual_seed(1)
     ids = torch.randint(0, V, (T + 1, N), generator=gen)
@@ -60,7 +78,8 @@ def step_contender(torch, word_lm, use_rnncore: bool) -> Contender:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
         optimizer.step()
 
-    name = "rnncore.torch.LSTM" if use_rnncore else "torch.nn.LSTM"
+    names = {None: "no LSTM", True: "rnncore.torch.LSTM", False: "torch.nn.LSTM"}
+    name = names[use_rnncore]
     return Contender(f"word-LM step, {name}", run)
 
 
@@ -177,7 +196,7 @@ def main() -> None:
         torch.set_num_threads(threads)
         rnncore.set_num_threads(threads)
         steps = race(
-            [step_contender(torch, word_lm, False), step_contender(torch, word_lm, True)],
+            [step_contender(torch, word_lm, u) for u in (False, True, None)],
             reps=args.reps,
         )
         wrap = race(wrapper_contenders(torch), reps=args.reps)
@@ -187,6 +206,12 @@ def main() -> None:
         speedup = steps[0].median / steps[1].median
         overhead = wrap[1].median / wrap[0].median - 1
         print(f"step speed-up, rnncore.torch vs torch.nn: {speedup:.2f}x")
+        rest = steps[2].median / steps[0].median
+        print(
+            f"the step without its LSTM: {rest:.1%} of torch.nn's step; most any LSTM "
+            f"can give: {1 / rest:.2f}x; LSTM speed-up over torch.nn's a 1.3x step needs: "
+            + (f"{(1 - rest) / (1 / 1.3 - rest):.2f}x" if rest < 1 / 1.3 else "none is enough")
+        )
         print(f"fwd+bwd through rnncore.torch vs rnncore.nn: {overhead:+.1%}")
         for c in wrap:
             share = time_outside_kernels(c.run, args.reps)

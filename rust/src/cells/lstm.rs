@@ -87,17 +87,17 @@ impl<F: Real> rows::Row<F, 4> for Cell {
         &self,
         _j: usize,
         _w: usize,
-        [ai, af, ag, ao]: &mut [Lanes<F>; 4],
-        acp: &Lanes<F>,
-        c: &mut Lanes<F>,
-        hv: &mut Lanes<F>,
-    ) {
+        [mut ai, mut af, mut ag, mut ao]: [Lanes<F>; 4],
+        acp: Lanes<F>,
+    ) -> ([Lanes<F>; 4], Lanes<F>, Lanes<F>) {
+        let (mut c, mut hv) = ([F::ZERO; rows::LANES], [F::ZERO; rows::LANES]);
         for l in 0..rows::LANES {
             let u = unit(ai[l], af[l], ag[l], ao[l], acp[l]);
             [ai[l], af[l], ag[l], ao[l]] = u.gates;
             c[l] = u.c;
             hv[l] = u.h;
         }
+        ([ai, af, ag, ao], c, hv)
     }
 
     #[inline(always)]
@@ -105,13 +105,14 @@ impl<F: Real> rows::Row<F, 4> for Cell {
         &self,
         _j: usize,
         _w: usize,
-        [ai, af, ag, ao]: &[Lanes<F>; 4],
-        acp: &Lanes<F>,
-        acn: &Lanes<F>,
-        adh: &Lanes<F>,
-        adc: &mut Lanes<F>,
-        [xi, xf, xg, xo]: &mut [Lanes<F>; 4],
-    ) {
+        [ai, af, ag, ao]: [Lanes<F>; 4],
+        acp: Lanes<F>,
+        acn: Lanes<F>,
+        adh: Lanes<F>,
+        mut adc: Lanes<F>,
+    ) -> ([Lanes<F>; 4], Lanes<F>) {
+        let z = [F::ZERO; rows::LANES];
+        let (mut xi, mut xf, mut xg, mut xo) = (z, z, z, z);
         for l in 0..rows::LANES {
             let (iv, fv, gv, ov) = (ai[l], af[l], ag[l], ao[l]);
             let tc = acn[l].tanh_fast();
@@ -122,5 +123,6 @@ impl<F: Real> rows::Row<F, 4> for Cell {
             xo[l] = adh[l] * tc * ov * (F::ONE - ov);
             adc[l] = dc_next * fv;
         }
+        ([xi, xf, xg, xo], adc)
     }
 }

@@ -59,11 +59,10 @@ impl<F: Real> rows::Row<F, 3> for Cell {
         &self,
         _j: usize,
         _w: usize,
-        [af, ag, ao]: &mut [Lanes<F>; 3],
-        acp: &Lanes<F>,
-        c: &mut Lanes<F>,
-        hv: &mut Lanes<F>,
-    ) {
+        [mut af, mut ag, mut ao]: [Lanes<F>; 3],
+        acp: Lanes<F>,
+    ) -> ([Lanes<F>; 3], Lanes<F>, Lanes<F>) {
+        let (mut c, mut hv) = ([F::ZERO; rows::LANES], [F::ZERO; rows::LANES]);
         for l in 0..rows::LANES {
             let fv = af[l].sigmoid_fast();
             let gv = ag[l].tanh_fast();
@@ -72,6 +71,7 @@ impl<F: Real> rows::Row<F, 3> for Cell {
             c[l] = fv * acp[l] + (F::ONE - fv) * gv;
             hv[l] = ov * c[l].tanh_fast();
         }
+        ([af, ag, ao], c, hv)
     }
 
     #[inline(always)]
@@ -79,13 +79,14 @@ impl<F: Real> rows::Row<F, 3> for Cell {
         &self,
         _j: usize,
         _w: usize,
-        [af, ag, ao]: &[Lanes<F>; 3],
-        acp: &Lanes<F>,
-        acn: &Lanes<F>,
-        adh: &Lanes<F>,
-        adc: &mut Lanes<F>,
-        [xf, xg, xo]: &mut [Lanes<F>; 3],
-    ) {
+        [af, ag, ao]: [Lanes<F>; 3],
+        acp: Lanes<F>,
+        acn: Lanes<F>,
+        adh: Lanes<F>,
+        mut adc: Lanes<F>,
+    ) -> ([Lanes<F>; 3], Lanes<F>) {
+        let z = [F::ZERO; rows::LANES];
+        let (mut xf, mut xg, mut xo) = (z, z, z);
         for l in 0..rows::LANES {
             let (fv, gv, ov) = (af[l], ag[l], ao[l]);
             let tc = acn[l].tanh_fast();
@@ -95,5 +96,6 @@ impl<F: Real> rows::Row<F, 3> for Cell {
             xo[l] = adh[l] * tc * ov * (F::ONE - ov);
             adc[l] = dc_next * fv;
         }
+        ([xf, xg, xo], adc)
     }
 }

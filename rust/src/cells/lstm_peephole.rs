@@ -81,11 +81,10 @@ impl<F: Real> rows::Row<F, 4> for Cell<'_, F> {
         &self,
         j: usize,
         w: usize,
-        [ai, af, ag, ao]: &mut [Lanes<F>; 4],
-        acp: &Lanes<F>,
-        ac: &mut Lanes<F>,
-        hv: &mut Lanes<F>,
-    ) {
+        [mut ai, mut af, mut ag, mut ao]: [Lanes<F>; 4],
+        acp: Lanes<F>,
+    ) -> ([Lanes<F>; 4], Lanes<F>, Lanes<F>) {
+        let (mut ac, mut hv) = ([F::ZERO; rows::LANES], [F::ZERO; rows::LANES]);
         let [qi, qf, qo] = self.peep(j, w);
         for l in 0..rows::LANES {
             let c_prev = acp[l];
@@ -98,6 +97,7 @@ impl<F: Real> rows::Row<F, 4> for Cell<'_, F> {
             ac[l] = c;
             hv[l] = ov * c.tanh_fast();
         }
+        ([ai, af, ag, ao], ac, hv)
     }
 
     #[inline(always)]
@@ -105,13 +105,14 @@ impl<F: Real> rows::Row<F, 4> for Cell<'_, F> {
         &self,
         j: usize,
         w: usize,
-        [ai, af, ag, ao]: &[Lanes<F>; 4],
-        acp: &Lanes<F>,
-        acn: &Lanes<F>,
-        adh: &Lanes<F>,
-        adc: &mut Lanes<F>,
-        [xi, xf, xg, xo]: &mut [Lanes<F>; 4],
-    ) {
+        [ai, af, ag, ao]: [Lanes<F>; 4],
+        acp: Lanes<F>,
+        acn: Lanes<F>,
+        adh: Lanes<F>,
+        mut adc: Lanes<F>,
+    ) -> ([Lanes<F>; 4], Lanes<F>) {
+        let z = [F::ZERO; rows::LANES];
+        let (mut xi, mut xf, mut xg, mut xo) = (z, z, z, z);
         let [qi, qf, qo] = self.peep(j, w);
         for l in 0..rows::LANES {
             let (iv, fv, gv, ov) = (ai[l], af[l], ag[l], ao[l]);
@@ -128,5 +129,6 @@ impl<F: Real> rows::Row<F, 4> for Cell<'_, F> {
             // c reaches c' through f, and i and f through their peepholes.
             adc[l] = dc_next * fv + da_i * qi[l] + da_f * qf[l];
         }
+        ([xi, xf, xg, xo], adc)
     }
 }

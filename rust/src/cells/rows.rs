@@ -64,31 +64,29 @@ pub type Lanes<F> = [F; LANES];
 /// compiled on its own, without the twin's target features, and does not
 /// vectorise). `j` is the first unit, for per-unit weights a cell keeps.
 pub trait Row<F: Real, const G: usize> {
-    /// Pre-activations in `gates`, activations out; writes `c_next`, `h_next`.
+    /// From the pre-activations `gates` and `c_prev`: the activated gates,
+    /// `c_next` and `h_next`.
     fn forward(
         &self,
         j: usize,
         w: usize,
-        gates: &mut [Lanes<F>; G],
-        c_prev: &Lanes<F>,
-        c_next: &mut Lanes<F>,
-        h_next: &mut Lanes<F>,
-    );
-    /// The gradients of active units: from the activated `gates`, `c_prev`,
-    /// `c_next` and `dh`, writes `dgates`; `dc` is the gradient of `c'` in and
-    /// of `c` out.
+        gates: [Lanes<F>; G],
+        c_prev: Lanes<F>,
+    ) -> ([Lanes<F>; G], Lanes<F>, Lanes<F>);
+    /// The gradients of active units, from the activated `gates`, `c_prev`,
+    /// `c_next`, `dh` and `dc` (of `c'`): the gradients of the
+    /// pre-activations, and of `c`.
     #[allow(clippy::too_many_arguments)]
     fn backward(
         &self,
         j: usize,
         w: usize,
-        gates: &[Lanes<F>; G],
-        c_prev: &Lanes<F>,
-        c_next: &Lanes<F>,
-        dh: &Lanes<F>,
-        dc: &mut Lanes<F>,
-        dgates: &mut [Lanes<F>; G],
-    );
+        gates: [Lanes<F>; G],
+        c_prev: Lanes<F>,
+        c_next: Lanes<F>,
+        dh: Lanes<F>,
+        dc: Lanes<F>,
+    ) -> ([Lanes<F>; G], Lanes<F>);
 }
 
 /// Forward rows: `cell.forward` over each row of `gates (N, G*H)` and the
@@ -116,9 +114,7 @@ pub fn forward<F: Real, const G: usize>(
             for k in 0..G {
                 a[k] = load(g[k], j, w);
             }
-            let acp = load(cp, j, w);
-            let (mut c, mut hv) = ([F::ZERO; LANES], [F::ZERO; LANES]);
-            cell.forward(j, w, &mut a, &acp, &mut c, &mut hv);
+            let (a, c, hv) = cell.forward(j, w, a, load(cp, j, w));
             for k in 0..G {
                 store(g[k], j, w, &a[k]);
             }
@@ -170,9 +166,7 @@ pub fn backward<F: Real, const G: usize>(
                 a[k] = load(g[k], j, w);
             }
             let (acp, acn, adh) = (load(cp, j, w), load(cn, j, w), load(dhr, j, w));
-            let mut adc = load(dcr, j, w);
-            let mut x = [[F::ZERO; LANES]; G];
-            cell.backward(j, w, &a, &acp, &acn, &adh, &mut adc, &mut x);
+            let (x, adc) = cell.backward(j, w, a, acp, acn, adh, load(dcr, j, w));
             for k in 0..G {
                 store(dg[k], j, w, &x[k]);
             }
