@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Contender, machine, race
+from harness import Contender, machine, machine_limit, race, rnn_flops
 
 import rnncore
 
@@ -211,6 +211,20 @@ def main() -> None:
             f"the step without its LSTM: {rest:.1%} of torch.nn's step; most any LSTM "
             f"can give: {1 / rest:.2f}x; LSTM speed-up over torch.nn's a 1.3x step needs: "
             + (f"{(1 - rest) / (1 / 1.3 - rest):.2f}x" if rest < 1 / 1.3 else "none is enough")
+        )
+        # The LSTM's share of torch's step, as a matmul rate, against the
+        # rate a 1.3x step needs and the machine's matmul at this thread count.
+        flops = L * rnn_flops("lstm", T, N, E, H, train=True)
+        theirs = steps[0].median - steps[2].median
+        need = steps[0].median / 1.3 - steps[2].median
+        limit = machine_limit(threads=threads)
+        print(
+            f"LSTM fwd+bwd as matmul GFLOP/s: torch.nn's (its step minus the step without "
+            f"it) {flops / theirs / 1e9:.0f}, rnncore's (kernels direct) "
+            f"{flops / wrap[0].median / 1e9:.0f}, needed for a 1.3x step "
+            + (f"{flops / need / 1e9:.0f}" if need > 0 else "(none is enough)")
+            + f"; numpy's float32 2048^3 matmul at {threads} thread(s) "
+            f"{limit.gflops:.0f} ({limit.blas})"
         )
         print(f"fwd+bwd through rnncore.torch vs rnncore.nn: {overhead:+.1%}")
         for c in wrap:

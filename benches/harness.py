@@ -38,14 +38,22 @@ class Contender:
 
 
 def race(contenders: list[Contender], reps: int = 7, warmup: int = 2,
-         min_seconds: float = 0.0, block: int = 1) -> list[Contender]:  # fmt: skip
+         min_seconds: float = 0.0, block: int = 1,
+         settle: float = 0.05) -> list[Contender]:  # fmt: skip
     """Time every contender ``reps`` times (at least ``min_seconds`` in total
     each), interleaved, after ``warmup`` untimed rounds.
 
+    Before each timed repetition the race sleeps ``settle`` seconds, untimed:
+    the worker threads a library leaves spinning after its turn (torch's
+    OpenMP threads spin for milliseconds, waiting for its next parallel
+    region) would otherwise take a core from the contender that follows. On
+    the 2-core EPYC, an rnncore LSTM step (H = 128, N = 32, two threads) run
+    right after torch's took 15.4 ms against 10.8 ms alone, and 11.5 ms with
+    torch's threads told not to spin (``OMP_WAIT_POLICY=PASSIVE``). Each
+    contender's own repetition still runs its calls back to back.
+
     With ``block > 1`` each repetition runs ``run()`` that many times in a row
-    and records the time per call: for sub-millisecond steps, so that the
-    worker threads another library leaves spinning after its turn (OpenBLAS,
-    OpenMP) weigh on a block, not on one timed call.
+    and records the time per call (for sub-millisecond steps).
     """
     for _ in range(warmup):
         for c in contenders:
@@ -56,6 +64,7 @@ def race(contenders: list[Contender], reps: int = 7, warmup: int = 2,
     while rounds < reps or time.perf_counter() - start < min_seconds * len(contenders):
         for c in contenders:
             c.setup()
+            time.sleep(settle)
             t0 = time.perf_counter()
             for _ in range(block):
                 c.run()
@@ -130,10 +139,13 @@ def blas_description() -> str:
     )
 
 
-def machine_limit(n: int = 2048, reps: int = 7) -> Limit:
+def machine_limit(n: int = 2048, reps: int = 7, threads: int | None = None) -> Limit:
     """:class:`Limit`: the matmul measured in a child process whose environment
-    lacks :data:`BLAS_OVERRIDES`, then here, then torch's."""
+    lacks :data:`BLAS_OVERRIDES`, then here, then torch's. With ``threads``, the
+    child's BLAS uses that many threads (its default: every core)."""
     env = {k: v for k, v in os.environ.items() if k not in BLAS_OVERRIDES}
+    if threads is not None:
+        env["OPENBLAS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = str(threads)
     code = (
         f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
         f"from harness import matmul_gflops, blas_description; "
