@@ -14,10 +14,13 @@ ops, the head and cross-entropy; same sizes, its own initial weights.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import Contender, machine, race
 
 from rnncore.models import Seq2Seq, Seq2SeqConfig
 
@@ -92,29 +95,24 @@ def main() -> None:
         vocab_size=V, tgt_vocab_size=V, embedding_dim=E, hidden_size=H, num_layers=2, seed=0
     )
     ours = Seq2Seq(cfg)
-    contenders = {"rnncore": lambda: rnncore_step(ours, (src, tgt))}
+    contenders = [Contender("rnncore", lambda: rnncore_step(ours, (src, tgt)))]
     try:
         import torch
 
         torch.set_num_threads(args.torch_threads)
         theirs = torch_model(torch)
         batch = (torch.from_numpy(src), torch.from_numpy(tgt))
-        contenders["torch"] = lambda: torch_step(torch, theirs, batch)
+        contenders.append(Contender("torch", lambda: torch_step(torch, theirs, batch)))
     except ImportError:
         print("torch is not installed: rnncore alone")
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    for fn in contenders.values():
-        fn()  # warm-up
-    for _ in range(args.reps):
-        for name, fn in contenders.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    medians = {k: statistics.median(v) for k, v in times.items()}
-    for name, m in medians.items():
-        spread = f"{min(times[name]) * 1e3:.0f}-{max(times[name]) * 1e3:.0f}"
+    print(machine())
+    race(contenders, reps=args.reps, warmup=1)
+    medians = {c.name: c.median for c in contenders}
+    for c in contenders:
+        spread = f"{min(c.times) * 1e3:.0f}-{max(c.times) * 1e3:.0f}"
         print(
-            f"{name:8s} median {m * 1e3:8.1f} ms/step (range {spread} ms), {N * T / m:,.0f} tok/s"
+            f"{c.name:8s} median {c.median * 1e3:8.1f} ms/step (range {spread} ms), "
+            f"{N * T / c.median:,.0f} tok/s"
         )
     if "torch" in medians:
         print(f"speed-up rnncore / torch: {medians['torch'] / medians['rnncore']:.2f}x")

@@ -214,16 +214,29 @@ def test_backward_checks_its_cache_and_gradients(rng):
         _rnncore.decoder_backward("lstm", "additive", weights, cache, d * np.nan)
 
 
-def test_same_inputs_same_bits_at_any_thread_count(rng):
+@pytest.mark.parametrize(
+    "mode, kind, N, S, H, M, A",
+    [
+        ("lstm", "additive", 9, 8, 33, 20, 17),
+        # H >= 256 and N * S * (A + M) >= 2^16: each step's products and
+        # attention rows, and the products after the loop, are shared among
+        # the threads.
+        ("lstm", "additive", 21, 30, 256, 64, 64),
+        ("gru", "general", 21, 16, 256, 20, 256),
+        ("rnn_tanh", "dot", 21, 16, 256, 256, 256),
+    ],
+)
+def test_same_inputs_same_bits_at_any_thread_count(rng, mode, kind, N, S, H, M, A):
     import rnncore
 
-    arrays, weights = make_decoder("lstm", "additive", 5, 9, 8, 6, 33, 20, 17, rng)
+    arrays, weights = make_decoder(mode, kind, 5, N, S, 6, H, M, A, rng)
     runs = []
-    for threads in (1, 2):
+    for threads in (1, 2, 3):
         rnncore.set_num_threads(threads)
-        out = _rnncore.decoder_forward("lstm", "additive", **arrays, lengths=None, weights=weights)
-        grads = _rnncore.decoder_backward("lstm", "additive", weights, out[4], out[0])
-        runs.append((out[0], grads["w_ih"], grads["memory"]))
+        out = _rnncore.decoder_forward(mode, kind, **arrays, lengths=None, weights=weights)
+        grads = _rnncore.decoder_backward(mode, kind, weights, out[-1], out[0])
+        runs.append((out[0], out[1], *(grads[k] for k in sorted(grads))))
     rnncore.set_num_threads(None)
-    for a, b in zip(*runs):
-        np.testing.assert_array_equal(a, b)
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_array_equal(a, b)

@@ -13,8 +13,10 @@
 
 use crate::buffer::{checked_len, with_capacity, zeros};
 use crate::error::{Result, RnnError};
-use crate::linalg::{matmul, MatMut, MatRef};
+use crate::linalg::{matmul, matmul_tiled, matmul_weights, MatMut, MatRef};
+use crate::parallel;
 use crate::real::Real;
+use crate::shared::SharedMut;
 use crate::simd::multiversion;
 
 /// The score function.
@@ -82,8 +84,8 @@ pub fn project_keys<F: Real>(
         (_, Some(w_key)) => {
             let len = checked_len("keys", &[z.n, z.s, z.a], std::mem::size_of::<F>())?;
             let mut keys = zeros::<F>(len, "keys")?;
-            matmul(
-                MatMut::row_major(&mut keys, z.n * z.s, z.a),
+            matmul_weights(
+                &mut keys,
                 MatRef::row_major(memory, z.n * z.s, z.m),
                 MatRef::row_major(w_key, z.a, z.m).t(),
                 false,
@@ -112,15 +114,15 @@ pub fn project_keys_backward<F: Real>(
         }
         (_, Some(w_key)) => {
             let rows = z.n * z.s;
-            matmul(
-                MatMut::row_major(dmemory, rows, z.m),
+            matmul_tiled(
+                dmemory,
                 MatRef::row_major(dkeys, rows, z.a),
                 MatRef::row_major(w_key, z.a, z.m),
                 true,
             );
             let mut dw_key = vec![F::ZERO; z.a * z.m];
-            matmul(
-                MatMut::row_major(&mut dw_key, z.a, z.m),
+            matmul_tiled(
+                &mut dw_key,
                 MatRef::row_major(dkeys, rows, z.a).t(),
                 MatRef::row_major(memory, rows, z.m),
                 false,
@@ -161,11 +163,53 @@ pub fn attend<F: Real>(
         );
     }
     let level = crate::simd::best_level();
-    let (weights, e, context) = (out.weights, out.e, out.context);
-    let v = w.v.unwrap_or(&[]);
-    scores_and_context(
-        level, kind, z, query, keys, memory, lengths, v, qp, weights, e, context,
+    let (s_len, a, m) = (z.s, z.a, z.m);
+    let e_row = if kind == Kind::Additive { s_len * a } else { 0 };
+    let (weights, e, context) = (
+        SharedMut::new(out.weights),
+        SharedMut::new(out.e),
+        SharedMut::new(out.context),
     );
+    let v = w.v.unwrap_or(&[]);
+    let qp: &[F] = qp;
+    // Rows are independent, and each is computed the same way whichever
+    // range holds it: the split does not change a number.
+    parallel::for_block_ranges(z.n, z.n * s_len * (a + m), |b0, b1| {
+        let rows = b1 - b0;
+        // SAFETY: the ranges are disjoint, so are the rows they cut.
+        let (wo, eo, co) = unsafe {
+            (
+                weights.piece(b0 * s_len, rows * s_len),
+                e.piece(b0 * e_row, rows * e_row),
+                context.piece(b0 * m, rows * m),
+            )
+        };
+        let rz = Sizes { n: rows, ..z };
+        let q_rows = if kind == Kind::Additive {
+            &[][..]
+        } else {
+            &query[b0 * a..b1 * a]
+        };
+        let qp_rows = if kind == Kind::Additive {
+            &qp[b0 * a..b1 * a]
+        } else {
+            &[][..]
+        };
+        scores_and_context(
+            level,
+            kind,
+            rz,
+            q_rows,
+            &keys[b0 * s_len * a..b1 * s_len * a],
+            &memory[b0 * s_len * m..b1 * s_len * m],
+            &lengths[b0..b1],
+            v,
+            qp_rows,
+            wo,
+            eo,
+            co,
+        );
+    });
 }
 
 multiversion! {

@@ -8,7 +8,7 @@ use super::decoder::{DecoderCache, DecoderGrads, DecoderSpec, DecoderWeights};
 use crate::buffer::zeros;
 use crate::cells::{gru, lstm, rnn};
 use crate::error::{Result, RnnError};
-use crate::linalg::{matmul, MatMut, MatRef};
+use crate::linalg::{matmul_tiled, MatRef};
 use crate::mode::Mode;
 use crate::parallel;
 use crate::real::Real;
@@ -20,8 +20,23 @@ use crate::simd;
 /// sum(d_h_n * h_n) + sum(d_c_n * c_n)` for the forward call that produced
 /// `cache`. `d_output (T, N, H + M)`; the others `None` (zero) or `d_weights
 /// (T, N, S)`, `d_h_n`, `d_c_n (N, H)`.
+///
+/// The time loop runs on one of the pool's threads (see `decoder_forward`).
 #[allow(clippy::too_many_arguments)]
 pub fn decoder_backward<F: Real>(
+    spec: &DecoderSpec<'_>,
+    w: &DecoderWeights<'_, F>,
+    cache: &DecoderCache<F>,
+    d_output: &[F],
+    d_weights: Option<&[F]>,
+    d_h_n: Option<&[F]>,
+    d_c_n: Option<&[F]>,
+) -> Result<DecoderGrads<F>> {
+    parallel::install(|| backward_in_pool(spec, w, cache, d_output, d_weights, d_h_n, d_c_n))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_in_pool<F: Real>(
     spec: &DecoderSpec<'_>,
     w: &DecoderWeights<'_, F>,
     cache: &DecoderCache<F>,
@@ -79,7 +94,8 @@ pub fn decoder_backward<F: Real>(
     }; // (N, H)
     let mut dctx = zeros::<F>(n * m, "dcontext")?; // (N, M)
     let mut dgates = zeros::<F>(t_len * n * gh, "dgates")?; // (T, N, G*H) of the input projection
-    let mut dgh = zeros::<F>(if separate { n * gh } else { 0 }, "dgates")?; // (N, 3H), GRU
+                                                            // (T, N, 3H), GRU: the gradients of the recurrent projection, kept apart.
+    let mut dgh_all = zeros::<F>(if separate { t_len * n * gh } else { 0 }, "dgates")?;
     let mut dh_t = zeros::<F>(nh, "dh")?;
     let mut dh_direct = zeros::<F>(nh, "dh")?;
     let mut dquery = zeros::<F>(nh, "dquery")?;
@@ -89,8 +105,6 @@ pub fn decoder_backward<F: Real>(
     let mut dmemory = zeros::<F>(n * s * m, "dmemory")?;
     let mut dw_query = zeros::<F>(if additive { a * h } else { 0 }, "dw_query")?;
     let mut dv = zeros::<F>(if additive { a } else { 0 }, "dv")?;
-    let mut dw_hh = zeros::<F>(gh * h, "dw_hh")?;
-    let mut db_hh = zeros::<F>(gh, "db_hh")?;
     // The per-step products `dg @ W_hh` and `dg @ W_ctx` over weights prepared
     // once for all T steps, as in the forward.
     let w_ctx = context_weights(w.w_ih, gh, e, m)?; // (G*H, M)
@@ -140,6 +154,11 @@ pub fn decoder_backward<F: Real>(
         let g_t = &cache.gates[t * n * gh..][..n * gh];
         let dg_t = &mut dgates[t * n * gh..][..n * gh];
         let h_prev = &cache.states[t * nh..][..nh];
+        let dgh = if separate {
+            &mut dgh_all[t * n * gh..][..n * gh]
+        } else {
+            &mut [][..]
+        };
         match mode {
             Mode::RnnTanh | Mode::RnnRelu => rnn::backward_step(
                 level,
@@ -182,7 +201,7 @@ pub fn decoder_backward<F: Real>(
                     h_prev,
                     &dh_t,
                     dg_t,
-                    &mut dgh,
+                    dgh,
                     &mut dh_direct,
                 );
             }
@@ -190,43 +209,48 @@ pub fn decoder_backward<F: Real>(
                 unreachable!("rejected by DecoderSpec::check")
             }
         }
-        let dg_h: &[F] = if separate { &dgh } else { dg_t };
-        // dh_prev = dh_direct + dg_h @ w_hh; dw_hh += dg_h^T @ h_prev.
+        let dg_h: &[F] = if separate { dgh } else { dg_t };
+        // dh_prev = dh_direct + dg_h @ w_hh (dw_hh after the loop, for all steps).
         dh.copy_from_slice(&dh_direct);
         hh_t.mul(level, &mut dh, dg_h, n, true, wide);
-        matmul(
-            MatMut::row_major(&mut dw_hh, gh, h),
-            MatRef::row_major(dg_h, n, gh).t(),
-            MatRef::row_major(h_prev, n, h),
-            true,
-        );
-        for row in dg_h.chunks_exact(gh) {
-            for (d, &g) in db_hh.iter_mut().zip(row) {
-                *d += g;
-            }
-        }
         // The context half of this step's input goes to context_{t-1}.
         ctx_t.mul(level, &mut dctx, dg_t, n, false, wide);
     }
 
+    // The products over all steps at once, in parallel: each output tile is
+    // one call over all T * N rows, whatever the thread count.
     let rows = t_len * n;
+    let dg_h_all: &[F] = if separate { &dgh_all } else { &dgates };
+    let mut dw_hh = zeros::<F>(gh * h, "dw_hh")?; // (G*H, H), against h_{t-1}
+    matmul_tiled(
+        &mut dw_hh,
+        MatRef::row_major(dg_h_all, rows, gh).t(),
+        MatRef::row_major(&cache.states[..rows * h], rows, h),
+        false,
+    );
+    let mut db_hh = zeros::<F>(gh, "db_hh")?;
+    for row in dg_h_all.chunks_exact(gh) {
+        for (d, &g) in db_hh.iter_mut().zip(row) {
+            *d += g;
+        }
+    }
     let mut dy = zeros::<F>(rows * e, "dy")?; // (T, N, E)
-    matmul(
-        MatMut::row_major(&mut dy, rows, e),
+    matmul_tiled(
+        &mut dy,
         MatRef::row_major(&dgates, rows, gh),
         MatRef::strided(w.w_ih, gh, e, em, 1),
         false,
     );
     let mut dw_y = zeros::<F>(gh * e, "dw_ih")?; // (G*H, E)
-    matmul(
-        MatMut::row_major(&mut dw_y, gh, e),
+    matmul_tiled(
+        &mut dw_y,
         MatRef::row_major(&dgates, rows, gh).t(),
         MatRef::row_major(&cache.y, rows, e),
         false,
     );
     let mut dw_c = zeros::<F>(gh * m, "dw_ih")?; // (G*H, M), against context_{t-1}
-    matmul(
-        MatMut::row_major(&mut dw_c, gh, m),
+    matmul_tiled(
+        &mut dw_c,
         MatRef::row_major(&dgates, rows, gh).t(),
         MatRef::row_major(&cache.contexts[..rows * m], rows, m),
         false,

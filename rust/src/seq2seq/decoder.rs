@@ -28,7 +28,7 @@ use super::sampling::{Sampler, Sampling};
 use crate::buffer::{with_capacity, zeros};
 use crate::cells::{gru, lstm, rnn};
 use crate::error::{Result, RnnError};
-use crate::linalg::{matmul, MatMut, MatRef};
+use crate::linalg::{matmul_weights, MatRef};
 use crate::mode::Mode;
 use crate::panel::narrow::Narrow;
 use crate::parallel;
@@ -265,8 +265,31 @@ pub(super) fn len<F>(arg: &str, slice: &[F], want: usize) -> Result<()> {
 /// (teacher forcing, bitwise, when its `p` is 0). `keys (N, S, A)`, when given,
 /// must be [`project_keys`] of `memory`: a decoder stepped one call at a time
 /// computes them once instead of at every call.
+///
+/// The time loop runs on one of the pool's threads, so that each step's
+/// parallel products and attention hand off among the pool's threads.
 #[allow(clippy::too_many_arguments)]
 pub fn decoder_forward<F: Real>(
+    spec: &DecoderSpec<'_>,
+    y: &[F],
+    memory: &[F],
+    h0: &[F],
+    c0: Option<&[F]>,
+    context0: Option<&[F]>,
+    w: &DecoderWeights<'_, F>,
+    keys: Option<&[F]>,
+    prepared: Option<&Prepared<F>>,
+    sampling: Option<&Sampling<'_, F>>,
+) -> Result<DecoderForward<F>> {
+    parallel::install(|| {
+        forward_in_pool(
+            spec, y, memory, h0, c0, context0, w, keys, prepared, sampling,
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn forward_in_pool<F: Real>(
     spec: &DecoderSpec<'_>,
     y: &[F],
     memory: &[F],
@@ -508,8 +531,8 @@ fn input_projection<F: Real>(
 ) {
     let (gh, e) = (spec.gh(), spec.e);
     let rows = gates.len() / gh;
-    matmul(
-        MatMut::row_major(gates, rows, gh),
+    matmul_weights(
+        gates,
         MatRef::row_major(y, rows, e),
         MatRef::strided(w.w_ih, gh, e, e + spec.m, 1).t(), // (E, G*H)
         false,
