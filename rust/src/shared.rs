@@ -29,6 +29,11 @@ impl<'a, F> SharedMut<'a, F> {
         }
     }
 
+    /// Whether the buffer has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Elements `start .. start + len`.
     ///
     /// # Safety

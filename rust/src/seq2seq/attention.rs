@@ -132,16 +132,16 @@ pub fn project_keys_backward<F: Real>(
     }
 }
 
-/// What one step keeps for its backward: `weights (N, S)` and, additive only,
-/// `e = tanh(w_query q + k) (N, S, A)`.
+/// What one step writes: `context (N, M)` and `weights (N, S)`.
 pub struct StepOut<'a, F> {
     pub context: &'a mut [F],
     pub weights: &'a mut [F],
-    pub e: &'a mut [F],
 }
 
-/// One forward step. `lengths[b]` in `1..=S` (checked by the caller); `qp (N, A)`
-/// is scratch for `query @ w_query^T`.
+/// One forward step. `lengths[b]` in `1..=S` (checked by the caller). Additive:
+/// writes `qp (N, A) = query @ w_query^T`, which the backward takes to
+/// recompute `e = tanh(qp + k)` (the same operations, so the same bits) rather
+/// than keep `(T, N, S, A)` of it.
 #[allow(clippy::too_many_arguments)]
 pub fn attend<F: Real>(
     kind: Kind,
@@ -164,12 +164,7 @@ pub fn attend<F: Real>(
     }
     let level = crate::simd::best_level();
     let (s_len, a, m) = (z.s, z.a, z.m);
-    let e_row = if kind == Kind::Additive { s_len * a } else { 0 };
-    let (weights, e, context) = (
-        SharedMut::new(out.weights),
-        SharedMut::new(out.e),
-        SharedMut::new(out.context),
-    );
+    let (weights, context) = (SharedMut::new(out.weights), SharedMut::new(out.context));
     let v = w.v.unwrap_or(&[]);
     let qp: &[F] = qp;
     // Rows are independent, and each is computed the same way whichever
@@ -177,10 +172,9 @@ pub fn attend<F: Real>(
     parallel::for_block_ranges(z.n, z.n * s_len * (a + m), |b0, b1| {
         let rows = b1 - b0;
         // SAFETY: the ranges are disjoint, so are the rows they cut.
-        let (wo, eo, co) = unsafe {
+        let (wo, co) = unsafe {
             (
                 weights.piece(b0 * s_len, rows * s_len),
-                e.piece(b0 * e_row, rows * e_row),
                 context.piece(b0 * m, rows * m),
             )
         };
@@ -206,7 +200,6 @@ pub fn attend<F: Real>(
             v,
             qp_rows,
             wo,
-            eo,
             co,
         );
     });
@@ -226,11 +219,11 @@ multiversion! {
         v: &[F],
         qp: &[F],
         weights_out: &mut [F],
-        e_out: &mut [F],
         context_out: &mut [F],
     ) {
-        let out = StepOut { weights: weights_out, e: e_out, context: context_out };
+        let out = StepOut { weights: weights_out, context: context_out };
         let (s_len, a, m) = (z.s, z.a, z.m);
+        let mut e = vec![F::ZERO; if kind == Kind::Additive { a } else { 0 }];
     for b in 0..z.n {
         let len = lengths[b];
         let weights = &mut out.weights[b * s_len..][..s_len];
@@ -238,12 +231,8 @@ multiversion! {
             let k = &keys[(b * s_len + s) * a..][..a];
             weights[s] = match kind {
                 Kind::Additive => {
-                    let e = &mut out.e[(b * s_len + s) * a..][..a];
-                    let q = &qp[b * a..][..a];
-                    for j in 0..a {
-                        e[j] = (q[j] + k[j]).tanh_fast(); // exact for f64
-                    }
-                    dot(v, e)
+                    additive_e(&qp[b * a..][..a], k, &mut e);
+                    dot(v, &e)
                 }
                 _ => dot(&query[b * a..][..a], k),
             };
@@ -297,7 +286,7 @@ pub fn attend_backward<F: Real>(
     keys: &[F],
     memory: &[F],
     weights: &[F],
-    e: &[F],
+    qp: &[F],
     w: &AttnWeights<'_, F>,
     dscore: &mut [F],
     dqp: &mut [F],
@@ -313,10 +302,64 @@ pub fn attend_backward<F: Real>(
     } = g;
     let dw = dweights.unwrap_or(&[]);
     let v = w.v.unwrap_or(&[]);
-    score_grads(
-        level, kind, z, dcontext, dw, query, keys, memory, weights, e, v, dscore, dqp, dquery,
-        dkeys, dmemory, dv,
-    );
+    let (s_len, a, m) = (z.s, z.a, z.m);
+    let additive = kind == Kind::Additive && !v.is_empty();
+    // Each row's share of dv, summed over the rows in order after the
+    // parallel part: the same sums whatever the split.
+    let mut dv_rows = vec![F::ZERO; if additive { z.n * a } else { 0 }];
+    let out = [
+        SharedMut::new(dscore),
+        SharedMut::new(dqp),
+        SharedMut::new(if additive { &mut [][..] } else { &mut *dquery }),
+        SharedMut::new(dkeys),
+        SharedMut::new(dmemory),
+        SharedMut::new(&mut dv_rows),
+    ];
+    parallel::for_block_ranges(z.n, z.n * s_len * (a + m), |b0, b1| {
+        let rows = b1 - b0;
+        let per_row = [s_len, a, a, s_len * a, s_len * m, a];
+        // SAFETY: the ranges are disjoint, so are the rows they cut.
+        let [ds, dq, dqy, dk, dm, dvr] = std::array::from_fn(|i| {
+            if out[i].is_empty() {
+                &mut [][..]
+            } else {
+                unsafe { out[i].piece(b0 * per_row[i], rows * per_row[i]) }
+            }
+        });
+        let (qr, qpr) = if kind == Kind::Additive {
+            (&[][..], &qp[b0 * a..b1 * a])
+        } else {
+            (&query[b0 * a..b1 * a], &[][..])
+        };
+        score_grads(
+            level,
+            kind,
+            Sizes { n: rows, ..z },
+            &dcontext[b0 * m..b1 * m],
+            if dw.is_empty() {
+                dw
+            } else {
+                &dw[b0 * s_len..b1 * s_len]
+            },
+            qr,
+            &keys[b0 * s_len * a..b1 * s_len * a],
+            &memory[b0 * s_len * m..b1 * s_len * m],
+            &weights[b0 * s_len..b1 * s_len],
+            qpr,
+            v,
+            ds,
+            dq,
+            dqy,
+            dk,
+            dm,
+            dvr,
+        );
+    });
+    for row in dv_rows.chunks_exact(a.max(1)) {
+        for (d, &x) in dv.iter_mut().zip(row) {
+            *d += x;
+        }
+    }
     if let (Kind::Additive, Some(w_query), Some(_)) = (kind, w.w_query, w.v) {
         matmul(
             MatMut::row_major(dquery, z.n, z.q),
@@ -335,7 +378,8 @@ pub fn attend_backward<F: Real>(
 
 multiversion! {
     /// The per-row work of [`attend_backward`] but the two query products, in SIMD
-    /// twins: `dscore`, the values' share of `dmemory`, `dkeys`, `dv`, and `dqp`
+    /// twins, over a range of rows: `dscore`, the values' share of `dmemory`,
+    /// `dkeys`, each row's share of `dv` (`(N, A)`, additive) and `dqp`
     /// (additive) or `dquery` (general, dot).
     #[allow(clippy::too_many_arguments)]
     fn score_grads<F: Real>(
@@ -347,7 +391,7 @@ multiversion! {
         keys: &[F],
         memory: &[F],
         weights: &[F],
-        e: &[F],
+        qp: &[F],
         v: &[F],
         dscore: &mut [F],
         dqp: &mut [F],
@@ -381,14 +425,17 @@ multiversion! {
     }
     if kind == Kind::Additive && !v.is_empty() {
             dqp.fill(F::ZERO);
+            let mut er = vec![F::ZERO; a];
             for b in 0..z.n {
                 let dq = &mut dqp[b * a..][..a];
+                let dvb = &mut dv[b * a..][..a];
                 for s in 0..s_len {
                     let d = dscore[b * s_len + s];
                     let row = (b * s_len + s) * a;
-                    let (er, dk) = (&e[row..][..a], &mut dkeys[row..][..a]);
+                    additive_e(&qp[b * a..][..a], &keys[row..][..a], &mut er);
+                    let dk = &mut dkeys[row..][..a];
                     for j in 0..a {
-                        dv[j] += d * er[j];
+                        dvb[j] += d * er[j];
                         let dpre = d * v[j] * (F::ONE - er[j] * er[j]);
                         dk[j] += dpre;
                         dq[j] += dpre;
@@ -411,6 +458,15 @@ multiversion! {
                 }
             }
     }
+    }
+}
+
+/// `e = tanh(qp + k)`, one source step of the additive score (`(A,)` each):
+/// the forward's and, recomputed, the backward's.
+#[inline(always)]
+fn additive_e<F: Real>(qp: &[F], k: &[F], e: &mut [F]) {
+    for ((e, &q), &k) in e.iter_mut().zip(qp).zip(k) {
+        *e = (q + k).tanh_fast(); // exact for f64
     }
 }
 

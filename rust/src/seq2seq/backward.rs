@@ -55,6 +55,7 @@ fn backward_in_pool<F: Real>(
         || cache.gates.len() != t_len * n * gh
         || cache.memory.len() != n * s * m
         || cache.y.len() != t_len * n * e
+        || cache.qp.len() != if additive { t_len * n * a } else { 0 }
     {
         return Err(RnnError::argument(
             "cache",
@@ -137,7 +138,7 @@ fn backward_in_pool<F: Real>(
             &cache.memory,
             &cache.weights[t * n * s..][..n * s],
             if additive {
-                &cache.e[t * n * s * a..][..n * s * a]
+                &cache.qp[t * n * a..][..n * a]
             } else {
                 &[]
             },

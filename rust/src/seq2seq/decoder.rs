@@ -109,7 +109,7 @@ pub struct DecoderCache<F> {
     pub hn: Option<Vec<F>>,    // (T, N, H), GRU
     pub contexts: Vec<F>,      // (T+1, N, M), slot 0 is zero
     pub weights: Vec<F>,       // (T, N, S)
-    pub e: Vec<F>,             // (T, N, S, A), additive
+    pub qp: Vec<F>,            // (T, N, A) query @ w_query^T, additive
     pub lengths: Vec<usize>,   // (N,)
 }
 
@@ -426,8 +426,7 @@ fn forward_in_pool<F: Real>(
     }
     let mut weights = zeros::<F>(t_len * n * s, "weights")?;
     let additive = spec.kind == Kind::Additive;
-    let mut e_buf = zeros::<F>(if additive { t_len * n * s * a } else { 0 }, "attention")?;
-    let mut qp = zeros::<F>(n * a, "query projection")?;
+    let mut qp = zeros::<F>(if additive { t_len * n * a } else { 0 }, "query projection")?;
     let mut output = zeros::<F>(t_len * n * (h + m), "output")?;
 
     for t in 0..t_len {
@@ -477,14 +476,14 @@ fn forward_in_pool<F: Real>(
         let out = StepOut {
             context: ctx_t,
             weights: &mut weights[t * n * s..][..n * s],
-            e: if additive {
-                &mut e_buf[t * n * s * a..][..n * s * a]
-            } else {
-                &mut []
-            },
+        };
+        let qp_t = if additive {
+            &mut qp[t * n * a..][..n * a]
+        } else {
+            &mut []
         };
         attend(
-            spec.kind, z, h_next, &keys, memory, &lengths, &w.attn, &mut qp, out,
+            spec.kind, z, h_next, &keys, memory, &lengths, &w.attn, qp_t, out,
         );
         let out_t = &mut output[t * n * (h + m)..][..n * (h + m)];
         for (b, row) in out_t.chunks_exact_mut(h + m).enumerate() {
@@ -515,7 +514,7 @@ fn forward_in_pool<F: Real>(
             hn,
             contexts,
             weights,
-            e: e_buf,
+            qp,
             lengths,
         },
     })
