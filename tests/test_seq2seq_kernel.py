@@ -240,3 +240,45 @@ def test_same_inputs_same_bits_at_any_thread_count(rng, mode, kind, N, S, H, M, 
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+def test_padded_source_steps_cannot_reach_the_gradients(rng):
+    # The backward recomputes e = tanh(w_query h + k) rather than keep it. At a
+    # padded step, where the forward computed no e, tanh(inf - inf) must not
+    # turn the zero weight into NaN gradients: the padded memory rows below
+    # make their keys -inf while the queries' projections are +inf.
+    T, N, S, E, H, M, A = 3, 2, 4, 3, 5, 6, 4
+    arrays, weights = make_decoder("lstm", "additive", T, N, S, E, H, M, A, rng)
+    weights["w_ih"][:] = 0.0
+    weights["w_hh"][:] = 0.0
+    weights["b_ih"][:] = 1.0  # every gate and g positive, so h > 0
+    weights["b_hh"][:] = 0.0
+    weights["w_query"][:] = 1e308  # w_query h overflows to +inf
+    weights["w_key"][:] = -1e10
+    arrays["h0"][:] = 0.5
+    arrays["c0"][:] = 0.5
+    arrays["context0"][:] = 0.0
+    lengths = np.array([2, 3])
+    memory = np.zeros((N, S, M))
+    for b, n_valid in enumerate(lengths):
+        memory[b, n_valid:] = 1e300  # keys -inf at the padded steps
+    zeroed = np.zeros_like(memory)  # the same source without the padded values
+    runs = []
+    for mem in (memory, zeroed):
+        out = _rnncore.decoder_forward(
+            "lstm", "additive", **{**arrays, "memory": mem}, lengths=lengths, weights=weights
+        )
+        d_output = np.ones_like(out[0])
+        grads = _rnncore.decoder_backward("lstm", "additive", weights, out[-1], d_output)
+        runs.append((out[0], out[1], grads))
+    for name, grad in runs[0][2].items():
+        if grad is None:
+            continue
+        if name == "memory":  # its padded rows see the padded values; the rest must not
+            for b, n_valid in enumerate(lengths):
+                np.testing.assert_array_equal(grad[b, :n_valid], runs[1][2][name][b, :n_valid])
+            continue
+        assert np.isfinite(grad).all(), name
+        np.testing.assert_array_equal(grad, runs[1][2][name], err_msg=name)
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])

@@ -136,6 +136,8 @@ pub fn project_keys_backward<F: Real>(
 pub struct StepOut<'a, F> {
     pub context: &'a mut [F],
     pub weights: &'a mut [F],
+    /// `(N, A)`, additive: room for one row of `e` per query (empty otherwise).
+    pub scratch: &'a mut [F],
 }
 
 /// One forward step. `lengths[b]` in `1..=S` (checked by the caller). Additive:
@@ -164,7 +166,12 @@ pub fn attend<F: Real>(
     }
     let level = crate::simd::best_level();
     let (s_len, a, m) = (z.s, z.a, z.m);
-    let (weights, context) = (SharedMut::new(out.weights), SharedMut::new(out.context));
+    let e_row = if kind == Kind::Additive { a } else { 0 };
+    let (weights, context, scratch) = (
+        SharedMut::new(out.weights),
+        SharedMut::new(out.context),
+        SharedMut::new(out.scratch),
+    );
     let v = w.v.unwrap_or(&[]);
     let qp: &[F] = qp;
     // Rows are independent, and each is computed the same way whichever
@@ -172,10 +179,11 @@ pub fn attend<F: Real>(
     parallel::for_block_ranges(z.n, z.n * s_len * (a + m), |b0, b1| {
         let rows = b1 - b0;
         // SAFETY: the ranges are disjoint, so are the rows they cut.
-        let (wo, co) = unsafe {
+        let (wo, co, eo) = unsafe {
             (
                 weights.piece(b0 * s_len, rows * s_len),
                 context.piece(b0 * m, rows * m),
+                scratch.piece(b0 * e_row, e_row.min(rows * e_row)),
             )
         };
         let rz = Sizes { n: rows, ..z };
@@ -201,6 +209,7 @@ pub fn attend<F: Real>(
             qp_rows,
             wo,
             co,
+            eo,
         );
     });
 }
@@ -220,19 +229,18 @@ multiversion! {
         qp: &[F],
         weights_out: &mut [F],
         context_out: &mut [F],
+        e: &mut [F],
     ) {
-        let out = StepOut { weights: weights_out, context: context_out };
         let (s_len, a, m) = (z.s, z.a, z.m);
-        let mut e = vec![F::ZERO; if kind == Kind::Additive { a } else { 0 }];
     for b in 0..z.n {
         let len = lengths[b];
-        let weights = &mut out.weights[b * s_len..][..s_len];
+        let weights = &mut weights_out[b * s_len..][..s_len];
         for s in 0..len {
             let k = &keys[(b * s_len + s) * a..][..a];
             weights[s] = match kind {
                 Kind::Additive => {
-                    additive_e(&qp[b * a..][..a], k, &mut e);
-                    dot(v, &e)
+                    additive_e(&qp[b * a..][..a], k, e);
+                    dot(v, e)
                 }
                 _ => dot(&query[b * a..][..a], k),
             };
@@ -249,7 +257,7 @@ multiversion! {
             *x = *x / total;
         }
         weights[len..].fill(F::ZERO);
-        let context = &mut out.context[b * m..][..m];
+        let context = &mut context_out[b * m..][..m];
         context.fill(F::ZERO);
         for (s, &p) in weights[..len].iter().enumerate() {
             for (c, &x) in context.iter_mut().zip(&memory[(b * s_len + s) * m..][..m]) {
@@ -274,8 +282,19 @@ pub struct StepGrads<'a, F> {
     pub dv: &'a mut [F],
 }
 
+/// Room one backward step works in, held by the caller across steps:
+/// `dscore (N, S)`, `dqp (N, A)`; additive, `e (N, A)` for one recomputed row
+/// of `e` per query and `dv (N, A)` for each row's share of `dv` (empty
+/// otherwise).
+pub struct BackScratch<'a, F> {
+    pub dscore: &'a mut [F],
+    pub dqp: &'a mut [F],
+    pub e: &'a mut [F],
+    pub dv: &'a mut [F],
+}
+
 /// Backward of [`attend`]: `dcontext (N, M)`, `dweights (N, S)` or `None`;
-/// `weights`, `e` as the forward left them; `dscore (N, S)`, `dqp (N, A)` scratch.
+/// `weights` and `qp` as the forward left them, `lengths` as it was given.
 #[allow(clippy::too_many_arguments)]
 pub fn attend_backward<F: Real>(
     kind: Kind,
@@ -285,13 +304,19 @@ pub fn attend_backward<F: Real>(
     query: &[F],
     keys: &[F],
     memory: &[F],
+    lengths: &[usize],
     weights: &[F],
     qp: &[F],
     w: &AttnWeights<'_, F>,
-    dscore: &mut [F],
-    dqp: &mut [F],
+    scratch: BackScratch<'_, F>,
     g: StepGrads<'_, F>,
 ) {
+    let BackScratch {
+        dscore,
+        dqp,
+        e: e_rows,
+        dv: dv_rows,
+    } = scratch;
     let level = crate::simd::best_level();
     let StepGrads {
         dquery,
@@ -306,14 +331,16 @@ pub fn attend_backward<F: Real>(
     let additive = kind == Kind::Additive && !v.is_empty();
     // Each row's share of dv, summed over the rows in order after the
     // parallel part: the same sums whatever the split.
-    let mut dv_rows = vec![F::ZERO; if additive { z.n * a } else { 0 }];
+    dv_rows.fill(F::ZERO);
+    let e_row = if additive { a } else { 0 };
+    let e_rows = SharedMut::new(e_rows);
     let out = [
         SharedMut::new(dscore),
         SharedMut::new(dqp),
         SharedMut::new(if additive { &mut [][..] } else { &mut *dquery }),
         SharedMut::new(dkeys),
         SharedMut::new(dmemory),
-        SharedMut::new(&mut dv_rows),
+        SharedMut::new(dv_rows),
     ];
     parallel::for_block_ranges(z.n, z.n * s_len * (a + m), |b0, b1| {
         let rows = b1 - b0;
@@ -326,6 +353,8 @@ pub fn attend_backward<F: Real>(
                 unsafe { out[i].piece(b0 * per_row[i], rows * per_row[i]) }
             }
         });
+        // SAFETY: as above; one row of room per range, at its first row.
+        let er = unsafe { e_rows.piece(b0 * e_row, e_row) };
         let (qr, qpr) = if kind == Kind::Additive {
             (&[][..], &qp[b0 * a..b1 * a])
         } else {
@@ -344,9 +373,11 @@ pub fn attend_backward<F: Real>(
             qr,
             &keys[b0 * s_len * a..b1 * s_len * a],
             &memory[b0 * s_len * m..b1 * s_len * m],
+            &lengths[b0..b1],
             &weights[b0 * s_len..b1 * s_len],
             qpr,
             v,
+            er,
             ds,
             dq,
             dqy,
@@ -390,9 +421,11 @@ multiversion! {
         query: &[F],
         keys: &[F],
         memory: &[F],
+        lengths: &[usize],
         weights: &[F],
         qp: &[F],
         v: &[F],
+        er: &mut [F],
         dscore: &mut [F],
         dqp: &mut [F],
         dquery: &mut [F],
@@ -425,14 +458,20 @@ multiversion! {
     }
     if kind == Kind::Additive && !v.is_empty() {
             dqp.fill(F::ZERO);
-            let mut er = vec![F::ZERO; a];
             for b in 0..z.n {
                 let dq = &mut dqp[b * a..][..a];
                 let dvb = &mut dv[b * a..][..a];
                 for s in 0..s_len {
                     let d = dscore[b * s_len + s];
                     let row = (b * s_len + s) * a;
-                    additive_e(&qp[b * a..][..a], &keys[row..][..a], &mut er);
+                    // e as the forward computed it; 0 at padded steps, which
+                    // the forward left out (so tanh(qp + k) there, say of
+                    // inf - inf, cannot reach the gradients).
+                    if s < lengths[b] {
+                        additive_e(&qp[b * a..][..a], &keys[row..][..a], er);
+                    } else {
+                        er.fill(F::ZERO);
+                    }
                     let dk = &mut dkeys[row..][..a];
                     for j in 0..a {
                         dvb[j] += d * er[j];

@@ -2,7 +2,7 @@
 //! call: the per-step attention and cell backward in reverse order, then `dy`,
 //! `dw_ih`, the input bias and the key projection's gradients once.
 
-use super::attention::{attend_backward, project_keys_backward, Kind, StepGrads};
+use super::attention::{attend_backward, project_keys_backward, BackScratch, Kind, StepGrads};
 use super::decoder::context_weights;
 use super::decoder::{DecoderCache, DecoderGrads, DecoderSpec, DecoderWeights};
 use crate::buffer::zeros;
@@ -102,6 +102,8 @@ fn backward_in_pool<F: Real>(
     let mut dquery = zeros::<F>(nh, "dquery")?;
     let mut dscore = zeros::<F>(n * s, "dscore")?;
     let mut dqp = zeros::<F>(n * a, "dquery")?;
+    let mut e_rows = zeros::<F>(if additive { n * a } else { 0 }, "attention")?; // (N, A)
+    let mut dv_rows = zeros::<F>(if additive { n * a } else { 0 }, "dv")?; // (N, A)
     let mut dkeys = zeros::<F>(n * s * a, "dkeys")?;
     let mut dmemory = zeros::<F>(n * s * m, "dmemory")?;
     let mut dw_query = zeros::<F>(if additive { a * h } else { 0 }, "dw_query")?;
@@ -136,6 +138,7 @@ fn backward_in_pool<F: Real>(
             h_next,
             &cache.keys,
             &cache.memory,
+            &lengths,
             &cache.weights[t * n * s..][..n * s],
             if additive {
                 &cache.qp[t * n * a..][..n * a]
@@ -143,8 +146,12 @@ fn backward_in_pool<F: Real>(
                 &[]
             },
             &w.attn,
-            &mut dscore,
-            &mut dqp,
+            BackScratch {
+                dscore: &mut dscore,
+                dqp: &mut dqp,
+                e: &mut e_rows,
+                dv: &mut dv_rows,
+            },
             grads,
         );
         for (b, row) in d_out.chunks_exact(h + m).enumerate() {

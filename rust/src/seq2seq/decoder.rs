@@ -427,6 +427,7 @@ fn forward_in_pool<F: Real>(
     let mut weights = zeros::<F>(t_len * n * s, "weights")?;
     let additive = spec.kind == Kind::Additive;
     let mut qp = zeros::<F>(if additive { t_len * n * a } else { 0 }, "query projection")?;
+    let mut e_rows = zeros::<F>(if additive { n * a } else { 0 }, "attention")?; // (N, A)
     let mut output = zeros::<F>(t_len * n * (h + m), "output")?;
 
     for t in 0..t_len {
@@ -476,6 +477,7 @@ fn forward_in_pool<F: Real>(
         let out = StepOut {
             context: ctx_t,
             weights: &mut weights[t * n * s..][..n * s],
+            scratch: &mut e_rows,
         };
         let qp_t = if additive {
             &mut qp[t * n * a..][..n * a]
