@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 from types import ModuleType
+from typing import Any
 
 from rnncore.errors import ArgumentError
 
@@ -53,3 +54,11 @@ def kernels_if_built() -> ModuleType | None:
         return kernels()
     except ImportError:  # the NumPy reference alone
         return None
+
+
+def writable_in_place(a: Any) -> bool:
+    """Whether the compiled kernels can write the array ``a`` in place: C-contiguous,
+    writeable and aligned, as the binding's ``writable`` requires
+    (``rust/src/python/arrays.rs``)."""
+    flags = a.flags
+    return bool(flags.c_contiguous and flags.writeable and flags.aligned)

@@ -95,8 +95,7 @@ class Embedding(Module):
         rows = self._ids if ids is None else ids.reshape(-1)
         grad = self.grads["weight"]  # (V, E)
         kernels = _native.kernels_if_built()
-        flags = grad.flags
-        if kernels is not None and flags.c_contiguous and flags.writeable and flags.aligned:
+        if kernels is not None and _native.writable_in_place(grad):
             # the same sums in the same order as numpy.add.at, columns in parallel
             kernels.embedding_backward(grad, rows, d2)
         else:

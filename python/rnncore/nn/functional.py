@@ -181,8 +181,7 @@ def _fused_cross_entropy(
     kernels = _native.kernels_if_built()
     if kernels is None:
         return _numpy_cross_entropy(logits, targets, weights, scale)
-    flags = logits.flags
-    in_place = overwrite and flags.c_contiguous and flags.writeable and flags.aligned
+    in_place = overwrite and _native.writable_in_place(logits)
     grad = logits if in_place else np.array(logits, order="C")  # (M, V)
     loss = kernels.cross_entropy(grad, targets, weights, scale)
     return float(loss), grad

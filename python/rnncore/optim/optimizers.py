@@ -262,10 +262,7 @@ class Adam(Optimizer):
         m = [self.state["exp_avg"][n] for n in names]
         v = [self.state["exp_avg_sq"][n] for n in names]
         g = [grads[n] for n in names]
-        owned = all(
-            a.flags.owndata and a.flags.c_contiguous and a.flags.writeable and a.flags.aligned
-            for a in (*params, *m, *v)
-        )
+        owned = all(a.flags.owndata and _native.writable_in_place(a) for a in (*params, *m, *v))
         if not owned or len({id(a) for a in (*params, *m, *v)}) != 3 * len(params):
             return False
         if {p.dtype for p in params} not in ({np.dtype(np.float32)}, {np.dtype(np.float64)}):

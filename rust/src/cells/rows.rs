@@ -56,6 +56,33 @@ pub fn store<F: Real>(d: &mut [F], j: usize, w: usize, a: &[F; LANES]) {
 /// `LANES` units of one row, in registers or on the stack.
 pub type Lanes<F> = [F; LANES];
 
+/// [`load`] of units `j .. j + w` of each of `G` blocks.
+#[inline(always)]
+fn load_blocks<F: Real, S: AsRef<[F]>, const G: usize>(
+    blocks: &[S; G],
+    j: usize,
+    w: usize,
+) -> [Lanes<F>; G] {
+    let mut a = [[F::ZERO; LANES]; G];
+    for k in 0..G {
+        a[k] = load(blocks[k].as_ref(), j, w);
+    }
+    a
+}
+
+/// [`store`] of `a[k]` to units `j .. j + w` of each block `k`.
+#[inline(always)]
+fn store_blocks<F: Real, const G: usize>(
+    blocks: &mut [&mut [F]; G],
+    j: usize,
+    w: usize,
+    a: &[Lanes<F>; G],
+) {
+    for k in 0..G {
+        store(blocks[k], j, w, &a[k]);
+    }
+}
+
 /// A cell's math on [`LANES`] units of one row: the drivers below load every
 /// block into local arrays, call these, and store the results (`w` of the
 /// lanes are real; the rest are zeros and their results are dropped). The
@@ -106,18 +133,12 @@ pub fn forward<F: Real, const G: usize>(
         .zip(c_next.chunks_exact_mut(h))
         .zip(h_next.chunks_exact_mut(h));
     for (((g, cp), cn), hn) in rows {
-        let g = blocks_mut::<F, G>(g, h);
+        let mut g = blocks_mut::<F, G>(g, h);
         let mut j = 0;
         while j < h {
             let w = LANES.min(h - j);
-            let mut a = [[F::ZERO; LANES]; G];
-            for k in 0..G {
-                a[k] = load(g[k], j, w);
-            }
-            let (a, c, hv) = cell.forward(j, w, a, load(cp, j, w));
-            for k in 0..G {
-                store(g[k], j, w, &a[k]);
-            }
+            let (a, c, hv) = cell.forward(j, w, load_blocks(&g, j, w), load(cp, j, w));
+            store_blocks(&mut g, j, w, &a);
             store(cn, j, w, &c);
             store(hn, j, w, &hv);
             j += w;
@@ -157,19 +178,14 @@ pub fn backward<F: Real, const G: usize>(
             dd.copy_from_slice(dhr);
             continue;
         }
-        let (g, dg) = (blocks::<F, G>(g, h), blocks_mut::<F, G>(dg, h));
+        let (g, mut dg) = (blocks::<F, G>(g, h), blocks_mut::<F, G>(dg, h));
         let mut j = 0;
         while j < h {
             let w = LANES.min(h - j);
-            let mut a = [[F::ZERO; LANES]; G];
-            for k in 0..G {
-                a[k] = load(g[k], j, w);
-            }
             let (acp, acn, adh) = (load(cp, j, w), load(cn, j, w), load(dhr, j, w));
+            let a = load_blocks(&g, j, w);
             let (x, adc) = cell.backward(j, w, a, acp, acn, adh, load(dcr, j, w));
-            for k in 0..G {
-                store(dg[k], j, w, &x[k]);
-            }
+            store_blocks(&mut dg, j, w, &x);
             store(dcr, j, w, &adc);
             j += w;
         }

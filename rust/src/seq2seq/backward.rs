@@ -12,8 +12,8 @@ use crate::linalg::{matmul_tiled, MatRef};
 use crate::mode::Mode;
 use crate::parallel;
 use crate::real::Real;
-use crate::sequence::check_finite;
 use crate::sequence::recurrent::Recurrent;
+use crate::sequence::{check_finite, column_sums};
 use crate::simd;
 
 /// Gradients of `sum(d_output * output) + sum(d_weights * weights) +
@@ -236,12 +236,6 @@ fn backward_in_pool<F: Real>(
         MatRef::row_major(&cache.states[..rows * h], rows, h),
         false,
     );
-    let mut db_hh = zeros::<F>(gh, "db_hh")?;
-    for row in dg_h_all.chunks_exact(gh) {
-        for (d, &g) in db_hh.iter_mut().zip(row) {
-            *d += g;
-        }
-    }
     let mut dy = zeros::<F>(rows * e, "dy")?; // (T, N, E)
     matmul_tiled(
         &mut dy,
@@ -269,12 +263,9 @@ fn backward_in_pool<F: Real>(
         row[e..].copy_from_slice(&dw_c[j * m..][..m]);
     }
     let (db_ih, db_hh) = if w.b_ih.is_some() {
-        let mut db_ih = zeros::<F>(gh, "db_ih")?;
-        for row in dgates.chunks_exact(gh) {
-            for (d, &g) in db_ih.iter_mut().zip(row) {
-                *d += g;
-            }
-        }
+        let (mut db_ih, mut db_hh) = (zeros::<F>(gh, "db_ih")?, zeros::<F>(gh, "db_hh")?);
+        column_sums(&dgates, gh, &mut db_ih);
+        column_sums(dg_h_all, gh, &mut db_hh);
         (Some(db_ih), Some(db_hh))
     } else {
         (None, None)

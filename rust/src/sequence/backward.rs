@@ -97,7 +97,7 @@ fn check_cache<F>(spec: &Spec<'_>, cache: &CacheRef<'_, F>) -> Result<()> {
 }
 
 /// Column sums of a `(rows, cols)` row-major matrix, in row order.
-pub(super) fn column_sums<F: Real>(m: &[F], cols: usize, out: &mut [F]) {
+pub(crate) fn column_sums<F: Real>(m: &[F], cols: usize, out: &mut [F]) {
     for row in m.chunks_exact(cols) {
         for (o, &v) in out.iter_mut().zip(row) {
             *o += v;

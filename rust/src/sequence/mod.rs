@@ -46,6 +46,7 @@ mod peephole_grad;
 pub(crate) mod recurrent;
 mod spec;
 
+pub(crate) use backward::column_sums;
 pub use backward::{backward, backward_with, Grads};
 pub use forward::{forward, forward_with, Forward};
 pub use noise::Noise;
