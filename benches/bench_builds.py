@@ -25,8 +25,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from harness import machine
 
-# name -> (cell, layer keywords, H, N); every row a training step, T = 64, D = H.
+# name -> (cell, layer keywords, H, N); a training step unless the name says
+# inference, T = 64, D = H.
 LAYERS = {
+    "lstm H=128 N=32 inference": ("LSTM", {}, 128, 32),
+    "lstm H=512 N=1 inference": ("LSTM", {}, 512, 1),
+    "lstm H=512 N=1": ("LSTM", {}, 512, 1),
     "lstm H=128 N=32": ("LSTM", {}, 128, 32),
     "lstm H=64 N=64": ("LSTM", {}, 64, 64),
     "lstm cifg H=128 N=32": ("LSTM", {"cifg": True}, 128, 32),
@@ -64,9 +68,10 @@ for name, (cell, kw, h, n) in layers.items():
     x = rng.standard_normal((64, n, h)).astype(np.float32)
     dy = np.ones((64, n, h), np.float32)
 
-    def step(layer=layer, x=x, dy=dy):
+    def step(layer=layer, x=x, dy=dy, train="inference" not in name):
         layer(x)
-        layer.backward(dy)
+        if train:
+            layer.backward(dy)
 
     out[name] = median_ms(step)
 

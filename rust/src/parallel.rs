@@ -164,6 +164,30 @@ pub fn for_each_index(count: usize, f: impl Fn(usize) + Send + Sync) {
     }
 }
 
+/// Elements from which [`all_pieces`] reads a slice on every thread: a scan
+/// of 1 MiB of `f32` from L3 takes about 40 µs, against a few µs to hand it out.
+pub const PIECES_PARALLEL_MIN: usize = 1 << 18;
+
+/// Whether `f(lo, hi)` holds for every piece of `0..len`, cut into one piece
+/// per thread when `len` reaches [`PIECES_PARALLEL_MIN`]: for the linear
+/// scans of a call's weights (finiteness, the cache's comparison), which would
+/// otherwise leave the other cores idle. Every piece is read whatever the
+/// others find, so the answer is the same at any thread count.
+pub fn all_pieces(len: usize, f: impl Fn(usize, usize) -> bool + Send + Sync) -> bool {
+    let threads = num_threads();
+    if threads <= 1 || len < PIECES_PARALLEL_MIN {
+        return f(0, len);
+    }
+    let pieces = threads.min(len.div_ceil(PIECES_PARALLEL_MIN / 2));
+    let ok = std::sync::atomic::AtomicBool::new(true);
+    for_each_index(pieces, |i| {
+        if !f(i * len / pieces, (i + 1) * len / pieces) {
+            ok.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    ok.into_inner()
+}
+
 /// Below this many multiply-adds a step's product runs on one thread.
 pub const BLOCKS_PARALLEL_MIN: usize = 1 << 16;
 
@@ -240,6 +264,30 @@ mod tests {
             assert!(s.iter().all(|(a, b)| b - a <= SHARD && b > a));
         }
         assert_eq!(shards(50), vec![(0, 12), (12, 25), (25, 37), (37, 50)]);
+    }
+
+    #[test]
+    fn every_piece_is_read_at_any_thread_count() {
+        for threads in [1, 2, 3] {
+            set_num_threads(Some(threads));
+            for len in [
+                0,
+                1,
+                PIECES_PARALLEL_MIN - 1,
+                PIECES_PARALLEL_MIN,
+                3 * PIECES_PARALLEL_MIN + 7,
+            ] {
+                let seen = std::sync::atomic::AtomicUsize::new(0);
+                assert!(all_pieces(len, |lo, hi| {
+                    seen.fetch_add(hi - lo, std::sync::atomic::Ordering::Relaxed);
+                    lo <= hi
+                }));
+                assert_eq!(seen.into_inner(), len, "{threads} threads, {len}");
+                let bad = len / 2;
+                assert_eq!(all_pieces(len, |lo, hi| !(lo..hi).contains(&bad)), len == 0);
+            }
+        }
+        set_num_threads(None);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::Result;
+use crate::parallel;
 use crate::real::Real;
 
 use super::narrow::Narrow;
@@ -182,13 +183,15 @@ impl Cache {
 /// The same bytes: the weights are plain `f32`/`f64`, so bitwise equality is
 /// equality of what a packing reads (`-0.0` and `0.0` differ, which only costs
 /// a repack).
+/// Large weights are compared a piece per thread ([`parallel::all_pieces`]).
 fn same<R: Real>(a: &[R], b: &[R]) -> bool {
     let bytes = |s: &[R]| {
         // SAFETY: `R` is `f32` or `f64`, which have no padding and any bit
         // pattern; the view covers exactly the slice's memory.
         unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), std::mem::size_of_val(s)) }
     };
-    bytes(a) == bytes(b)
+    a.len() == b.len()
+        && parallel::all_pieces(a.len(), |lo, hi| bytes(&a[lo..hi]) == bytes(&b[lo..hi]))
 }
 
 /// `w` packed as `pack` packs it: from the cache when an entry for the same

@@ -182,11 +182,7 @@ pub fn forward_with<F: Real>(
             .zip(b_hh)
             .map(|(&bi, &bh)| if fold_hh { bi + bh } else { bi })
             .collect();
-        for row in gates.chunks_exact_mut(gh) {
-            for (g, &b) in row.iter_mut().zip(&bias) {
-                *g += b;
-            }
-        }
+        add_rows(&mut gates, &bias);
     }
 
     let mut states = zeros::<F>((t_len + 1) * ns, "states")?;
@@ -265,6 +261,22 @@ pub fn forward_with<F: Real>(
             proj,
         },
     })
+}
+
+/// `rows (R, G) += bias (G,)` for every row, the rows shared among the threads.
+fn add_rows<F: Real>(rows: &mut [F], bias: &[F]) {
+    let width = bias.len();
+    let count = rows.len() / width;
+    let shared = SharedMut::new(rows);
+    parallel::for_block_ranges(count, count * width, |r0, r1| {
+        // SAFETY: the ranges of rows are disjoint.
+        let part = unsafe { shared.piece(r0 * width, (r1 - r0) * width) };
+        for row in part.chunks_exact_mut(width) {
+            for (g, &b) in row.iter_mut().zip(bias) {
+                *g += b;
+            }
+        }
+    });
 }
 
 /// The time loop for sequences `b0..b1`. Touches only those rows of every

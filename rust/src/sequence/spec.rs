@@ -184,8 +184,12 @@ crate::simd::multiversion! {
 
 /// Error naming `arg` if any element is NaN or infinite.
 pub(crate) fn check_finite<F: Real>(arg: &str, slice: &[F]) -> Result<()> {
-    let mut finite = false;
-    all_finite_into(crate::simd::best_level(), slice, &mut finite);
+    let level = crate::simd::best_level();
+    let finite = crate::parallel::all_pieces(slice.len(), |lo, hi| {
+        let mut finite = false;
+        all_finite_into(level, &slice[lo..hi], &mut finite);
+        finite
+    });
     if finite {
         Ok(())
     } else {
