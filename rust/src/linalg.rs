@@ -256,12 +256,16 @@ fn panel_product<F: Real>(
         return false;
     }
     // `a` with contiguous rows times `b = W^T` (the input projections), and a
-    // transposed `a` (the weight gradients `dg^T @ x`), where the panels win;
-    // the GEMM is as fast on `a @ W` with `W` row-major (the input gradients).
+    // transposed `a` (the weight gradients `dg^T @ x`), where the panels win.
+    // The GEMM is as fast per thread on `a @ W` with `W` row-major (the input
+    // gradients), but cuts the work into tiles of rows only: a product of one
+    // tile (`T * N <= TILE`, e.g. one sequence) would run on one thread, where
+    // the panels share their columns among all of them.
     let transposed_a = a.rs == 1 && a.cs > 1;
+    let one_tile = a.cs == 1 && a.rows <= TILE;
     let (form, rows, cols, ld) = if (a.cs == 1 || transposed_a) && b.rs == 1 && b.cs >= k {
         (Form::Rows, n, k, b.cs) // W (n, k) with rows cs apart
-    } else if transposed_a && b.cs == 1 && b.rs >= n {
+    } else if (transposed_a || one_tile) && b.cs == 1 && b.rs >= n {
         (Form::Transposed, k, n, b.rs) // b row-major
     } else {
         return false;
@@ -635,8 +639,15 @@ mod tests {
                 ),
                 (a_t, MatRef::strided(&bt, k, n, n + 2, 1)),
                 (a_t, MatRef::strided(&b, k, n, 1, k + 5)),
+                (
+                    MatRef::strided(&a, m, k, k + 3, 1),
+                    MatRef::strided(&bt, k, n, n + 2, 1),
+                ),
             ];
-            for (av, bv) in views {
+            for (v, (av, bv)) in views.into_iter().enumerate() {
+                if v == 3 && m > TILE {
+                    continue; // row-major b beyond one tile of rows: the GEMM
+                }
                 for accumulate in [false, true] {
                     let mut want = init.clone();
                     matmul(MatMut::row_major(&mut want, m, n), av, bv, accumulate);
@@ -688,15 +699,23 @@ mod tests {
             false,
             true
         ));
-        // Row-major b with a's rows contiguous: the GEMM.
+        // Row-major b with a's rows contiguous: the GEMM beyond one tile of
+        // rows, the panels within one.
+        let tall = ramp((TILE + 1) * 4, 0.1);
+        let mut big = vec![0.0; (TILE + 1) * 3];
+        let tv = MatRef::row_major(&tall, TILE + 1, 4);
         assert!(!panel_product(
             Level::Avx512,
-            &mut dst,
-            av,
+            &mut big,
+            tv,
             bv,
             false,
             false
         ));
+        if simd::effective(Level::Avx512) == Level::Avx512 {
+            let mut dst = vec![0.0; 27];
+            assert!(panel_product(Level::Avx512, &mut dst, av, bv, false, false));
+        }
     }
 
     #[test]
