@@ -163,8 +163,24 @@ pub fn backward<F: Real>(
 
 /// [`backward`] of a [`forward_with`](super::forward_with) call, given the
 /// same `noise`.
+///
+/// Like the forward, the whole call runs on the pool.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_with<F: Real>(
+    spec: &Spec<'_>,
+    x: &[F],
+    w: &Weights<'_, F>,
+    cache: &CacheRef<'_, F>,
+    d_output: &[F],
+    d_h_n: Option<&[F]>,
+    d_c_n: Option<&[F]>,
+    noise: &Noise<'_, F>,
+) -> Result<Grads<F>> {
+    parallel::install(|| backward_on_pool(spec, x, w, cache, d_output, d_h_n, d_c_n, noise))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_on_pool<F: Real>(
     spec: &Spec<'_>,
     x: &[F],
     w: &Weights<'_, F>,

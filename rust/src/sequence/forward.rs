@@ -71,7 +71,22 @@ pub fn forward<F: Real>(
 
 /// [`forward`] with dropout inside the recurrence ([`Noise`]); the backward
 /// must be given the same `noise`.
+///
+/// The whole call runs on the pool ([`parallel::install`]): its parallel
+/// passes (scans, fills, the products, the shards) are then handed among the
+/// pool's threads, not each to the pool and back to the caller's thread.
 pub fn forward_with<F: Real>(
+    spec: &Spec<'_>,
+    x: &[F],
+    h0: &[F],
+    c0: Option<&[F]>,
+    w: &Weights<'_, F>,
+    noise: &Noise<'_, F>,
+) -> Result<Forward<F>> {
+    parallel::install(|| forward_on_pool(spec, x, h0, c0, w, noise))
+}
+
+fn forward_on_pool<F: Real>(
     spec: &Spec<'_>,
     x: &[F],
     h0: &[F],
