@@ -14,7 +14,7 @@
 use crate::cells::rnn;
 use crate::error::{Result, RnnError};
 use crate::panel::narrow::Narrow;
-use crate::panel::transposed;
+use crate::panel::{madd, transposed};
 use crate::real::Real;
 use crate::simd::Level;
 
@@ -125,19 +125,31 @@ fn step_body<R: Real>(
         ));
     }
     let p = params;
-    let w_hh = Narrow::new(p.w_hh, h, h)?; // h_{t-1} -> W_hh h_{t-1}
-                                           // Forward: hs (T+1, H) with hs[0] = h0.
+    // The recurrent products read W_hh^T (forward) and W_hh (backward) as
+    // rows padded to `hp` columns, with the sums in registers (`recurrent`).
+    let hp = h.next_multiple_of(LANES);
+    let mut rows = vec![R::ZERO; 2 * h * hp];
+    let (w_t, w_rows) = rows.split_at_mut(h * hp); // W_hh^T (H, hp), W_hh (H, hp)
+    for (i, row) in p.w_hh.chunks_exact(h).enumerate() {
+        w_rows[i * hp..][..h].copy_from_slice(row);
+        for (j, &w) in row.iter().enumerate() {
+            w_t[j * hp + i] = w;
+        }
+    }
+    let (w_t, w_rows) = (&*w_t, &*w_rows);
+    // Forward: hs (T+1, H) with hs[0] = h0.
     let mut hs = vec![R::ZERO; (t_len + 1) * h];
     hs[..h].copy_from_slice(h0);
+    let mut acc = vec![R::ZERO; hp];
     for t in 0..t_len {
         let (past, now) = hs.split_at_mut((t + 1) * h);
         let (h_prev, h_t) = (&past[t * h..], &mut now[..h]);
-        for (i, out) in h_t.iter_mut().enumerate() {
+        for (i, out) in acc[..h].iter_mut().enumerate() {
             *out = p.w_ih[i * v + ids[t]] + p.b_ih[i] + p.b_hh[i];
         }
-        w_hh.mul(level, h_t, h_prev, 1, true, false);
-        for y in h_t.iter_mut() {
-            *y = rnn::unit(false, *y);
+        recurrent(level, &mut acc, h_prev, w_t, hp);
+        for (y, &s) in h_t.iter_mut().zip(&acc) {
+            *y = rnn::unit(false, s);
         }
     }
     // The readout of every step at once: logits (T, V), then the loss, with
@@ -157,14 +169,15 @@ fn step_body<R: Real>(
     let mut draw = vec![R::ZERO; t_len * h];
     let nt = |wt: &[R], k: usize, m: usize| Narrow::from_transposed(wt, k, m);
     nt(p.w_out, v, h)?.mul(level, &mut draw, &dy, t_len, false, false);
-    let w_hh_t = nt(p.w_hh, h, h)?; // d -> W_hh^T d
-    let mut dh_next = vec![R::ZERO; h];
+    let dh_next = &mut acc; // (hp,) W_hh^T d, zero past H
+    dh_next.fill(R::ZERO);
     for t in (0..t_len).rev() {
         let d = &mut draw[t * h..][..h];
-        for ((d, &x), &y) in d.iter_mut().zip(&dh_next).zip(&states[t * h..][..h]) {
+        for ((d, &x), &y) in d.iter_mut().zip(&*dh_next).zip(&states[t * h..][..h]) {
             *d = rnn::unit_grad(false, y, *d + x);
         }
-        w_hh_t.mul(level, &mut dh_next, d, 1, false, false);
+        dh_next.fill(R::ZERO);
+        recurrent(level, dh_next, d, w_rows, hp);
     }
     // dW_out = dy^T states, dW_hh = draw^T hs[..T], the biases, and the
     // columns of dW_ih of the symbols seen.
@@ -254,7 +267,61 @@ fn step_body<R: Real>(
     })
 }
 
-/// The largest `|x|` of `a` (0 for an empty slice).
+/// Lanes the padded rows of the recurrent products come in: one 512-bit
+/// vector of `f32`, two of `f64`.
+const LANES: usize = 16;
+
+/// `sums (hp,) += x (K,) @ w`, `w (K, hp)` row-major: for each block of
+/// columns, the sums stay in registers while the rows go by, each added in
+/// the order of `k` (as the panel products add them: the same bits). `hp` is
+/// a multiple of [`LANES`]; a block is as wide as the level's registers hold
+/// (16 of 512 bits, 12 of 256).
+#[inline(always)]
+fn recurrent<R: Real>(level: Level, sums: &mut [R], x: &[R], w: &[R], hp: usize) {
+    assert!(sums.len() == hp && hp % LANES == 0 && w.len() >= x.len() * hp);
+    let cap = match level {
+        Level::Avx512 => 1024 / std::mem::size_of::<R>(),
+        Level::Avx2 => 384 / std::mem::size_of::<R>(),
+        Level::Scalar => LANES,
+    };
+    let mut c0 = 0;
+    while c0 < hp {
+        let n = cap.min(hp - c0);
+        macro_rules! widths {
+            ($($m:literal),*) => {
+                match n / LANES {
+                    $($m => columns::<R, { $m * LANES }>(level, &mut sums[c0..c0 + n], x, &w[c0..], hp),)*
+                    _ => unreachable!("a block holds at most 16 x LANES columns"),
+                }
+            };
+        }
+        widths!(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+        c0 += n;
+    }
+}
+
+/// One block of [`recurrent`]: `N` columns, `w` starting at the block.
+#[inline(always)]
+fn columns<R: Real, const N: usize>(level: Level, sums: &mut [R], x: &[R], w: &[R], hp: usize) {
+    let mut acc: [R; N] = sums.try_into().expect("N sums");
+    if level == Level::Scalar {
+        for (k, &xk) in x.iter().enumerate() {
+            let row: &[R; N] = w[k * hp..][..N].try_into().expect("N weights");
+            for j in 0..N {
+                acc[j] = madd::<R, false>(acc[j], xk, row[j]);
+            }
+        }
+    } else {
+        for (k, &xk) in x.iter().enumerate() {
+            let row: &[R; N] = w[k * hp..][..N].try_into().expect("N weights");
+            for j in 0..N {
+                acc[j] = madd::<R, true>(acc[j], xk, row[j]);
+            }
+        }
+    }
+    sums.copy_from_slice(&acc);
+}
+
 /// The largest `|x|` of `a` (0 when empty; NaN elements are passed over), in
 /// 16 lanes so that it vectorises; a maximum does not depend on the order.
 #[inline(always)]
