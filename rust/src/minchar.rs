@@ -279,18 +279,24 @@ const LANES: usize = 16;
 #[inline(always)]
 fn recurrent<R: Real>(level: Level, sums: &mut [R], x: &[R], w: &[R], hp: usize) {
     assert!(sums.len() == hp && hp % LANES == 0 && w.len() >= x.len() * hp);
-    let cap = match level {
-        Level::Avx512 => 1024 / std::mem::size_of::<R>(),
-        Level::Avx2 => 384 / std::mem::size_of::<R>(),
-        Level::Scalar => LANES,
-    };
+    match level {
+        Level::Avx512 => blocks::<R, true>(1024 / std::mem::size_of::<R>(), sums, x, w, hp),
+        Level::Avx2 => blocks::<R, true>(384 / std::mem::size_of::<R>(), sums, x, w, hp),
+        Level::Scalar => blocks::<R, false>(LANES, sums, x, w, hp),
+    }
+}
+
+/// [`recurrent`] in blocks of at most `cap` columns, fused when `FUSED`.
+#[inline(always)]
+fn blocks<R: Real, const FUSED: bool>(cap: usize, sums: &mut [R], x: &[R], w: &[R], hp: usize) {
     let mut c0 = 0;
     while c0 < hp {
         let n = cap.min(hp - c0);
+        let (s, w) = (&mut sums[c0..c0 + n], &w[c0..]);
         macro_rules! widths {
             ($($m:literal),*) => {
                 match n / LANES {
-                    $($m => columns::<R, { $m * LANES }>(level, &mut sums[c0..c0 + n], x, &w[c0..], hp),)*
+                    $($m => columns::<R, { $m * LANES }, FUSED>(s, x, w, hp),)*
                     _ => unreachable!("a block holds at most 16 x LANES columns"),
                 }
             };
@@ -302,21 +308,17 @@ fn recurrent<R: Real>(level: Level, sums: &mut [R], x: &[R], w: &[R], hp: usize)
 
 /// One block of [`recurrent`]: `N` columns, `w` starting at the block.
 #[inline(always)]
-fn columns<R: Real, const N: usize>(level: Level, sums: &mut [R], x: &[R], w: &[R], hp: usize) {
+fn columns<R: Real, const N: usize, const FUSED: bool>(
+    sums: &mut [R],
+    x: &[R],
+    w: &[R],
+    hp: usize,
+) {
     let mut acc: [R; N] = sums.try_into().expect("N sums");
-    if level == Level::Scalar {
-        for (k, &xk) in x.iter().enumerate() {
-            let row: &[R; N] = w[k * hp..][..N].try_into().expect("N weights");
-            for j in 0..N {
-                acc[j] = madd::<R, false>(acc[j], xk, row[j]);
-            }
-        }
-    } else {
-        for (k, &xk) in x.iter().enumerate() {
-            let row: &[R; N] = w[k * hp..][..N].try_into().expect("N weights");
-            for j in 0..N {
-                acc[j] = madd::<R, true>(acc[j], xk, row[j]);
-            }
+    for (k, &xk) in x.iter().enumerate() {
+        let row: &[R; N] = w[k * hp..][..N].try_into().expect("N weights");
+        for j in 0..N {
+            acc[j] = madd::<R, FUSED>(acc[j], xk, row[j]);
         }
     }
     sums.copy_from_slice(&acc);
