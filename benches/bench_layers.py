@@ -3,7 +3,8 @@ benches/README.md: training step (forward + backward) and inference, T=64,
 D=H, float32, same weights and inputs. Each training step first changes one
 value of every weight matrix, as an optimizer step would, so no call reuses the
 previous call's packed weights; inference calls reuse them (the cache of
-packed weights, rust/src/panel/cache.rs).
+packed weights, rust/src/panel/cache.rs) and run under rnncore.no_grad(), as
+torch's run under torch.no_grad().
 
     python benches/bench_layers.py            # the whole grid
     python benches/bench_layers.py --quick    # H=128 N=32 and H=512 N=32 only
@@ -65,7 +66,8 @@ def contenders(cell: str, H: int, N: int, T: int, train: bool, threads: list[int
         else:
 
             def run():
-                ours(x)
+                with rnncore.no_grad():  # as torch's rows run under torch.no_grad()
+                    ours(x)
 
         out.append(Contender(f"rnncore/{n}t", run, setup))
 

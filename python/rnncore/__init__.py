@@ -22,6 +22,7 @@ from rnncore import (
     reference,
     train,
 )
+from rnncore._grad import is_grad_enabled, no_grad
 from rnncore._native import kernels as _kernels
 from rnncore._weight_cache import clear_weight_cache, set_weight_cache_limit, weight_cache_info
 from rnncore.errors import (
@@ -52,8 +53,10 @@ __all__ = [
     "decode",
     "errors",
     "get_num_threads",
+    "is_grad_enabled",
     "models",
     "nn",
+    "no_grad",
     "optim",
     "reference",
     "set_num_threads",

@@ -106,7 +106,8 @@ def forward(
     recurrent_mask: _FloatArray | None = None,
     zoneout_h: _FloatArray | None = None,
     zoneout_c: _FloatArray | None = None,
-) -> tuple[_FloatArray, _FloatArray, _FloatArray | None, dict[str, _FloatArray]]:
+    keep: bool = True,
+) -> tuple[_FloatArray, _FloatArray, _FloatArray | None, dict[str, _FloatArray] | None]:
     """One direction of one recurrent layer over a whole sequence.
 
     Args:
@@ -142,6 +143,9 @@ def forward(
             + (1 - z) * h~_t``, values in ``[0, 1]``, or ``None``.
         zoneout_c: ``(T, N, H)`` the same for the cell state (the lstm modes); the
             cache then holds ``cells_new (T, N, H)``, the cell's own update.
+        keep: ``False`` for a call no backward follows (inference): the same
+            results, bit for bit, from buffers one step deep that each step
+            reuses, and ``cache`` is ``None``.
 
     Returns:
         ``(output, h_n, c_n, cache)``: output ``(T, N, H)`` (zero at steps

@@ -20,6 +20,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rnncore import _validate
+from rnncore import reference as _reference
+from rnncore._grad import is_grad_enabled
 from rnncore._native import kernels
 from rnncore._threads import CallGuard
 from rnncore.errors import ArgumentError, DTypeError, NonFiniteError, ShapeError
@@ -357,9 +359,14 @@ class KernelModule(Module):
         """One direction over a sequence: x (T, N, D), h0, c0 (N, H); ``noise``
         the dropout masks inside the recurrence (:mod:`rnncore.nn._noise`).
 
-        Returns ``output (T, N, H), h_n (N, H), c_n (N, H) or None, cache``.
+        Returns ``output (T, N, H), h_n (N, H), c_n (N, H) or None, cache``;
+        ``cache`` is None under :func:`rnncore.no_grad` (the kernels' inference
+        path, which keeps nothing for a backward).
         """
         kw = {**self._extra(sfx), **(noise or {})}
+        keep = is_grad_enabled()
+        if not keep and self._backend in (None, _reference):
+            kw["keep"] = False  # another backend is called as before; its cache is dropped
         try:
             out, h_n, c_n, cache = self._kernels.forward(
                 self._mode, x, h0, c0, *self._weights(sfx), lengths, reverse, **kw
@@ -367,7 +374,7 @@ class KernelModule(Module):
         except NonFiniteError as err:
             raise self._named_weight(err) from None
         c_n = None if c_n is None else self._cast(c_n)
-        return self._cast(out), self._cast(h_n), c_n, cache
+        return self._cast(out), self._cast(h_n), c_n, (cache if keep else None)
 
     def _named_weight(self, err: NonFiniteError) -> NonFiniteError:
         """A kernel's NaN error, naming the parameter at its source when one of

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from rnncore import _validate
+from rnncore._grad import is_grad_enabled
 from rnncore.errors import ArgumentError, StateError
 from rnncore.nn._base import CELL_STATE, LAYER_NORM, PEEPHOLE, Array, KernelModule, State
 from rnncore.nn._directions import both
@@ -233,9 +234,11 @@ class _RNNBase(KernelModule):
             c_n = None if c_n is None else c_n[:, 0]
         elif self.batch_first:
             output = output.transpose(1, 0, 2)  # (T, N, dirs*H) -> (N, T, dirs*H)
-        self._trace = _Trace(
-            inputs, caches, masks, lens, batched, output.shape, state_shape, meaning, cell
-        )
+        self._trace = None
+        if is_grad_enabled():
+            self._trace = _Trace(
+                inputs, caches, masks, lens, batched, output.shape, state_shape, meaning, cell
+            )
         return output, self._pack(h_n, c_n)
 
     def _state_shape(self, N: int, width: int, batched: bool) -> tuple[tuple[int, ...], str]:
@@ -362,7 +365,8 @@ class _RNNBase(KernelModule):
         if tr is None:
             raise StateError(
                 f"{type(self).__name__}.backward() needs a forward() call first: it "
-                "backpropagates through the most recent forward"
+                "backpropagates through the most recent forward (one run outside "
+                "rnncore.no_grad(), which keeps nothing for a backward)"
             )
         d_out = _validate.float_array("d_output", d_output, self.dtype)
         meaning = "the shape of output"

@@ -95,7 +95,7 @@ class _CellBase(KernelModule):
         if self._mode in CELL_STATE:
             c = np.zeros((N, H), self.dtype) if c is None else c.reshape(N, H)
         _, h_next, c_next, cache = self._kernel_forward("", x, h, c, None, reverse=False)
-        if self.training:
+        if self.training and cache is not None:  # None under rnncore.no_grad()
             self._stack.append((x, cache, batched))
         if not batched:
             h_next = h_next[0]  # (H,)

@@ -85,7 +85,8 @@ def forward(
     recurrent_mask: np.ndarray | None = None,
     zoneout_h: np.ndarray | None = None,
     zoneout_c: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
+    keep: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict | None]:
     """Run one direction of one layer over ``T`` steps, in float64.
 
     Args:
@@ -109,6 +110,7 @@ def forward(
             (:mod:`rnncore.reference.layer_norm`), None otherwise.
         recurrent_mask, zoneout_h, zoneout_c: dropout inside the recurrence, see the
             module docstring; None for none.
+        keep: False for a call no backward follows: ``cache`` is then None.
 
     Returns:
         ``(output (T, N, H), h_n (N, H), c_n (N, H) or None, cache)``; output is 0 at
@@ -161,7 +163,7 @@ def forward(
         h = np.where(active, h_next, h)  # (N, HS) frozen where inactive
         if c is not None:
             c = np.where(active, c_next, c)  # (N, H)
-    return output, h, c, {**cache, "step_caches": step_caches}
+    return output, h, c, ({**cache, "step_caches": step_caches} if keep else None)
 
 
 def backward(

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from rnncore._grad import no_grad
 from rnncore.checkpoint.format import (
     MODEL_FILE,
     OPTIMIZER_FILE,
@@ -312,22 +313,23 @@ class Trainer:
         self.model.eval()
         total, symbols, state = 0.0, 0, None
         stop = getattr(self, "_stop_request", None)  # set while fit() runs
-        try:
-            for k in range(count):
-                if stop is not None and stop.signal is not None:
-                    raise _Interrupted  # Ctrl-C during a pass: fit() ends the run
-                if self._streams:
-                    inputs, targets = self.batcher.chunk(split, k)  # (N, T')
-                    loss, state = self.model.loss(inputs, targets, state)
-                    weight = inputs.size
-                else:  # independent examples: a mean over batch.symbols each
-                    batch = self.batcher.chunk(split, k)
-                    loss, weight = self.model.loss(*batch.args), batch.symbols
-                total += float(loss) * weight
-                symbols += weight
-        finally:
-            self.model.train()
-            self.model.rng.bit_generator.state = rng_state
+        with no_grad():  # no backward follows: the layers' inference path
+            try:
+                for k in range(count):
+                    if stop is not None and stop.signal is not None:
+                        raise _Interrupted  # Ctrl-C during a pass: fit() ends the run
+                    if self._streams:
+                        inputs, targets = self.batcher.chunk(split, k)  # (N, T')
+                        loss, state = self.model.loss(inputs, targets, state)
+                        weight = inputs.size
+                    else:  # independent examples: a mean over batch.symbols each
+                        batch = self.batcher.chunk(split, k)
+                        loss, weight = self.model.loss(*batch.args), batch.symbols
+                    total += float(loss) * weight
+                    symbols += weight
+            finally:
+                self.model.train()
+                self.model.rng.bit_generator.state = rng_state
         return total / symbols
 
     # ------------------------------------------------------------------ the loop

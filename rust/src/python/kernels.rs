@@ -181,6 +181,7 @@ fn forward_typed<'py, F: Real + Element>(
     reverse: bool,
     extra: [Option<&Bound<'py, PyAny>>; 4],
     masks: [Option<&Bound<'py, PyAny>>; 3],
+    keep: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let h0 = FloatArg::<F>::extract(h0, "h0")?;
     let h0s = h0.dims(2, "(N, H)")?.to_vec();
@@ -228,6 +229,20 @@ fn forward_typed<'py, F: Real + Element>(
     };
     let masks_d = masks.data();
     let noise = noise_of(&masks_d);
+    if !keep {
+        let out = run_detached(py, || {
+            sequence::infer_with(&spec, &x_d, &h0_d, c0_d.as_deref(), &weights, &noise)
+        })?;
+        let c_n = out.c_n.map(|c| to_numpy(py, c, &[n, h])).transpose()?;
+        let none = py.None().into_bound(py);
+        return (
+            to_numpy(py, out.output, &[t, n, hs])?,
+            to_numpy(py, out.h_n, &[n, hs])?,
+            c_n,
+            none,
+        )
+            .into_pyobject(py);
+    }
     let out = run_detached(py, || {
         sequence::forward_with(&spec, &x_d, &h0_d, c0_d.as_deref(), &weights, &noise)
     })?;
@@ -457,7 +472,7 @@ pub fn gate_count(mode: &str) -> PyResult<usize> {
 
 /// One direction of one recurrent layer over a sequence (see the stub).
 #[pyfunction]
-#[pyo3(signature = (mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, reverse=false, *, w_peep=None, w_hr=None, w_ln=None, b_ln=None, recurrent_mask=None, zoneout_h=None, zoneout_c=None))]
+#[pyo3(signature = (mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, reverse=false, *, w_peep=None, w_hr=None, w_ln=None, b_ln=None, recurrent_mask=None, zoneout_h=None, zoneout_c=None, keep=true))]
 #[allow(clippy::too_many_arguments)]
 pub fn forward<'py>(
     py: Python<'py>,
@@ -478,12 +493,13 @@ pub fn forward<'py>(
     recurrent_mask: Option<&Bound<'py, PyAny>>,
     zoneout_h: Option<&Bound<'py, PyAny>>,
     zoneout_c: Option<&Bound<'py, PyAny>>,
+    keep: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let mode = Mode::from_name(mode)?;
     let masks = [recurrent_mask, zoneout_h, zoneout_c];
     let extra = [w_peep, w_hr, w_ln, b_ln];
     with_float!(precision(py, w_ih, "w_ih")?, F => forward_typed::<F>(
-        py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, extra, masks,
+        py, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, extra, masks, keep,
     ))
 }
 

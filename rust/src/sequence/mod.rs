@@ -6,8 +6,8 @@
 //! [`Mode::ih_blocks`](crate::mode::Mode::ih_blocks) and `hh_blocks`).
 //!
 //! Cost and structure of the forward:
-//! 1. one GEMM for the input projection of all steps, `x (T*N, D) @ w_ih^T`,
-//!    biases added once (`b_hh` too, except for GRU);
+//! 1. one product for the input projection of all steps, `x (T*N, D) @
+//!    w_ih^T`, biases added once (`b_hh` too, except for GRU);
 //! 2. per step one product `h_prev (N, H) @ w_hh^T` (a GEMM, or over packed
 //!    panels for shards of up to 32 rows: [`recurrent`]) accumulated into that step's
 //!    `(N, G*H)` slice (GRU: into a scratch buffer, since `r` multiplies its `n`
@@ -24,6 +24,12 @@
 //! The backward walks the steps in the opposite order, computing per step only
 //! the gate gradients and `dh_prev` (one GEMM with `w_hh`); `dx`, `dw_ih`,
 //! `dw_hh` are single GEMMs over all `T*N` rows after the loop.
+//!
+//! [`infer_with`] runs the same loop for a call that no backward follows, with
+//! one step of the per-step buffers and two slots of the states, reused; at a
+//! SIMD level with 8 or more rows per step, each step makes its own input
+//! projection over the same packed `W_ih`, which gives the same sums (a row's
+//! sums over the panels do not depend on the other rows).
 //!
 //! Memory saved for the backward: `gates (T, N, G*H)` (activated),
 //! `states (T+1, N, H)`, plus `cells (T+1, N, H)` for LSTM and `hn (T, N, H)`
@@ -48,12 +54,14 @@ mod spec;
 
 pub(crate) use backward::column_sums;
 pub use backward::{backward, backward_with, Grads};
-pub use forward::{forward, forward_with, Forward};
+pub use forward::{forward, forward_with, infer_with, Forward};
 pub use noise::Noise;
 pub(crate) use spec::check_finite;
 pub use spec::{Cache, CacheRef, Dims, NormRef, Spec, Weights};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_infer;
 #[cfg(test)]
 mod tests_proj;

@@ -14,7 +14,7 @@ pub(super) fn opt<F>(v: &[F]) -> Option<&[F]> {
     }
 }
 
-const MODES: [Mode; 12] = [
+pub(super) const MODES: [Mode; 12] = [
     Mode::RnnTanh,
     Mode::RnnRelu,
     Mode::Lstm,
@@ -109,7 +109,7 @@ impl Problem {
 
     /// The same problem with every mask its mode takes: a dropout mask of 0 and
     /// 2 (p = 1/2), zoneouts of 0, 1 and fractions.
-    fn with_noise(mut self, seed: u64) -> Self {
+    pub(super) fn with_noise(mut self, seed: u64) -> Self {
         let mut rng = Lcg(seed);
         let Dims { t, n, h, .. } = self.dims;
         let mut pick = |len: usize, values: &[f64]| -> Vec<f64> {
@@ -130,7 +130,7 @@ impl Problem {
         self
     }
 
-    fn noise(&self) -> Noise<'_, f64> {
+    pub(super) fn noise(&self) -> Noise<'_, f64> {
         Noise {
             recurrent: opt(&self.noise[0]),
             zoneout_h: opt(&self.noise[1]),
