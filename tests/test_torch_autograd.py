@@ -118,21 +118,22 @@ def test_forward_shares_memory_with_the_kernel(monkeypatch):
     seen = []
     original = kernels.forward
 
-    def spy(mode, x, h0, c0, *rest):
-        result = original(mode, x, h0, c0, *rest)
-        seen.append((x.ctypes.data, result[0].ctypes.data))
+    def spy(mode, x, h0, c0, *rest, **kw):
+        result = original(mode, x, h0, c0, *rest, **kw)
+        seen.append((x.ctypes.data, result[0].ctypes.data, kw.get("keep", True)))
         return result
 
     monkeypatch.setattr(kernels, "forward", spy)
     m = rt.LSTM(4, 3)
     x = torch.randn(5, 2, 4, requires_grad=True)
     out, _ = m(x)
-    ((x_ptr, out_ptr),) = seen
+    ((x_ptr, out_ptr, keep),) = seen
     assert x_ptr == x.data_ptr()
     assert out_ptr == out.data_ptr()
+    assert keep  # a backward follows
     with torch.no_grad():
         out, _ = m(x)
-    assert seen[1] == (x.data_ptr(), out.data_ptr())
+    assert seen[1] == (x.data_ptr(), out.data_ptr(), False)  # the inference path
 
 
 @pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:FutureWarning")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rnncore._grad import no_grad
 from rnncore.nn._base import Array
 from rnncore.nn._layer import _RNNBase, _Trace
 from rnncore.torch._checks import UnsupportedError
@@ -158,6 +159,9 @@ def run(
     ):
         return StackFunction.apply(cfg, training, x, h0, c0, lengths, *weights)
     stack = _BoundStack(cfg, [_numpy(w) for w in weights], training)
-    out, h_n, c_n, *_ = stack._forward_layers(_numpy(x), _numpy(h0), _numpy(c0), _numpy(lengths))
+    with no_grad():  # the kernels' inference path: nothing kept for a backward
+        out, h_n, c_n, *_ = stack._forward_layers(
+            _numpy(x), _numpy(h0), _numpy(c0), _numpy(lengths)
+        )
     c_n_t = None if c_n is None else torch.from_numpy(c_n)
     return torch.from_numpy(out), torch.from_numpy(h_n), c_n_t
