@@ -189,7 +189,9 @@ impl Places {
 /// projection (the MUTs' mixed blocks, layer normalisation over all steps).
 /// Each step's gates are then made while the step's rows are in cache, and an
 /// inference call needs no `(T, N, G*H)` buffer. A step needs
-/// [`STEP_PROJECTION_MIN_ROWS`] rows to repay reading all of `W_ih` each step.
+/// [`STEP_PROJECTION_MIN_ROWS`] rows to repay reading all of `W_ih` each step,
+/// and `W_ih` and `W_hh` must stay in the cache from step to step
+/// ([`STEP_PROJECTION_MAX_BYTES`]).
 fn step_projection<F: Real>(
     spec: &Spec<'_>,
     level: Level,
@@ -198,7 +200,9 @@ fn step_projection<F: Real>(
     let (t, n, d) = (spec.dims.t, spec.dims.n, spec.dims.d);
     let gh = spec.gh();
     let few = n < STEP_PROJECTION_MIN_ROWS || t * n < PANEL_MIN_ROWS;
-    if level == Level::Scalar || spec.mode.is_mut() || w.w_ln.is_some() || few {
+    let bytes = (w.w_ih.len() + w.w_hh.len()) * std::mem::size_of::<F>();
+    let large = bytes > STEP_PROJECTION_MAX_BYTES;
+    if level == Level::Scalar || spec.mode.is_mut() || w.w_ln.is_some() || few || large {
         return None;
     }
     cache::packed(w.w_ih, Form::Rows, gh, d, d, || Narrow::new(w.w_ih, gh, d)).ok()
@@ -209,6 +213,12 @@ fn step_projection<F: Real>(
 /// bound by the cache's bandwidth: at `N = 1`, `H = 512` an LSTM call took
 /// 1.27x the time of one product over all steps at once; at `N = 8`, 0.95x.
 const STEP_PROJECTION_MIN_ROWS: usize = 8;
+
+/// Bytes of `W_ih` and `W_hh` up to which the input projection is made step
+/// by step: half of a 32 MiB L3. At `H = 1024` (32 MiB of `f32`), each step read
+/// both from memory, and a call with `N = 32` took 1.03x-1.06x the time of
+/// one product over all steps; at `H = 512` (8 MiB), 0.82x-0.99x.
+const STEP_PROJECTION_MAX_BYTES: usize = 16 << 20;
 
 /// The input projection of each step: `x (T, N, D)`, `W_ih` packed, and the
 /// bias added to every row after the product (empty without biases).
