@@ -8,6 +8,7 @@ the context itself (nesting, decorator, threads); and the errors."""
 from __future__ import annotations
 
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -184,3 +185,25 @@ def test_evaluation_runs_without_grad_and_gives_the_loss():
     model.train()
     assert trainer.evaluate() == total / symbols
     assert model.rnn._trace is None  # the evaluation's forwards kept nothing
+
+
+def test_backends_under_no_grad():
+    """The reference takes ``keep``; another backend is called as before (no
+    ``keep`` keyword) and its cache is dropped."""
+    calls = []
+
+    def forward(*args, **kw):
+        calls.append(kw.get("keep", "absent"))
+        return ref.forward(*args, **{k: v for k, v in kw.items() if k != "keep"})
+
+    other = types.SimpleNamespace(forward=forward, backward=ref.backward)
+    x = np.random.default_rng(2).standard_normal((5, 3, 4))
+    for backend in (ref, other):
+        layer = nn.GRU(4, 6, dtype=np.float64, backend=backend, seed=1)
+        want, _ = layer(x)
+        with rnncore.no_grad():
+            got, _ = layer(x)
+        np.testing.assert_array_equal(want, got)
+        with pytest.raises(StateError):
+            layer.backward(np.ones_like(got))
+    assert calls == ["absent", "absent"]
