@@ -4,21 +4,19 @@
 use super::noise::{self, Noise};
 use super::recurrent::{Recurrent, RecurrentWeights};
 use super::spec::{check_finite, check_len, Cache, NormCache, Spec, Weights};
+use super::steps::{step_projection, Places, StepInput};
 use crate::buffer::zeros;
 use crate::cells::lstm_ln::{self, CellNorm};
 use crate::cells::{
     gru, gru_reset_before, layer_norm, lstm, lstm_cifg, lstm_peephole, mut_cells, rnn,
 };
 use crate::error::{Result, RnnError};
-use crate::linalg::{matmul_weights, MatRef, PANEL_MIN_ROWS};
+use crate::linalg::{matmul_weights, MatRef};
 use crate::mode::Mode;
-use crate::panel::cache::{self, Form};
-use crate::panel::narrow::Narrow;
 use crate::parallel;
 use crate::real::Real;
 use crate::shared::SharedMut;
 use crate::simd::{self, Level};
-use std::sync::Arc;
 
 /// What a forward call returns.
 #[derive(Debug)]
@@ -121,111 +119,6 @@ pub fn infer_with<F: Real>(
         h_n: f.h_n,
         c_n: f.c_n,
     })
-}
-
-/// Where step `t`'s rows are in a call's buffers. A forward that keeps its
-/// buffers for the backward has every step and slot; an inference call has
-/// one step (the gates only when they are projected step by step) and two
-/// slots: `prev_slot(t)` and `next_slot(t)` are consecutive, so they differ
-/// modulo 2.
-#[derive(Clone, Copy)]
-struct Places {
-    keep: bool,
-    gates_kept: bool,
-}
-
-impl Places {
-    /// Slots of the states and cells, and steps of the per-step buffers.
-    fn slots(&self, t_len: usize) -> usize {
-        if self.keep {
-            t_len + 1
-        } else {
-            2
-        }
-    }
-    fn steps(&self, t_len: usize) -> usize {
-        if self.keep {
-            t_len
-        } else {
-            1
-        }
-    }
-    fn gate_steps(&self, t_len: usize) -> usize {
-        if self.gates_kept {
-            t_len
-        } else {
-            1
-        }
-    }
-    fn slot(&self, slot: usize) -> usize {
-        if self.keep {
-            slot
-        } else {
-            slot % 2
-        }
-    }
-    fn step(&self, t: usize) -> usize {
-        if self.keep {
-            t
-        } else {
-            0
-        }
-    }
-    fn gate(&self, t: usize) -> usize {
-        if self.gates_kept {
-            t
-        } else {
-            0
-        }
-    }
-}
-
-/// `W_ih` packed for an input projection made step by step, inside the time
-/// loop, when that gives the sums of the product over all steps at once bit
-/// for bit: that product then runs over the same cached panels
-/// ([`crate::linalg::matmul_weights`] at a SIMD level with at least
-/// [`PANEL_MIN_ROWS`] rows), and the panels' sums for a row do not depend on
-/// the other rows. Not for the cells whose gates take more than the plain
-/// projection (the MUTs' mixed blocks, layer normalisation over all steps).
-/// Each step's gates are then made while the step's rows are in cache, and an
-/// inference call needs no `(T, N, G*H)` buffer. A step needs
-/// [`STEP_PROJECTION_MIN_ROWS`] rows to repay reading all of `W_ih` each step,
-/// and `W_ih` and `W_hh` must stay in the cache from step to step
-/// ([`STEP_PROJECTION_MAX_BYTES`]).
-fn step_projection<F: Real>(
-    spec: &Spec<'_>,
-    level: Level,
-    w: &Weights<'_, F>,
-) -> Option<Arc<Narrow<F>>> {
-    let (t, n, d) = (spec.dims.t, spec.dims.n, spec.dims.d);
-    let gh = spec.gh();
-    let few = n < STEP_PROJECTION_MIN_ROWS || t * n < PANEL_MIN_ROWS;
-    let bytes = (w.w_ih.len() + w.w_hh.len()) * std::mem::size_of::<F>();
-    let large = bytes > STEP_PROJECTION_MAX_BYTES;
-    if level == Level::Scalar || spec.mode.is_mut() || w.w_ln.is_some() || few || large {
-        return None;
-    }
-    cache::packed(w.w_ih, Form::Rows, gh, d, d, || Narrow::new(w.w_ih, gh, d)).ok()
-}
-
-/// Rows per step from which the input projection is made step by step. With
-/// fewer, each step's product reads all of `W_ih` for a few rows, which is
-/// bound by the cache's bandwidth: at `N = 1`, `H = 512` an LSTM call took
-/// 1.27x the time of one product over all steps at once; at `N = 8`, 0.95x.
-const STEP_PROJECTION_MIN_ROWS: usize = 8;
-
-/// Bytes of `W_ih` and `W_hh` up to which the input projection is made step
-/// by step: half of a 32 MiB L3. At `H = 1024` (32 MiB of `f32`), each step read
-/// both from memory, and a call with `N = 32` took 1.03x-1.06x the time of
-/// one product over all steps; at `H = 512` (8 MiB), 0.82x-0.99x.
-const STEP_PROJECTION_MAX_BYTES: usize = 16 << 20;
-
-/// The input projection of each step: `x (T, N, D)`, `W_ih` packed, and the
-/// bias added to every row after the product (empty without biases).
-struct StepInput<'a, F> {
-    w_ih: &'a Narrow<F>,
-    x: &'a [F],
-    bias: &'a [F],
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -51,6 +51,7 @@ mod noise;
 mod peephole_grad;
 pub(crate) mod recurrent;
 mod spec;
+mod steps;
 
 pub(crate) use backward::column_sums;
 pub use backward::{backward, backward_with, Grads};
