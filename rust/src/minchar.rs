@@ -14,7 +14,7 @@
 use crate::cells::rnn;
 use crate::error::{Result, RnnError};
 use crate::panel::narrow::Narrow;
-use crate::panel::{madd, transposed};
+use crate::panel::{madd, transposed, transposed_into_rows};
 use crate::real::Real;
 use crate::simd::Level;
 
@@ -132,10 +132,8 @@ fn step_body<R: Real>(
     let (w_t, w_rows) = rows.split_at_mut(h * hp); // W_hh^T (H, hp), W_hh (H, hp)
     for (i, row) in p.w_hh.chunks_exact(h).enumerate() {
         w_rows[i * hp..][..h].copy_from_slice(row);
-        for (j, &w) in row.iter().enumerate() {
-            w_t[j * hp + i] = w;
-        }
     }
+    transposed_into_rows(p.w_hh, h, h, h, w_t, hp); // in 16 x 16 tiles
     let (w_t, w_rows) = (&*w_t, &*w_rows);
     // Forward: hs (T+1, H) with hs[0] = h0.
     let mut hs = vec![R::ZERO; (t_len + 1) * h];

@@ -241,7 +241,21 @@ pub fn transposed<R: Real>(a: &[R], rows: usize, cols: usize) -> Vec<R> {
 /// `out (cols, rows)` row-major `= a^T`, for `a (rows, cols)` whose rows are
 /// `ld` elements apart.
 pub fn transposed_into<R: Real>(a: &[R], ld: usize, rows: usize, cols: usize, out: &mut [R]) {
-    assert!(out.len() >= rows * cols && ld >= cols);
+    transposed_into_rows(a, ld, rows, cols, out, rows);
+}
+
+/// [`transposed_into`] with the rows of `out` `ld_out >= rows` elements apart
+/// (the elements between are left as they are).
+pub fn transposed_into_rows<R: Real>(
+    a: &[R],
+    ld: usize,
+    rows: usize,
+    cols: usize,
+    out: &mut [R],
+    ld_out: usize,
+) {
+    assert!(ld >= cols && ld_out >= rows);
+    assert!(cols == 0 || out.len() >= (cols - 1) * ld_out + rows);
     assert!(rows == 0 || cols == 0 || (rows - 1) * ld + cols <= a.len());
     for r0 in (0..rows).step_by(TILE) {
         for c0 in (0..cols).step_by(TILE) {
@@ -249,8 +263,8 @@ pub fn transposed_into<R: Real>(a: &[R], ld: usize, rows: usize, cols: usize, ou
             transpose(
                 &a[r0 * ld + c0..],
                 ld,
-                &mut out[c0 * rows + r0..],
-                rows,
+                &mut out[c0 * ld_out + r0..],
+                ld_out,
                 units,
                 feats,
             );
@@ -445,6 +459,20 @@ mod tests {
             for r in 0..rows {
                 for c in 0..cols {
                     assert_eq!(t[c * rows + r], a[r * cols + c], "{rows}x{cols} at {r},{c}");
+                }
+            }
+            // Rows of the result padded to ld_out, the padding untouched.
+            let ld_out = rows.next_multiple_of(16) + 3;
+            let mut padded = vec![7.5; cols * ld_out];
+            transposed_into_rows(&a, cols, rows, cols, &mut padded, ld_out);
+            for c in 0..cols {
+                for r in 0..ld_out {
+                    let want = if r < rows { a[r * cols + c] } else { 7.5 };
+                    assert_eq!(
+                        padded[c * ld_out + r],
+                        want,
+                        "{rows}x{cols} padded at {r},{c}"
+                    );
                 }
             }
         }
