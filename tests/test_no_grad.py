@@ -207,3 +207,26 @@ def test_backends_under_no_grad():
         with pytest.raises(StateError):
             layer.backward(np.ones_like(got))
     assert calls == ["absent", "absent"]
+
+
+def test_trace_and_torch_autograd_keep_what_they_read_under_no_grad():
+    layer = nn.LSTM(3, 5, seed=0)
+    x = np.random.default_rng(3).standard_normal((4, 2, 3)).astype(np.float32)
+    want, _ = layer.trace(x)
+    with rnncore.no_grad():
+        got, _ = layer.trace(x)
+        with rnncore.enable_grad():
+            assert rnncore.is_grad_enabled()
+        assert not rnncore.is_grad_enabled()
+    assert want.keys() == got.keys()
+    for k in want:
+        np.testing.assert_array_equal(want[k], got[k])
+    torch = pytest.importorskip("torch")
+    from rnncore.torch import LSTM
+
+    m = LSTM(3, 5)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    with rnncore.no_grad():  # torch's autograd still records
+        out, _ = m(tx)
+    out.sum().backward()
+    assert tx.grad is not None and tx.grad.shape == tx.shape

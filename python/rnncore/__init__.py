@@ -22,7 +22,7 @@ from rnncore import (
     reference,
     train,
 )
-from rnncore._grad import is_grad_enabled, no_grad
+from rnncore._grad import enable_grad, is_grad_enabled, no_grad
 from rnncore._native import kernels as _kernels
 from rnncore._weight_cache import clear_weight_cache, set_weight_cache_limit, weight_cache_info
 from rnncore.errors import (
@@ -51,6 +51,7 @@ __all__ = [
     "corpus",
     "data",
     "decode",
+    "enable_grad",
     "errors",
     "get_num_threads",
     "is_grad_enabled",

@@ -15,7 +15,7 @@ import functools
 import threading
 from typing import Any, Callable, TypeVar
 
-__all__ = ["is_grad_enabled", "no_grad"]
+__all__ = ["enable_grad", "is_grad_enabled", "no_grad"]
 
 _local = threading.local()
 
@@ -51,3 +51,18 @@ class no_grad:  # named as torch's, used the same way
                 return fn(*args, **kwargs)
 
         return wrapped  # type: ignore[return-value]
+
+
+class enable_grad:  # named as torch's, used the same way
+    """Context manager under which forward calls keep what a backward needs
+    again, inside :class:`no_grad`: for calls that read what they kept (a
+    layer's ``trace``, a torch autograd forward). Applies to the calling
+    thread only."""
+
+    def __enter__(self) -> enable_grad:
+        self._saved = getattr(_local, "depth", 0)
+        _local.depth = 0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _local.depth = self._saved

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rnncore import _validate
-from rnncore._grad import is_grad_enabled
+from rnncore._grad import enable_grad, is_grad_enabled
 from rnncore.errors import ArgumentError, StateError
 from rnncore.nn._base import CELL_STATE, LAYER_NORM, PEEPHOLE, Array, KernelModule, State
 from rnncore.nn._directions import both
@@ -330,7 +330,8 @@ class _RNNBase(KernelModule):
         names(self._mode)  # refuses the cell variants traces do not cover, before any work
         if self.proj_size:
             raise ArgumentError("traces do not cover the LSTM with projections (proj_size > 0)")
-        _, h_n = self.forward(x, hx)
+        with enable_grad():  # the trace reads the kernels' caches, under no_grad too
+            _, h_n = self.forward(x, hx)
         tr = self._trace
         assert tr is not None  # forward sets it
         dirs = self._dirs

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rnncore._grad import no_grad
+from rnncore._grad import enable_grad, no_grad
 from rnncore.nn._base import Array
 from rnncore.nn._layer import _RNNBase, _Trace
 from rnncore.torch._checks import UnsupportedError
@@ -107,9 +107,10 @@ class StackFunction(torch.autograd.Function):
         stack = _BoundStack(cfg, [_numpy(w) for w in weights], training)
         lens = _numpy(lengths)
         x_np = _numpy(x)
-        out, h_n, c_n, inputs, caches, masks = stack._forward_layers(
-            x_np, _numpy(h0), _numpy(c0), lens
-        )
+        with enable_grad():  # torch's autograd decides here, not rnncore.no_grad()
+            out, h_n, c_n, inputs, caches, masks = stack._forward_layers(
+                x_np, _numpy(h0), _numpy(c0), lens
+            )
         ctx.stack = stack
         ctx.trace = _Trace(inputs, caches, masks, lens, True, out.shape, h_n.shape, "", None)
         ctx.lstm = c0 is not None
