@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_layer_norm import LN_MODES
+from test_layer_norm import make as make_ln
 from test_recurrent_noise import MODES, make
 
 import rnncore
@@ -27,7 +29,7 @@ from rnncore.models import CharLM, LMConfig
 from rnncore.optim import create
 from rnncore.train import TrainConfig, Trainer
 
-ALL_MODES = [*MODES, "lstm_ln", "gru_ln"]
+ALL_MODES = [*MODES, *LN_MODES]
 
 
 def kernel_call(impl, mode, args, kw, lengths, reverse, **extra):
@@ -36,14 +38,6 @@ def kernel_call(impl, mode, args, kw, lengths, reverse, **extra):
         mode, a["x"], a["h0"], a["c0"], a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"],
         lengths, reverse, **kw, **extra,
     )  # fmt: skip
-
-
-def layer_norm_weights(mode, H, rng, dtype):
-    blocks = {"lstm_ln": 9, "gru_ln": 6}[mode]
-    return {
-        "w_ln": (1.0 + 0.2 * rng.normal(size=blocks * H)).astype(dtype),
-        "b_ln": (0.1 * rng.normal(size=blocks * H)).astype(dtype),
-    }
 
 
 @settings(max_examples=60, deadline=None)
@@ -63,12 +57,10 @@ def layer_norm_weights(mode, H, rng, dtype):
 def test_inference_path_gives_the_bits_of_the_kept_forward(
     mode, T, N, D, H, reverse, ragged, masks, dtype, threads, seed
 ):
-    ln = mode in ("lstm_ln", "gru_ln")
-    base = "lstm" if mode == "lstm_ln" else "gru" if mode == "gru_ln" else mode
-    args, kw = make(base, T, N, D, H, seed=seed, rec=masks, zh=masks, zc=masks, dtype=dtype)
-    if ln:
-        kw = {k: v for k, v in kw.items() if k != "recurrent_mask"}
-        kw.update(layer_norm_weights(mode, H, np.random.default_rng(seed), dtype))
+    if mode in LN_MODES:
+        args, kw = make_ln(T, N, D, H, mode=mode, seed=seed, noise=masks, dtype=dtype)
+    else:
+        args, kw = make(mode, T, N, D, H, seed=seed, rec=masks, zh=masks, zc=masks, dtype=dtype)
     rng = np.random.default_rng(seed + 1)
     lengths = rng.integers(1, T + 1, size=N) if ragged else None
     rnncore.set_num_threads(threads)

@@ -190,10 +190,7 @@ fn forward_on_pool<F: Real>(
     } else {
         step_projection(spec, level, w)
     };
-    let places = Places {
-        keep,
-        gates_kept: keep || w_ih.is_none(),
-    };
+    let places = Places::new(t_len, keep, keep || w_ih.is_none());
     let bias: Vec<F> = match (mode.is_mut(), w.b_ih, w.b_hh) {
         (false, Some(b_ih), Some(b_hh)) => {
             let fold_hh = !mode.separate_recurrent_projection();
@@ -206,7 +203,7 @@ fn forward_on_pool<F: Real>(
     };
     // Input projection: in the time loop, step by step, or here for every step
     // at once, gates (T*N, G*H) = x @ w_ih^T + biases.
-    let mut gates = zeros::<F>(places.gate_steps(t_len) * n * gh, "gates")?;
+    let mut gates = zeros::<F>(places.gate_steps * n * gh, "gates")?;
     if w_ih.is_some() {
         // Each step's own, in `run_shard`.
     } else if mode.is_mut() {
@@ -256,7 +253,7 @@ fn forward_on_pool<F: Real>(
         add_rows(&mut gates, &bias);
     }
 
-    let (slots, steps) = (places.slots(t_len), places.steps(t_len));
+    let (slots, steps) = (places.slots, places.steps);
     let mut states = zeros::<F>(slots * ns, "states")?;
     let init = places.slot(spec.initial_slot());
     states[init * ns..][..ns].copy_from_slice(h0);
@@ -344,15 +341,6 @@ fn forward_on_pool<F: Real>(
     })
 }
 
-/// `rows (R, G) += bias (G,)` for every row, on this thread.
-fn add_bias<F: Real>(rows: &mut [F], bias: &[F]) {
-    for row in rows.chunks_exact_mut(bias.len()) {
-        for (g, &b) in row.iter_mut().zip(bias) {
-            *g += b;
-        }
-    }
-}
-
 /// `rows (R, G) += bias (G,)` for every row, the rows shared among the threads.
 fn add_rows<F: Real>(rows: &mut [F], bias: &[F]) {
     let width = bias.len();
@@ -436,11 +424,9 @@ fn run_shard<F: Real>(
             let x_t = &input.x[(t * n + b0) * d..][..s * d];
             input.w_ih.mul(level, g_t, x_t, s, false, wide);
             if !input.bias.is_empty() {
-                if wide {
-                    add_rows(g_t, input.bias);
-                } else {
-                    add_bias(g_t, input.bias);
-                }
+                // Shared among the threads only for a wide step: a batch shard's
+                // (S <= 16, G*H < 4 * WIDE_H) is below `add_rows`' threshold.
+                add_rows(g_t, input.bias);
             }
         }
         {

@@ -10,60 +10,38 @@ use crate::real::Real;
 use crate::simd::Level;
 use std::sync::Arc;
 
-/// Where step `t`'s rows are in a call's buffers. A forward that keeps its
-/// buffers for the backward has every step and slot; an inference call has
-/// one step (the gates only when they are projected step by step) and two
-/// slots: `prev_slot(t)` and `next_slot(t)` are consecutive, so they differ
-/// modulo 2.
+/// Where step `t`'s rows are in a call's buffers: slot `s` of the states and
+/// cells at `s % slots`, step `t` of the per-step buffers at `t % steps` and
+/// of the gates at `t % gate_steps`. A forward that keeps its buffers for the
+/// backward has every slot and step (`T + 1` and `T`, so each index is
+/// itself); an inference call has two slots (`prev_slot(t)` and
+/// `next_slot(t)` are consecutive, so they differ modulo 2) and one step (of
+/// the gates too when they are projected step by step).
 #[derive(Clone, Copy)]
 pub(super) struct Places {
-    pub(super) keep: bool,
-    pub(super) gates_kept: bool,
+    pub(super) slots: usize,
+    pub(super) steps: usize,
+    pub(super) gate_steps: usize,
 }
 
 impl Places {
-    /// Slots of the states and cells, and steps of the per-step buffers.
-    pub(super) fn slots(&self, t_len: usize) -> usize {
-        if self.keep {
-            t_len + 1
-        } else {
-            2
-        }
-    }
-    pub(super) fn steps(&self, t_len: usize) -> usize {
-        if self.keep {
-            t_len
-        } else {
-            1
-        }
-    }
-    pub(super) fn gate_steps(&self, t_len: usize) -> usize {
-        if self.gates_kept {
-            t_len
-        } else {
-            1
+    /// The places of a call over `t_len` steps; `gates_kept` when the gates
+    /// of every step are made (and kept) before the time loop.
+    pub(super) fn new(t_len: usize, keep: bool, gates_kept: bool) -> Self {
+        Self {
+            slots: if keep { t_len + 1 } else { 2 },
+            steps: if keep { t_len } else { 1 },
+            gate_steps: if gates_kept { t_len } else { 1 },
         }
     }
     pub(super) fn slot(&self, slot: usize) -> usize {
-        if self.keep {
-            slot
-        } else {
-            slot % 2
-        }
+        slot % self.slots
     }
     pub(super) fn step(&self, t: usize) -> usize {
-        if self.keep {
-            t
-        } else {
-            0
-        }
+        t % self.steps
     }
     pub(super) fn gate(&self, t: usize) -> usize {
-        if self.gates_kept {
-            t
-        } else {
-            0
-        }
+        t % self.gate_steps
     }
 }
 

@@ -14,6 +14,29 @@ pub(super) fn opt<F>(v: &[F]) -> Option<&[F]> {
     }
 }
 
+/// The weights among a [`Problem`]'s arrays (in its order), or among a copy
+/// of them in another float type ([`cast`]).
+pub(super) fn weights_of<F>(a: &[Vec<F>]) -> Weights<'_, F> {
+    Weights {
+        w_ih: &a[3],
+        w_hh: &a[4],
+        b_ih: opt(&a[5]),
+        b_hh: opt(&a[6]),
+        w_peep: opt(&a[7]),
+        w_hr: opt(&a[8]),
+        w_ln: opt(&a[9]),
+        b_ln: opt(&a[10]),
+    }
+}
+
+/// `arrays` rounded to `F`.
+pub(super) fn cast<F: crate::real::Real>(arrays: &[Vec<f64>]) -> Vec<Vec<F>> {
+    arrays
+        .iter()
+        .map(|v| v.iter().map(|&x| F::from_f64(x)).collect())
+        .collect()
+}
+
 pub(super) const MODES: [Mode; 12] = [
     Mode::RnnTanh,
     Mode::RnnRelu,
@@ -148,16 +171,7 @@ impl Problem {
     }
 
     pub(super) fn weights(&self) -> Weights<'_, f64> {
-        Weights {
-            w_ih: &self.arrays[3],
-            w_hh: &self.arrays[4],
-            b_ih: opt(&self.arrays[5]),
-            b_hh: opt(&self.arrays[6]),
-            w_peep: opt(&self.arrays[7]),
-            w_hr: opt(&self.arrays[8]),
-            w_ln: opt(&self.arrays[9]),
-            b_ln: opt(&self.arrays[10]),
-        }
+        weights_of(&self.arrays)
     }
 
     pub(super) fn run(&self) -> Forward<f64> {
@@ -402,18 +416,8 @@ fn f32_agrees_with_f64() {
         };
         let p = Problem::new(mode, dims, Some(vec![30, 7, 19]), false, true, 3);
         let f64_out = p.run();
-        let to32 = |v: &Vec<f64>| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-        let a: Vec<Vec<f32>> = p.arrays.iter().map(to32).collect();
-        let w = Weights {
-            w_ih: &a[3],
-            w_hh: &a[4],
-            b_ih: opt(&a[5]),
-            b_hh: opt(&a[6]),
-            w_peep: opt(&a[7]),
-            w_hr: opt(&a[8]),
-            w_ln: opt(&a[9]),
-            b_ln: opt(&a[10]),
-        };
+        let a: Vec<Vec<f32>> = cast(&p.arrays);
+        let w = weights_of(&a);
         let f32_out = forward(&p.spec(), &a[0], &a[1], opt(&a[2]), &w).unwrap();
         for (x, y) in f32_out.output.iter().zip(&f64_out.output) {
             assert!((*x as f64 - y).abs() < 1e-4, "{mode:?}: {x} vs {y}");

@@ -2,7 +2,7 @@
 //! by step, gives the bits of the forward that keeps everything and projects
 //! all steps first.
 
-use super::tests::{opt, Problem, MODES};
+use super::tests::{cast, opt, weights_of, Problem, MODES};
 use super::*;
 use crate::mode::Mode;
 use crate::parallel;
@@ -16,27 +16,9 @@ fn check_paths(p: &Problem) {
 }
 
 fn check_typed<F: Real>(p: &Problem) {
-    let a: Vec<Vec<F>> = p
-        .arrays
-        .iter()
-        .map(|v| v.iter().map(|&e| F::from_f64(e)).collect())
-        .collect();
-    let nz: Vec<Vec<F>> = p
-        .noise
-        .iter()
-        .map(|v| v.iter().map(|&e| F::from_f64(e)).collect())
-        .collect();
+    let (a, nz) = (cast::<F>(&p.arrays), cast::<F>(&p.noise));
     let spec = p.spec();
-    let w = Weights {
-        w_ih: &a[3],
-        w_hh: &a[4],
-        b_ih: opt(&a[5]),
-        b_hh: opt(&a[6]),
-        w_peep: opt(&a[7]),
-        w_hr: opt(&a[8]),
-        w_ln: opt(&a[9]),
-        b_ln: opt(&a[10]),
-    };
+    let w = weights_of(&a);
     let noise = Noise {
         recurrent: opt(&nz[0]),
         zoneout_h: opt(&nz[1]),

@@ -2,7 +2,7 @@
 //! gradient (including `dw_hr`), thread-count independence on the shard and
 //! wide paths, padded steps, and the errors of its arguments.
 
-use super::tests::{opt, Problem};
+use super::tests::{cast, opt, weights_of, Problem};
 use super::*;
 use crate::error::RnnError;
 use crate::mode::Mode;
@@ -146,21 +146,8 @@ fn f32_agrees_with_f64() {
         3,
     );
     let f64_out = q.run();
-    let a: Vec<Vec<f32>> = q
-        .arrays
-        .iter()
-        .map(|v| v.iter().map(|&x| x as f32).collect())
-        .collect();
-    let w = Weights {
-        w_ih: &a[3],
-        w_hh: &a[4],
-        b_ih: opt(&a[5]),
-        b_hh: opt(&a[6]),
-        w_peep: None,
-        w_hr: opt(&a[8]),
-        w_ln: None,
-        b_ln: None,
-    };
+    let a: Vec<Vec<f32>> = cast(&q.arrays);
+    let w = weights_of(&a); // no peepholes, no normalisation: those arrays are empty
     let f32_out = forward(&q.spec(), &a[0], &a[1], opt(&a[2]), &w).unwrap();
     for (x, y) in f32_out.output.iter().zip(&f64_out.output) {
         assert!((*x as f64 - y).abs() < 1e-4, "{x} vs {y}");
